@@ -1,0 +1,208 @@
+"""Start a teaching server in a child process and hand back a handle.
+
+    with labkit.serve("select_echo") as srv:
+        sock = socket.create_connection((srv.host, srv.port), timeout=5)
+
+Why a child process, and how it never outlives the notebook:
+
+* It runs ``python -m labkit.servers.NAME --host 127.0.0.1 --port 0`` in its **own session**,
+  so the SIGINT that Jupyter sends to the kernel's process group on "interrupt" does not hit it.
+* Its stdin is a pipe from us. The server watches it from a real OS thread and exits on EOF,
+  which happens when we close it *or when we die*, even by SIGKILL.
+* We stop it on ``with`` exit, ``stop()``, ``stop_all()`` and at interpreter exit:
+  SIGTERM first, SIGKILL if it does not go within a few seconds.
+* Its stdout and stderr never reach the kernel's own: a thread reads them into ``log()``.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from labkit.servers import NAMES
+
+__all__ = ["serve", "stop_all", "ServerHandle", "ServerStartError", "running"]
+
+LOG_LINES_KEPT = 2000
+_running: set["ServerHandle"] = set()
+_lock = threading.Lock()
+
+
+class ServerStartError(RuntimeError):
+    """The server exited, or did not say READY in time. The message ends with its log."""
+
+
+class ServerHandle:
+    """A running background server: ``host``, ``port``, ``pid``, ``log()``, ``stats()``."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.host = ""
+        self.port = 0
+        self._lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self._ready = threading.Event()
+        self._stats: queue.Queue[dict[str, int]] = queue.Queue()
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, env=_child_env(), close_fds=True)
+        self.pid = self.process.pid
+        self._reader = threading.Thread(target=self._read_output, daemon=True,
+                                        name=f"labkit-log-{name}")
+        self._reader.start()
+
+    # -- output -------------------------------------------------------------------------------
+    def _read_output(self) -> None:
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            tag, _, rest = line.partition(" ")
+            if tag == "READY" and not self._ready.is_set():
+                info = json.loads(rest)
+                self.host, self.port = info["host"], info["port"]
+                self._ready.set()
+            elif tag == "STATS":
+                self._stats.put(json.loads(rest))
+            else:
+                self._lines.append(line)
+
+    def log(self, last: int | None = None) -> str:
+        """The server's captured output (stdout and stderr), optionally only the last lines."""
+        lines = list(self._lines)
+        return "\n".join(lines[-last:] if last else lines)
+
+    def stats(self, timeout: float = 5.0) -> dict[str, int]:
+        """The server's counters (connections, bytes_in, bytes_out, errors, ...)."""
+        if not self.alive:
+            raise RuntimeError(f"{self.name} is not running")
+        self.process.stdin.write(b"stats\n")
+        self.process.stdin.flush()
+        try:
+            return self._stats.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"{self.name} did not report stats within {timeout} s") from None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self.process.poll() is not None:
+                self._reader.join(1)     # collect its last words
+                self._fail(f"it exited with code {self.process.returncode}")
+            if time.monotonic() > deadline:
+                self._fail(f"it did not print READY within {timeout:g} s")
+
+    def _fail(self, why: str) -> None:
+        self.stop()
+        tail = self.log(last=20) or "(no output)"
+        raise ServerStartError(f"labkit server {self.name!r} failed to start: {why}.\n"
+                               f"command: {' '.join(self.argv)}\n"
+                               f"--- last log lines ---\n{tail}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM the server's process group, SIGKILL it if it lingers; idempotent."""
+        with _lock:
+            _running.discard(self)
+        if self.alive:
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.pid, signal.SIGKILL)
+                self.process.wait(grace)
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self._reader.join(1)
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"{self.host}:{self.port}, pid {self.pid}" if self.alive else "stopped"
+        return f"<labkit server {self.name} ({state})>"
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)          # the server leads its own session: this hits its children too
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    # labkit is importable in the child even when it is not installed (a plain checkout).
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _option_flags(options: dict[str, Any]) -> list[str]:
+    flags: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value not in (False, None):
+            flags += [flag, str(value)]
+    return flags
+
+
+def serve(name: str, *, ready_timeout: float = 20.0, **options: Any) -> ServerHandle:
+    """Start ``labkit.servers.<name>`` on 127.0.0.1 with a free port; return its handle.
+
+    Keyword options become command-line flags: ``root="data"`` -> ``--root data``,
+    ``edge=True`` -> ``--edge``. Raises ServerStartError (with the log tail) if it fails.
+    """
+    if name not in NAMES:
+        raise ValueError(f"no teaching server named {name!r}; choose one of: {', '.join(NAMES)}")
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 0)
+    argv = [sys.executable, "-m", f"labkit.servers.{name}", *_option_flags(options)]
+    handle = ServerHandle(name, argv)
+    with _lock:
+        _running.add(handle)
+    handle.wait_ready(ready_timeout)
+    return handle
+
+
+def running() -> list[ServerHandle]:
+    """The servers this process started and has not stopped yet."""
+    with _lock:
+        return [h for h in _running if h.alive]
+
+
+def stop_all() -> int:
+    """Stop every server this process started; return how many were still running."""
+    with _lock:
+        handles = list(_running)
+    alive = sum(h.alive for h in handles)
+    for h in handles:
+        h.stop()
+    return alive
+
+
+atexit.register(stop_all)

@@ -1,0 +1,1 @@
+"""Clients that drive the teaching servers and check every byte they get back."""

@@ -1,0 +1,86 @@
+"""One echo round trip done right: send in pieces, read at the same time, check every byte.
+
+Sending everything before reading can deadlock against a correct server once both sides'
+socket buffers are full, so this client watches its socket for reading and writing at once.
+
+    >>> from labkit.clients.echo import echo_roundtrip
+    >>> echo_roundtrip(("127.0.0.1", port), b"hello")       # doctest: +SKIP
+    b'hello'
+"""
+from __future__ import annotations
+
+import random
+import selectors
+import socket
+import time
+
+__all__ = ["echo_roundtrip", "random_pieces"]
+
+
+def random_pieces(total: int, rng: random.Random, largest: int = 8192) -> list[int]:
+    """Split ``total`` bytes into random piece sizes from 1 to ``largest``."""
+    sizes = []
+    while total > 0:
+        size = min(total, rng.randint(1, largest))
+        sizes.append(size)
+        total -= size
+    return sizes
+
+
+def echo_roundtrip(address: tuple[str, int], payload: bytes, pieces: list[int] | None = None,
+                   timeout: float = 20.0, read_size: int = 65536,
+                   read_pause: float = 0.0) -> bytes:
+    """Send ``payload`` (in ``pieces`` if given), return everything echoed back.
+
+    Stops when as many bytes came back as were sent; raises TimeoutError if the whole
+    exchange takes longer than ``timeout``. ``read_pause`` makes a deliberately slow reader.
+    """
+    pieces = pieces or [len(payload)]
+    deadline = time.monotonic() + timeout
+    received = bytearray()
+    with socket.create_connection(address, timeout=timeout) as sock, \
+            selectors.DefaultSelector() as sel:
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        view, offsets = memoryview(payload), _offsets(pieces)
+        sent = 0
+        while len(received) < len(payload):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"echo: got {len(received)} of {len(payload)} bytes back")
+            for _, events in sel.select(min(left, 1.0)):
+                if events & selectors.EVENT_WRITE and sent < len(payload):
+                    end = next(o for o in offsets if o > sent)
+                    sent += _send_some(sock, view[sent:end])
+                    if sent == len(payload):   # nothing more to write: stop asking
+                        sel.modify(sock, selectors.EVENT_READ)
+                if events & selectors.EVENT_READ:
+                    received += _recv_some(sock, read_size)
+                    if read_pause:
+                        time.sleep(read_pause)
+    return bytes(received)
+
+
+def _offsets(pieces: list[int]) -> list[int]:
+    out, total = [], 0
+    for size in pieces:
+        total += size
+        out.append(total)
+    return out
+
+
+def _send_some(sock: socket.socket, data: memoryview) -> int:
+    try:
+        return sock.send(data)
+    except BlockingIOError:
+        return 0
+
+
+def _recv_some(sock: socket.socket, size: int) -> bytes:
+    try:
+        data = sock.recv(size)
+    except BlockingIOError:
+        return b""
+    if not data:
+        raise ConnectionError("the server closed the connection before echoing everything")
+    return data

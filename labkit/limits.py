@@ -1,0 +1,48 @@
+"""The open-file limit: every socket is a file descriptor, so it caps how many clients we hold.
+
+A process may raise its own soft limit up to the hard limit, which we do once. Each client
+needs one descriptor in the client process and one in the server process (they are separate
+processes, so each side counts against its own limit), plus a few dozen for Python itself.
+"""
+from __future__ import annotations
+
+import resource
+
+__all__ = ["raise_open_file_limit", "max_clients", "check_client_count", "TooManyClients"]
+
+RESERVED_FDS = 64   # stdin/out/err, the selector, pipes, imported libraries, the kernel's sockets
+
+
+class TooManyClients(ValueError):
+    """Asked for more sockets than this process may open."""
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft limit to the hard limit when allowed; return (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def max_clients() -> int:
+    """How many concurrent client sockets one process can hold here."""
+    soft, _ = raise_open_file_limit()
+    return max(0, soft - RESERVED_FDS)
+
+
+def check_client_count(n: int) -> None:
+    """Raise TooManyClients, saying what to do, if ``n`` sockets won't fit."""
+    limit = max_clients()
+    if n > limit:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        raise TooManyClients(
+            f"{n:,} clients need {n:,} open sockets, but this process may open {soft:,} files "
+            f"(hard limit {hard:,}), so at most about {limit:,} clients. Choose fewer clients, "
+            f"or raise the limit before starting Jupyter: `ulimit -n {n + 2 * RESERVED_FDS}` in "
+            f"the shell (an administrator can raise the hard limit in "
+            f"/etc/security/limits.conf).")

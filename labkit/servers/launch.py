@@ -1,0 +1,147 @@
+"""What every teaching server shares, so that each server module shows only its idea.
+
+A server module defines ``serve(listener, args)`` and ends with::
+
+    if __name__ == "__main__":
+        launch.run(serve, __doc__)
+
+``run`` then does the plumbing, the same for every server:
+
+* parses ``--host`` (default ``127.0.0.1``) and ``--port`` (default ``0``: the OS picks a free
+  port). Binding anything but loopback needs ``--allow-remote``: many students share one machine.
+* binds and listens, then prints one line ``READY {"host": ..., "port": ..., "pid": ...}``
+  so the parent (``labkit.serve``) knows where the server is.
+* starts the *lifeline*: a real OS thread that reads stdin. EOF on stdin means the parent
+  (a Jupyter kernel, a test) is gone, and the server exits at once; it never outlives its owner.
+  The line ``stats`` on stdin makes the server print ``STATS {...}`` with its counters.
+* turns SIGTERM into a clean exit (``finally`` blocks run, sockets close).
+
+Try it: ``python -m labkit.servers.selectors_echo --port 0``.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from collections import Counter
+from typing import Any, Callable
+
+__all__ = ["run", "counters", "emit", "parser"]
+
+
+class Counters:
+    """Thread-safe named counters (connections, bytes_in, ...) the parent can read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Counter[str] = Counter()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self._values.update(amounts)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+counters = Counters()
+_print_lock = threading.Lock()
+
+
+def emit(tag: str, payload: dict[str, Any]) -> None:
+    """Print one protocol line (``READY {...}``, ``STATS {...}``) for the parent to read."""
+    with _print_lock:
+        sys.stdout.write(f"{tag} {json.dumps(payload)}\n")
+        sys.stdout.flush()
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    first_line = (description or "").strip().split("\n")[0]
+    p = argparse.ArgumentParser(description=first_line)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to bind; 0 lets the OS choose")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow binding a non-loopback address (off: this is a shared machine)")
+    p.add_argument("--backlog", type=int, default=4096, help="listen() backlog")
+    p.add_argument("--client-timeout", type=float, default=30.0,
+                   help="seconds a blocking server waits on a silent client before dropping it")
+    return p
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _original(module: str, name: str) -> Any:
+    """The un-patched function, even when gevent has monkey-patched this process."""
+    if "gevent.monkey" in sys.modules:
+        from gevent import monkey
+        return monkey.get_original(module, name)
+    return getattr(__import__(module), name)
+
+
+def _lifeline() -> None:
+    """Runs in a real OS thread: exit when the parent closes our stdin, answer ``stats``."""
+    read = _original("os", "read")
+    pending = b""
+    while True:
+        try:
+            chunk = read(0, 4096)  # blocks this thread only; it is not a greenlet
+        except OSError:
+            chunk = b""
+        if not chunk:              # EOF: whoever started us is gone
+            os._exit(0)
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip() == b"stats":
+                emit("STATS", counters.snapshot())
+
+
+def start_lifeline() -> None:
+    start_thread = _original("_thread", "start_new_thread")
+    start_thread(_lifeline, ())
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def bind(args: argparse.Namespace) -> socket.socket:
+    if not is_loopback(args.host) and not args.allow_remote:
+        sys.exit(f"refusing to bind {args.host!r}: this course serves on loopback only "
+                 "(127.0.0.1). Pass --allow-remote if you really mean it.")
+    return socket.create_server((args.host, args.port), backlog=args.backlog)
+
+
+def run(serve: Callable[[socket.socket, argparse.Namespace], None], description: str | None,
+        add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+        argv: list[str] | None = None) -> None:
+    """Parse arguments, bind, announce READY, and run ``serve`` until stopped."""
+    p = parser(description)
+    if add_arguments:
+        add_arguments(p)
+    args = p.parse_args(argv)
+    listener = bind(args)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if not sys.stdin.isatty():   # run by a parent: follow it; run by hand: Ctrl-C stops us
+        start_lifeline()
+    host, port = listener.getsockname()[:2]
+    emit("READY", {"host": host, "port": port, "pid": os.getpid()})
+    try:
+        serve(listener, args)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()

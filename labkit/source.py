@@ -1,0 +1,23 @@
+"""Show the exact code that runs, in a notebook: ``labkit.show("select_echo")``."""
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+__all__ = ["show", "source_of"]
+
+
+def source_of(target: Any) -> str:
+    """Source of a teaching server (by name), a module, a function or a class."""
+    if isinstance(target, str):
+        from labkit.servers import NAMES
+        module = f"labkit.servers.{target}" if target in NAMES else target
+        target = importlib.import_module(module)
+    return inspect.getsource(target)
+
+
+def show(target: Any):
+    """Display the source with syntax highlighting (plain text outside Jupyter)."""
+    from IPython.display import Code
+    return Code(source_of(target), language="python")

@@ -1,0 +1,79 @@
+"""Build the lesson notebooks from their sources and store fresh outputs.
+
+Each lesson is written as a plain Python file in ``notebooks/src/`` (percent format: a line
+``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``),
+which reviews and diffs well. This script turns it into ``notebooks/NN_topic.ipynb`` and runs it
+top to bottom in a fresh kernel, so the stored outputs are exactly what a fresh run prints
+(``pytest --nbval`` then checks that they still are).
+
+    python notebooks/build.py                 # every lesson
+    python notebooks/build.py 00_start_here   # one lesson
+
+``tests/test_notebook_sources.py`` fails if a notebook's cells drift from its source.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "src"
+MARKER = re.compile(r"^# %%(?: \[(markdown)\])?\s*$")
+
+
+def parse(text: str) -> list[tuple[str, str]]:
+    """Split a percent-format source into (kind, source) cells."""
+    cells: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        m = MARKER.match(line)
+        if m:
+            cells.append(("markdown" if m.group(1) else "code", []))
+        elif cells:
+            cells[-1][1].append(line)
+    out = []
+    for kind, lines in cells:
+        if kind == "markdown":
+            lines = [ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in lines]
+        body = "\n".join(lines).strip("\n")
+        if body:
+            out.append((kind, body))
+    return out
+
+
+def to_notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.language_info = {"name": "python"}
+    for i, (kind, body) in enumerate(cells):
+        cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(body)
+        cell.id = f"cell-{i:02d}"          # stable ids: rebuilding changes no id
+        nb.cells.append(cell)
+    return nb
+
+
+def build(name: str, timeout: int = 300) -> Path:
+    source = SOURCES / f"{name}.py"
+    nb = to_notebook(parse(source.read_text(encoding="utf-8")))
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(HERE)}}).execute()
+    for cell in nb.cells:                   # keep the files small and free of run-specific noise
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    target = HERE / f"{name}.ipynb"
+    nbformat.write(nb, target)
+    return target
+
+
+def main(names: list[str]) -> None:
+    names = names or sorted(p.stem for p in SOURCES.glob("[0-9][0-9]_*.py"))
+    for name in names:
+        print(f"building {name} ...", flush=True)
+        print(f"  wrote {build(name).relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,129 @@
+# %% [markdown]
+# # 00 · Start here
+#
+# **asynclab** teaches coroutines and asynchronous I/O from the ground up, in Python: generator
+# coroutines, greenlet switching, gevent, the event-driven model, `select`/`poll`/`epoll` and the
+# `selectors` module, up to servers that hold thousands of clients. Every lesson runs real code
+# against real servers on this machine, measures what happens, draws it, and checks its own
+# claims with `assert`.
+#
+# **After this notebook you can** check that your machine is ready, start one of the course's
+# teaching servers in the background, talk to it over a socket, and stop it.
+#
+# **Time:** about 10 minutes.
+
+# %% [markdown]
+# ## The lessons
+#
+# Read them in order; each builds on the one before.
+#
+# | # | Lesson | You will see |
+# |---|---|---|
+# | 00 | [Start here](00_start_here.ipynb) | the doctor, a first background echo server |
+# | 01 | Coroutines with generators *(coming)* | `send`, a round-robin scheduler, the cost of a switch |
+# | 02 | greenlet *(coming)* | switching between functions, drawn as a timeline |
+# | 03 | gevent basics *(coming)* | `spawn`, `joinall`, `Pool`, `Queue`, monkey patching in a child |
+# | 04 | Synchronous vs asynchronous I/O *(coming)* | one page fetcher, three strategies, measured |
+# | 05 | The event-driven model *(coming)* | three tasks drawn from real runs; an event loop from scratch |
+# | 06 | A gevent socket server *(coming)* | 100 clients, one thread, and a bug that burns a CPU |
+# | 07 | select, poll and epoll *(coming)* | what watching 10,000 sockets costs |
+# | 08 | The selectors file server *(coming)* | framed get/put for thousands of clients, byte for byte |
+
+# %% [markdown]
+# ## How to use the notebooks
+#
+# * Run cells from the top with **Shift+Enter**, or **Run → Run All Cells**.
+# * Each lesson imports `labkit`, the course's helper package. It starts the teaching servers
+#   in background processes, drives clients, records what every task did and when, and draws it.
+#   Whenever a lesson uses labkit for something that matters, it shows you the code.
+# * Servers listen on `127.0.0.1` on a port the operating system picks, so many students can
+#   share one machine. They stop when their `with` block ends, when you restart the kernel, and
+#   even when the kernel crashes: a server watches a pipe from the kernel and exits when it closes.
+# * Cells with sliders and a **Run** button redraw their figure when you change a setting.
+#   Next to each, a plain cell calls the same function with fixed values, so you can read the
+#   code that the widget runs.
+# * Each lesson ends with exercises. `hint(n)` gives a nudge and `check(n, answer)` tells you
+#   whether you have it.
+
+# %% [markdown]
+# ## Is this machine ready?
+#
+# `labkit.doctor()` checks the Python and package versions, the selector that `selectors` uses
+# here, the open-file limit (every socket is an open file, so this limit caps how many clients
+# one process can hold), and it starts a real echo server, sends it 64 KiB and checks every
+# byte that comes back.
+
+# %%
+import labkit
+
+report = labkit.doctor()
+assert report.ok, report
+print(report.verdict)
+
+# %% [markdown]
+# The whole report (your numbers may differ from a classmate's, which is why this cell's output
+# is not checked by the course's tests):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(report)
+
+# %% [markdown]
+# ## A first server in the background
+#
+# `labkit.serve(name)` starts a teaching server in a child process and waits until it says it
+# is listening. The `with` block guarantees it is stopped afterwards. Here is the server we start,
+# one short module, exactly as it runs:
+
+# %%
+labkit.show("selectors_echo")
+
+# %% [markdown]
+# Now start it, connect, send a message and read the echo. TCP is a stream of bytes, not of
+# messages: one `recv` may return only part of what was sent, so we read until we have as many
+# bytes as we sent. And every call that could wait forever gets a timeout.
+
+# %%
+import socket
+
+message = "hello, asynclab! 你好".encode("utf-8")
+
+with labkit.serve("selectors_echo") as srv:
+    print("server running:", srv.alive)
+    with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
+        sock.sendall(message)
+        echoed = b""
+        while len(echoed) < len(message):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            echoed += chunk
+    print("sent    :", message.decode())
+    print("received:", echoed.decode())
+    print("counters:", srv.stats())
+
+print("server running after the with block:", srv.alive)
+assert echoed == message and not srv.alive
+
+# %% [markdown]
+# The server's address and process id are on the handle (`srv.host`, `srv.port`, `srv.pid`).
+# Its own output never mixes into your notebook; `srv.log()` returns it. If a server fails to
+# start, `labkit.serve` raises an error that ends with the server's last log lines, so you see
+# why. For example, asking a server to listen on every network interface is refused, because
+# this machine is shared:
+
+# %%
+try:
+    labkit.serve("selectors_echo", host="0.0.0.0")
+except labkit.ServerStartError as err:
+    print(str(err).splitlines()[-1])
+
+# %% [markdown]
+# ## Summary
+#
+# * `labkit.doctor()` tells you whether the machine is ready, and why not.
+# * `with labkit.serve(name) as srv:` runs a teaching server on `127.0.0.1` at `srv.port`
+#   and always stops it.
+# * TCP delivers bytes, not messages: read until you have what you expect, and use timeouts.
+#
+# **Next:** lesson 01, coroutines built from plain generators.
