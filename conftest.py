@@ -38,7 +38,7 @@ def pytest_runtest_makereport(item, call):
             (hasattr(report, "wasxfail") or report.passed):
         report.outcome = "failed"
         report.longrepr = (f"{item.nodeid}: an earlier cell of this notebook timed out, so this "
-                           "cell's result means nothing (nbval would have called it xfail).")
+                           "cell's result means nothing (nbval alone would not count it as failed).")
         if hasattr(report, "wasxfail"):
             del report.wasxfail
 

@@ -166,7 +166,7 @@ def _option_flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + key.replace("_", "-")
         if value is True:
             flags.append(flag)
-        elif value not in (False, None):
+        elif value is not False and value is not None:   # 0 is a value: --port 0
             flags += [flag, str(value)]
     return flags
 

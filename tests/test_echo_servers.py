@@ -3,6 +3,7 @@ import hashlib
 import os
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,6 +21,13 @@ def echo_server(request):
         yield srv
 
 
+def settled_stats(server, done, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not done(stats := server.stats()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return stats
+
+
 def one_client(address, seed, size=64 * 1024):
     rng = random.Random(seed)
     payload = rng.randbytes(size)
@@ -31,7 +39,9 @@ def test_200_concurrent_clients_get_exactly_their_bytes(echo_server):
     with ThreadPoolExecutor(max_workers=200) as pool:
         results = list(pool.map(lambda s: one_client(echo_server.address, s), range(200)))
     assert all(got == want for got, want in results)
-    stats = echo_server.stats()
+    # The server counts bytes_out just after send() returns, which can be a moment after the
+    # client already has them: wait for the counters to catch up.
+    stats = settled_stats(echo_server, lambda s: s.get("bytes_out") == 200 * 64 * 1024)
     assert stats["connections"] == 200
     assert stats["bytes_in"] == stats["bytes_out"] == 200 * 64 * 1024
     assert stats.get("errors", 0) == 0

@@ -14,7 +14,10 @@ A server module defines ``serve(listener, args)`` and ends with::
 * starts the *lifeline*: a real OS thread that reads stdin. EOF on stdin means the parent
   (a Jupyter kernel, a test) is gone, and the server exits at once; it never outlives its owner.
   The line ``stats`` on stdin makes the server print ``STATS {...}`` with its counters.
-* turns SIGTERM into a clean exit (``finally`` blocks run, sockets close).
+* handles SIGTERM (and Ctrl-C) in a dedicated thread: it flushes output and exits with code 0
+  at once, whatever the other threads are blocked in (the OS closes the sockets). Signals are
+  blocked in every other thread: a signal that lands on a thread blocked in ``read`` would
+  otherwise never wake the main thread from ``accept`` or ``select``.
 
 Try it: ``python -m labkit.servers.selectors_echo --port 0``.
 """
@@ -114,8 +117,22 @@ def start_lifeline() -> None:
     start_thread(_lifeline, ())
 
 
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(0)
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _wait_for_stop_signal() -> None:
+    """Runs in a real OS thread: the only thread that receives SIGTERM/SIGINT."""
+    signal.sigwait(STOP_SIGNALS)
+    with _print_lock:
+        sys.stdout.flush()
+    os._exit(0)
+
+
+def start_signal_thread() -> None:
+    # Block the stop signals here, before any other thread exists, so that every thread
+    # started later inherits the block and sigwait() in the signal thread receives them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    _original("_thread", "start_new_thread")(_wait_for_stop_signal, ())
 
 
 def bind(args: argparse.Namespace) -> socket.socket:
@@ -134,14 +151,12 @@ def run(serve: Callable[[socket.socket, argparse.Namespace], None], description:
         add_arguments(p)
     args = p.parse_args(argv)
     listener = bind(args)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    start_signal_thread()
     if not sys.stdin.isatty():   # run by a parent: follow it; run by hand: Ctrl-C stops us
         start_lifeline()
     host, port = listener.getsockname()[:2]
     emit("READY", {"host": host, "port": port, "pid": os.getpid()})
     try:
         serve(listener, args)
-    except KeyboardInterrupt:
-        pass
     finally:
         listener.close()

@@ -100,10 +100,11 @@ with labkit.serve("selectors_echo") as srv:
             echoed += chunk
     print("sent    :", message.decode())
     print("received:", echoed.decode())
-    print("counters:", srv.stats())
+    stats = srv.stats()
+    print(f"the server counted {stats['connections']} connection and {stats['bytes_in']} bytes in")
 
 print("server running after the with block:", srv.alive)
-assert echoed == message and not srv.alive
+assert echoed == message and stats["bytes_in"] == len(message) and not srv.alive
 
 # %% [markdown]
 # The server's address and process id are on the handle (`srv.host`, `srv.port`, `srv.pid`).
