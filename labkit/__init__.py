@@ -5,10 +5,15 @@
         ...
     print(labkit.doctor())                        # is this machine ready?
 """
-from labkit.background import ServerHandle, ServerStartError, running, serve, stop_all
+from labkit.background import (ScriptError, ScriptResult, ServerHandle, ServerStartError,
+                               run_script, running, serve, stop_all)
 from labkit.doctor import doctor
 from labkit.limits import TooManyClients, check_client_count, max_clients
 from labkit.source import show, source_of
+from labkit.timeline import show_figures_inline as _show_figures_inline
+
+_show_figures_inline()
 
 __all__ = ["serve", "stop_all", "running", "ServerHandle", "ServerStartError", "doctor",
+           "run_script", "ScriptResult", "ScriptError",
            "max_clients", "check_client_count", "TooManyClients", "show", "source_of"]

@@ -26,11 +26,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.servers import NAMES
 
-__all__ = ["serve", "stop_all", "ServerHandle", "ServerStartError", "running"]
+__all__ = ["serve", "stop_all", "ServerHandle", "ServerStartError", "running", "run_script",
+           "ScriptResult", "ScriptError"]
 
 LOG_LINES_KEPT = 2000
 _running: set["ServerHandle"] = set()
@@ -206,3 +208,72 @@ def stop_all() -> int:
 
 
 atexit.register(stop_all)
+
+
+# -- lesson scripts ------------------------------------------------------------------------------
+class ScriptError(RuntimeError):
+    """A lesson script failed or ran too long. The message ends with its output."""
+
+
+@dataclass
+class ScriptResult:
+    name: str
+    returncode: int
+    data: dict[str, Any] = field(default_factory=dict)   # what the script report()ed
+    stdout: str = ""                                      # its output, without the RESULT line
+    stderr: str = ""
+    elapsed: float = 0.0
+
+
+def run_script(name: str | Path, *args: Any, timeout: float = 120.0,
+               check: bool = True) -> ScriptResult:
+    """Run ``labkit/scripts/NAME.py`` (or a script at a Path) in a child process.
+
+    The child runs in its own session with a stdin lifeline (it dies with the kernel), never
+    writes to the kernel's own output, and is killed if it outlives ``timeout``. With
+    ``check`` (the default) a failing script raises ScriptError showing its stderr.
+    """
+    from labkit import scripts
+    runner = Path(scripts.__file__).with_name("_run.py")
+    script = Path(name) if isinstance(name, Path) else scripts.path(name)
+    name = script.stem
+    argv = [sys.executable, str(runner), str(script), *map(str, args)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True, env=_child_env())
+    out: list[bytes] = []
+    err: list[bytes] = []
+    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
+               for s, b in ((proc.stdout, out), (proc.stderr, err))]
+    for r in readers:
+        r.start()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:                           # also on KeyboardInterrupt: never leave it running
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdin.close()
+        for r in readers:
+            r.join(5)
+    result = _script_result(name, proc.returncode, b"".join(out), b"".join(err),
+                            time.perf_counter() - started)
+    if check and proc.returncode != 0:
+        why = "was killed after {:g} s".format(timeout) if proc.returncode < 0 else \
+            f"exited with code {proc.returncode}"
+        tail = "\n".join((result.stderr or result.stdout).splitlines()[-25:])
+        raise ScriptError(f"lesson script {name!r} {why}.\n--- its last output ---\n{tail}")
+    return result
+
+
+def _script_result(name: str, code: int, out: bytes, err: bytes, elapsed: float) -> ScriptResult:
+    lines, data = [], {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith("RESULT "):
+            data = json.loads(line[len("RESULT "):])
+        else:
+            lines.append(line)
+    return ScriptResult(name, code, data, "\n".join(lines), err.decode("utf-8", "replace"),
+                        elapsed)

@@ -9,7 +9,11 @@ __all__ = ["show", "source_of"]
 
 
 def source_of(target: Any) -> str:
-    """Source of a teaching server (by name), a module, a function or a class."""
+    """Source of a teaching server (``"select_echo"``), a lesson script (``"scripts/NAME"``),
+    a module, a function or a class."""
+    if isinstance(target, str) and target.startswith("scripts/"):
+        from labkit import scripts
+        return scripts.path(target.split("/", 1)[1]).read_text(encoding="utf-8")
     if isinstance(target, str):
         from labkit.servers import NAMES
         module = f"labkit.servers.{target}" if target in NAMES else target

@@ -10,6 +10,7 @@ import pytest
 
 import labkit
 from labkit.background import ServerStartError
+from labkit.servers import NAMES
 
 
 def pid_alive(pid):
@@ -113,8 +114,9 @@ def test_server_ignores_sigint_sent_to_the_parents_group():
         assert os.getsid(srv.pid) == srv.pid
 
 
-def test_sigterm_stops_a_server_cleanly():
-    srv = labkit.serve("thread_echo")
+@pytest.mark.parametrize("name", NAMES)
+def test_sigterm_stops_a_server_cleanly(name):
+    srv = labkit.serve(name)
     os.kill(srv.pid, signal.SIGTERM)
     assert srv.process.wait(3) == 0
     srv.stop()

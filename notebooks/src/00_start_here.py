@@ -20,9 +20,9 @@
 # | # | Lesson | You will see |
 # |---|---|---|
 # | 00 | [Start here](00_start_here.ipynb) | the doctor, a first background echo server |
-# | 01 | Coroutines with generators *(coming)* | `send`, a round-robin scheduler, the cost of a switch |
-# | 02 | greenlet *(coming)* | switching between functions, drawn as a timeline |
-# | 03 | gevent basics *(coming)* | `spawn`, `joinall`, `Pool`, `Queue`, monkey patching in a child |
+# | 01 | [Coroutines with generators](01_coroutines.ipynb) | `send`, a round-robin scheduler, the cost of a switch |
+# | 02 | [greenlet](02_greenlet.ipynb) | switching between functions, drawn as a timeline |
+# | 03 | [gevent basics](03_gevent_basics.ipynb) | `spawn`, `joinall`, `Pool`, `Queue`, monkey patching in a child |
 # | 04 | Synchronous vs asynchronous I/O *(coming)* | one page fetcher, three strategies, measured |
 # | 05 | The event-driven model *(coming)* | three tasks drawn from real runs; an event loop from scratch |
 # | 06 | A gevent socket server *(coming)* | 100 clients, one thread, and a bug that burns a CPU |

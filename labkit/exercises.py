@@ -1,0 +1,276 @@
+"""Exercises at the end of each lesson: ``hint(n)`` nudges, ``check(n, answer)`` says if you have it.
+
+    from labkit.exercises import lesson
+    hint, check = lesson(1)
+    hint(1)                  # the first hint; call again for the next one
+    check(1, running_max)    # True when right; a message that helps when not
+
+Each exercise's checker runs your answer on fresh inputs, so it cannot be fooled by a constant,
+and it never crashes on a wrong answer: it explains what went wrong.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["lesson", "Exercise", "NotYet"]
+
+
+class NotYet(Exception):
+    """Raised by a checker with the message the student should read."""
+
+
+@dataclass
+class Exercise:
+    question: str
+    hints: list[str]
+    checker: Callable[[Any], str]        # returns the praise, raises NotYet with advice
+    solution: Callable[[], Any]          # a correct answer (used by the course's own tests)
+    shown_hints: int = field(default=0, repr=False)
+
+
+def _no_answer(answer: Any) -> bool:
+    return answer is ... or answer is None or (callable(answer) and _returns_nothing(answer))
+
+
+def _returns_nothing(fn: Callable) -> bool:
+    """A placeholder function whose body is only ``...`` or ``pass``."""
+    try:
+        lines = [ln.strip() for ln in inspect.getsource(fn).splitlines()[1:]]
+    except (OSError, TypeError):
+        return False
+    body = [ln for ln in lines if ln and not ln.startswith(("#", '"""', "'''"))]
+    return bool(body) and all(ln in ("...", "pass") or ln.startswith("...") for ln in body)
+
+
+class Lesson:
+    def __init__(self, number: int, exercises: dict[int, Exercise]) -> None:
+        self.number = number
+        self.exercises = exercises
+
+    def _get(self, n: int) -> Exercise:
+        if n not in self.exercises:
+            raise ValueError(f"lesson {self.number:02d} has exercises "
+                             f"{', '.join(map(str, self.exercises))}, not {n}")
+        return self.exercises[n]
+
+    def hint(self, n: int) -> None:
+        """Print the next hint for exercise ``n`` (the last one repeats)."""
+        ex = self._get(n)
+        i = min(ex.shown_hints, len(ex.hints) - 1)
+        ex.shown_hints += 1
+        print(f"Hint {i + 1}/{len(ex.hints)} for exercise {n}: {ex.hints[i]}")
+
+    def check(self, n: int, answer: Any) -> None:
+        """Check an answer; print why it is right, or what to look at."""
+        self.passed(n, answer)
+
+    def passed(self, n: int, answer: Any) -> bool:
+        """Like check, and return True when the answer is right."""
+        ex = self._get(n)
+        if _no_answer(answer):
+            print(f"Exercise {n}: no answer yet. Replace the ... with yours; hint({n}) helps.")
+            return False
+        try:
+            praise = ex.checker(answer)
+        except NotYet as advice:
+            print(f"Exercise {n}: not yet. {advice}")
+            return False
+        except Exception as exc:          # the student's code raised: say so, don't crash
+            print(f"Exercise {n}: not yet. Your answer raised {type(exc).__name__}: {exc}")
+            return False
+        print(f"Exercise {n}: correct! {praise}")
+        return True
+
+
+def lesson(number: int) -> tuple[Callable[[int], None], Callable[[int, Any], None]]:
+    """``hint`` and ``check`` for one lesson's exercises."""
+    if number not in LESSONS:
+        raise ValueError(f"no exercises for lesson {number}; lessons with exercises: "
+                         f"{', '.join(map(str, LESSONS))}")
+    chosen = Lesson(number, LESSONS[number]())
+    return chosen.hint, chosen.check
+
+
+def exercises_of(number: int) -> dict[int, Exercise]:
+    """The exercises of one lesson (fresh objects), for tests and instructors."""
+    return LESSONS[number]()
+
+
+# -- shared checking helpers -------------------------------------------------------------------
+def _expect_equal(answer: Any, expected: Any, what: str) -> None:
+    if answer != expected:
+        raise NotYet(f"{what}: you said {answer!r}.")
+
+
+def _words(answer: Any) -> list[str]:
+    """Accept "A0 B0 A1" or ["A0", "B0", "A1"]."""
+    if isinstance(answer, str):
+        return answer.replace(",", " ").split()
+    return [str(a) for a in answer]
+
+
+def _close(answer: float, expected: float, tolerance: float) -> bool:
+    return abs(float(answer) - expected) <= tolerance * expected
+
+
+# -- lesson 01: coroutines with generators -----------------------------------------------------
+def _running_max_reference():
+    best = None
+    while True:
+        value = yield best
+        best = value if best is None else max(best, value)
+
+
+def _check_running_max(fn: Callable) -> str:
+    if not inspect.isgeneratorfunction(fn):
+        raise NotYet("running_max should be a generator function: it needs a `yield`.")
+    for values in ([3, 1, 4, 1, 5, 9, 2, 6], [-5, -7, -1], [2.5]):
+        coro = fn()
+        next(coro)                                   # prime it
+        got = [coro.send(v) for v in values]
+        want = [max(values[:i + 1]) for i in range(len(values))]
+        if got != want:
+            raise NotYet(f"sending {values} gave {got}, expected {want}. "
+                         "Does `value = yield best` come before you update best?")
+    return "Each send() resumes the generator with its locals intact: that is a coroutine."
+
+
+def _check_round_robin(answer: Any) -> str:
+    expected = ["A0", "B0", "C0", "A1", "C1", "A2"]
+    got = _words(answer)
+    if got != expected:
+        raise NotYet(f"you said {' '.join(got)}. Take one step from each task in turn; "
+                     "a finished task leaves the queue.")
+    return "Round-robin: each task runs until its next yield, then goes to the back of the queue."
+
+
+def _check_blocking_times(answer: Any) -> str:
+    try:
+        blocking, cooperative = answer
+    except (TypeError, ValueError):
+        raise NotYet("answer with two numbers of seconds: (blocking, cooperative).") from None
+    if not _close(blocking, 0.6, 0.15):
+        raise NotYet(f"blocking: {blocking} s. time.sleep stops the only thread; nothing else "
+                     "runs meanwhile, so the waits add up.")
+    if not _close(cooperative, 0.2, 0.25):
+        raise NotYet(f"cooperative: {cooperative} s. The three waits overlap when the scheduler "
+                     "handles the sleeping.")
+    return "Three waits of 0.2 s: 0.6 s when each blocks the thread, about 0.2 s when they overlap."
+
+
+def _lesson_01() -> dict[int, Exercise]:
+    return {
+        1: Exercise("Write a coroutine running_max() that, after priming, answers each "
+                    "send(x) with the largest value sent so far.",
+                    ["Start from the averager: keep one local, `best`, instead of a total.",
+                     "The loop body is `value = yield best` followed by updating best.",
+                     "best = value if best is None else max(best, value)"],
+                    _check_running_max, lambda: _running_max_reference),
+        2: Exercise("The round-robin scheduler runs count('A', 3), count('B', 1) and "
+                    "count('C', 2). In what order are the steps printed?",
+                    ["count(name, n) yields n times, printing name0, name1, ...",
+                     "After B0, task B is finished and leaves the queue."],
+                    _check_round_robin, lambda: "A0 B0 C0 A1 C1 A2"),
+        3: Exercise("Three tasks each wait 0.2 s. How many seconds does the whole run take "
+                    "(a) when they wait with time.sleep, (b) when they yield ('sleep', 0.2)?",
+                    ["The first timeline in this lesson shows the blocking case.",
+                     "Answer as a pair: (0.?, 0.?)"],
+                    _check_blocking_times, lambda: (0.6, 0.2)),
+    }
+
+
+# -- lesson 02: greenlet ------------------------------------------------------------------------
+def _check_left_right(answer: Any) -> str:
+    got = _words(answer)
+    if got != ["L1", "R1", "L2"]:
+        hint = " R2 is never printed: why?" if "R2" in got else ""
+        raise NotYet(f"you said {' '.join(got)}.{hint} When left finishes, control goes to its "
+                     "parent (the main greenlet), not back to right.")
+    return "A finished greenlet returns to its parent; right stays suspended forever."
+
+
+def _check_doubler(answer: Any) -> str:
+    _expect_equal(tuple(answer), (20, 40), "a is what doubler first switches back (10 * 2); "
+                  "b is doubler's answer to the value of a")
+    return "switch(x) passes x in and returns whatever the other side switches back."
+
+
+def _check_choice_io(answer: Any) -> str:
+    if str(answer).strip().lower() != "b":
+        raise NotYet("a greenlet gives up control only where it calls switch(); a blocking recv "
+                     "never does.")
+    return "greenlet only switches where you tell it to. gevent adds the switch at every wait."
+
+
+def _lesson_02() -> dict[int, Exercise]:
+    return {
+        1: Exercise("What does the left/right program print, in order?",
+                    ["Follow the switches by hand: main -> left -> right -> ...",
+                     "Where does control go when a greenlet's function returns?"],
+                    _check_left_right, lambda: ["L1", "R1", "L2"]),
+        2: Exercise("What are a and b in the doubler program? Answer (a, b).",
+                    ["The first g.switch(10) starts doubler(10).",
+                     "main.switch(x * 2) hands x * 2 back as the result of g.switch(...)."],
+                    _check_doubler, lambda: (20, 40)),
+        3: Exercise("Two greenlets each call sock.recv() on a socket whose data arrives after "
+                    "0.1 s. Why does the run take 0.2 s? (a) greenlets run on two threads that "
+                    "share a lock, (b) recv blocks the one thread and greenlet never switches "
+                    "by itself, (c) the OS runs greenlets one at a time",
+                    ["Lesson 02 measured exactly this."],
+                    _check_choice_io, lambda: "b"),
+    }
+
+
+# -- lesson 03: gevent basics -------------------------------------------------------------------
+def _check_wakeup_order(answer: Any) -> str:
+    _expect_equal(_words(answer), ["toast", "eggs", "tea"],
+                  "they finish in the order their sleeps end")
+    return "gevent.sleep hands control to the hub, which wakes each greenlet when its timer fires."
+
+
+def _check_pool_time(answer: Any) -> str:
+    if not _close(answer, 150, 0.2):
+        raise NotYet(f"{answer} ms. Six tasks, two at a time: how many rounds of 50 ms?")
+    return "Pool(2) runs 6 tasks in 3 rounds of 50 ms: about 150 ms."
+
+
+def _nap_reference(seconds):
+    import gevent
+    gevent.sleep(seconds)
+
+
+def _check_nap(fn: Callable) -> str:
+    import gevent
+    start = time.perf_counter()
+    gevent.joinall([gevent.spawn(fn, 0.05) for _ in range(5)], timeout=2)
+    elapsed = time.perf_counter() - start
+    if elapsed < 0.045:
+        raise NotYet(f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: does nap wait at all?")
+    if elapsed > 0.15:
+        raise NotYet(f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: they ran one after the "
+                     "other. Which sleep lets other greenlets run?")
+    return f"five naps overlapped: {elapsed * 1000:.0f} ms for 5 x 50 ms."
+
+
+def _lesson_03() -> dict[int, Exercise]:
+    return {
+        1: Exercise("Greenlets tea (sleeps 0.03 s), toast (0.01 s) and eggs (0.02 s) are spawned "
+                    "in that order and each prints its name after sleeping. Output order?",
+                    ["All three start sleeping at about the same moment."],
+                    _check_wakeup_order, lambda: ["toast", "eggs", "tea"]),
+        2: Exercise("A Pool(2) runs 6 tasks that each gevent.sleep(0.05). About how many "
+                    "milliseconds does pool.map take?",
+                    ["At most 2 run at once; the timeline of the Pool section shows rounds."],
+                    _check_pool_time, lambda: 150),
+        3: Exercise("Write nap(seconds) so that five greenlets napping 0.05 s at once finish "
+                    "in about 0.05 s, not 0.25 s.",
+                    ["time.sleep blocks the whole thread.", "gevent has its own sleep."],
+                    _check_nap, lambda: _nap_reference),
+    }
+
+
+LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {1: _lesson_01, 2: _lesson_02,
+                                                         3: _lesson_03}

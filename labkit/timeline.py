@@ -1,0 +1,249 @@
+"""Record what every task did, and when, and draw it.
+
+A ``Span(task, state, start, end)`` says that ``task`` was ``running`` (using the CPU),
+``waiting`` (for I/O, a timer, a lock...) or ``idle`` from ``start`` to ``end``, in seconds from
+a shared zero. Clients, greenlet switch traces and child scripts all produce lists of Spans;
+``plot_timeline`` and ``compare_timelines`` draw them, the same way in every lesson::
+
+    rec = Recorder()
+    with rec.span("Task 1", "waiting"):
+        time.sleep(0.1)
+    plot_timeline(rec.spans)
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator
+
+__all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timelines",
+           "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
+           "STATE_COLORS", "show_figures_inline"]
+
+STATES = ("running", "waiting", "idle")
+#: one colour per state, in every figure of the course (waiting is grey, as in the classic figures)
+STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "idle": "#f2f2f2"}
+
+
+@dataclass(frozen=True)
+class Span:
+    task: str
+    state: str
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"state must be one of {STATES}, not {self.state!r}")
+        if self.end < self.start:
+            raise ValueError(f"span ends before it starts: {self}")
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+def spans_to_json(spans: Iterable[Span]) -> str:
+    return json.dumps([asdict(s) for s in spans])
+
+
+def spans_from_json(data: str | list) -> list[Span]:
+    """Spans from JSON text or from already-parsed JSON (a list of dicts)."""
+    items = json.loads(data) if isinstance(data, str) else data
+    return [Span(**item) for item in items]
+
+
+class Recorder:
+    """Collects Spans against one zero (``time.perf_counter`` at creation)."""
+
+    def __init__(self, zero: float | None = None) -> None:
+        self.zero = time.perf_counter() if zero is None else zero
+        self.spans: list[Span] = []
+        self._open: dict[str, tuple[str, float]] = {}
+
+    def now(self) -> float:
+        return time.perf_counter() - self.zero
+
+    @contextmanager
+    def span(self, task: str, state: str) -> Iterator[None]:
+        """Record ``task`` in ``state`` for as long as the block runs."""
+        start = self.now()
+        try:
+            yield
+        finally:
+            self.spans.append(Span(task, state, start, self.now()))
+
+    def add(self, task: str, state: str, start: float, end: float) -> None:
+        self.spans.append(Span(task, state, start - self.zero, end - self.zero))
+
+    def switch(self, task: str, state: str | None) -> None:
+        """Close ``task``'s current span and open one in ``state`` (None: just close)."""
+        now = self.now()
+        if task in self._open:
+            old_state, start = self._open.pop(task)
+            self.spans.append(Span(task, old_state, start, now))
+        if state is not None:
+            self._open[task] = (state, now)
+
+    def close(self) -> list[Span]:
+        for task in list(self._open):
+            self.switch(task, None)
+        return self.spans
+
+
+class GreenletTrace:
+    """Trace greenlet switches (``greenlet.settrace``) into running/waiting Spans.
+
+    A traced greenlet is *running* from a switch into it until the next switch out, and
+    *waiting* in between (from its first switch in until it finishes). Only the greenlets
+    named in ``names`` (greenlet -> label) are recorded; switches to others are still listed.
+
+        with GreenletTrace({g1: "Task 1", g2: "Task 2"}) as trace:
+            g1.switch()
+        plot_timeline(trace.spans)
+    """
+
+    def __init__(self, names: dict | None = None, recorder: Recorder | None = None) -> None:
+        self.names = dict(names or {})
+        self.recorder = recorder or Recorder()
+        self.switches: list[tuple[str | None, str | None]] = []
+        self._previous = None
+
+    def label(self, g) -> str | None:
+        return self.names.get(g)
+
+    def _on_event(self, event: str, args) -> None:
+        if event not in ("switch", "throw"):
+            return
+        origin, target = (self.label(g) for g in args)
+        self.switches.append((origin, target))
+        if origin:
+            self.recorder.switch(origin, None if args[0].dead else "waiting")
+        if target:
+            self.recorder.switch(target, "running")
+
+    def __enter__(self) -> "GreenletTrace":
+        import greenlet
+        self._previous = greenlet.settrace(self._on_event)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import greenlet
+        greenlet.settrace(self._previous)
+        self.recorder.close()
+
+    @property
+    def spans(self) -> list[Span]:
+        return self.recorder.spans
+
+
+# -- measurements on spans ---------------------------------------------------------------------
+def duration(spans: Iterable[Span]) -> float:
+    """From the first start to the last end, in seconds."""
+    spans = list(spans)
+    return max(s.end for s in spans) - min(s.start for s in spans) if spans else 0.0
+
+
+def busy_time(spans: Iterable[Span], task: str | None = None, state: str = "running") -> float:
+    """Total seconds spent in ``state`` (by one task, or summed over all)."""
+    return sum(s.length for s in spans if s.state == state and task in (None, s.task))
+
+
+def max_concurrent(spans: Iterable[Span], states: Iterable[str] = ("running", "waiting")) -> int:
+    """The largest number of tasks that were in one of ``states`` at the same moment."""
+    edges = []
+    for s in spans:
+        if s.state in states and s.end > s.start:
+            edges += [(s.start, 1), (s.end, -1)]
+    level = best = 0
+    for _, step in sorted(edges):                     # at a tie, -1 sorts before +1
+        level += step
+        best = max(best, level)
+    return best
+
+
+# -- figures -----------------------------------------------------------------------------------
+def _figure_png(fig) -> bytes:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def show_figures_inline() -> None:
+    """Let Jupyter display a matplotlib Figure returned by a cell as a PNG image.
+
+    Our figures are made without pyplot (so they are never drawn twice, and widgets can redraw
+    them), and this kernel's inline backend only draws pyplot's own figures.
+    """
+    import sys
+    if "IPython" not in sys.modules:   # not in Jupyter (a server, a script): import nothing,
+        return                          # above all not numpy, whose BLAS starts threads
+    shell = sys.modules["IPython"].get_ipython()
+    if shell is not None:
+        from matplotlib.figure import Figure
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_png)
+
+
+def _task_order(spans: list[Span]) -> list[str]:
+    first: dict[str, float] = {}
+    for s in spans:
+        first[s.task] = min(first.get(s.task, s.start), s.start)
+    return sorted(first, key=lambda t: (first[t], t))
+
+
+def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
+    tasks = _task_order(spans)
+    if len(tasks) > max_rows:                         # thousands of clients: show a sample
+        step = len(tasks) / max_rows
+        tasks = [tasks[int(i * step)] for i in range(max_rows)]
+    row = {t: i for i, t in enumerate(tasks)}
+    for state in STATES:
+        for task in tasks:
+            bars = [(s.start * 1000, max(s.length * 1000, 0.05)) for s in spans
+                    if s.task == task and s.state == state]
+            if bars:
+                ax.broken_barh(bars, (row[task] - 0.4, 0.8), color=STATE_COLORS[state])
+    ax.set_yticks(range(len(tasks)), tasks if len(tasks) <= 30 else [""] * len(tasks))
+    ax.set_ylim(len(tasks) - 0.5, -0.5)               # first task on top
+    ax.set_xlabel("time (ms)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, loc="left", fontsize=10)
+
+
+def _legend(fig, spans: list[Span]) -> None:
+    from matplotlib.patches import Patch
+    used = [st for st in STATES if any(s.state == st for s in spans)]
+    fig.legend([Patch(color=STATE_COLORS[st]) for st in used], used, loc="upper right",
+               ncol=len(used), frameon=False, fontsize=9)
+
+
+def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float = 9.0):
+    """One row per task, time in ms along x; returns a matplotlib Figure (shown by Jupyter)."""
+    from matplotlib.figure import Figure
+    spans = list(spans)
+    rows = min(len(_task_order(spans)), 60)
+    fig = Figure(figsize=(width, 0.9 + 0.32 * max(rows, 1)), layout="constrained")
+    ax = fig.add_subplot()
+    _draw(ax, spans, title)
+    _legend(fig, spans)
+    return fig
+
+
+def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0):
+    """Several timelines stacked on one shared time axis, so the difference is seen."""
+    from matplotlib.figure import Figure
+    runs = {name: list(spans) for name, spans in runs.items()}
+    heights = [min(len(_task_order(s)), 60) + 1.5 for s in runs.values()]
+    fig = Figure(figsize=(width, 0.5 + 0.3 * sum(heights)), layout="constrained")
+    axes = fig.subplots(len(runs), 1, sharex=True, gridspec_kw={"height_ratios": heights},
+                        squeeze=False)[:, 0]
+    for ax, (name, spans) in zip(axes, runs.items()):
+        _draw(ax, spans, f"{name}: {duration(spans) * 1000:.0f} ms")
+        if ax is not axes[-1]:
+            ax.set_xlabel("")
+    _legend(fig, [s for spans in runs.values() for s in spans])
+    return fig

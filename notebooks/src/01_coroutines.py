@@ -1,0 +1,371 @@
+# %% [markdown]
+# # 01 · Coroutines with plain generators
+#
+# A **coroutine** is a function that can stop in the middle, hand control back, and later
+# continue exactly where it stopped, with all its local variables intact. Python's generators
+# are coroutines: every `yield` is a place where the function stops and someone else runs.
+#
+# **After this lesson you can**
+# * drive a generator with `send()`, and explain why it must be *primed* first;
+# * write a producer/consumer pair with a coroutine;
+# * show each of the four properties that make something a coroutine, with code;
+# * write a round-robin scheduler, and say why it cannot overlap I/O on its own;
+# * tell what a coroutine switch costs compared with handing control to another thread.
+#
+# **Time:** about 25 minutes.
+
+# %%
+import threading
+import time
+from collections import deque
+
+import matplotlib.pyplot as plt
+
+import labkit
+from labkit import bench
+from labkit.timeline import Recorder, compare_timelines, duration
+
+# %% [markdown]
+# ## A generator remembers where it was
+#
+# Calling a generator function runs nothing: it returns a generator object. Each `next()` runs
+# the body up to the next `yield`, hands out the yielded value, and freezes the function there.
+
+# %%
+def ticket_counter(prefix):
+    number = 0
+    while True:
+        number += 1
+        yield f"{prefix}-{number:03d}"      # stop here; continue here on the next next()
+
+tickets = ticket_counter("A")
+print(next(tickets), next(tickets), next(tickets))
+
+# %% [markdown]
+# `number` survived between the calls: the generator's *frame* (its locals and the point where
+# it stopped) is kept alive inside the generator object.
+
+# %% [markdown]
+# ## Sending values in: `send()`
+#
+# `yield` is also an expression. `value = yield result` hands `result` out, stops, and when the
+# caller does `gen.send(x)`, continues with `value = x`. Here is a coroutine that keeps a running
+# average of whatever it is sent:
+
+# %%
+def averager():
+    total, count, average = 0.0, 0, None
+    while True:
+        value = yield average       # hand out the average; wait for the next value
+        total += value
+        count += 1
+        average = total / count
+
+avg = averager()
+next(avg)                           # "priming": run up to the first yield
+print(avg.send(10), avg.send(20), avg.send(60))
+
+# %% [markdown]
+# Why `next(avg)` first? A fresh generator has not reached any `yield` yet, so there is no
+# `yield` expression to receive the value. Python refuses:
+
+# %%
+fresh = averager()
+try:
+    fresh.send(10)
+except TypeError as err:
+    print("TypeError:", err)
+
+# %% [markdown]
+# A small decorator primes coroutines for us, so callers cannot forget:
+
+# %%
+def primed(generator_function):
+    def start(*args, **kwargs):
+        coroutine = generator_function(*args, **kwargs)
+        next(coroutine)
+        return coroutine
+    return start
+
+avg = primed(averager)()
+print(avg.send(4), avg.send(8))
+
+# %% [markdown]
+# ## Producer and consumer
+#
+# The classic use: a consumer coroutine that is handed work item by item. The producer calls
+# `send()`; each call switches into the consumer, which processes one item, and switches back
+# with its answer. No threads, no queue, no lock: control simply passes back and forth.
+
+# %%
+log = []
+
+@primed
+def packer():
+    """Consumer: packs items into boxes of 3, reports what it did with each."""
+    box = []
+    receipt = None
+    while True:
+        item = yield receipt
+        box.append(item)
+        log.append(f"  packer: got {item}")
+        if len(box) == 3:
+            receipt = f"box closed: {', '.join(box)}"
+            box = []
+        else:
+            receipt = f"{len(box)} in the box"
+
+def producer(consumer, items):
+    for item in items:
+        log.append(f"producer: made {item}")
+        receipt = consumer.send(item)      # switch to the consumer, and back
+        log.append(f"producer: receipt says '{receipt}'")
+    consumer.close()                       # raises GeneratorExit inside it: it ends
+
+producer(packer(), ["apple", "pear", "plum", "fig"])
+print("\n".join(log))
+
+# %% [markdown]
+# ## The four properties of a coroutine, each shown
+#
+# A common definition says a coroutine system (1) runs concurrent tasks in **one thread**,
+# (2) lets them **share data without locks**, (3) keeps **each task's own stack and locals**,
+# and (4) **switches to another task when one waits for I/O**. Let us check each one with
+# generators, and find where plain generators fall short.
+#
+# ### 1. One thread
+# Two tasks, interleaved by a loop, record the thread they run on:
+
+# %%
+def stepper(name, steps, seen):
+    for i in range(steps):
+        seen.append((name, i, threading.get_ident()))
+        yield
+
+seen = []
+tasks = deque([stepper("Task 1", 3, seen), stepper("Task 2", 3, seen)])
+while tasks:
+    task = tasks.popleft()
+    try:
+        next(task)
+        tasks.append(task)
+    except StopIteration:
+        pass
+
+print("order:", [f"{name}#{i}" for name, i, _ in seen])
+threads = {ident for _, _, ident in seen}
+print("threads used:", len(threads))
+assert len(threads) == 1 and threads == {threading.get_ident()}
+
+# %% [markdown]
+# The tasks interleave, and all of it happens on the notebook's own thread.
+#
+# ### 2. Shared data without locks, as long as no `yield` splits an update
+# Coroutines switch only where they `yield`, never in between. So an update with no `yield`
+# inside it is atomic: no other task can run in the middle. Two tasks move money in opposite
+# directions between two accounts; the total must stay 200.
+
+# %%
+def transfer(accounts, source, target, times, yield_in_the_middle):
+    for _ in range(times):
+        remaining = accounts[source] - 1          # read ...
+        if yield_in_the_middle:
+            yield                                 # ... a switch here lets the other task run ...
+        accounts[source] = remaining              # ... write back a stale value
+        accounts[target] += 1
+        yield
+
+def run_transfers(yield_in_the_middle):
+    accounts = {"alice": 100, "bob": 100}
+    tasks = deque([transfer(accounts, "alice", "bob", 50, yield_in_the_middle),
+                   transfer(accounts, "bob", "alice", 50, yield_in_the_middle)])
+    while tasks:
+        task = tasks.popleft()
+        try:
+            next(task)
+            tasks.append(task)
+        except StopIteration:
+            pass
+    return accounts
+
+safe, broken = run_transfers(False), run_transfers(True)
+print("no yield inside the update:", safe, "total", sum(safe.values()))
+print("a yield inside the update: ", broken, "total", sum(broken.values()))
+assert sum(safe.values()) == 200 and sum(broken.values()) != 200
+
+# %% [markdown]
+# With threads, the operating system may switch *anywhere*, so even the first version would
+# need a lock. With coroutines you can see every switch point in the code: they are the `yield`s.
+#
+# ### 3. Each task keeps its own stack and locals
+# Two generators made from the same function are two independent frames:
+
+# %%
+import inspect
+
+a, b = ticket_counter("A"), ticket_counter("B")
+for _ in range(3):
+    next(a)
+next(b)
+print("a's locals:", inspect.getgeneratorlocals(a))
+print("b's locals:", inspect.getgeneratorlocals(b))
+assert inspect.getgeneratorlocals(a)["number"] == 3 and inspect.getgeneratorlocals(b)["number"] == 1
+
+# %% [markdown]
+# ### 4. Switching when a task waits: this is what plain generators cannot do alone
+# A generator switches only where it `yield`s. If it calls something that *blocks*, such as
+# `time.sleep` or a blocking `recv`, the one thread stops and every other task waits too.
+#
+# The fix is a scheduler that knows about waiting. A task *asks* to wait by yielding a request,
+# `("sleep", seconds)`; the scheduler parks it and runs others until its time comes. Here is
+# the whole scheduler:
+
+# %%
+import heapq
+import itertools
+
+def run(tasks):
+    """Round-robin over generator tasks. A task may yield ("sleep", seconds) to wait."""
+    ready = deque(tasks)
+    sleeping = []                          # heap of (wake-up time, tie-breaker, task)
+    tie = itertools.count()
+    while ready or sleeping:
+        if not ready:                      # everyone waits: sleep until the first wake-up
+            wake_at, _, task = heapq.heappop(sleeping)
+            time.sleep(max(0.0, wake_at - time.monotonic()))
+            ready.append(task)
+        task = ready.popleft()
+        try:
+            request = next(task)           # run the task up to its next yield
+        except StopIteration:
+            continue                       # finished: drop it
+        if request and request[0] == "sleep":
+            heapq.heappush(sleeping, (time.monotonic() + request[1], next(tie), task))
+        else:
+            ready.append(task)
+
+# %% [markdown]
+# Three tasks each compute a little, wait 100 ms, and compute again. In the first version the
+# wait is a blocking `time.sleep`; in the second the task yields a sleep request. The
+# `Recorder` notes when each task runs and waits.
+
+# %%
+def compute(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+def worker(rec, name, wait, blocking):
+    rec.switch(name, "running")
+    compute(0.005)
+    rec.switch(name, "waiting")
+    if blocking:
+        time.sleep(wait)                   # the whole thread stops here
+    else:
+        yield ("sleep", wait)              # hand control back until the time is up
+    rec.switch(name, "running")
+    compute(0.005)
+    rec.switch(name, None)
+    yield
+
+WAIT, NAMES = 0.1, ["Task 1", "Task 2", "Task 3"]
+timelines = {}
+for label, blocking in (("blocking time.sleep", True), ("yield ('sleep', 0.1)", False)):
+    rec = Recorder()
+    run([worker(rec, name, WAIT, blocking) for name in NAMES])
+    timelines[label] = rec.close()
+
+blocking_total = duration(timelines["blocking time.sleep"])
+cooperative_total = duration(timelines["yield ('sleep', 0.1)"])
+print("blocking: the waits add up:         ", blocking_total >= 0.9 * len(NAMES) * WAIT)
+print("cooperative: the waits overlap:     ", cooperative_total < 2 * WAIT)
+assert blocking_total >= 0.9 * len(NAMES) * WAIT
+assert cooperative_total < 2 * WAIT
+compare_timelines(timelines)
+
+# %% [markdown]
+# Grey is waiting, blue is running. In the blocking run each task's wait freezes the thread, so
+# the tasks run one after another and the total is the *sum* of the waits. In the cooperative
+# run the three waits overlap and the total is about *one* wait.
+#
+# Real programs wait for sockets, not timers. The same idea works if the scheduler asks the
+# operating system which sockets are ready: that is `select`, lesson 05's event loop and
+# lesson 07. gevent (lesson 03) does it for you, behind ordinary-looking blocking calls.
+
+# %% [markdown]
+# ## What does a switch cost?
+#
+# Switching coroutines is a function call inside one thread. Handing control to another OS
+# thread means waking it through the kernel and waiting for the scheduler. `labkit.bench`
+# measures both, right now, on this machine:
+
+# %%
+labkit.show(bench.generator_switch_cost)
+
+# %%
+generator_cost = bench.generator_switch_cost()
+thread_cost = bench.thread_handoff_cost()
+ratio = thread_cost / generator_cost
+print("a thread hand-off costs more than 10 generator switches:", ratio > 10)
+assert ratio > 10
+
+fig, ax = plt.subplots(figsize=(6, 2))
+ax.barh(["generator send()", "thread hand-off"], [generator_cost * 1e6, thread_cost * 1e6],
+        color=["#1f77b4", "#ff7f0e"])
+ax.set_xscale("log")
+ax.set_xlabel("microseconds per switch (log scale)")
+ax.set_title(f"measured now: a thread hand-off costs {ratio:.0f}x a generator switch", loc="left",
+             fontsize=10)
+plt.show()
+
+# %% [markdown]
+# That is why one thread can juggle tens of thousands of coroutines while the same number of
+# threads would spend their time being scheduled. The price: a coroutine runs until it
+# chooses to yield, and it can use only one CPU core.
+
+# %% [markdown]
+# ## Summary
+#
+# * A generator is a coroutine: `yield` stops it with its locals intact; `next()`/`send()`
+#   resume it. Prime it with `next()` before the first `send()`.
+# * Coroutines run in one thread, switch only at `yield`, and so can share data without locks,
+#   as long as no `yield` sits inside an update.
+# * Switching on I/O needs a scheduler that knows what each task waits for. A blocking call
+#   inside a coroutine stops every task.
+# * A coroutine switch costs a fraction of a microsecond; a thread hand-off costs tens of them.
+#
+# ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint
+# (call it again for the next one); `check(n, answer)` tells you if you have it.
+
+# %%
+from labkit.exercises import lesson
+hint, check = lesson(1)
+
+# %% [markdown]
+# **Exercise 1.** Write a coroutine `running_max()` that, after priming, answers each
+# `send(x)` with the largest value sent so far.
+
+# %%
+def running_max():
+    ...   # your code here
+
+check(1, running_max)
+
+# %% [markdown]
+# **Exercise 2.** With the round-robin loop of property 1, where `count(name, n)` prints
+# `name0`, `name1`, ... one step per `yield`, in what order are the steps printed for
+# `count("A", 3)`, `count("B", 1)` and `count("C", 2)`? Answer like `"A0 B0 ..."`.
+
+# %%
+check(2, ...)
+
+# %% [markdown]
+# **Exercise 3.** Three tasks each wait 0.2 s in the scheduler above. About how many seconds
+# does the run take (a) with a blocking `time.sleep`, (b) with `yield ("sleep", 0.2)`? Answer
+# `(a, b)`, then change `WAIT` and `NAMES` above and run the timeline cell to see if you were
+# right.
+
+# %%
+check(3, ...)

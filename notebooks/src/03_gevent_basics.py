@@ -1,0 +1,283 @@
+# %% [markdown]
+# # 03 · gevent: greenlets that switch by themselves while they wait
+#
+# Lesson 02 ended with the missing piece: something that switches greenlets when one of them
+# would wait. **gevent** is that: an event loop (the *hub*, itself a greenlet) plus cooperative
+# versions of `sleep`, sockets, locks and queues. When a greenlet calls `gevent.sleep()` or
+# reads a gevent socket, it switches to the hub, which runs other greenlets and switches back
+# when the wait is over.
+#
+# **After this lesson you can**
+# * start greenlets with `spawn`, wait for them with `joinall`, and read their results and errors;
+# * show that a blocking `time.sleep` inside greenlets serialises them;
+# * cut a wait short with `gevent.Timeout`;
+# * cap concurrency with a `Pool`, and pass work through a `Queue` with an `Event`;
+# * explain what monkey patching does, from a run in a child process.
+#
+# **Time:** about 25 minutes.
+
+# %%
+import time
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.queue import Queue
+from ipywidgets import IntSlider
+
+import labkit
+from labkit.timeline import Recorder, compare_timelines, duration, max_concurrent, plot_timeline
+from labkit.widgets import panel
+
+# A greenlet that fails makes gevent print a traceback stamped with the time and a memory
+# address. We read failures from the greenlet objects instead (see "When a greenlet fails").
+gevent.get_hub().exception_stream = None
+
+# %% [markdown]
+# We use gevent here **without** monkey patching: `gevent.spawn`, `gevent.sleep`, `Pool`,
+# `Queue` and `Event` work in a notebook as they are. Patching the standard library inside a
+# Jupyter kernel breaks the kernel, so the last section patches in a child process instead.
+#
+# ## spawn, sleep, joinall
+#
+# Two chores: the kettle takes 0.2 s, the toast 0.1 s. Each is a greenlet; `gevent.sleep` is
+# where it waits, and where gevent switches to the other.
+
+# %%
+def chore(rec, name, seconds, sleep):
+    print(f"{name}: start")
+    rec.switch(name, "waiting")
+    sleep(seconds)
+    rec.switch(name, None)
+    print(f"{name}: done after {seconds} s")
+
+def breakfast(sleep):
+    rec = Recorder()
+    gevent.joinall([gevent.spawn(chore, rec, "kettle", 0.2, sleep),
+                    gevent.spawn(chore, rec, "toast", 0.1, sleep)])
+    return rec.close()
+
+with_gevent_sleep = breakfast(gevent.sleep)
+
+# %% [markdown]
+# Both started at once, and the toast finished first. Now the same chores with the standard
+# `time.sleep`, which knows nothing about greenlets:
+
+# %%
+with_time_sleep = breakfast(time.sleep)
+
+# %%
+overlapped, serialised = duration(with_gevent_sleep), duration(with_time_sleep)
+print("gevent.sleep: about the longest chore (0.2 s):", 0.19 < overlapped < 0.29)
+print("time.sleep: the sum of the chores (0.3 s):    ", serialised >= 0.29)
+assert 0.19 < overlapped < 0.29 and serialised >= 0.29
+compare_timelines({"gevent.sleep": with_gevent_sleep, "time.sleep": with_time_sleep})
+
+# %% [markdown]
+# `time.sleep` blocks the thread, and with it the hub and every greenlet: each chore runs
+# only after the previous one has finished. Every blocking call behaves like that, unless it
+# is gevent's own (or monkey-patched, see the end).
+#
+# ## Results, timeouts and failures
+#
+# `spawn` returns a `Greenlet`. After `join`, `value` holds the return value; `get()` returns it
+# too, or raises the greenlet's exception.
+
+# %%
+def slow_square(x, seconds):
+    gevent.sleep(seconds)
+    return x * x
+
+jobs = [gevent.spawn(slow_square, x, 0.01 * x) for x in (1, 2, 3)]
+gevent.joinall(jobs)
+print("values:", [job.value for job in jobs])
+
+# %% [markdown]
+# `gevent.Timeout` bounds a wait. As an exception it says how long it waited; with `False` as
+# the second argument the block is simply abandoned.
+
+# %%
+try:
+    with gevent.Timeout(0.05):
+        slow_square(7, 1.0)
+except gevent.Timeout as timeout:
+    print("gave up after", timeout)
+
+result = "nothing"
+with gevent.Timeout(0.05, False):
+    result = slow_square(7, 1.0)
+print("result after a silent timeout:", result)
+
+late = gevent.spawn(slow_square, 8, 1.0)
+print("a greenlet still running after 0.05 s:", late.join(timeout=0.05) is None and not late.dead)
+late.kill()                                    # raises GreenletExit inside it
+
+# %% [markdown]
+# ### When a greenlet fails
+#
+# An exception inside a greenlet does not reach the code that spawned it. It is stored on the
+# greenlet: check `successful()` and read `exception`, or call `get()` to raise it here.
+
+# %%
+def divide(a, b):
+    gevent.sleep(0.01)
+    return a / b
+
+jobs = [gevent.spawn(divide, 1, 4), gevent.spawn(divide, 1, 0)]
+gevent.joinall(jobs)
+for job in jobs:
+    print(f"successful={job.successful()}  value={job.value!r}  exception={job.exception!r}")
+
+try:
+    jobs[1].get()
+except ZeroDivisionError as err:
+    print("get() raised it here:", repr(err))
+
+# %% [markdown]
+# ## Capping concurrency with a Pool
+#
+# A server should not start unlimited work at once. `Pool(size)` runs at most `size`
+# greenlets together; `pool.spawn` waits for a free slot. The function below runs `n_tasks`
+# tasks of `seconds` each through a pool and records when each one waits:
+
+# %%
+def run_pool(pool_size=3, n_tasks=9, seconds=0.05):
+    rec = Recorder()
+
+    def task(name):
+        rec.switch(name, "waiting")
+        gevent.sleep(seconds)
+        rec.switch(name, None)
+
+    pool = Pool(pool_size)
+    for i in range(1, n_tasks + 1):
+        pool.spawn(task, f"Task {i}")          # blocks here while the pool is full
+    pool.join()
+    return rec.close()
+
+pool_spans = run_pool(pool_size=3, n_tasks=9, seconds=0.05)
+print("at most 3 tasks at once:", max_concurrent(pool_spans) == 3)
+print("three rounds of 50 ms (about 150 ms):", 0.14 < duration(pool_spans) < 0.3)
+assert max_concurrent(pool_spans) == 3 and 0.14 < duration(pool_spans) < 0.3
+plot_timeline(pool_spans, title="Pool(3), 9 tasks of 50 ms")
+
+# %% [markdown]
+# Move the sliders and press **Run**: the panel calls the same `run_pool` and redraws.
+# (More tasks than the pool holds: they queue. A pool as large as the task count: one round.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+panel(run_pool, draw=lambda spans: plot_timeline(spans, title="Pool timeline"),
+      controls={"pool_size": IntSlider(3, min=1, max=10, description="pool size"),
+                "n_tasks": IntSlider(9, min=1, max=30, description="tasks")},
+      summary=lambda spans: f"{max_concurrent(spans)} at once at most, "
+                            f"{duration(spans) * 1000:.0f} ms in all")
+
+# %% [markdown]
+# ## Passing work: Queue and Event
+#
+# A `Queue` hands items from producers to consumers; `get()` waits (cooperatively) while it is
+# empty. An `Event` lets greenlets wait until something has happened. Here two cooks wait for
+# the kitchen to open, then take orders from a queue until they find the closing sign.
+
+# %%
+kitchen_open = Event()
+orders = Queue()
+served = []
+
+def cook(name):
+    kitchen_open.wait()                  # every cook waits for the same signal
+    while True:
+        order = orders.get()             # waits while the queue is empty
+        if order is None:                # the closing sign
+            break
+        gevent.sleep(0.02 * len(order))  # cooking takes time
+        served.append(f"{name} served {order}")
+
+def front_desk(menu):
+    for order in menu:
+        orders.put(order)
+    kitchen_open.set()
+    for _ in range(2):
+        orders.put(None)                 # one closing sign per cook
+
+gevent.joinall([gevent.spawn(cook, "cook A"), gevent.spawn(cook, "cook B"),
+                gevent.spawn(front_desk, ["soup", "noodles", "rice", "dumplings"])])
+print("\n".join(served))
+assert len(served) == 4
+
+# %% [markdown]
+# ## Monkey patching, in a child process
+#
+# Ordinary code calls `time.sleep` and `socket.socket`, not gevent's versions.
+# `gevent.monkey.patch_all()` swaps gevent's cooperative versions into the standard library
+# modules, so such code yields to the hub without a change. It must run **first**, before the
+# program imports anything that captures the originals.
+#
+# Patching inside this notebook's kernel would break the kernel (it patches the threads the
+# kernel itself relies on), so this script runs in a child process, once as it is and once
+# with `--patch`:
+
+# %%
+labkit.show("scripts/gevent_sleepers")
+
+# %%
+plain = labkit.run_script("gevent_sleepers")
+patched = labkit.run_script("gevent_sleepers", "--patch")
+for run in (plain, patched):
+    print(f"patched={run.data['patched']!s:5}  time.sleep is {run.data['time_sleep_is']}")
+
+plain_s, patched_s = plain.data["elapsed"], patched.data["elapsed"]
+print("unpatched: five 100 ms sleeps one after another:", plain_s >= 0.45)
+print("patched: they overlap (well under half the time):", patched_s < 0.5 * plain_s)
+assert plain_s >= 0.45 and patched_s < 0.5 * plain_s
+compare_timelines({"time.sleep, not patched": labkit.timeline.spans_from_json(plain.data["spans"]),
+                   "time.sleep, patched": labkit.timeline.spans_from_json(patched.data["spans"])})
+
+# %% [markdown]
+# The script's code is the same both times; only `patch_all()` differs. After it, the name
+# `time.sleep` refers to `gevent.hub.sleep`. Lesson 04 patches `urllib` and sockets the same
+# way to fetch many web pages at once, and shows what goes wrong when patching comes too late.
+
+# %% [markdown]
+# ## Summary
+#
+# * `gevent.spawn` starts a greenlet; `joinall` waits; `value`, `successful()`, `exception`
+#   and `get()` report how it ended.
+# * Only cooperative calls (gevent's own, or patched ones) let other greenlets run.
+#   A blocking call such as `time.sleep` serialises all of them.
+# * `gevent.Timeout` bounds any wait; `Pool(n)` caps how many run at once; `Queue` and `Event`
+#   coordinate greenlets without threads.
+# * `monkey.patch_all()`, first thing in a program, makes ordinary blocking code cooperative.
+#   Never in a Jupyter kernel: use a child process.
+#
+# ## Exercises
+
+# %%
+from labkit.exercises import lesson
+hint, check = lesson(3)
+
+# %% [markdown]
+# **Exercise 1.** Greenlets `tea` (sleeps 0.03 s), `toast` (0.01 s) and `eggs` (0.02 s) are
+# spawned in that order; each prints its name after `gevent.sleep`. In what order are the names
+# printed? Answer like `"tea toast eggs"`.
+
+# %%
+check(1, ...)
+
+# %% [markdown]
+# **Exercise 2.** A `Pool(2)` runs 6 tasks that each `gevent.sleep(0.05)`. About how many
+# milliseconds does the whole run take? Check your answer with `run_pool(2, 6)`.
+
+# %%
+check(2, ...)
+
+# %% [markdown]
+# **Exercise 3.** Write `nap(seconds)` so that five greenlets napping 0.05 s at once finish in
+# about 0.05 s, not 0.25 s.
+
+# %%
+def nap(seconds):
+    ...   # your code here
+
+check(3, nap)

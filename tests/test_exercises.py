@@ -1,0 +1,81 @@
+"""Every exercise accepts its reference answer and rejects wrong ones with advice."""
+import pytest
+
+from labkit import exercises
+from labkit.exercises import lesson
+
+ALL = [(n, k) for n in exercises.LESSONS for k in exercises.exercises_of(n)]
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_reference_answer_passes(number, k, capsys):
+    chosen = exercises.Lesson(number, exercises.exercises_of(number))
+    assert chosen.passed(k, chosen.exercises[k].solution())
+    assert f"Exercise {k}: correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_placeholder_is_not_an_answer(number, k, capsys):
+    chosen = exercises.Lesson(number, exercises.exercises_of(number))
+    assert not chosen.passed(k, ...)
+    assert "no answer yet" in capsys.readouterr().out
+
+
+WRONG = {
+    (1, 1): lambda: (lambda: iter([1, 2, 3])),                   # not a generator function
+    (1, 2): lambda: "A0 A1 A2 B0 C0 C1",
+    (1, 3): lambda: (0.2, 0.2),
+    (2, 1): lambda: "L1 R1 L2 R2",
+    (2, 2): lambda: (20, 20),
+    (2, 3): lambda: "a",
+    (3, 1): lambda: "tea toast eggs",
+    (3, 2): lambda: 300,
+    (3, 3): lambda: __import__("time").sleep,                     # blocks: naps don't overlap
+}
+
+
+@pytest.mark.parametrize("number,k", sorted(WRONG))
+def test_wrong_answer_fails_with_advice(number, k, capsys):
+    chosen = exercises.Lesson(number, exercises.exercises_of(number))
+    assert not chosen.passed(k, WRONG[(number, k)]())
+    out = capsys.readouterr().out
+    assert out.startswith(f"Exercise {k}: not yet.") and len(out) > 40
+
+
+def test_every_exercise_has_a_wrong_answer_test():
+    assert set(WRONG) == set(ALL)
+
+
+def test_wrong_coroutine_logic_is_explained(capsys):
+    def running_min():
+        best = None
+        while True:
+            value = yield best
+            best = value if best is None else min(best, value)
+    hint, check = lesson(1)
+    check(1, running_min)
+    assert "expected" in capsys.readouterr().out
+
+
+def test_answer_that_raises_is_reported_not_raised(capsys):
+    def broken():
+        yield 1 / 0
+    _, check = lesson(1)
+    check(1, broken)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_hints_come_one_at_a_time(capsys):
+    hint, _ = lesson(1)
+    hint(1)
+    hint(1)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Hint 1/") and out[1].startswith("Hint 2/")
+
+
+def test_unknown_exercise_or_lesson():
+    hint, _ = lesson(1)
+    with pytest.raises(ValueError, match="has exercises"):
+        hint(9)
+    with pytest.raises(ValueError, match="no exercises for lesson"):
+        lesson(99)

@@ -1,0 +1,106 @@
+"""Spans, recorders, the greenlet tracer, and the figures drawn from them."""
+import json
+import time
+
+import pytest
+from greenlet import greenlet
+
+from labkit.timeline import (STATE_COLORS, GreenletTrace, Recorder, Span, _figure_png, busy_time,
+                             compare_timelines, duration, max_concurrent, plot_timeline,
+                             spans_from_json, spans_to_json)
+
+
+def test_span_rejects_unknown_states_and_negative_lengths():
+    with pytest.raises(ValueError, match="state"):
+        Span("Task 1", "sleeping", 0, 1)
+    with pytest.raises(ValueError, match="ends before"):
+        Span("Task 1", "running", 2, 1)
+
+
+def test_json_round_trip_both_ways():
+    spans = [Span("Task 1", "running", 0.0, 0.5), Span("Task 2", "waiting", 0.25, 1.0)]
+    text = spans_to_json(spans)
+    assert spans_from_json(text) == spans
+    assert spans_from_json(json.loads(text)) == spans
+
+
+def test_recorder_span_and_switch():
+    rec = Recorder()
+    with rec.span("Task 1", "waiting"):
+        time.sleep(0.02)
+    rec.switch("Task 2", "running")
+    rec.switch("Task 2", "waiting")
+    rec.switch("Task 3", "running")
+    spans = rec.close()
+    assert [(s.task, s.state) for s in spans] == [
+        ("Task 1", "waiting"), ("Task 2", "running"), ("Task 2", "waiting"), ("Task 3", "running")]
+    assert spans[0].length >= 0.02
+    assert spans[1].end == spans[2].start             # a switch closes one span and opens the next
+
+
+def test_greenlet_trace_records_who_runs_when():
+    def busy(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def left():
+        busy(0.01)
+        r.switch()
+        busy(0.01)
+
+    def right():
+        busy(0.02)
+        l.switch()
+
+    l, r = greenlet(left), greenlet(right)
+    with GreenletTrace({l: "L", r: "R"}) as trace:
+        l.switch()
+    pairs = [(a, b) for a, b in trace.switches if a and b]
+    assert pairs == [("L", "R"), ("R", "L")]
+    runs = [(s.task, s.state) for s in trace.spans]
+    assert ("L", "waiting") in runs and ("R", "running") in runs
+    assert busy_time(trace.spans, "L") == pytest.approx(0.02, abs=0.01)
+    assert busy_time(trace.spans, "R") == pytest.approx(0.02, abs=0.01)
+    assert max_concurrent(trace.spans, states=("running",)) == 1   # one thread: one at a time
+
+
+def test_measurements():
+    spans = [Span("a", "waiting", 0, 1), Span("b", "waiting", 0.5, 1.5), Span("c", "waiting", 1, 2),
+             Span("a", "running", 1, 1.2)]
+    assert duration(spans) == 2
+    assert max_concurrent(spans, ("waiting",)) == 2          # touching ends do not overlap
+    assert busy_time(spans) == pytest.approx(0.2)
+    assert duration([]) == 0
+
+
+def test_plot_timeline_draws_one_row_per_task_in_order():
+    spans = [Span("Task 1", "running", 0, 0.01), Span("Task 1", "waiting", 0.01, 0.1),
+             Span("Task 2", "running", 0.01, 0.02), Span("Task 2", "idle", 0.02, 0.05)]
+    fig = plot_timeline(spans, title="demo")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Task 1", "Task 2"]
+    assert ax.get_xlabel() == "time (ms)"
+    assert ax.get_title(loc="left") == "demo"
+    colors = {tuple(c.get_facecolor()[0][:3]) for c in ax.collections}
+    from matplotlib.colors import to_rgb
+    assert colors == {to_rgb(STATE_COLORS[s]) for s in ("running", "waiting", "idle")}
+    assert len(ax.collections) == 4                        # one bar group per (task, state)
+    assert max(ax.get_xlim()) >= 100                       # milliseconds, not seconds
+    assert _figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_compare_timelines_shares_one_time_axis():
+    a = [Span("Task 1", "waiting", 0, 0.3)]
+    b = [Span("Task 1", "waiting", 0, 0.1), Span("Task 2", "waiting", 0, 0.1)]
+    fig = compare_timelines({"sync": a, "async": b})
+    top, bottom = fig.axes
+    assert top.get_shared_x_axes().joined(top, bottom)
+    assert top.get_title(loc="left") == "sync: 300 ms"
+    assert bottom.get_title(loc="left") == "async: 100 ms"
+
+
+def test_many_tasks_are_sampled_not_crammed():
+    spans = [Span(f"client {i}", "waiting", i / 1000, i / 1000 + 0.01) for i in range(500)]
+    ax = plot_timeline(spans).axes[0]
+    assert len(ax.get_yticks()) == 60
