@@ -186,6 +186,14 @@ def widget_panels(page):
     return page.locator(".jp-OutputArea-output .widget-vbox:has(button:has-text('Run'))")
 
 
+def expected_panels(relpath: str) -> int:
+    """How many widget panels the notebook's code creates (calls of labkit's ``panel``)."""
+    nb = nbformat.read(ROOT / relpath, as_version=4) if (ROOT / relpath).exists() else None
+    if nb is None:
+        return 0
+    return sum(c.source.count("panel(") for c in nb.cells if c.cell_type == "code")
+
+
 def check_panel_redraws(page, panel) -> None:
     """Change the panel's first slider, press Run, and wait for its figure to change."""
     images = panel.locator("img")
@@ -210,7 +218,10 @@ def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> lis
         run_all(page)
         errors = error_outputs(page)
         if not errors:
-            for i in range(widget_panels(page).count()):
+            expected = expected_panels(relpath)
+            assert widget_panels(page).count() == expected, \
+                f"{relpath}: {widget_panels(page).count()} widget panels rendered, {expected} expected"
+            for i in range(expected):
                 panel = widget_panels(page).nth(i)
                 panel.scroll_into_view_if_needed()
                 check_panel_redraws(page, panel)
