@@ -225,32 +225,42 @@ class ScriptResult:
     elapsed: float = 0.0
 
 
-def run_script(name: str | Path, *args: Any, timeout: float = 120.0,
-               check: bool = True) -> ScriptResult:
+def run_script(name: str | Path, *args: Any, timeout: float = 120.0, check: bool = True,
+               on_progress: Any = None) -> ScriptResult:
     """Run ``labkit/scripts/NAME.py`` (or a script at a Path) in a child process.
 
-    The child runs in its own session with a stdin lifeline (it dies with the kernel), never
-    writes to the kernel's own output, and is killed if it outlives ``timeout``. With
-    ``check`` (the default) a failing script raises ScriptError showing its stderr.
+    Returns what the script ``report()``ed. The child runs in its own session with a stdin
+    lifeline (it dies with the kernel), never writes to the kernel's own output, and is killed
+    if it outlives ``timeout``. With ``check`` (the default) a failing script raises ScriptError
+    showing its output. ``on_progress(done, total)`` is called, in this thread, for each
+    ``progress()`` line the script prints.
     """
     from labkit import scripts
     runner = Path(scripts.__file__).with_name("_run.py")
     script = Path(name) if isinstance(name, Path) else scripts.path(name)
-    name = script.stem
     argv = [sys.executable, str(runner), str(script), *map(str, args)]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, env=_child_env())
-    out: list[bytes] = []
+    out: list[str] = []
     err: list[bytes] = []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
-               for s, b in ((proc.stdout, out), (proc.stderr, err))]
+    progress: queue.Queue[tuple[int, int]] = queue.Queue()
+
+    def read_stdout() -> None:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line.startswith("PROGRESS "):
+                done, total = line.split()[1:3]
+                progress.put((int(done), int(total)))
+            else:
+                out.append(line)
+
+    readers = [threading.Thread(target=read_stdout, daemon=True),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)]
     for r in readers:
         r.start()
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
+        _wait_reporting(proc, started + timeout, progress, on_progress)
     finally:                           # also on KeyboardInterrupt: never leave it running
         if proc.poll() is None:
             _signal_group(proc.pid, signal.SIGKILL)
@@ -258,19 +268,32 @@ def run_script(name: str | Path, *args: Any, timeout: float = 120.0,
         proc.stdin.close()
         for r in readers:
             r.join(5)
-    result = _script_result(name, proc.returncode, b"".join(out), b"".join(err),
+    result = _script_result(script.stem, proc.returncode, out, b"".join(err),
                             time.perf_counter() - started)
     if check and proc.returncode != 0:
-        why = "was killed after {:g} s".format(timeout) if proc.returncode < 0 else \
+        why = f"was killed after {timeout:g} s" if proc.returncode < 0 else \
             f"exited with code {proc.returncode}"
         tail = "\n".join((result.stderr or result.stdout).splitlines()[-25:])
-        raise ScriptError(f"lesson script {name!r} {why}.\n--- its last output ---\n{tail}")
+        raise ScriptError(f"lesson script {script.stem!r} {why}.\n--- its last output ---\n{tail}")
     return result
 
 
-def _script_result(name: str, code: int, out: bytes, err: bytes, elapsed: float) -> ScriptResult:
+def _wait_reporting(proc: subprocess.Popen, deadline: float, progress: queue.Queue,
+                    on_progress: Any) -> None:
+    """Wait for the child until ``deadline``, passing its progress lines on as they come."""
+    while proc.poll() is None and time.perf_counter() < deadline:
+        try:
+            done, total = progress.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if on_progress:
+            on_progress(done, total)
+
+
+def _script_result(name: str, code: int, out: list[str], err: bytes,
+                   elapsed: float) -> ScriptResult:
     lines, data = [], {}
-    for line in out.decode("utf-8", "replace").splitlines():
+    for line in out:
         if line.startswith("RESULT "):
             data = json.loads(line[len("RESULT "):])
         else:

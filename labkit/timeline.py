@@ -13,6 +13,7 @@ a shared zero. Clients, greenlet switch traces and child scripts all produce lis
 from __future__ import annotations
 
 import json
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -191,7 +192,12 @@ def _task_order(spans: list[Span]) -> list[str]:
     first: dict[str, float] = {}
     for s in spans:
         first[s.task] = min(first.get(s.task, s.start), s.start)
-    return sorted(first, key=lambda t: (first[t], t))
+    return sorted(first, key=lambda t: (first[t], _natural(t)))
+
+
+def _natural(name: str) -> list:
+    """Sort key that puts "Task 2" before "Task 10"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
@@ -206,7 +212,8 @@ def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
                     if s.task == task and s.state == state]
             if bars:
                 ax.broken_barh(bars, (row[task] - 0.4, 0.8), color=STATE_COLORS[state])
-    ax.set_yticks(range(len(tasks)), tasks if len(tasks) <= 30 else [""] * len(tasks))
+    ax.set_yticks(range(len(tasks)), tasks if len(tasks) <= 30 else [""] * len(tasks),
+                  fontsize=10 if len(tasks) <= 12 else 7)
     ax.set_ylim(len(tasks) - 0.5, -0.5)               # first task on top
     ax.set_xlabel("time (ms)")
     ax.grid(axis="x", alpha=0.3)
@@ -238,7 +245,8 @@ def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0):
     from matplotlib.figure import Figure
     runs = {name: list(spans) for name, spans in runs.items()}
     heights = [min(len(_task_order(s)), 60) + 1.5 for s in runs.values()]
-    fig = Figure(figsize=(width, 0.5 + 0.3 * sum(heights)), layout="constrained")
+    row = min(0.3, 8.0 / sum(heights))               # many rows: thinner rows, not a taller page
+    fig = Figure(figsize=(width, 0.6 + row * sum(heights)), layout="constrained")
     axes = fig.subplots(len(runs), 1, sharex=True, gridspec_kw={"height_ratios": heights},
                         squeeze=False)[:, 0]
     for ax, (name, spans) in zip(axes, runs.items()):

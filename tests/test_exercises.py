@@ -31,6 +31,10 @@ WRONG = {
     (3, 1): lambda: "tea toast eggs",
     (3, 2): lambda: 300,
     (3, 3): lambda: __import__("time").sleep,                     # blocks: naps don't overlap
+    (4, 1): lambda: 0.1,
+    (4, 2): lambda: 3.0,
+    (4, 3): lambda: "import gevent",
+    (4, 4): lambda: 1,
 }
 
 

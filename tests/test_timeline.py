@@ -104,3 +104,9 @@ def test_many_tasks_are_sampled_not_crammed():
     spans = [Span(f"client {i}", "waiting", i / 1000, i / 1000 + 0.01) for i in range(500)]
     ax = plot_timeline(spans).axes[0]
     assert len(ax.get_yticks()) == 60
+
+
+def test_tasks_that_start_together_are_in_natural_order():
+    spans = [Span(f"Task {i}", "waiting", 0, 1) for i in (10, 2, 1)]
+    labels = [t.get_text() for t in plot_timeline(spans).axes[0].get_yticklabels()]
+    assert labels == ["Task 1", "Task 2", "Task 10"]

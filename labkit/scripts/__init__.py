@@ -3,6 +3,7 @@ which is unsafe inside a Jupyter kernel). ``labkit.run_script(NAME, *args)`` run
 what it reported; ``labkit.show("scripts/NAME")`` shows its source.
 
 A script ends by calling ``report(...)``: one line ``RESULT {json}`` on stdout for the parent.
+On long runs it calls ``progress(done, total)``, which moves the lesson's progress bar.
 """
 from __future__ import annotations
 
@@ -34,4 +35,10 @@ def report(**data) -> None:
         return value
 
     sys.stdout.write("RESULT " + json.dumps(plain(data)) + "\n")
+    sys.stdout.flush()
+
+
+def progress(done: int, total: int) -> None:
+    """Tell the parent how far along we are (a line ``PROGRESS done total``)."""
+    sys.stdout.write(f"PROGRESS {done} {total}\n")
     sys.stdout.flush()

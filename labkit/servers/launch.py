@@ -30,18 +30,31 @@ import os
 import signal
 import socket
 import sys
-import threading
 from collections import Counter
 from typing import Any, Callable
 
 __all__ = ["run", "counters", "emit", "parser"]
 
 
+def _original(module: str, name: str) -> Any:
+    """The un-patched function, even when gevent has monkey-patched this process."""
+    if "gevent.monkey" in sys.modules:
+        from gevent import monkey
+        return monkey.get_original(module, name)
+    return getattr(__import__(module), name)
+
+
+def _real_lock() -> Any:
+    """An OS-level lock, also under gevent: the lifeline thread is a real thread, not a
+    greenlet. Never held across anything that could switch greenlets."""
+    return _original("_thread", "allocate_lock")()
+
+
 class Counters:
     """Thread-safe named counters (connections, bytes_in, ...) the parent can read."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _real_lock()
         self._values: Counter[str] = Counter()
 
     def add(self, **amounts: int) -> None:
@@ -54,7 +67,7 @@ class Counters:
 
 
 counters = Counters()
-_print_lock = threading.Lock()
+_print_lock = _real_lock()
 
 
 def emit(tag: str, payload: dict[str, Any]) -> None:
@@ -84,14 +97,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _original(module: str, name: str) -> Any:
-    """The un-patched function, even when gevent has monkey-patched this process."""
-    if "gevent.monkey" in sys.modules:
-        from gevent import monkey
-        return monkey.get_original(module, name)
-    return getattr(__import__(module), name)
 
 
 def _lifeline() -> None:

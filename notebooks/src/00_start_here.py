@@ -23,7 +23,7 @@
 # | 01 | [Coroutines with generators](01_coroutines.ipynb) | `send`, a round-robin scheduler, the cost of a switch |
 # | 02 | [greenlet](02_greenlet.ipynb) | switching between functions, drawn as a timeline |
 # | 03 | [gevent basics](03_gevent_basics.ipynb) | `spawn`, `joinall`, `Pool`, `Queue`, monkey patching in a child |
-# | 04 | Synchronous vs asynchronous I/O *(coming)* | one page fetcher, three strategies, measured |
+# | 04 | [Synchronous vs asynchronous I/O](04_sync_vs_async.ipynb) | one page fetcher, three strategies, measured |
 # | 05 | The event-driven model *(coming)* | three tasks drawn from real runs; an event loop from scratch |
 # | 06 | A gevent socket server *(coming)* | 100 clients, one thread, and a bug that burns a CPU |
 # | 07 | select, poll and epoll *(coming)* | what watching 10,000 sockets costs |

@@ -1,0 +1,1 @@
+"""Benchmarks of the course's performance goals: ``python -m benchmarks [NAME ...]``."""

@@ -1,0 +1,130 @@
+"""Fetch many web pages: one harness, several strategies that differ only in ``download_many``.
+
+    run = timed_run(download_many_sequential, urls)     # one after another
+    run = timed_run(download_many_threads, urls)        # a thread per request (a pool)
+    run = fetch_with("gevent", urls)                    # greenlets, in a monkey-patched child
+
+Every strategy calls the same ``fetch_one``, which records a Span per request and returns the
+status and the SHA-256 of the body, so that every byte is checked. Errors (a 503, a refused
+connection) are results, not crashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from labkit.timeline import Recorder, Span, busy_time, spans_from_json
+
+__all__ = ["PageResult", "FetchRun", "fetch_one", "download_many_sequential",
+           "download_many_threads", "timed_run", "fetch_with", "STRATEGIES"]
+
+
+@dataclass
+class PageResult:
+    url: str
+    status: int            # HTTP status; 0 when no answer came at all
+    size: int
+    sha256: str
+    error: str = ""
+
+
+@dataclass
+class FetchRun:
+    strategy: str
+    elapsed: float                         # wall time of the whole download_many, seconds
+    results: list[PageResult]
+    spans: list[Span] = field(default_factory=list)
+
+    @property
+    def statuses(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for r in self.results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def overlap(self) -> float:
+        """Seconds of waiting done per second of wall time: 1 when sequential, N at best."""
+        return busy_time(self.spans, state="waiting") / self.elapsed if self.elapsed else 0.0
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, "elapsed": self.elapsed,
+                "results": [asdict(r) for r in self.results],
+                "spans": [asdict(s) for s in self.spans]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FetchRun":
+        return cls(data["strategy"], data["elapsed"],
+                   [PageResult(**r) for r in data["results"]], spans_from_json(data["spans"]))
+
+
+def fetch_one(url: str, rec: Recorder, task: str, timeout: float = 60.0) -> PageResult:
+    """GET one URL; the Span covers the whole request, from connect to the last byte."""
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status, body, error = response.status, response.read(), ""
+    except urllib.error.HTTPError as err:          # the server answered, with an error status
+        status, body, error = err.code, err.read(), str(err)
+    except OSError as err:                         # no answer: refused, reset, timed out
+        status, body, error = 0, b"", f"{type(err).__name__}: {err}"
+    rec.add(task, "waiting", start, time.perf_counter())
+    return PageResult(url, status, len(body), hashlib.sha256(body).hexdigest(), error)
+
+
+def download_many_sequential(urls: list[str], rec: Recorder,
+                             progress: Callable[[int, int], None] | None = None) -> list[PageResult]:
+    results = []
+    for i, url in enumerate(urls, 1):
+        results.append(fetch_one(url, rec, f"Request {i}"))
+        if progress:
+            progress(i, len(urls))
+    return results
+
+
+def download_many_threads(urls: list[str], rec: Recorder,
+                          progress: Callable[[int, int], None] | None = None,
+                          max_workers: int = 100) -> list[PageResult]:
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(urls)) or 1) as pool:
+        futures = [pool.submit(fetch_one, url, rec, f"Request {i}")
+                   for i, url in enumerate(urls, 1)]
+        results = []
+        for done, future in enumerate(futures, 1):
+            results.append(future.result())
+            if progress:
+                progress(done, len(urls))
+    return results
+
+
+def timed_run(download_many: Callable, urls: list[str], strategy: str = "",
+              progress: Callable[[int, int], None] | None = None) -> FetchRun:
+    """The one harness: time ``download_many(urls, rec)`` and collect its results and Spans."""
+    rec = Recorder()
+    start = time.perf_counter()
+    results = download_many(urls, rec, progress=progress)
+    elapsed = time.perf_counter() - start
+    name = strategy or download_many.__name__.removeprefix("download_many_")
+    return FetchRun(name, elapsed, results, rec.spans)
+
+
+def fetch_with(strategy: str, urls: list[str],
+               progress: Callable[[int, int], None] | None = None) -> FetchRun:
+    """Run one strategy: ``sequential`` and ``threads`` here, ``gevent`` in a child process."""
+    if strategy == "gevent":
+        import json
+
+        from labkit.background import run_script
+        done = run_script("fetch_gevent", json.dumps(urls), on_progress=progress)
+        return FetchRun.from_dict(done.data["run"])
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    return timed_run(STRATEGIES[strategy], urls, strategy, progress)
+
+
+STRATEGIES = {"sequential": download_many_sequential, "threads": download_many_threads,
+              "gevent": None}

@@ -1,0 +1,131 @@
+"""The latency server honours delay, jitter and error rate, holds 1,000 slow requests at once,
+and returns exact bytes; each fetch strategy returns the right results and Spans."""
+import hashlib
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.fetch import fetch_one, fetch_with
+from labkit.timeline import Recorder, Span, max_concurrent
+
+PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"
+SHA = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in PAGES.glob("*.html")}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with labkit.serve("latency_http", root=PAGES, delay=0.0) as srv:
+        srv.base = f"http://{srv.host}:{srv.port}"
+        yield srv
+
+
+def get(url):
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read(), time.perf_counter() - start
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), time.perf_counter() - start
+
+
+def log(server, clear=False):
+    return json.loads(get(f"{server.base}/_log{'?clear=1' if clear else ''}")[1])
+
+
+def test_the_three_pages_have_the_original_sizes():
+    assert {p.name: p.stat().st_size for p in PAGES.glob("*.html")} == {
+        "page-48k.html": 48_708, "page-479k.html": 478_886, "page-56k.html": 55_867}
+
+
+@pytest.mark.parametrize("name", sorted(SHA))
+def test_exact_bytes(server, name):
+    status, body, _ = get(f"{server.base}/pages/{name}")
+    assert status == 200 and hashlib.sha256(body).hexdigest() == SHA[name]
+
+
+def test_delay_is_honoured(server):
+    for i in range(5):
+        status, _, took = get(f"{server.base}/pages/page-48k.html?delay=0.15&id={i}")
+        assert status == 200 and 0.15 <= took < 0.6
+
+
+def test_jitter_stays_within_bounds_and_varies(server):
+    log(server, clear=True)
+    urls = [f"{server.base}/pages/page-48k.html?delay=0.1&jitter=0.05&id={i}" for i in range(30)]
+    run = fetch_with("gevent", urls)
+    assert run.statuses == {200: 30}
+    waits = [r["end"] - r["start"] for r in log(server)]
+    assert min(waits) >= 0.05 - 0.005 and max(waits) <= 0.15 + 0.05
+    assert max(waits) - min(waits) > 0.03                    # it really varies
+
+
+def test_error_rate_is_seeded_and_close_to_the_rate(server):
+    urls = [f"{server.base}/pages/page-48k.html?error_rate=0.25&id={i}" for i in range(400)]
+    first, again = fetch_with("gevent", urls), fetch_with("gevent", urls)
+    assert set(first.statuses) == {200, 503}
+    assert 60 <= first.statuses[503] <= 140                 # 100 expected; binomial sd ~9
+    assert [r.status for r in first.results] == [r.status for r in again.results]
+    assert all(r.sha256 == SHA["page-48k.html"] for r in first.results if r.status == 200)
+
+
+def test_holds_1000_concurrent_slow_requests(server):
+    log(server, clear=True)
+    urls = [f"{server.base}/pages/page-48k.html?delay=1.0&id={i}" for i in range(1000)]
+    run = fetch_with("gevent", urls)
+    assert run.statuses == {200: 1000}
+    assert all(r.sha256 == SHA["page-48k.html"] for r in run.results)
+    served = [Span(str(i), "waiting", r["start"], r["end"]) for i, r in enumerate(log(server))]
+    # every request was being served at the same moment as every other one
+    assert max_concurrent(served) == 1000
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/pages/no-such.html", 404), ("/pages/../pyproject.toml", 404), ("/etc/passwd", 404),
+    ("/pages/page-48k.html?delay=abc", 400), ("/pages/page-48k.html?delay=-1", 400),
+    ("/pages/page-48k.html?error_rate=2", 400)])
+def test_bad_requests_get_clear_errors(server, path, status):
+    got, body, _ = get(server.base + path)
+    assert got == status and body
+    assert get(f"{server.base}/pages/page-56k.html")[0] == 200   # and it keeps serving
+
+
+def test_garbage_and_vanishing_clients_do_not_stop_the_server(server):
+    for garbage in (b"\x00\xff" * 100 + b"\r\n\r\n", b"GET / HTTP/1.1\r\n"):
+        with socket.create_connection((server.host, server.port), timeout=5) as s:
+            s.sendall(garbage)
+    with socket.create_connection((server.host, server.port), timeout=5) as s:
+        s.sendall(b"GET /pages/page-479k.html?delay=0.1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, body, _ = get(f"{server.base}/pages/page-479k.html")
+    assert status == 200 and hashlib.sha256(body).hexdigest() == SHA["page-479k.html"]
+
+
+@pytest.mark.parametrize("strategy,overlap", [("sequential", 1), ("threads", 8), ("gevent", 8)])
+def test_each_strategy_returns_results_in_order_with_spans(server, strategy, overlap):
+    urls = [f"{server.base}/pages/{name}?delay=0.1&id={i}"
+            for i in range(8) for name in ["page-48k.html"]]
+    urls[3] = f"{server.base}/pages/page-56k.html?delay=0.1"
+    run = fetch_with(strategy, urls)
+    assert [r.url for r in run.results] == urls
+    assert [r.sha256 for r in run.results] == [SHA["page-48k.html"]] * 3 + \
+        [SHA["page-56k.html"]] + [SHA["page-48k.html"]] * 4
+    assert sorted(s.task for s in run.spans) == sorted(f"Request {i}" for i in range(1, 9))
+    assert max_concurrent(run.spans) == overlap
+
+
+def test_no_answer_is_a_result_not_a_crash():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]              # nothing listens here
+    result = fetch_one(f"http://127.0.0.1:{port}/pages/x", Recorder(), "Request 1", timeout=5)
+    assert result.status == 0 and "Connection" in result.error
+
+
+def test_unknown_strategy():
+    with pytest.raises(ValueError, match="sequential"):
+        fetch_with("carrier-pigeon", [])
