@@ -35,6 +35,9 @@ WRONG = {
     (4, 2): lambda: 3.0,
     (4, 3): lambda: "import gevent",
     (4, 4): lambda: 1,
+    (5, 1): lambda: (lambda loop, delay, callback: callback()),  # fires at once, no timer
+    (5, 2): lambda: 0.75,
+    (5, 3): lambda: "c",
 }
 
 

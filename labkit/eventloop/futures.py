@@ -58,7 +58,8 @@ class Task(Future):
 
 
 class Loop:
-    def __init__(self) -> None:
+    def __init__(self, idle_timeout: float = 30.0) -> None:
+        self.idle_timeout = idle_timeout      # never hang: give up if nothing happens this long
         self.selector = selectors.DefaultSelector()
         self.ready: deque[tuple[Callable, tuple]] = deque()
         self.timers: list[tuple[float, int, Future]] = []
@@ -93,7 +94,8 @@ class Loop:
         return main.result
 
     def _wait_for_events(self) -> None:
-        timeout = max(0.0, self.timers[0][0] - time.monotonic()) if self.timers else 30.0
+        timeout = (max(0.0, self.timers[0][0] - time.monotonic()) if self.timers
+                   else self.idle_timeout)
         events = self.selector.select(timeout)     # sleeps until a socket is ready or a timer due
         for key, _ in events:
             self.selector.unregister(key.fileobj)
@@ -101,7 +103,8 @@ class Loop:
         while self.timers and self.timers[0][0] <= time.monotonic():
             heapq.heappop(self.timers)[2].set_result(None)
         if not events and not self.timers and not self.ready:
-            raise TimeoutError("nothing happened for 30 s: every task waits forever")
+            raise TimeoutError(f"nothing happened for {self.idle_timeout:g} s: "
+                               "every task waits for something that never comes")
 
 
 async def gather(loop: Loop, coros: list[Coroutine]) -> list:

@@ -1,0 +1,83 @@
+"""The event loop steps of lesson 05: correct bytes, real concurrency (from the server's own
+log, not from timings), a loop that never hangs, and the command lines."""
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.eventloop import callbacks, futures, generators
+from labkit.timeline import Span, max_concurrent
+
+PAGE = Path(__file__).resolve().parent.parent / "data" / "pages" / "page-479k.html"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with labkit.serve("latency_http", delay=0.2) as srv:
+        yield srv
+
+
+def server_concurrency(srv):
+    """How many requests the server was serving at once, from its access log (then cleared)."""
+    with urllib.request.urlopen(f"http://{srv.host}:{srv.port}/_log?clear=1", timeout=10) as r:
+        log = json.loads(r.read())
+    return max_concurrent(Span(str(i), "waiting", e["start"], e["end"]) for i, e in enumerate(log))
+
+
+@pytest.mark.parametrize("step", [callbacks, generators, futures], ids=lambda m: m.__name__)
+def test_each_step_fetches_exact_pages_concurrently(server, step):
+    server_concurrency(server)                                   # start from an empty log
+    urls = [f"http://{server.host}:{server.port}/pages/{PAGE.name}?id={i}" for i in range(25)]
+    bodies = step.fetch_many(urls)
+    want = hashlib.sha256(PAGE.read_bytes()).hexdigest()
+    assert [hashlib.sha256(b).hexdigest() for b in bodies] == [want] * 25
+    assert server_concurrency(server) == 25                      # all 25 in flight at once
+
+
+def test_futures_echo_server_serves_many_clients_on_one_loop():
+    ok, echoed, _ = futures.serve_clients(300, bytes(range(256)) * 40, pause=0.05)
+    assert ok == 300 and echoed == 300 * 10240
+
+
+def test_timers_fire_in_order_and_tasks_await_each_other():
+    loop, order = futures.Loop(), []
+
+    async def after(seconds, name):
+        await loop.sleep(seconds)
+        order.append(name)
+        return name
+
+    async def main():
+        slow = loop.create_task(after(0.05, "slow"))
+        fast = loop.create_task(after(0.01, "fast"))
+        return [await slow, await fast]
+
+    assert loop.run_until_complete(main()) == ["slow", "fast"]
+    assert order == ["fast", "slow"]
+
+
+def test_a_task_waiting_forever_raises_instead_of_hanging():
+    loop = futures.Loop(idle_timeout=0.2)
+    a, b = socket.socketpair()                                   # nobody ever writes to b
+
+    async def stuck():
+        await loop.wait_for(a, futures.selectors.EVENT_READ)
+
+    with pytest.raises(TimeoutError, match="never comes"):
+        loop.run_until_complete(stuck())
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("step", ["callbacks", "generators", "futures"])
+def test_each_step_runs_from_the_command_line(step):
+    out = subprocess.run([sys.executable, "-m", f"labkit.eventloop.{step}", "-n", "5",
+                          "--delay", "0.05"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("5 pages of [48708] bytes")
