@@ -109,6 +109,12 @@ class ServerHandle:
                                f"command: {' '.join(self.argv)}\n"
                                f"--- last log lines ---\n{tail}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far, from /proc."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -382,6 +382,157 @@ def _lesson_05() -> dict[int, Exercise]:
     }
 
 
+# -- lesson 06: a gevent socket server ------------------------------------------------------------
+def _handle_reference(conn):
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+
+
+def _check_handle(fn: Callable) -> str:
+    import socket
+    import threading
+    server_side, client = socket.socketpair()
+    client.settimeout(2)
+
+    def run():
+        try:
+            fn(server_side)
+        except OSError:                      # we close its socket if it spins: that ends it
+            pass
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        client.sendall(b"ping")
+        echoed = client.recv(100)
+    except OSError as err:
+        raise NotYet(f"no echo came back ({type(err).__name__}).") from None
+    finally:
+        client.shutdown(socket.SHUT_WR)               # the client is done
+    worker.join(1.0)
+    if worker.is_alive():
+        server_side.close()                  # stop the spinning thread
+        raise NotYet("after the client closed, handle() kept running: it spins on b''. "
+                     "Stop when recv returns b''.")
+    client.close()
+    if echoed != b"ping":
+        raise NotYet(f"sent b'ping', got back {echoed!r}.")
+    return "it echoes, and returns as soon as recv() says the client has closed."
+
+
+def _check_pool_rounds(answer: Any) -> str:
+    if not _close(answer, 1.0, 0.1):
+        raise NotYet(f"{answer} s. At most 10 at a time, each 0.1 s: how many rounds?")
+    return "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s."
+
+
+def _check_eof_value(answer: Any) -> str:
+    if answer != b"":
+        raise NotYet(f"{answer!r}? Look at the test in gevent_echo's handler.")
+    return "b'' (empty bytes) means the peer closed; it is returned at once, every time."
+
+
+def _lesson_06() -> dict[int, Exercise]:
+    return {
+        1: Exercise("Write handle(conn): echo everything the client sends, and return when the "
+                    "client closes. (It is tested with a plain thread and a socketpair.)",
+                    ["recv returns b'' once the other side has closed.",
+                     "while data := conn.recv(65536): conn.sendall(data)"],
+                    _check_handle, lambda: _handle_reference),
+        2: Exercise("A StreamServer with spawn=Pool(10) gets 100 clients at once; each keeps its "
+                    "handler busy 0.1 s. About how many seconds until all are served?",
+                    ["Pool(10): an 11th handler starts only when one of the 10 ends."],
+                    _check_pool_rounds, lambda: 1.0),
+        3: Exercise("What does sock.recv(1024) return once the other side has closed the "
+                    "connection (and everything it sent has been read)?",
+                    ["Try it: a, b = socket.socketpair(); b.close(); a.recv(1024)"],
+                    _check_eof_value, lambda: b""),
+    }
+
+
+# -- lesson 07: select, poll and epoll -------------------------------------------------------------
+def _send_some_reference(sock, buffer):
+    try:
+        sent = sock.send(buffer)
+    except BlockingIOError:
+        return 0
+    del buffer[:sent]
+    return sent
+
+
+def _check_send_some(fn: Callable) -> str:
+    import os
+    import socket
+    a, b = socket.socketpair()
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        original = os.urandom(1 << 20)
+        buffer, received, rounds = bytearray(original), bytearray(), 0
+        while buffer and rounds < 10_000:
+            before = len(buffer)
+            sent = fn(a, buffer)
+            if sent is None or before - len(buffer) != sent:
+                raise NotYet(f"send_some returned {sent!r} but the buffer shrank by "
+                             f"{before - len(buffer)}: return what was sent, and remove "
+                             "exactly that from the front of the buffer.")
+            b.setblocking(False)
+            try:
+                while chunk := b.recv(65536):
+                    received += chunk
+            except BlockingIOError:
+                pass
+            rounds += 1
+        if rounds == 1:
+            raise NotYet("everything went in one send: it should not, with a 4 KiB buffer.")
+        if bytes(received) != original[:len(received)] or buffer:
+            raise NotYet("bytes were lost or reordered: keep buffer[sent:] for the next call.")
+    return f"1 MiB went through a small socket buffer in {rounds} partial sends, nothing lost."
+
+
+def _check_flat_cost(answer: Any) -> str:
+    if str(answer).strip().lower() != "epoll":
+        raise NotYet("look at the log-log plot: which line stays flat?")
+    return "epoll keeps the watched set in the kernel and returns only ready sockets."
+
+
+def _check_edge(answer: Any) -> str:
+    if answer not in (False, "no", "No"):
+        raise NotYet("edge-triggered reports changes; with no new data, what changed?")
+    return "no new edge, no event: with EPOLLET, read until EAGAIN or the rest waits forever."
+
+
+def _check_windows(answer: Any) -> str:
+    if str(answer).strip().lower() != "a":
+        raise NotYet("the error message was 'too many file descriptors in select()'.")
+    return "Python's Windows build sets FD_SETSIZE to 512; Linux's select stops at fd 1024."
+
+
+def _lesson_07() -> dict[int, Exercise]:
+    return {
+        1: Exercise("Which call's cost stays flat as the number of watched sockets grows: select, "
+                    "poll or epoll?", ["The figure of the cost section."],
+                    _check_flat_cost, lambda: "epoll"),
+        2: Exercise("Write send_some(sock, buffer) for a non-blocking socket: send what the "
+                    "kernel takes, remove exactly that from the front of the bytearray, return "
+                    "the count (0 if it would block).",
+                    ["sent = sock.send(buffer); del buffer[:sent]",
+                     "send raises BlockingIOError when nothing fits."],
+                    _check_send_some, lambda: _send_some_reference),
+        3: Exercise("Edge-triggered epoll reported EPOLLIN for 10 bytes; you read 4. If nothing "
+                    "new arrives, does the next poll() report the socket again? (True/False)",
+                    ["The edge- vs level-triggered section has this exact experiment."],
+                    _check_edge, lambda: False),
+        4: Exercise("Why did the original course's select server fail at about 500 clients on "
+                    "Windows? (a) Python's Windows select takes at most 512 sockets, (b) the "
+                    "machine ran out of ports, (c) 500 threads were too many for Windows",
+                    ["Read the error message of the select section again."],
+                    _check_windows, lambda: "a"),
+    }
+
+
 LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {1: _lesson_01, 2: _lesson_02,
                                                          3: _lesson_03, 4: _lesson_04,
-                                                         5: _lesson_05}
+                                                         5: _lesson_05, 6: _lesson_06,
+                                                         7: _lesson_07}

@@ -1,8 +1,9 @@
 """Show the exact code that runs, in a notebook: ``labkit.show("select_echo")``."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import inspect
+from pathlib import Path
 from typing import Any
 
 __all__ = ["show", "source_of"]
@@ -17,7 +18,12 @@ def source_of(target: Any) -> str:
     if isinstance(target, str):
         from labkit.servers import NAMES
         module = f"labkit.servers.{target}" if target in NAMES else target
-        target = importlib.import_module(module)
+        # Read the file, never import it: importing a gevent server would monkey-patch the
+        # Jupyter kernel itself, which breaks it.
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin:
+            raise ValueError(f"no module named {module!r}")
+        return Path(spec.origin).read_text(encoding="utf-8")
     return inspect.getsource(target)
 
 

@@ -202,9 +202,13 @@ def _natural(name: str) -> list:
 
 def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
     tasks = _task_order(spans)
-    if len(tasks) > max_rows:                         # thousands of clients: show a sample
-        step = len(tasks) / max_rows
+    total = len(tasks)
+    if total > max_rows:                              # thousands of clients: show a sample
+        step = total / max_rows
         tasks = [tasks[int(i * step)] for i in range(max_rows)]
+    if total > 30:
+        ax.set_ylabel(f"{total:,} tasks, one per row" if total <= max_rows
+                      else f"{max_rows} of {total:,} tasks, one per row")
     row = {t: i for i, t in enumerate(tasks)}
     for state in STATES:
         for task in tasks:
@@ -233,7 +237,7 @@ def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float 
     from matplotlib.figure import Figure
     spans = list(spans)
     rows = min(len(_task_order(spans)), 60)
-    fig = Figure(figsize=(width, 0.9 + 0.32 * max(rows, 1)), layout="constrained")
+    fig = Figure(figsize=(width, 0.9 + min(0.32 * max(rows, 1), 6.0)), layout="constrained")
     ax = fig.add_subplot()
     _draw(ax, spans, title)
     _legend(fig, spans)

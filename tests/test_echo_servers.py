@@ -11,13 +11,20 @@ import pytest
 import labkit
 from labkit.clients.echo import echo_roundtrip, random_pieces
 
-ECHO_SERVERS = ["blocking_echo", "thread_echo", "select_echo", "selectors_echo"]
-CONCURRENT_SERVERS = ["thread_echo", "select_echo", "selectors_echo"]
+# Every correct echo server, with its options; the broken ones are tested for their bug below.
+VARIANTS = {"blocking_echo": {}, "thread_echo": {}, "select_echo": {}, "selectors_echo": {},
+            "poll_echo": {}, "epoll_echo": {}, "epoll_echo-edge": {"edge": True},
+            "gevent_echo": {}, "gevent_stream_echo": {"pool": 1000}}
+CONCURRENT = [v for v in VARIANTS if v != "blocking_echo"]
 
 
-@pytest.fixture(params=ECHO_SERVERS)
+def start(variant):
+    return labkit.serve(variant.split("-")[0], **VARIANTS[variant])
+
+
+@pytest.fixture(params=list(VARIANTS))
 def echo_server(request):
-    with labkit.serve(request.param) as srv:
+    with start(request.param) as srv:
         yield srv
 
 
@@ -55,9 +62,27 @@ def test_slow_reader_loses_nothing(echo_server):
     assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
 
 
-@pytest.mark.parametrize("name", CONCURRENT_SERVERS)
+def test_500_concurrent_clients_with_random_sized_messages(echo_server):
+    sizes = random.Random(500)
+    with ThreadPoolExecutor(max_workers=500) as pool:
+        results = list(pool.map(lambda s: one_client(echo_server.address, s, size=sizes.randint(1, 20_000)),
+                                range(500)))
+    assert all(got == want for got, want in results)
+
+
+def test_client_vanishing_mid_message_leaves_others_served(echo_server):
+    import socket
+    for _ in range(5):
+        s = socket.create_connection(echo_server.address, timeout=5)
+        s.sendall(os.urandom(30_000))          # half a "message", then gone without reading
+        s.close()
+    got, want = one_client(echo_server.address, 1234, size=50_000)
+    assert got == want
+
+
+@pytest.mark.parametrize("name", CONCURRENT)
 def test_slow_reader_does_not_stall_the_others(name):
-    with labkit.serve(name) as srv:
+    with start(name) as srv:
         payload = random.Random(8).randbytes(8 * 1024 * 1024)
         slow_done = threading.Event()
 
@@ -86,3 +111,38 @@ def test_server_survives_client_that_vanishes(echo_server):
     s.close()                                   # RST with unread echo pending
     got, want = one_client(echo_server.address, 99, size=10_000)
     assert got == want
+
+
+def test_naive_select_server_really_loses_data_and_the_fix_does_not():
+    from labkit.clients.echo import echo_late_reader
+    payload = random.Random(3).randbytes(16_000_000)
+    with labkit.serve("select_echo_naive") as srv:
+        back = echo_late_reader(srv.address, payload)
+        lost = srv.stats()["bytes_lost"]
+    assert len(back) < len(payload) and lost == len(payload) - len(back)
+    with labkit.serve("select_echo") as srv:
+        assert echo_late_reader(srv.address, payload) == payload
+
+
+def test_spinning_gevent_server_really_burns_cpu_and_the_fix_does_not():
+    from labkit.clients.load import run_echo_clients
+
+    def idle_cpu(name):
+        with labkit.serve(name) as srv:
+            result = run_echo_clients(srv.address, n_clients=5)
+            assert result.round_trips == 15 and not result.errors
+            before = srv.cpu_seconds()
+            time.sleep(1.0)
+            return srv.cpu_seconds() - before
+
+    assert idle_cpu("gevent_echo_spin") > 0.3
+    assert idle_cpu("gevent_echo") < 0.1
+
+
+def test_stream_server_pool_caps_concurrency():
+    from labkit.clients.load import run_echo_clients
+    with labkit.serve("gevent_stream_echo", pool=5) as srv:
+        result = run_echo_clients(srv.address, n_clients=30, messages=2, pause=0.05)
+        stats = srv.stats()
+    assert result.round_trips == 60 and not result.errors
+    assert stats["most_active"] == 5

@@ -21,6 +21,12 @@ def test_placeholder_is_not_an_answer(number, k, capsys):
     assert "no answer yet" in capsys.readouterr().out
 
 
+def spinning_handle(conn):
+    while True:                      # the lesson 06 bug: never stops on b""
+        data = conn.recv(65536)
+        conn.sendall(data)
+
+
 WRONG = {
     (1, 1): lambda: (lambda: iter([1, 2, 3])),                   # not a generator function
     (1, 2): lambda: "A0 A1 A2 B0 C0 C1",
@@ -38,6 +44,13 @@ WRONG = {
     (5, 1): lambda: (lambda loop, delay, callback: callback()),  # fires at once, no timer
     (5, 2): lambda: 0.75,
     (5, 3): lambda: "c",
+    (6, 1): lambda: spinning_handle,
+    (6, 2): lambda: 0.1,
+    (6, 3): lambda: b"\n",
+    (7, 1): lambda: "poll",
+    (7, 2): lambda: (lambda sock, buffer: sock.send(buffer)),    # forgets to drop what was sent
+    (7, 3): lambda: True,
+    (7, 4): lambda: "b",
 }
 
 

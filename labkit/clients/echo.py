@@ -14,7 +14,7 @@ import selectors
 import socket
 import time
 
-__all__ = ["echo_roundtrip", "random_pieces"]
+__all__ = ["echo_roundtrip", "random_pieces", "echo_late_reader"]
 
 
 def random_pieces(total: int, rng: random.Random, largest: int = 8192) -> list[int]:
@@ -84,3 +84,27 @@ def _recv_some(sock: socket.socket, size: int) -> bytes:
     if not data:
         raise ConnectionError("the server closed the connection before echoing everything")
     return data
+
+
+def echo_late_reader(address: tuple[str, int], payload: bytes, read_after: float = 0.5,
+                     idle_timeout: float = 1.0) -> bytes:
+    """A client that sends everything, reads nothing for ``read_after`` seconds, then reads
+    until nothing more comes for ``idle_timeout``. Returns what it got back, which is all of
+    ``payload`` only if the server kept every byte while this client was not reading."""
+    import threading
+    with socket.create_connection(address, timeout=30) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+        sender.start()                                  # may block: the reader below unblocks it
+        time.sleep(read_after)
+        sock.settimeout(idle_timeout)
+        received = bytearray()
+        while len(received) < len(payload):
+            try:
+                chunk = sock.recv(1 << 20)
+            except TimeoutError:
+                break                                   # nothing for a while: the rest is lost
+            if not chunk:
+                break
+            received += chunk
+        sender.join(5)
+    return bytes(received)

@@ -61,6 +61,12 @@ class Counters:
         with self._lock:
             self._values.update(amounts)
 
+    def peak(self, **values: int) -> None:
+        """Keep the largest value seen for each name (a high-water mark)."""
+        with self._lock:
+            for name, value in values.items():
+                self._values[name] = max(self._values[name], value)
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._values)

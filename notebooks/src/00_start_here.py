@@ -25,8 +25,8 @@
 # | 03 | [gevent basics](03_gevent_basics.ipynb) | `spawn`, `joinall`, `Pool`, `Queue`, monkey patching in a child |
 # | 04 | [Synchronous vs asynchronous I/O](04_sync_vs_async.ipynb) | one page fetcher, three strategies, measured |
 # | 05 | [The event-driven model](05_event_driven.ipynb) | three tasks drawn from real runs; an event loop from scratch |
-# | 06 | A gevent socket server *(coming)* | 100 clients, one thread, and a bug that burns a CPU |
-# | 07 | select, poll and epoll *(coming)* | what watching 10,000 sockets costs |
+# | 06 | [A gevent socket server](06_gevent_server.ipynb) | 100 clients, one thread, and a bug that burns a CPU |
+# | 07 | [select, poll and epoll](07_select_poll_epoll.ipynb) | what watching 10,000 sockets costs |
 # | 08 | The selectors file server *(coming)* | framed get/put for thousands of clients, byte for byte |
 
 # %% [markdown]

@@ -1,0 +1,23 @@
+"""The threaded echo clients of labkit.clients.load, run on greenlets.
+
+    python labkit/scripts/_run.py labkit/scripts/gevent_echo_clients.py HOST PORT N [MESSAGES SIZE PAUSE]
+
+After monkey patching, ``threading.Thread`` starts a greenlet and ``socket`` is gevent's: the
+very same client code now runs N clients on one OS thread.
+"""
+from gevent import monkey
+
+monkey.patch_all()   # first: threading and socket become gevent's
+
+import sys                                        # noqa: E402
+
+from labkit.clients.load import run_echo_clients  # noqa: E402
+from labkit.scripts import progress, report       # noqa: E402
+
+if __name__ == "__main__":
+    host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    messages = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    size = int(sys.argv[5]) if len(sys.argv) > 5 else 1024
+    pause = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+    result = run_echo_clients((host, port), n, messages, size, progress=progress, pause=pause)
+    report(result=result.to_dict())

@@ -1,0 +1,47 @@
+"""The load clients: threads and greenlets, spans per round trip, errors reported not raised."""
+import socket
+
+import pytest
+
+import labkit
+from labkit.clients.load import LoadResult, run_echo_clients
+from labkit.timeline import max_concurrent
+
+
+def test_threaded_clients_record_every_round_trip():
+    with labkit.serve("select_echo") as srv:
+        result = run_echo_clients(srv.address, n_clients=50, messages=4, size=3000)
+    assert (result.round_trips, result.bytes_verified, result.errors) == (200, 600_000, [])
+    assert len(result.spans) == 200 and len(result.latencies) == 200
+    assert {s.task for s in result.spans} == {f"Client {i}" for i in range(1, 51)}
+    assert max_concurrent(result.spans) > 1                     # they really overlapped
+    assert 0 < result.percentile(50) <= result.percentile(99)
+    assert "50 clients, 200 round trips" in result.summary()
+
+
+def test_the_same_clients_on_greenlets_in_a_patched_child():
+    with labkit.serve("epoll_echo") as srv:
+        run = labkit.run_script("gevent_echo_clients", srv.host, srv.port, 300, 2, 512)
+    result = LoadResult.from_dict(run.data["result"])
+    assert (result.round_trips, result.bytes_verified, result.errors) == (600, 300 * 2 * 512, [])
+
+
+def test_a_dead_server_gives_errors_not_an_exception():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = s.getsockname()                                # nothing listens here
+    result = run_echo_clients(address, n_clients=3, timeout=2)
+    assert result.round_trips == 0 and len(result.errors) == 3
+    assert "ConnectionRefusedError" in result.errors[0]
+
+
+def test_progress_reaches_the_end():
+    seen = []
+    with labkit.serve("thread_echo") as srv:
+        run_echo_clients(srv.address, n_clients=20, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (20, 20)
+
+
+def test_more_clients_than_file_descriptors_is_refused_with_advice():
+    with pytest.raises(labkit.TooManyClients, match="ulimit -n"):
+        run_echo_clients(("127.0.0.1", 9), n_clients=labkit.max_clients() + 1)
