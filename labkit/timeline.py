@@ -2,7 +2,7 @@
 
 A ``Span(task, state, start, end)`` says that ``task`` was ``running`` (using the CPU),
 ``waiting`` (for I/O, a timer, a lock...) or ``idle`` from ``start`` to ``end``, in seconds from
-a shared zero. Clients, greenlet switch traces and child scripts all produce lists of Spans;
+a shared zero; a file client's two kinds of waiting are ``download`` and ``upload``. Clients, greenlet switch traces and child scripts all produce lists of Spans;
 ``plot_timeline`` and ``compare_timelines`` draw them, the same way in every lesson::
 
     rec = Recorder()
@@ -23,9 +23,11 @@ __all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timeli
            "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
            "STATE_COLORS", "show_figures_inline"]
 
-STATES = ("running", "waiting", "idle")
-#: one colour per state, in every figure of the course (waiting is grey, as in the classic figures)
-STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "idle": "#f2f2f2"}
+STATES = ("running", "waiting", "idle", "download", "upload")
+#: one colour per state, in every figure of the course (waiting is grey, as in the classic
+#: figures); download and upload are the two phases of a file client (lesson 08)
+STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "idle": "#f2f2f2",
+                "download": "#2ca02c", "upload": "#9467bd"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,8 @@ def busy_time(spans: Iterable[Span], task: str | None = None, state: str = "runn
     return sum(s.length for s in spans if s.state == state and task in (None, s.task))
 
 
-def max_concurrent(spans: Iterable[Span], states: Iterable[str] = ("running", "waiting")) -> int:
+def max_concurrent(spans: Iterable[Span],
+                   states: Iterable[str] = ("running", "waiting", "download", "upload")) -> int:
     """The largest number of tasks that were in one of ``states`` at the same moment."""
     edges = []
     for s in spans:

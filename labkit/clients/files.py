@@ -1,0 +1,251 @@
+"""Clients of the lesson 08 file server: download a file, upload it back, verify every byte.
+
+Three ways to run N clients, all checking the same things (the SHA-256 of each download against
+the file and against the server's header, and the server's confirmation of each upload):
+
+* ``threads``:   one thread per client, blocking sockets (the original course's way);
+* ``selectors``: one thread for all clients, each a generator task on lesson 05's event loop;
+* ``gevent``:    the thread code on greenlets, in a monkey-patched child process.
+
+Each client's download and upload are recorded as Spans ("download", "upload").
+"""
+from __future__ import annotations
+
+import hashlib
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from labkit.limits import check_client_count
+from labkit.protocol import End, Parser, Response, request_bytes
+from labkit.timeline import Recorder, Span, spans_from_json
+
+__all__ = ["FileLoadResult", "ReplyReader", "get_file", "put_file", "list_files", "get_file_buggy",
+           "run_file_clients", "MODES"]
+
+MODES = ("threads", "selectors", "gevent")
+
+
+# -- one request, blocking -------------------------------------------------------------------
+class ReplyReader:
+    """Reads reply frames from a socket one at a time, however the bytes are split across
+    recv calls, and keeps what arrived early (the start of the next reply) for later."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.parser, self.events = sock, Parser("response"), deque()
+
+    def next(self) -> tuple[Response, bytes]:
+        header, body = None, bytearray()
+        while True:
+            while self.events:
+                event = self.events.popleft()
+                if isinstance(event, Response):
+                    header = event
+                elif isinstance(event, End):
+                    return header, bytes(body)
+                else:
+                    body += event.data
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection in the middle of a reply")
+            self.events.extend(self.parser.feed(chunk))
+
+
+def get_file(sock: socket.socket, name: str) -> tuple[Response, bytes]:
+    sock.sendall(request_bytes("GET", name))
+    return ReplyReader(sock).next()
+
+
+def put_file(sock: socket.socket, name: str, data: bytes) -> Response:
+    sock.sendall(request_bytes("PUT", name, data))
+    return ReplyReader(sock).next()[0]
+
+
+def list_files(sock: socket.socket) -> dict[str, int]:
+    sock.sendall(request_bytes("LIST"))
+    _, body = ReplyReader(sock).next()
+    return {name: int(size) for name, size in (line.split() for line in body.decode().splitlines())}
+
+
+def get_file_buggy(sock: socket.socket, name: str) -> bytes:
+    """BROKEN ON PURPOSE, the original course's client: it assumes the first recv returns the
+    header alone. When the header and the first data arrive together, it breaks."""
+    sock.sendall(request_bytes("GET", name))
+    status, size, sha = sock.recv(1024).decode().split()     # BUG: one recv != one message
+    data = b""
+    while len(data) < int(size):
+        data += sock.recv(1024)
+    return data
+
+
+# -- results ---------------------------------------------------------------------------------
+@dataclass
+class FileLoadResult:
+    clients: int
+    mode: str = "threads"
+    downloads_ok: int = 0                   # downloads whose SHA-256 matched the file's
+    uploads_ok: int = 0                     # uploads the server confirmed with the right hash
+    mismatches: int = 0                     # bytes that came back different
+    errors: list[str] = field(default_factory=list)
+    bytes_moved: int = 0
+    elapsed: float = 0.0
+    spans: list[Span] = field(default_factory=list)
+
+    @property
+    def served(self) -> int:
+        return min(self.downloads_ok, self.uploads_ok)
+
+    def summary(self) -> str:
+        return (f"{self.mode}: {self.clients:,} clients, {self.downloads_ok:,} downloads and "
+                f"{self.uploads_ok:,} uploads verified, {self.mismatches} mismatches, "
+                f"{len(self.errors)} errors, {self.elapsed:.2f} s, "
+                f"{self.bytes_moved / max(self.elapsed, 1e-9) / 1e6:.1f} MB/s")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileLoadResult":
+        return cls(**{**data, "spans": spans_from_json(data["spans"])})
+
+
+class _Tally:
+    """Thread-safe bookkeeping shared by the clients of one run."""
+
+    def __init__(self, result: FileLoadResult, expected_sha: str) -> None:
+        self.result, self.expected, self.lock = result, expected_sha, threading.Lock()
+
+    def download(self, header: Response, body: bytes) -> None:
+        good = header.ok and hashlib.sha256(body).hexdigest() == header.sha256 == self.expected
+        with self.lock:
+            self.result.downloads_ok += good
+            self.result.mismatches += not good
+            self.result.bytes_moved += len(body)
+
+    def upload(self, header: Response, body: bytes) -> None:
+        good = header.ok and header.sha256 == hashlib.sha256(body).hexdigest()
+        with self.lock:
+            self.result.uploads_ok += good
+            self.result.mismatches += not good
+            self.result.bytes_moved += len(body)
+
+    def error(self, who: str, err: Exception) -> None:
+        with self.lock:
+            self.result.errors.append(f"{who}: {type(err).__name__}: {err}")
+
+
+# -- threads (and greenlets, once patched) ---------------------------------------------------
+def _thread_client(address, name, index, rec, tally, timeout):
+    who = f"Client {index}"
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
+            start = time.perf_counter()
+            header, body = get_file(sock, name)
+            rec.add(who, "download", start, time.perf_counter())
+            tally.download(header, body)
+            start = time.perf_counter()
+            confirmed = put_file(sock, f"upload-{index}-{name}", body)
+            rec.add(who, "upload", start, time.perf_counter())
+            tally.upload(confirmed, body)
+    except (OSError, ValueError) as err:
+        tally.error(who, err)
+
+
+def _run_threads(address, n, name, tally, rec, progress, timeout):
+    threads = [threading.Thread(target=_thread_client, daemon=True,
+                                args=(address, name, i, rec, tally, timeout))
+               for i in range(1, n + 1)]
+    for t in threads:
+        t.start()
+    for done, t in enumerate(threads, 1):
+        t.join(timeout * 3)
+        if progress and (done % max(1, n // 50) == 0 or done == n):
+            progress(done, n)
+
+
+# -- selectors: generator tasks on one event loop --------------------------------------------
+def _send_all(sock, data):
+    while data:
+        yield sock, selectors.EVENT_WRITE
+        data = data[sock.send(data):]              # keep what send did not take
+
+
+def _read_reply(sock, parser):
+    header, body = None, bytearray()
+    while True:
+        yield sock, selectors.EVENT_READ
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection in the middle of a reply")
+        for event in parser.feed(chunk):
+            if isinstance(event, Response):
+                header = event
+            elif isinstance(event, End):
+                return header, bytes(body)
+            else:
+                body += event.data
+
+
+def _task_client(address, name, index, rec, tally, finished):
+    who = f"Client {index}"
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        sock.connect_ex(address)
+        yield sock, selectors.EVENT_WRITE
+        if err := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            raise ConnectionError(f"connect failed: {err}")
+        start = time.perf_counter()
+        yield from _send_all(sock, request_bytes("GET", name))
+        header, body = yield from _read_reply(sock, Parser("response"))
+        rec.add(who, "download", start, time.perf_counter())
+        tally.download(header, body)
+        start = time.perf_counter()
+        yield from _send_all(sock, request_bytes("PUT", f"upload-{index}-{name}", body))
+        confirmed, _ = yield from _read_reply(sock, Parser("response"))
+        rec.add(who, "upload", start, time.perf_counter())
+        tally.upload(confirmed, body)
+    except (OSError, ValueError) as err:
+        tally.error(who, err)
+    finally:
+        sock.close()
+        finished()
+
+
+def _run_selectors(address, n, name, tally, rec, progress, timeout):
+    from labkit.eventloop.generators import run
+    done = [0]
+
+    def finished():
+        done[0] += 1
+        if progress and (done[0] % max(1, n // 50) == 0 or done[0] == n):
+            progress(done[0], n)
+
+    run([_task_client(address, name, i, rec, tally, finished) for i in range(1, n + 1)])
+
+
+def run_file_clients(address: tuple[str, int], n_clients: int = 500, name: str = "lyrics.txt",
+                     expected_sha256: str = "", mode: str = "threads",
+                     progress: Callable[[int, int], None] | None = None,
+                     timeout: float = 60.0) -> FileLoadResult:
+    """``n_clients`` clients at once, each: GET ``name``, verify, PUT it back, verify."""
+    if mode not in MODES:
+        raise ValueError(f"mode is one of {MODES}, not {mode!r}")
+    check_client_count(n_clients)                  # a clear message instead of EMFILE
+    if mode == "gevent":
+        from labkit.background import run_script
+        done = run_script("gevent_file_clients", address[0], address[1], n_clients, name,
+                          expected_sha256, on_progress=progress, timeout=timeout * 5)
+        return FileLoadResult.from_dict(done.data["result"])
+    result, rec = FileLoadResult(n_clients, mode), Recorder()
+    tally = _Tally(result, expected_sha256)
+    start = time.perf_counter()
+    runner = _run_threads if mode == "threads" else _run_selectors
+    runner(address, n_clients, name, tally, rec, progress, timeout)
+    result.elapsed = time.perf_counter() - start
+    result.spans = list(rec.spans)
+    return result

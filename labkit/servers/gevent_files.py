@@ -1,0 +1,93 @@
+"""The file server of lesson 08 on gevent: the same protocol, written as blocking code.
+
+Compare with selectors_files: there, each connection is a state object and the server reacts
+to "readable"/"writable" events. Here each connection is a greenlet running a plain loop,
+"read a request, answer it", and gevent switches greenlets whenever one would wait. Same
+protocol parser, same folder (labkit/filestore.py); a Pool caps the number of clients.
+
+    python -m labkit.servers.gevent_files --port 0 --root data --upload-dir /tmp/up
+"""
+from gevent import monkey
+
+monkey.patch_all()   # first: every socket below is gevent's
+
+from gevent.pool import Pool                    # noqa: E402
+from gevent.server import StreamServer          # noqa: E402
+
+from labkit import filestore, protocol          # noqa: E402
+from labkit.protocol import Body, End, Request  # noqa: E402
+from labkit.servers import launch               # noqa: E402
+
+CHUNK = 64 * 1024
+active = 0
+
+
+def make_handler(store, max_upload):
+    def handle(conn, address):
+        global active
+        active += 1
+        launch.counters.add(connections=1)
+        launch.counters.peak(most_connected=active)
+        parser, upload = protocol.Parser("request", max_body=max_upload), None
+        try:
+            while data := conn.recv(CHUNK):            # b"": the client is done
+                launch.counters.add(bytes_in=len(data))
+                for event in parser.feed(data):
+                    upload = answer(conn, store, event, upload)
+        except protocol.ProtocolError as err:          # bad request: say why, then hang up
+            launch.counters.add(refused=1)
+            send(conn, protocol.err_header(err.code, err.message))
+        except OSError:
+            launch.counters.add(errors=1)
+        finally:
+            if upload:
+                upload.discard()                       # incomplete: never make it visible
+            active -= 1
+            conn.close()
+    return handle
+
+
+def answer(conn, store, event, upload):
+    """Handle one parser event; return the Upload in progress (or None)."""
+    if isinstance(event, Request) and event.command == "GET":
+        try:
+            path, header = store.lookup(event.name)
+        except protocol.ProtocolError as err:          # 404: the connection goes on
+            launch.counters.add(not_found=1)
+            send(conn, protocol.err_header(err.code, err.message))
+            return upload
+        send(conn, header)
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                send(conn, chunk)                      # waits (cooperatively) for a slow reader
+        launch.counters.add(gets=1)
+    elif isinstance(event, Request) and event.command == "PUT":
+        return store.upload(event.name)
+    elif isinstance(event, Request):                   # LIST
+        send(conn, store.listing())
+    elif isinstance(event, Body) and upload:
+        upload.write(event.data)
+    elif isinstance(event, End) and upload:
+        send(conn, upload.finish())
+        launch.counters.add(puts=1)
+        return None
+    return upload
+
+
+def send(conn, data):
+    conn.sendall(data)                                 # sendall: no partial send to handle
+    launch.counters.add(bytes_out=len(data))
+
+
+def serve(listener, args):
+    handler = make_handler(filestore.from_arguments(args), args.max_upload)
+    StreamServer(listener, handler, spawn=Pool(args.pool)).serve_forever()
+
+
+def add_arguments(p):
+    filestore.add_arguments(p)
+    p.add_argument("--pool", type=int, default=20_000, help="most clients served at once")
+
+
+if __name__ == "__main__":
+    launch.run(serve, __doc__, add_arguments)

@@ -1,0 +1,172 @@
+"""Both lesson 08 file servers against bad input, vanishing and slow clients, and load:
+they keep serving, lose no byte, leak no file descriptor, and never expose a partial upload."""
+import hashlib
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.clients.files import (ReplyReader, get_file, list_files, put_file,
+                                  run_file_clients)
+from labkit.protocol import Parser, request_bytes
+
+LYRICS = Path(__file__).resolve().parent.parent / "data" / "lyrics.txt"
+SERVERS = ["selectors_files", "gevent_files"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    shutil.copy(LYRICS, root / "lyrics.txt")
+    (root / "big.bin").write_bytes(random.Random(1).randbytes(5_000_000))
+    (root / "escape").symlink_to("/etc/hostname")              # a link out of the root
+    return root
+
+
+@pytest.fixture(params=SERVERS)
+def server(request, root, tmp_path):
+    uploads = tmp_path / "uploads"
+    with labkit.serve(request.param, root=root, upload_dir=uploads, max_upload=10_000_000) as srv:
+        srv.uploads, srv.root = uploads, root
+        yield srv
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_fds(pid):
+    """The server's open descriptors, once the count has been steady for 0.2 s."""
+    count, deadline = -1, time.monotonic() + 5
+    while time.monotonic() < deadline:
+        now = len(os.listdir(f"/proc/{pid}/fd"))
+        if now == count:
+            return now
+        count = now
+        time.sleep(0.2)
+    return count
+
+
+def talk(server, raw, timeout=5):
+    """Send raw bytes, return everything the server says until it closes (or goes quiet)."""
+    with socket.create_connection(server.address, timeout=timeout) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+
+
+def still_serves(server):
+    with socket.create_connection(server.address, timeout=5) as s:
+        header, body = get_file(s, "lyrics.txt")
+    return header.ok and sha(body) == sha(LYRICS.read_bytes())
+
+
+def test_get_put_list_round_trip(server):
+    data = LYRICS.read_bytes()
+    with socket.create_connection(server.address, timeout=5) as s:
+        assert list_files(s) == {"big.bin": 5_000_000, "lyrics.txt": len(data)}
+        header, body = get_file(s, "lyrics.txt")
+        assert body == data and header.sha256 == sha(data)
+        assert put_file(s, "歌词.txt", body).sha256 == sha(data)
+        header, big = get_file(s, "big.bin")
+        assert sha(big) == header.sha256 == sha((server.root / "big.bin").read_bytes())
+    assert (server.uploads / "歌词.txt").read_bytes() == data
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    raw = request_bytes("GET", "lyrics.txt") + b"LIST\n" + request_bytes("PUT", "p.txt", b"abc") \
+        + request_bytes("GET", "nope.txt")
+    with socket.create_connection(server.address, timeout=5) as s:
+        s.sendall(raw)
+        reader = ReplyReader(s)
+        replies = [reader.next() for _ in range(4)]
+    assert replies[0][1] == LYRICS.read_bytes()
+    assert b"lyrics.txt" in replies[1][1]
+    assert replies[2][0].sha256 == sha(b"abc")
+    assert replies[3][0].code == 404
+
+
+@pytest.mark.parametrize("raw,code", [
+    (os.urandom(3000), b"ERR 400"), (b"HELLO\n", b"ERR 400"), (b"x" * 5000, b"ERR 400"),
+    (b"GET ../pyproject.toml\n", b"ERR 403"), (b"GET /etc/passwd\n", b"ERR 403"),
+    (b"PUT a.txt 99999999\n", b"ERR 413"), (b"GET escape\n", b"ERR 404")])
+def test_bad_requests_get_an_error_and_the_server_goes_on(server, raw, code):
+    assert talk(server, raw).startswith(code)
+    assert still_serves(server)
+
+
+def test_truncated_upload_is_never_visible(server):
+    with socket.create_connection(server.address, timeout=5) as s:
+        s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)     # then vanish
+    time.sleep(0.3)
+    assert still_serves(server)
+    assert not list(server.uploads.iterdir())                 # no file, no ".part-" leftover
+
+
+def test_clients_vanishing_mid_download_and_fd_count_is_stable(server):
+    assert still_serves(server)
+    before = open_fds(server.pid)
+    for _ in range(20):
+        with socket.create_connection(server.address, timeout=5) as s:
+            s.sendall(request_bytes("GET", "big.bin"))
+            s.recv(100_000)                                   # take a little, then vanish
+        talk(server, os.urandom(200))
+    assert open_fds(server.pid) == before, "the server leaked file descriptors"
+    assert still_serves(server)
+
+
+def test_a_slow_reader_does_not_stall_others_and_gets_every_byte(server):
+    big = (server.root / "big.bin").read_bytes()
+    got = {}
+
+    def slow():
+        with socket.create_connection(server.address, timeout=30) as s:
+            s.sendall(request_bytes("GET", "big.bin"))
+            parser, body = Parser("response"), bytearray()
+            while True:
+                chunk = s.recv(8192)
+                time.sleep(0.002)
+                events = parser.feed(chunk)
+                body += b"".join(e.data for e in events if hasattr(e, "data"))
+                if any(type(e).__name__ == "End" for e in events) or not chunk:
+                    break
+            got["body"] = bytes(body)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.1)
+    quick = run_file_clients(server.address, 50, expected_sha256=sha(LYRICS.read_bytes()))
+    assert quick.served == 50 and t.is_alive(), "the quick clients waited for the slow one"
+    t.join(60)
+    assert got["body"] == big
+
+
+@pytest.mark.parametrize("mode", ["threads", "selectors", "gevent"])
+def test_2000_clients_get_and_put_with_every_hash_verified(root, tmp_path, mode):
+    with labkit.serve("selectors_files", root=root, upload_dir=tmp_path) as srv:
+        result = run_file_clients(srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()),
+                                  mode=mode)
+        stats = srv.stats()
+    assert (result.downloads_ok, result.uploads_ok, result.mismatches, result.errors) == \
+        (2000, 2000, 0, [])
+    assert stats["gets"] == stats["puts"] == 2000
+    assert len(list(tmp_path.iterdir())) == 2000
+
+
+def test_gevent_file_server_under_2000_greenlet_clients(root, tmp_path):
+    with labkit.serve("gevent_files", root=root, upload_dir=tmp_path) as srv:
+        result = run_file_clients(srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()),
+                                  mode="gevent")
+    assert (result.served, result.mismatches, result.errors) == (2000, 0, [])
