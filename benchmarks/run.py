@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-BENCHMARKS = {"fetch": "benchmarks.fetch_speedup"}
+BENCHMARKS = {"fetch": "benchmarks.fetch_speedup", "files": "benchmarks.file_server"}
 RESULTS = HERE / "results.md"
 
 
@@ -58,7 +58,7 @@ def read_sections() -> dict[str, str]:
                 sections[current] = ""
             elif current:
                 sections[current] += line
-    return sections
+    return {name: text.strip() + "\n" for name, text in sections.items()}
 
 
 def write_sections(sections: dict[str, str]) -> None:

@@ -51,6 +51,10 @@ WRONG = {
     (7, 2): lambda: (lambda sock, buffer: sock.send(buffer)),    # forgets to drop what was sent
     (7, 3): lambda: True,
     (7, 4): lambda: "b",
+    (8, 1): lambda: 1024,
+    (8, 2): lambda: (lambda stream: [part.split(b"\n", 1)[1] for part in stream.split(b"OK ")[1:]]),
+    (8, 3): lambda: "a",
+    (8, 4): lambda: 1024,
 }
 
 

@@ -23,7 +23,7 @@ def idle_sockets(n):
 
 
 def per_call(call, budget=0.02):
-    """Seconds per call: the best of 5 rounds, each repeating the call for about `budget` s."""
+    """Seconds per call: the best of 7 rounds, each repeating the call for about `budget` s."""
     reps, best = 1, float("inf")
     while True:                                  # find a repeat count that takes ~budget
         start = time.perf_counter()
@@ -32,7 +32,7 @@ def per_call(call, budget=0.02):
         if time.perf_counter() - start > budget / 4 or reps > 1 << 20:
             break
         reps *= 4
-    for _ in range(5):
+    for _ in range(7):
         start = time.perf_counter()
         for _ in range(reps):
             call()

@@ -27,7 +27,7 @@
 # | 05 | [The event-driven model](05_event_driven.ipynb) | three tasks drawn from real runs; an event loop from scratch |
 # | 06 | [A gevent socket server](06_gevent_server.ipynb) | 100 clients, one thread, and a bug that burns a CPU |
 # | 07 | [select, poll and epoll](07_select_poll_epoll.ipynb) | what watching 10,000 sockets costs |
-# | 08 | The selectors file server *(coming)* | framed get/put for thousands of clients, byte for byte |
+# | 08 | [The selectors file server](08_selectors_file_server.ipynb) | framed get/put for thousands of clients, byte for byte |
 
 # %% [markdown]
 # ## How to use the notebooks
