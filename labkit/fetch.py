@@ -15,10 +15,10 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
-from labkit.timeline import Recorder, Span, busy_time, spans_from_json
+from labkit.timeline import Recorder, Span, WithSpans, busy_time
 
 __all__ = ["PageResult", "FetchRun", "fetch_one", "download_many_sequential",
            "download_many_threads", "timed_run", "fetch_with", "STRATEGIES"]
@@ -34,7 +34,7 @@ class PageResult:
 
 
 @dataclass
-class FetchRun:
+class FetchRun(WithSpans):
     strategy: str
     elapsed: float                         # wall time of the whole download_many, seconds
     results: list[PageResult]
@@ -52,15 +52,11 @@ class FetchRun:
         """Seconds of waiting done per second of wall time: 1 when sequential, N at best."""
         return busy_time(self.spans, state="waiting") / self.elapsed if self.elapsed else 0.0
 
-    def to_dict(self) -> dict:
-        return {"strategy": self.strategy, "elapsed": self.elapsed,
-                "results": [asdict(r) for r in self.results],
-                "spans": [asdict(s) for s in self.spans]}
-
     @classmethod
     def from_dict(cls, data: dict) -> "FetchRun":
-        return cls(data["strategy"], data["elapsed"],
-                   [PageResult(**r) for r in data["results"]], spans_from_json(data["spans"]))
+        run = super().from_dict(data)
+        run.results = [PageResult(**r) for r in data["results"]]
+        return run
 
 
 def fetch_one(url: str, rec: Recorder, task: str, timeout: float = 60.0) -> PageResult:

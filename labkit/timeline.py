@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 __all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timelines",
            "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
-           "STATE_COLORS", "show_figures_inline"]
+           "STATE_COLORS", "show_figures_inline", "WithSpans"]
 
 STATES = ("running", "waiting", "idle", "download", "upload")
 #: one colour per state, in every figure of the course (waiting is grey, as in the classic
@@ -46,6 +46,18 @@ class Span:
     @property
     def length(self) -> float:
         return self.end - self.start
+
+
+class WithSpans:
+    """For result dataclasses with a ``spans`` field: to and from plain JSON-able dicts
+    (results come back from child processes as JSON)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return cls(**{**data, "spans": spans_from_json(data["spans"])})
 
 
 def spans_to_json(spans: Iterable[Span]) -> str:

@@ -17,12 +17,12 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from labkit.limits import check_client_count
 from labkit.protocol import End, Parser, Response, request_bytes
-from labkit.timeline import Recorder, Span, spans_from_json
+from labkit.timeline import Recorder, Span, WithSpans
 
 __all__ = ["FileLoadResult", "ReplyReader", "get_file", "put_file", "list_files", "get_file_buggy",
            "run_file_clients", "MODES"]
@@ -32,27 +32,38 @@ MODES = ("threads", "selectors", "gevent")
 
 # -- one request, blocking -------------------------------------------------------------------
 class ReplyReader:
-    """Reads reply frames from a socket one at a time, however the bytes are split across
-    recv calls, and keeps what arrived early (the start of the next reply) for later."""
+    """Assembles reply frames from a socket's bytes, however they are split across recv
+    calls, and keeps what arrived early (the start of the next reply) for later."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.parser, self.events = sock, Parser("response"), deque()
+        self.header: Response | None = None
+        self.body = bytearray()
+
+    def take(self) -> tuple[Response, bytes] | None:
+        """The next complete reply, if the bytes received so far hold one."""
+        while self.events:
+            event = self.events.popleft()
+            if isinstance(event, Response):
+                self.header, self.body = event, bytearray()
+            elif isinstance(event, End):
+                return self.header, bytes(self.body)
+            else:
+                self.body += event.data
+        return None
+
+    def receive(self) -> None:
+        """One recv (it must not block: the socket is readable, or blocking)."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection in the middle of a reply")
+        self.events.extend(self.parser.feed(chunk))
 
     def next(self) -> tuple[Response, bytes]:
-        header, body = None, bytearray()
-        while True:
-            while self.events:
-                event = self.events.popleft()
-                if isinstance(event, Response):
-                    header = event
-                elif isinstance(event, End):
-                    return header, bytes(body)
-                else:
-                    body += event.data
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the server closed the connection in the middle of a reply")
-            self.events.extend(self.parser.feed(chunk))
+        """Block until the next reply is complete."""
+        while (reply := self.take()) is None:
+            self.receive()
+        return reply
 
 
 def get_file(sock: socket.socket, name: str) -> tuple[Response, bytes]:
@@ -84,7 +95,7 @@ def get_file_buggy(sock: socket.socket, name: str) -> bytes:
 
 # -- results ---------------------------------------------------------------------------------
 @dataclass
-class FileLoadResult:
+class FileLoadResult(WithSpans):
     clients: int
     mode: str = "threads"
     downloads_ok: int = 0                   # downloads whose SHA-256 matched the file's
@@ -105,12 +116,6 @@ class FileLoadResult:
                 f"{len(self.errors)} errors, {self.elapsed:.2f} s, "
                 f"{self.bytes_moved / max(self.elapsed, 1e-9) / 1e6:.1f} MB/s")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FileLoadResult":
-        return cls(**{**data, "spans": spans_from_json(data["spans"])})
 
 
 class _Tally:
@@ -174,20 +179,12 @@ def _send_all(sock, data):
         data = data[sock.send(data):]              # keep what send did not take
 
 
-def _read_reply(sock, parser):
-    header, body = None, bytearray()
-    while True:
-        yield sock, selectors.EVENT_READ
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the server closed the connection in the middle of a reply")
-        for event in parser.feed(chunk):
-            if isinstance(event, Response):
-                header = event
-            elif isinstance(event, End):
-                return header, bytes(body)
-            else:
-                body += event.data
+def _read_reply(sock):
+    reader = ReplyReader(sock)
+    while (reply := reader.take()) is None:
+        yield sock, selectors.EVENT_READ           # wait until readable, then recv once
+        reader.receive()
+    return reply
 
 
 def _task_client(address, name, index, rec, tally, finished):
@@ -201,12 +198,12 @@ def _task_client(address, name, index, rec, tally, finished):
             raise ConnectionError(f"connect failed: {err}")
         start = time.perf_counter()
         yield from _send_all(sock, request_bytes("GET", name))
-        header, body = yield from _read_reply(sock, Parser("response"))
+        header, body = yield from _read_reply(sock)
         rec.add(who, "download", start, time.perf_counter())
         tally.download(header, body)
         start = time.perf_counter()
         yield from _send_all(sock, request_bytes("PUT", f"upload-{index}-{name}", body))
-        confirmed, _ = yield from _read_reply(sock, Parser("response"))
+        confirmed, _ = yield from _read_reply(sock)
         rec.add(who, "upload", start, time.perf_counter())
         tally.upload(confirmed, body)
     except (OSError, ValueError) as err:

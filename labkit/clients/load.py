@@ -14,17 +14,17 @@ import random
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from labkit.limits import check_client_count
-from labkit.timeline import Recorder, Span, spans_from_json
+from labkit.timeline import Recorder, Span, WithSpans
 
 __all__ = ["LoadResult", "run_echo_clients", "one_echo_client"]
 
 
 @dataclass
-class LoadResult:
+class LoadResult(WithSpans):
     clients: int
     round_trips: int = 0
     bytes_verified: int = 0
@@ -50,12 +50,6 @@ class LoadResult:
                 f"{self.elapsed:.2f} s, {self.throughput:,.0f} round trips/s, latency p50 "
                 f"{self.percentile(50) * 1000:.1f} ms, p99 {self.percentile(99) * 1000:.1f} ms")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LoadResult":
-        return cls(**{**data, "spans": spans_from_json(data["spans"])})
 
 
 def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: LoadResult,

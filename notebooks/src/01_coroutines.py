@@ -142,15 +142,19 @@ def stepper(name, steps, seen):
         seen.append((name, i, threading.get_ident()))
         yield
 
+def round_robin(tasks):
+    """Run generator tasks one step each in turn, until all are finished."""
+    queue = deque(tasks)
+    while queue:
+        task = queue.popleft()
+        try:
+            next(task)            # run the task up to its next yield
+            queue.append(task)    # then to the back of the line
+        except StopIteration:
+            pass                  # finished: it leaves the line
+
 seen = []
-tasks = deque([stepper("Task 1", 3, seen), stepper("Task 2", 3, seen)])
-while tasks:
-    task = tasks.popleft()
-    try:
-        next(task)
-        tasks.append(task)
-    except StopIteration:
-        pass
+round_robin([stepper("Task 1", 3, seen), stepper("Task 2", 3, seen)])
 
 print("order:", [f"{name}#{i}" for name, i, _ in seen])
 threads = {ident for _, _, ident in seen}
@@ -177,15 +181,8 @@ def transfer(accounts, source, target, times, yield_in_the_middle):
 
 def run_transfers(yield_in_the_middle):
     accounts = {"alice": 100, "bob": 100}
-    tasks = deque([transfer(accounts, "alice", "bob", 50, yield_in_the_middle),
-                   transfer(accounts, "bob", "alice", 50, yield_in_the_middle)])
-    while tasks:
-        task = tasks.popleft()
-        try:
-            next(task)
-            tasks.append(task)
-        except StopIteration:
-            pass
+    round_robin([transfer(accounts, "alice", "bob", 50, yield_in_the_middle),
+                 transfer(accounts, "bob", "alice", 50, yield_in_the_middle)])
     return accounts
 
 safe, broken = run_transfers(False), run_transfers(True)
@@ -354,7 +351,7 @@ def running_max():
 check(1, running_max)
 
 # %% [markdown]
-# **Exercise 2.** With the round-robin loop of property 1, where `count(name, n)` prints
+# **Exercise 2.** With `round_robin` from property 1, where `count(name, n)` prints
 # `name0`, `name1`, ... one step per `yield`, in what order are the steps printed for
 # `count("A", 3)`, `count("B", 1)` and `count("C", 2)`? Answer like `"A0 B0 ..."`.
 
