@@ -146,3 +146,14 @@ def test_stream_server_pool_caps_concurrency():
         stats = srv.stats()
     assert result.round_trips == 60 and not result.errors
     assert stats["most_active"] == 5
+
+
+@pytest.mark.parametrize("name", ["blocking_echo", "thread_echo", "gevent_echo",
+                                  "gevent_stream_echo", "gevent_files"])
+def test_a_silent_client_is_dropped_after_the_client_timeout(name):
+    import socket
+    with labkit.serve(name, client_timeout=0.5) as srv:
+        with socket.create_connection(srv.address, timeout=5) as s:
+            started = time.monotonic()
+            assert s.recv(100) == b""          # the server hung up on us...
+            assert 0.4 < time.monotonic() - started < 4   # ... after about the timeout

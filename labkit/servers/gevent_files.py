@@ -22,10 +22,11 @@ CHUNK = 64 * 1024
 active = 0
 
 
-def make_handler(store, max_upload):
+def make_handler(store, max_upload, timeout):
     def handle(conn, address):
         global active
         active += 1
+        conn.settimeout(timeout)                       # a silent client is dropped, not kept
         launch.counters.add(connections=1)
         launch.counters.peak(most_connected=active)
         parser, upload = protocol.Parser("request", max_body=max_upload), None
@@ -80,7 +81,7 @@ def send(conn, data):
 
 
 def serve(listener, args):
-    handler = make_handler(filestore.from_arguments(args), args.max_upload)
+    handler = make_handler(filestore.from_arguments(args), args.max_upload, args.client_timeout)
     StreamServer(listener, handler, spawn=Pool(args.pool)).serve_forever()
 
 

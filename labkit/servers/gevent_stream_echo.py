@@ -16,11 +16,13 @@ from gevent.server import StreamServer         # noqa: E402
 from labkit.servers import launch              # noqa: E402
 
 active = 0
+client_timeout = 30.0      # set from --client-timeout: a silent client must not hold a slot forever
 
 
 def handle(conn, address):
     global active
     active += 1
+    conn.settimeout(client_timeout)
     launch.counters.add(connections=1)
     launch.counters.peak(most_active=active)   # the most handlers ever running at once
     try:
@@ -36,6 +38,8 @@ def handle(conn, address):
 
 
 def serve(listener, args):
+    global client_timeout
+    client_timeout = args.client_timeout
     server = StreamServer(listener, handle, spawn=Pool(args.pool))
     server.serve_forever()
 
