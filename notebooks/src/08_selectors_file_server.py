@@ -163,9 +163,9 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
 # Each row is a client: the green bar is its download, the purple one its upload, drawn
 # from the times each client measured. They all run at once.
 #
-# ## Three ways to be 2,000 clients
+# ## Three ways to be 1,000 clients
 #
-# The same check, 2,000 clients at a time: one thread per client; one thread driving all the
+# The same check, 1,000 clients at a time: one thread per client; one thread driving all the
 # sockets as generator tasks on lesson 05's event loop; and the thread code on greenlets in a
 # monkey-patched child process. Then the same load against `gevent_files`, the same protocol
 # written as blocking code on gevent.
@@ -174,25 +174,25 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
 runs = {}
 for mode in MODES:
     runs[f"selectors_files, {mode} clients"] = run_file_clients(
-        server.address, n_clients=2000, expected_sha256=LYRICS_SHA, mode=mode)
+        server.address, n_clients=1000, expected_sha256=LYRICS_SHA, mode=mode)
 with labkit.serve("gevent_files", root=DATA, upload_dir=uploads.name) as gevent_server:
     runs["gevent_files, selectors clients"] = run_file_clients(
-        gevent_server.address, n_clients=2000, expected_sha256=LYRICS_SHA, mode="selectors")
+        gevent_server.address, n_clients=1000, expected_sha256=LYRICS_SHA, mode="selectors")
 
 for name, run in runs.items():
     print(f"{name:<34} served {run.served:,}, mismatches {run.mismatches}, "
           f"errors {len(run.errors)}")
-assert all(run.served == 2000 and not run.mismatches and not run.errors for run in runs.values())
+assert all(run.served == 1000 and not run.mismatches and not run.errors for run in runs.values())
 
 fig, ax = plt.subplots(figsize=(7, 2.6))
 ax.barh(list(runs), [run.elapsed for run in runs.values()], color="#2ca02c")
 ax.invert_yaxis()
-ax.set_xlabel("seconds for 2,000 clients to download and upload (measured now)")
+ax.set_xlabel("seconds for 1,000 clients to download and upload (measured now)")
 plt.show()
 
 # %% [markdown]
 # All four serve everyone with every byte verified. The time differences are mostly the
-# *clients'*: 2,000 threads cost more to start and schedule than 2,000 generator tasks.
+# *clients'*: 1,000 threads cost more to start and schedule than 1,000 generator tasks.
 #
 # ## Try it yourself, up to 10,000 clients
 #
