@@ -203,8 +203,8 @@ print("patched too late: one after another: ", late.data["elapsed"] >= 0.95)
 assert early.data["ok"] == late.data["ok"] == 10
 assert early.data["elapsed"] < 0.3 and late.data["elapsed"] >= 0.95
 compare_timelines({
-    "patch_all() first": labkit.timeline.spans_from_json(early.data["spans"]),
-    "patch_all() too late": labkit.timeline.spans_from_json(late.data["spans"])})
+    "patched first": labkit.timeline.spans_from_json(early.data["spans"]),
+    "patched too late": labkit.timeline.spans_from_json(late.data["spans"])})
 
 # %% [markdown]
 # Both runs use gevent and both "work". Only the timeline shows that the late one is
