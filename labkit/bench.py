@@ -8,7 +8,18 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["generator_switch_cost", "greenlet_switch_cost", "thread_handoff_cost"]
+__all__ = ["compute", "generator_switch_cost", "greenlet_switch_cost", "thread_handoff_cost"]
+
+
+def compute(seconds: float) -> None:
+    """Keep the CPU busy for ``seconds`` of wall-clock time: a task's "running" part.
+
+    It watches the clock rather than doing a fixed amount of work, so it stands for "this
+    task computes for a while", not for a benchmark of the CPU.
+    """
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def generator_switch_cost(n: int = 200_000) -> float:

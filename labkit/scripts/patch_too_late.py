@@ -20,23 +20,21 @@ if not LATE:
     from socket import socket        # bound after patching: gevent's cooperative socket class
 
 import time                          # noqa: E402
-from urllib.parse import urlsplit    # noqa: E402
 
 import gevent                        # noqa: E402
 
+from labkit.eventloop import http_get_request  # noqa: E402
 from labkit.scripts import report    # noqa: E402
 from labkit.timeline import Recorder  # noqa: E402
 
 
 def get(url):
     """A minimal HTTP GET over one socket; returns the whole response."""
-    parts = urlsplit(url)
+    address, request = http_get_request(url)   # HTTP/1.0: the server closes after answering
     sock = socket()
     sock.settimeout(30)
-    sock.connect((parts.hostname, parts.port))
-    request = f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n" \
-              "Connection: close\r\n\r\n"
-    sock.sendall(request.encode())
+    sock.connect(address)
+    sock.sendall(request)
     chunks = []
     while data := sock.recv(65536):  # the server closes after the response
         chunks.append(data)
@@ -48,7 +46,7 @@ def task(rec, name, url):
     start = time.perf_counter()
     response = get(url)
     rec.add(name, "waiting", start, time.perf_counter())
-    return response.startswith(b"HTTP/1.1 200")
+    return response.split(b"\r\n", 1)[0].endswith(b" 200 OK")
 
 
 if __name__ == "__main__":

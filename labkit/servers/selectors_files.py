@@ -34,7 +34,8 @@ class Connection:
         self.replies = deque()     # bytes, or open files to stream, in the order requested
         self.outgoing = bytearray()
         self.upload = None         # the Upload in progress, while a PUT's body arrives
-        self.closing = False       # True after an ERR 400: close once the replies are out
+        self.closing = False       # after a bad request or the client's EOF: close once the
+                                   # replies are out
 
 
 class FileServer:
@@ -128,7 +129,6 @@ class FileServer:
                 conn.replies.popleft()
 
     def send(self, conn):
-        self.refill(conn)
         try:
             sent = conn.sock.send(conn.outgoing)       # writable: takes what fits
         except (BlockingIOError, InterruptedError):
@@ -140,8 +140,8 @@ class FileServer:
         self.update_interest(conn)
 
     def update_interest(self, conn):
-        if conn.sock.fileno() == -1:
-            return
+        """After every read or write: top up the outgoing buffer, then ask the selector for
+        what we need now (or close, if we are done)."""
         self.refill(conn)
         pending = bool(conn.outgoing or conn.replies)
         if conn.closing and not pending:

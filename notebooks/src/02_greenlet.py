@@ -23,6 +23,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 import labkit
 from labkit import bench
+from labkit.bench import compute
 from labkit.timeline import GreenletTrace, Recorder, max_concurrent, plot_timeline
 
 # %% [markdown]
@@ -150,14 +151,10 @@ except ValueError as err:
 #
 # `greenlet.settrace` calls a function on every switch. `labkit.timeline.GreenletTrace` uses
 # it to record when each greenlet runs (blue) and when it is suspended (grey). Three greenlets
-# each compute for 10 ms, then pass control on, three times:
+# each compute for 10 ms (`labkit.bench.compute`, as in lesson 01), then pass control on, three
+# times:
 
 # %%
-def compute(seconds):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
 def turn_taker(rounds=3):
     for _ in range(rounds):
         compute(0.010)
@@ -189,9 +186,11 @@ plot_timeline(traced.spans, title="three greenlets taking turns (measured switch
 
 # %%
 greenlet_cost = bench.greenlet_switch_cost()
+generator_cost = bench.generator_switch_cost()
 thread_cost = bench.thread_handoff_cost()
+print("a greenlet switch costs more than a generator's send():", greenlet_cost > generator_cost)
 print("a thread hand-off costs more than 5 greenlet switches:", thread_cost / greenlet_cost > 5)
-assert thread_cost / greenlet_cost > 5
+assert generator_cost < greenlet_cost and thread_cost / greenlet_cost > 5
 
 # %% [markdown]
 # ## What greenlet alone does not do: switch while waiting for I/O

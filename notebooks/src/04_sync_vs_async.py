@@ -137,7 +137,7 @@ for strategy in ("threads", "gevent"):
     speedup = sequential / runs[strategy].elapsed
     print(f"{strategy}: speed-up at least 0.8 x N = {0.8 * N:.0f}:", speedup >= 0.8 * N)
 assert N * LATENCY <= sequential <= 1.2 * N * LATENCY
-assert sequential / runs["gevent"].elapsed >= 0.8 * N
+assert all(sequential / runs[s].elapsed >= 0.8 * N for s in ("threads", "gevent"))
 compare_timelines({name: run.spans for name, run in runs.items()})
 
 # %% [markdown]
@@ -160,10 +160,12 @@ gevent_runs = {n: fetch_with("gevent", [page_url("page-48k.html", i, delay=LATEN
 speedups = {n: n * per_request / run.elapsed for n, run in gevent_runs.items()}
 assert all(run.statuses == {200: n} for n, run in gevent_runs.items())
 growing = all(speedups[a] < speedups[b] for a, b in zip(counts, counts[1:]))
+bending = speedups[200] / 200 < speedups[10] / 10
 print("speed-up is at least half of N up to N = 100:",
       all(speedups[n] >= 0.5 * n for n in counts if n <= 100))
-print("and it keeps growing with N:", growing)
-assert all(speedups[n] >= 0.5 * n for n in counts if n <= 100) and growing
+print("it keeps growing with N:", growing)
+print("but less than N does (speed-up / N is lower at 200 than at 10):", bending)
+assert all(speedups[n] >= 0.5 * n for n in counts if n <= 100) and growing and bending
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(counts, counts, "--", color="grey", label="ideal: N")
@@ -176,9 +178,11 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# Nearly ideal: while all requests wait on the network, one thread serves them all. What
-# bends the curve at large N is the work that does *not* overlap: parsing HTTP, copying
-# 48 KB per page, all on one CPU core.
+# Close to ideal for small N: while all requests wait on the network, one thread serves them
+# all. The curve bends at large N (asserted above) because each request also needs some work
+# that does *not* overlap: parsing HTTP, copying 48 KB per page, all on one CPU core. The
+# benchmark (`python -m benchmarks fetch`) shows the same with shorter latencies, where that
+# work weighs more.
 #
 # ## Why `patch_all()` must come first
 #

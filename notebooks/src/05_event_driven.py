@@ -30,6 +30,7 @@ from urllib.request import urlopen
 import matplotlib.pyplot as plt
 
 import labkit
+from labkit.bench import compute
 from labkit.eventloop import callbacks, futures, generators
 from labkit.timeline import Recorder, compare_timelines, duration
 
@@ -123,11 +124,6 @@ COMPUTE = 0.02
 def url_for(name):
     return f"http://{server.host}:{server.port}/pages/{PAGE.name}?delay={WAITS[name]}"
 
-def compute(seconds):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
 def blocking_task(rec, name):
     rec.switch(name, "running")
     compute(COMPUTE)
@@ -190,7 +186,7 @@ compare_timelines({name: spans for name, (_, spans) in models.items()})
 #
 # An event loop overlaps *waiting*. Give the same three models three tasks that only compute
 # (no I/O) and watch the gain disappear. Each task does a fixed amount of arithmetic, about
-# 0.1 s of it on this machine (`compute` above waited for the clock; this counts real work).
+# 0.1 s of it on this machine (`compute` above watches the clock; this counts real work).
 
 # %%
 def crunch(iterations):
@@ -335,7 +331,8 @@ server.stop()
 # ## When is the event-driven model the right choice?
 #
 # When a program has
-# 1. **many tasks**: lesson 04 held 200 requests on one thread with a near-ideal speed-up;
+# 1. **many tasks**: lesson 04 held 200 requests at once on one thread, and above, 500 echo
+#    clients shared one loop;
 # 2. that are **independent** (they rarely wait for each other, and what they share needs no
 #    lock, because they switch only at `await`: lesson 01, property 2);
 # 3. that are **mostly waiting** for I/O: the three-task figure above. If they mostly compute,
