@@ -9,6 +9,9 @@ A server module defines ``serve(listener, args)`` and ends with::
 
 * parses ``--host`` (default ``127.0.0.1``) and ``--port`` (default ``0``: the OS picks a free
   port). Binding anything but loopback needs ``--allow-remote``: many students share one machine.
+* raises its own soft open-file limit to the hard limit (containers start at 1,024), runs the
+  server's ``setup(args)`` (folders, files to load: a bad option fails here, before READY, so
+  ``labkit.serve`` raises with the log tail instead of returning a handle to a dead process),
 * binds and listens, then prints one line ``READY {"host": ..., "port": ..., "pid": ...}``
   so the parent (``labkit.serve``) knows where the server is.
 * starts the *lifeline*: a real OS thread that reads stdin. EOF on stdin means the parent
@@ -33,7 +36,35 @@ import sys
 from collections import Counter
 from typing import Any, Callable
 
-__all__ = ["run", "counters", "emit", "parser"]
+from labkit.limits import raise_open_file_limit
+
+__all__ = ["run", "counters", "emit", "parser", "at_stop", "SetupError"]
+
+
+class SetupError(Exception):
+    """A server's setup found a bad option: the message is printed and the server exits."""
+
+
+_cleanups: list[Callable[[], None]] = []
+
+
+def at_stop(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` when the server stops, however it stops (SIGTERM, Ctrl-C, the parent
+    gone, or ``serve`` returning). Used to remove what a server left on disk."""
+    _cleanups.append(cleanup)
+
+
+def _exit(code: int) -> None:
+    """Leave at once (other threads may be blocked in ``accept``), after our clean-ups."""
+    while _cleanups:
+        try:
+            _cleanups.pop()()
+        except Exception as err:            # a clean-up that fails must not keep us alive
+            sys.stderr.write(f"clean-up failed: {err!r}\n")
+    with _print_lock:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _original(module: str, name: str) -> Any:
@@ -115,7 +146,7 @@ def _lifeline() -> None:
         except OSError:
             chunk = b""
         if not chunk:              # EOF: whoever started us is gone
-            os._exit(0)
+            _exit(0)
         pending += chunk
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
@@ -134,9 +165,7 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 def _wait_for_stop_signal() -> None:
     """Runs in a real OS thread: the only thread that receives SIGTERM/SIGINT."""
     signal.sigwait(STOP_SIGNALS)
-    with _print_lock:
-        sys.stdout.flush()
-    os._exit(0)
+    _exit(0)
 
 
 def start_signal_thread() -> None:
@@ -155,19 +184,37 @@ def bind(args: argparse.Namespace) -> socket.socket:
 
 def run(serve: Callable[[socket.socket, argparse.Namespace], None], description: str | None,
         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-        argv: list[str] | None = None) -> None:
-    """Parse arguments, bind, announce READY, and run ``serve`` until stopped."""
+        argv: list[str] | None = None,
+        setup: Callable[[argparse.Namespace], None] | None = None) -> None:
+    """Parse arguments, set up, bind, announce READY, and run ``serve`` until stopped.
+
+    ``setup(args)`` runs before READY and may add to ``args`` what ``serve`` needs; it raises
+    ``SetupError`` (or ``OSError``) for a bad option, which ends the server with that message.
+    """
     p = parser(description)
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
-    listener = bind(args)
-    start_signal_thread()
+    raise_open_file_limit()
+    start_signal_thread()          # before setup: a stop during setup still cleans up
+    try:
+        if setup:
+            setup(args)
+        listener = bind(args)
+    except (SetupError, OSError) as err:
+        sys.stderr.write(f"cannot start: {err}\n")
+        _exit(2)
     if not sys.stdin.isatty():   # run by a parent: follow it; run by hand: Ctrl-C stops us
         start_lifeline()
     host, port = listener.getsockname()[:2]
     emit("READY", {"host": host, "port": port, "pid": os.getpid()})
+    code = 0
     try:
         serve(listener, args)
+    except BaseException:          # a crash: show why in the log, then clean up all the same
+        import traceback
+        traceback.print_exc()
+        code = 1
     finally:
         listener.close()
+    _exit(code)
