@@ -1,0 +1,72 @@
+"""Lesson 01's exercises: coroutines with generators."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from labkit.exercises.core import NotYet, Exercise, words_of, close_to
+
+
+def _running_max_reference():
+    best = None
+    while True:
+        value = yield best
+        best = value if best is None else max(best, value)
+
+
+def _check_running_max(fn: Callable) -> str:
+    if not inspect.isgeneratorfunction(fn):
+        raise NotYet("running_max should be a generator function: it needs a `yield`.")
+    for values in ([3, 1, 4, 1, 5, 9, 2, 6], [-5, -7, -1], [2.5]):
+        coro = fn()
+        next(coro)                                   # prime it
+        got = [coro.send(v) for v in values]
+        want = [max(values[:i + 1]) for i in range(len(values))]
+        if got != want:
+            raise NotYet(f"sending {values} gave {got}, expected {want}. "
+                         "Does `value = yield best` come before you update best?")
+    return "Each send() resumes the generator with its locals intact: that is a coroutine."
+
+
+def _check_round_robin(answer: Any) -> str:
+    expected = ["A0", "B0", "C0", "A1", "C1", "A2"]
+    got = words_of(answer)
+    if got != expected:
+        raise NotYet(f"you said {' '.join(got)}. Take one step from each task in turn; "
+                     "a finished task leaves the queue.")
+    return "Round-robin: each task runs until its next yield, then goes to the back of the queue."
+
+
+def _check_blocking_times(answer: Any) -> str:
+    try:
+        blocking, cooperative = answer
+    except (TypeError, ValueError):
+        raise NotYet("answer with two numbers of seconds: (blocking, cooperative).") from None
+    if not close_to(blocking, 0.6, 0.15):
+        raise NotYet(f"blocking: {blocking} s. time.sleep stops the only thread; nothing else "
+                     "runs meanwhile, so the waits add up.")
+    if not close_to(cooperative, 0.2, 0.25):
+        raise NotYet(f"cooperative: {cooperative} s. The three waits overlap when the scheduler "
+                     "handles the sleeping.")
+    return "Three waits of 0.2 s: 0.6 s when each blocks the thread, about 0.2 s when they overlap."
+
+
+def exercises() -> dict[int, Exercise]:
+    return {
+        1: Exercise("Write a coroutine running_max() that, after priming, answers each "
+                    "send(x) with the largest value sent so far.",
+                    ["Start from the averager: keep one local, `best`, instead of a total.",
+                     "The loop body is `value = yield best` followed by updating best.",
+                     "best = value if best is None else max(best, value)"],
+                    _check_running_max, lambda: _running_max_reference),
+        2: Exercise("The round-robin scheduler runs count('A', 3), count('B', 1) and "
+                    "count('C', 2). In what order are the steps printed?",
+                    ["count(name, n) yields n times, printing name0, name1, ...",
+                     "After B0, task B is finished and leaves the queue."],
+                    _check_round_robin, lambda: "A0 B0 C0 A1 C1 A2"),
+        3: Exercise("Three tasks each wait 0.2 s. How many seconds does the whole run take "
+                    "(a) when they wait with time.sleep, (b) when they yield ('sleep', 0.2)?",
+                    ["The first timeline in this lesson shows the blocking case.",
+                     "Answer as a pair: (0.?, 0.?)"],
+                    _check_blocking_times, lambda: (0.6, 0.2)),
+    }

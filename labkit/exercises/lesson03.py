@@ -1,0 +1,54 @@
+"""Lesson 03's exercises: gevent basics."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of, close_to
+
+
+def _check_wakeup_order(answer: Any) -> str:
+    expect_equal(words_of(answer), ["toast", "eggs", "tea"],
+                  "they finish in the order their sleeps end")
+    return "gevent.sleep hands control to the hub, which wakes each greenlet when its timer fires."
+
+
+def _check_pool_time(answer: Any) -> str:
+    if not close_to(answer, 150, 0.2):
+        raise NotYet(f"{answer} ms. Six tasks, two at a time: how many rounds of 50 ms?")
+    return "Pool(2) runs 6 tasks in 3 rounds of 50 ms: about 150 ms."
+
+
+def _nap_reference(seconds):
+    import gevent
+    gevent.sleep(seconds)
+
+
+def _check_nap(fn: Callable) -> str:
+    import gevent
+    start = time.perf_counter()
+    gevent.joinall([gevent.spawn(fn, 0.05) for _ in range(5)], timeout=2)
+    elapsed = time.perf_counter() - start
+    if elapsed < 0.045:
+        raise NotYet(f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: does nap wait at all?")
+    if elapsed > 0.15:
+        raise NotYet(f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: they ran one after the "
+                     "other. Which sleep lets other greenlets run?")
+    return f"five naps overlapped: {elapsed * 1000:.0f} ms for 5 x 50 ms."
+
+
+def exercises() -> dict[int, Exercise]:
+    return {
+        1: Exercise("Greenlets tea (sleeps 0.03 s), toast (0.01 s) and eggs (0.02 s) are spawned "
+                    "in that order and each prints its name after sleeping. Output order?",
+                    ["All three start sleeping at about the same moment."],
+                    _check_wakeup_order, lambda: ["toast", "eggs", "tea"]),
+        2: Exercise("A Pool(2) runs 6 tasks that each gevent.sleep(0.05). About how many "
+                    "milliseconds does pool.map take?",
+                    ["At most 2 run at once; the timeline of the Pool section shows rounds."],
+                    _check_pool_time, lambda: 150),
+        3: Exercise("Write nap(seconds) so that five greenlets napping 0.05 s at once finish "
+                    "in about 0.05 s, not 0.25 s.",
+                    ["time.sleep blocks the whole thread.", "gevent has its own sleep."],
+                    _check_nap, lambda: _nap_reference),
+    }
