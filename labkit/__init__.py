@@ -8,12 +8,14 @@
 from labkit.background import (ScriptError, ScriptResult, ServerHandle, ServerStartError,
                                run_script, running, serve, stop_all)
 from labkit.doctor import doctor
-from labkit.limits import TooManyClients, check_client_count, max_clients
+from labkit.limits import (TooManyClients, check_client_count, fit_clients, max_clients,
+                           raise_open_file_limit)
 from labkit.source import show, source_of
 from labkit.timeline import show_figures_inline as _show_figures_inline
 
 _show_figures_inline()
+raise_open_file_limit()   # containers start kernels at a soft limit of 1,024; go up to hard
 
 __all__ = ["serve", "stop_all", "running", "ServerHandle", "ServerStartError", "doctor",
            "run_script", "ScriptResult", "ScriptError",
-           "max_clients", "check_client_count", "TooManyClients", "show", "source_of"]
+           "max_clients", "check_client_count", "fit_clients", "TooManyClients", "show", "source_of"]

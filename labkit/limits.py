@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import resource
 
-__all__ = ["raise_open_file_limit", "max_clients", "check_client_count", "TooManyClients"]
+__all__ = ["raise_open_file_limit", "max_clients", "check_client_count", "TooManyClients",
+           "fit_clients", "SCALED_DOWN"]
 
 RESERVED_FDS = 64   # stdin/out/err, the selector, pipes, imported libraries, the kernel's sockets
 
@@ -46,3 +47,22 @@ def check_client_count(n: int) -> None:
             f"or raise the limit before starting Jupyter: `ulimit -n {n + 2 * RESERVED_FDS}` in "
             f"the shell (an administrator can raise the hard limit in "
             f"/etc/security/limits.conf).")
+
+
+SCALED_DOWN = "Scaled down for this machine:"   # tests/nbval-sanitize.cfg drops these lines
+
+
+def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS) -> int:
+    """The number of clients to run: ``wanted`` if they fit under this process's open-file
+    limit (``per_client`` descriptors each, ``spare`` kept for Python and the kernel), else as
+    many as fit, after printing one sentence that says so and why.
+
+    A lesson calls this where it would otherwise fail on a machine with ``ulimit -n 1024``
+    (Docker, Binder, some JupyterHubs), so it runs to the end there with fewer clients."""
+    soft, hard = raise_open_file_limit()
+    fits = max(1, (soft - spare) // per_client)
+    if wanted <= fits:
+        return wanted
+    print(f"{SCALED_DOWN} {wanted:,} clients need about {wanted * per_client + spare:,} open "
+          f"files, but this process may open {soft:,} (ulimit -n), so this run uses {fits:,}.")
+    return fits

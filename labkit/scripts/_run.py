@@ -9,6 +9,7 @@ thread that ends this process when stdin (a pipe from the parent) reaches EOF.
 """
 import _thread
 import os
+import resource
 import runpy
 import sys
 
@@ -19,8 +20,20 @@ def _lifeline():
     os._exit(1)                    # the parent is gone: so are we
 
 
+def raise_open_file_limit():
+    """Soft limit up to hard (stdlib only: nothing else may be imported before the script)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def main():
     script, *args = sys.argv[1:]
+    raise_open_file_limit()
     if not os.isatty(0):
         _thread.start_new_thread(_lifeline, ())
     sys.argv = [script, *args]

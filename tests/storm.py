@@ -1,0 +1,118 @@
+"""Tools for the fuzz tests: throw bad clients at a running server, then check it is whole.
+
+Every teaching server (except those named broken on purpose) must come out of a storm alive,
+answering a good client byte for byte, with its descriptors and memory back near where they
+were before. These helpers read the server's own numbers from ``/proc`` (Linux) and make the
+storms; each fuzz test decides what a storm is for its protocol.
+
+    with labkit.serve("selectors_echo") as srv:
+        before = Health.of(srv.pid)
+        with flood(srv.host, srv.port, 2_000):          # hold many connections at once
+            ...
+        Health.of(srv.pid).assert_back_to(before)
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import resource
+import socket
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+# Sizes and counts that non-ASCII "digits" and long names should never crash.
+NASTY_NUMBERS = ["²", "①", "٣", "１２", "-1", "+5", " 7", "1e3", "0x10", "9" * 40, "", "١٠"]
+NASTY_NAMES = ["é" * 128, "a" * 300, "😀" * 70, "..", ".", "a/b", "\\x", "\x00", "x\ud800"]
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cap_open_files(pid: int, limit: int) -> None:
+    """Lower a running server's open-file limit, so a flood reaches it quickly."""
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+
+
+@dataclass
+class Health:
+    fds: int
+    rss_kib: int
+
+    @classmethod
+    def of(cls, pid: int) -> "Health":
+        return cls(fd_count(pid), rss_kib(pid))
+
+    def assert_back_to(self, before: "Health", pid: int, fd_slack: int = 8,
+                       rss_slack_kib: int = 16 * 1024, wait: float = 10.0) -> None:
+        """Wait (servers close idle sockets on their own time) until descriptors and memory are
+        back near ``before``; fail with both numbers if they never are."""
+        deadline = time.monotonic() + wait
+        now = self
+        while time.monotonic() < deadline:
+            now = Health.of(pid)
+            if now.fds <= before.fds + fd_slack and now.rss_kib <= before.rss_kib + rss_slack_kib:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"server not back to baseline: {before} before, {now} after")
+
+
+@contextlib.contextmanager
+def flood(host: str, port: int, count: int, timeout: float = 5.0) -> Iterator[list[socket.socket]]:
+    """Open up to ``count`` connections and hold them; stop early when the OS says no."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            try:
+                socks.append(socket.create_connection((host, port), timeout=timeout))
+            except OSError:
+                break
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
+
+
+def junk(rng: random.Random, size: int) -> bytes:
+    """Random bytes, sometimes with newlines and ASCII words mixed in, as fuzzers send."""
+    parts = []
+    while sum(map(len, parts)) < size:
+        kind = rng.random()
+        if kind < 0.4:
+            parts.append(rng.randbytes(rng.randint(1, 64)))
+        elif kind < 0.7:
+            parts.append(rng.choice([b"\n", b"\r\n", b" ", b"\x00", b"\xff\xfe"]))
+        else:
+            word = rng.choice(["GET", "PUT", "LIST", "OK", "ERR"] + NASTY_NUMBERS + NASTY_NAMES)
+            parts.append(word.encode("utf-8", "surrogatepass"))
+    return b"".join(parts)[:size]
+
+
+def send_and_vanish(host: str, port: int, data: bytes, half_close: bool = False,
+                    timeout: float = 5.0) -> None:
+    """Connect, send ``data`` (as much as the server takes), then leave without reading:
+    by half-closing (shutdown SHUT_WR, then close) or by a reset (SO_LINGER 0)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        with contextlib.suppress(OSError):
+            s.sendall(data)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+            else:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
