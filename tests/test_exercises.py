@@ -15,6 +15,26 @@ def test_reference_answer_passes(number, k, capsys):
 
 
 @pytest.mark.parametrize("number,k", ALL)
+def test_other_correct_answers_pass(number, k, capsys):
+    """A checker that accepts only the reference's way of writing it is a wrong checker."""
+    chosen = exercises.Lesson(number, exercises.exercises_of(number))
+    others = chosen.exercises[k].also_correct
+    assert len(others) >= 2, f"lesson {number} exercise {k}: give two other correct answers"
+    for make in others:
+        assert chosen.passed(k, make()), capsys.readouterr().out
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_listed_wrong_answers_fail(number, k, capsys):
+    chosen = exercises.Lesson(number, exercises.exercises_of(number))
+    for make in chosen.exercises[k].wrong:
+        assert not chosen.passed(k, make())
+        out = capsys.readouterr().out
+        assert out.startswith(f"Exercise {k}: not yet.") and len(out) > 40, out
+
+
+@pytest.mark.parametrize("number,k", ALL)
 def test_placeholder_is_not_an_answer(number, k, capsys):
     chosen = exercises.Lesson(number, exercises.exercises_of(number))
     assert not chosen.passed(k, ...)

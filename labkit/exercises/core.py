@@ -27,6 +27,11 @@ class Exercise:
     hints: list[str]
     checker: Callable[[Any], str]        # returns the praise, raises NotYet with advice
     solution: Callable[[], Any]          # a correct answer (used by the course's own tests)
+    # Other answers a student could rightly give, written differently from ``solution`` (the
+    # course's tests require at least two, so a checker never rejects a correct answer), and
+    # wrong answers it must reject with advice. Each is a function that returns the answer.
+    also_correct: list[Callable[[], Any]] = field(default_factory=list, repr=False)
+    wrong: list[Callable[[], Any]] = field(default_factory=list, repr=False)
     shown_hints: int = field(default=0, repr=False)
 
 
