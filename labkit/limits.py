@@ -36,14 +36,16 @@ def max_clients() -> int:
     return max(0, soft - RESERVED_FDS)
 
 
-def check_client_count(n: int) -> None:
-    """Raise TooManyClients, saying what to do, if ``n`` sockets won't fit."""
+def check_client_count(n: int, what: str = "clients") -> None:
+    """Raise TooManyClients, saying what to do, if ``n`` sockets won't fit (``what`` names
+    them: "clients", or "sockets" where a lesson opens bare sockets)."""
     limit = max_clients()
     if n > limit:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = " won't fit:" if what == "sockets" else f" need {n:,} open sockets, but"
         raise TooManyClients(
-            f"{n:,} clients need {n:,} open sockets, but this process may open {soft:,} files "
-            f"(hard limit {hard:,}), so at most about {limit:,} clients. Choose fewer clients, "
+            f"{n:,} {what}{need} this process may open {soft:,} files "
+            f"(hard limit {hard:,}), so at most about {limit:,} {what}. Choose fewer {what}, "
             f"or raise the limit before starting Jupyter: `ulimit -n {n + 2 * RESERVED_FDS}` in "
             f"the shell (an administrator can raise the hard limit in "
             f"/etc/security/limits.conf).")
@@ -52,7 +54,8 @@ def check_client_count(n: int) -> None:
 SCALED_DOWN = "Scaled down for this machine:"   # tests/nbval-sanitize.cfg drops these lines
 
 
-def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS) -> int:
+def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS,
+                what: str = "clients") -> int:
     """The number of clients to run: ``wanted`` if they fit under this process's open-file
     limit (``per_client`` descriptors each, ``spare`` kept for Python and the kernel), else as
     many as fit, after printing one sentence that says so and why.
@@ -63,6 +66,6 @@ def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS) -> 
     fits = max(1, (soft - spare) // per_client)
     if wanted <= fits:
         return wanted
-    print(f"{SCALED_DOWN} {wanted:,} clients need about {wanted * per_client + spare:,} open "
+    print(f"{SCALED_DOWN} {wanted:,} {what} need about {wanted * per_client + spare:,} open "
           f"files, but this process may open {soft:,} (ulimit -n), so this run uses {fits:,}.")
     return fits
