@@ -2,6 +2,8 @@
 log, not from timings), a loop that never hangs, and the command lines."""
 import hashlib
 import json
+import os
+import resource
 import socket
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import pytest
 import labkit
 from labkit.eventloop import callbacks, futures, generators
 from labkit.timeline import Span, max_concurrent
+from storm import fd_count
 
 PAGE = Path(__file__).resolve().parent.parent / "data" / "pages" / "page-479k.html"
 
@@ -38,6 +41,38 @@ def test_each_step_fetches_exact_pages_concurrently(server, step):
     want = hashlib.sha256(PAGE.read_bytes()).hexdigest()
     assert [hashlib.sha256(b).hexdigest() for b in bodies] == [want] * 25
     assert server_concurrency(server) == 25                      # all 25 in flight at once
+
+
+def refused_url():
+    """A URL on a loopback port where nobody listens: connecting fails at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/pages/{PAGE.name}"
+
+
+@pytest.mark.parametrize("step", [callbacks, generators, futures], ids=lambda m: m.__name__)
+def test_a_failed_fetch_closes_every_socket(server, step):
+    """One download fails while 20 are in flight: the error arrives, and no socket stays open
+    (checked at once, while the traceback still holds every frame: no help from the GC)."""
+    urls = [f"http://{server.host}:{server.port}/pages/{PAGE.name}?id={i}" for i in range(20)]
+    before = fd_count(os.getpid())
+    with pytest.raises(ConnectionError) as failure:
+        step.fetch_many(urls + [refused_url()])
+    assert fd_count(os.getpid()) == before, failure.value
+
+
+def test_a_run_that_runs_out_of_descriptors_closes_every_socket():
+    """Under a low open-file limit the echo run fails with EMFILE, and gives every socket back."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    before = fd_count(os.getpid())
+    resource.setrlimit(resource.RLIMIT_NOFILE, (before + 100, hard))
+    try:
+        with pytest.raises(OSError, match="Too many open files") as failure:
+            futures.serve_clients(200, b"x" * 1024, pause=0.05)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert fd_count(os.getpid()) == before, failure.value
 
 
 def test_futures_echo_server_serves_many_clients_on_one_loop():

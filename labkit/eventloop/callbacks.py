@@ -13,52 +13,60 @@ import socket
 
 from labkit.eventloop import body_of, command_line, http_get_request
 
-selector = selectors.DefaultSelector()
-
 
 class Fetcher:
     """One download, written as callbacks: each method runs when its socket is ready."""
 
-    def __init__(self, url: str, on_done) -> None:
+    def __init__(self, url: str, selector: selectors.BaseSelector, on_done) -> None:
         self.address, self.outgoing = http_get_request(url)
+        self.selector, self.on_done = selector, on_done
         self.response = bytearray()
-        self.on_done = on_done
+        self.sock: socket.socket | None = None
 
     def start(self) -> None:
         self.sock = socket.socket()
         self.sock.setblocking(False)
         self.sock.connect_ex(self.address)                 # returns at once: "in progress"
-        selector.register(self.sock, selectors.EVENT_WRITE, self.writable)
+        self.selector.register(self.sock, selectors.EVENT_WRITE, self.writable)
 
     def writable(self) -> None:                            # connected, or able to send more
         if err := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            raise ConnectionError(f"connect failed: {err}")
+            raise ConnectionError(f"connect to {self.address} failed: errno {err}")
         sent = self.sock.send(self.outgoing)               # writable: takes at least something
         self.outgoing = self.outgoing[sent:]
         if not self.outgoing:                              # request sent: now wait to read
-            selector.modify(self.sock, selectors.EVENT_READ, self.readable)
+            self.selector.modify(self.sock, selectors.EVENT_READ, self.readable)
 
     def readable(self) -> None:
         chunk = self.sock.recv(65536)                      # readable: returns at once
         if chunk:
             self.response += chunk
             return
-        selector.unregister(self.sock)                     # b"": the server closed, all here
-        self.sock.close()
+        self.selector.unregister(self.sock)                # b"": the server closed, all here
+        self.close()
         self.on_done(self)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
 
 
 def fetch_many(urls: list[str]) -> list[bytes]:
     finished: list[Fetcher] = []
-    fetchers = [Fetcher(url, finished.append) for url in urls]
-    for f in fetchers:
-        f.start()
-    while len(finished) < len(fetchers):                   # the event loop
-        events = selector.select(timeout=30)
-        if not events:
-            raise TimeoutError("no socket became ready within 30 s")
-        for key, _ in events:
-            key.data()                                     # call the registered callback
+    with selectors.DefaultSelector() as selector:
+        fetchers = [Fetcher(url, selector, finished.append) for url in urls]
+        try:
+            for f in fetchers:
+                f.start()
+            while len(finished) < len(fetchers):           # the event loop
+                events = selector.select(timeout=30)
+                if not events:
+                    raise TimeoutError("no socket became ready within 30 s")
+                for key, _ in events:
+                    key.data()                             # call the registered callback
+        finally:                                           # done or failed: no socket left open
+            for f in fetchers:
+                f.close()
     return [body_of(bytes(f.response)) for f in fetchers]
 
 

@@ -46,6 +46,7 @@ class Task(Future):
     def __init__(self, loop: "Loop", coro: Coroutine) -> None:
         super().__init__()
         self.loop, self.coro = loop, coro
+        loop.tasks.append(self)
         loop.call_soon(self.step, None)
 
     def step(self, value: Any) -> None:
@@ -63,7 +64,23 @@ class Loop:
         self.selector = selectors.DefaultSelector()
         self.ready: deque[tuple[Callable, tuple]] = deque()
         self.timers: list[tuple[float, int, Future]] = []
+        self.tasks: list[Task] = []
         self._tie = itertools.count()
+
+    def __enter__(self) -> "Loop":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every unfinished task: ``close()`` raises GeneratorExit where its coroutine
+        waits, so its ``with`` blocks close its sockets. Then release the selector."""
+        for task in self.tasks:
+            if not task.done:
+                task.coro.close()
+        self.tasks.clear()
+        self.selector.close()
 
     def call_soon(self, callback: Callable, *args: Any) -> None:
         self.ready.append((callback, args))
@@ -83,14 +100,20 @@ class Loop:
         return future
 
     def run_until_complete(self, coro: Coroutine) -> Any:
+        """Run until ``coro`` returns. If any task raises, the loop is closed (every task
+        stopped, every socket closed) and the error is raised here."""
         main = self.create_task(coro)
-        while not main.done:
-            while self.ready:
-                callback, args = self.ready.popleft()
-                callback(*args)
-            if main.done:
-                break
-            self._wait_for_events()
+        try:
+            while not main.done:
+                while self.ready:
+                    callback, args = self.ready.popleft()
+                    callback(*args)
+                if main.done:
+                    break
+                self._wait_for_events()
+        except BaseException:
+            self.close()
+            raise
         return main.result
 
     def _wait_for_events(self) -> None:
@@ -115,28 +138,29 @@ async def gather(loop: Loop, coros: list[Coroutine]) -> list:
 # -- on this loop: an HTTP client ... ------------------------------------------------------------
 async def fetch(loop: Loop, url: str) -> bytes:
     address, outgoing = http_get_request(url)
-    sock = socket.socket()
-    sock.setblocking(False)
-    sock.connect_ex(address)
-    await loop.wait_for(sock, selectors.EVENT_WRITE)
-    while outgoing:
-        outgoing = outgoing[sock.send(outgoing):]
-        if outgoing:
-            await loop.wait_for(sock, selectors.EVENT_WRITE)
-    response = bytearray()
-    while True:
-        await loop.wait_for(sock, selectors.EVENT_READ)
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        response += chunk
-    sock.close()
+    with socket.socket() as sock:                 # closed however the task ends
+        sock.setblocking(False)
+        sock.connect_ex(address)
+        await loop.wait_for(sock, selectors.EVENT_WRITE)
+        if err := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            raise ConnectionError(f"connect to {address} failed: errno {err}")
+        while outgoing:
+            outgoing = outgoing[sock.send(outgoing):]
+            if outgoing:
+                await loop.wait_for(sock, selectors.EVENT_WRITE)
+        response = bytearray()
+        while True:
+            await loop.wait_for(sock, selectors.EVENT_READ)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
     return body_of(bytes(response))
 
 
 def fetch_many(urls: list[str]) -> list[bytes]:
-    loop = Loop()
-    return loop.run_until_complete(gather(loop, [fetch(loop, url) for url in urls]))
+    with Loop() as loop:
+        return loop.run_until_complete(gather(loop, [fetch(loop, url) for url in urls]))
 
 
 # -- ... and an echo server with its clients, all on one thread ---------------------------------
@@ -154,40 +178,44 @@ async def echo_server(loop: Loop, listener: socket.socket, connections: int) -> 
 
 async def echo(loop: Loop, conn: socket.socket) -> int:
     echoed = 0
-    while True:
-        await loop.wait_for(conn, selectors.EVENT_READ)
-        data = conn.recv(65536)
-        if not data:                           # the client is done
-            conn.close()
-            return echoed
-        while data:
-            await loop.wait_for(conn, selectors.EVENT_WRITE)
-            sent = conn.send(data)
-            data, echoed = data[sent:], echoed + sent
+    with conn:                                 # closed however the task ends
+        while True:
+            await loop.wait_for(conn, selectors.EVENT_READ)
+            data = conn.recv(65536)
+            if not data:                       # the client is done
+                return echoed
+            while data:
+                await loop.wait_for(conn, selectors.EVENT_WRITE)
+                sent = conn.send(data)
+                data, echoed = data[sent:], echoed + sent
 
 
 async def echo_client(loop: Loop, address: tuple, payload: bytes, pause: float) -> bool:
-    sock = socket.socket()
-    sock.setblocking(False)
-    sock.connect_ex(address)
-    await loop.wait_for(sock, selectors.EVENT_WRITE)
-    await loop.sleep(pause)                    # every client stays connected for a while
-    outgoing, received = payload, bytearray()
-    while len(received) < len(payload):
-        if outgoing:
-            await loop.wait_for(sock, selectors.EVENT_WRITE)
-            outgoing = outgoing[sock.send(outgoing):]
-        else:
-            await loop.wait_for(sock, selectors.EVENT_READ)
-            received += sock.recv(65536)
-    sock.close()
+    with socket.socket() as sock:              # closed however the task ends
+        sock.setblocking(False)
+        sock.connect_ex(address)
+        await loop.wait_for(sock, selectors.EVENT_WRITE)
+        await loop.sleep(pause)                # every client stays connected for a while
+        outgoing, received = payload, bytearray()
+        while len(received) < len(payload):
+            if outgoing:
+                await loop.wait_for(sock, selectors.EVENT_WRITE)
+                outgoing = outgoing[sock.send(outgoing):]
+            else:
+                await loop.wait_for(sock, selectors.EVENT_READ)
+                chunk = sock.recv(65536)
+                if not chunk:                  # the server closed early: the echo is short
+                    break
+                received += chunk
     return bytes(received) == payload
 
 
 def serve_clients(n_clients: int, payload: bytes, pause: float = 0.1) -> tuple[int, int, float]:
-    """Server and ``n_clients`` clients on one loop. Returns (clients ok, bytes echoed, seconds)."""
-    loop = Loop()
-    with socket.create_server(("127.0.0.1", 0), backlog=n_clients) as listener:
+    """Server and ``n_clients`` clients on one loop. Returns (clients ok, bytes echoed, seconds).
+
+    Each client holds two sockets open at once (its own and the server's end): size
+    ``n_clients`` with ``labkit.fit_clients(n, per_client=2)``. A failed run closes them all."""
+    with Loop() as loop, socket.create_server(("127.0.0.1", 0), backlog=n_clients) as listener:
         address = listener.getsockname()
 
         async def main():

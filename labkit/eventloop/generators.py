@@ -20,30 +20,38 @@ READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 def fetch(url: str):
     """A task: downloads one page, yielding (socket, event) wherever it has to wait."""
     address, outgoing = http_get_request(url)
-    sock = socket.socket()
-    sock.setblocking(False)
-    sock.connect_ex(address)
-    yield sock, WRITE                                  # wait until connected
-    while outgoing:
-        sent = sock.send(outgoing)
-        outgoing = outgoing[sent:]
-        if outgoing:
-            yield sock, WRITE                          # wait until there is room to send more
-    response = bytearray()
-    while True:
-        yield sock, READ                               # wait until there is something to read
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        response += chunk
-    sock.close()
+    with socket.socket() as sock:                      # closed however the task ends
+        sock.setblocking(False)
+        sock.connect_ex(address)
+        yield sock, WRITE                              # wait until connected
+        if err := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            raise ConnectionError(f"connect to {address} failed: errno {err}")
+        while outgoing:
+            sent = sock.send(outgoing)
+            outgoing = outgoing[sent:]
+            if outgoing:
+                yield sock, WRITE                      # wait until there is room to send more
+        response = bytearray()
+        while True:
+            yield sock, READ                           # wait until there is something to read
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
     return body_of(bytes(response))
 
 
 def run(tasks: list) -> list:
-    """The event loop: resume each task until it waits, then resume it when its socket is ready."""
-    with selectors.DefaultSelector() as selector:
-        return _loop(selector, tasks)
+    """The event loop: resume each task until it waits, then resume it when its socket is ready.
+
+    If a task fails, the others are closed (``GeneratorExit`` at their ``yield``, so their
+    ``with`` blocks close their sockets) before the error is raised here."""
+    try:
+        with selectors.DefaultSelector() as selector:
+            return _loop(selector, tasks)
+    finally:
+        for task in tasks:
+            task.close()                               # a finished generator ignores this
 
 
 def _loop(selector: selectors.BaseSelector, tasks: list) -> list:
