@@ -1,8 +1,11 @@
 """Record what every task did, and when, and draw it.
 
 A ``Span(task, state, start, end)`` says that ``task`` was ``running`` (using the CPU),
-``waiting`` (for I/O, a timer, a lock...) or ``idle`` from ``start`` to ``end``, in seconds from
-a shared zero; a file client's two kinds of waiting are ``download`` and ``upload``. Clients, greenlet switch traces and child scripts all produce lists of Spans;
+``waiting`` (for I/O, a timer, a lock...), ``queued`` (connected, but not yet served: a server
+that caps how many clients it serves keeps the others in its listen backlog) or ``idle`` from
+``start`` to ``end``, in seconds from a shared zero; a file client's two kinds of waiting are
+``download`` and ``upload``. Clients, greenlet switch traces and child scripts all produce
+lists of Spans;
 ``plot_timeline`` and ``compare_timelines`` draw them, the same way in every lesson::
 
     rec = Recorder()
@@ -23,11 +26,12 @@ __all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timeli
            "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
            "STATE_COLORS", "show_figures_inline", "WithSpans"]
 
-STATES = ("running", "waiting", "idle", "download", "upload")
+STATES = ("running", "waiting", "queued", "idle", "download", "upload")
 #: one colour per state, in every figure of the course (waiting is grey, as in the classic
-#: figures); download and upload are the two phases of a file client (lesson 08)
-STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "idle": "#f2f2f2",
-                "download": "#2ca02c", "upload": "#9467bd"}
+#: figures; queued, a wait for the server to start serving at all, is orange); download and
+#: upload are the two phases of a file client (lesson 08)
+STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "queued": "#ff7f0e",
+                "idle": "#f2f2f2", "download": "#2ca02c", "upload": "#9467bd"}
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,18 @@ def test_tasks_that_start_together_are_in_natural_order():
     spans = [Span(f"Task {i}", "waiting", 0, 1) for i in (10, 2, 1)]
     labels = [t.get_text() for t in plot_timeline(spans).axes[0].get_yticklabels()]
     assert labels == ["Task 1", "Task 2", "Task 10"]
+
+
+def test_queued_is_a_state_of_its_own_with_its_colour_and_legend_entry():
+    """Lesson 06 draws clients waiting un-accepted in the listen backlog: that must not look
+    like waiting for an answer."""
+    spans = [Span("Client 1", "queued", 0, 0.1), Span("Client 1", "waiting", 0.1, 0.2),
+             Span("Client 2", "waiting", 0, 0.05)]
+    assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)     # no two states look alike
+    from matplotlib.colors import to_rgb
+    for fig in (plot_timeline(spans), compare_timelines({"capped": spans, "other": spans[2:]})):
+        ax = fig.axes[0]
+        colors = {tuple(c.get_facecolor()[0][:3]) for c in ax.collections}
+        assert to_rgb(STATE_COLORS["queued"]) in colors
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert labels == ["waiting", "queued"]                     # the same order everywhere
