@@ -1,6 +1,9 @@
 """Lesson 07's exercises: select, poll and epoll."""
 from __future__ import annotations
 
+import select
+import selectors
+import socket
 from typing import Any, Callable
 
 from labkit.exercises.core import NotYet, Exercise
@@ -15,72 +18,152 @@ def _send_some_reference(sock, buffer):
     return sent
 
 
+def _send_some_sliced(sock, buffer):
+    """Also right: send at most 64 KiB per call, and cut the buffer with a slice assignment."""
+    try:
+        sent = sock.send(memoryview(buffer)[:65536])
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    buffer[:] = buffer[sent:]
+    return sent
+
+
+def _send_some_until_full(sock, buffer):
+    """Also right: keep sending until the kernel takes no more, return the total."""
+    total = 0
+    while buffer:
+        try:
+            sent = sock.send(buffer)
+        except BlockingIOError:
+            break
+        del buffer[:sent]
+        total += sent
+    return total
+
+
+def _send_some_forgets(sock, buffer):             # wrong: never drops what was sent
+    try:
+        return sock.send(buffer)
+    except BlockingIOError:
+        return 0
+
+
+def _send_some_raises(sock, buffer):              # wrong: a full socket raises, not 0
+    sent = sock.send(buffer)
+    del buffer[:sent]
+    return sent
+
+
+def _send_some_drops_all(sock, buffer):           # wrong: what send did not take is lost
+    try:
+        sent = sock.send(buffer)
+    except BlockingIOError:
+        return 0
+    buffer.clear()
+    return sent
+
+
+def _drain(sock: socket.socket, into: bytearray) -> None:
+    sock.setblocking(False)
+    try:
+        while chunk := sock.recv(65536):      # non-blocking: stops with BlockingIOError
+            into += chunk
+    except BlockingIOError:
+        pass
+
+
+def _fill_until_full(fn: Callable, sock: socket.socket, buffer: bytearray) -> None:
+    """Call fn while nobody reads: it must report 0, and keep the buffer, once nothing fits."""
+    for _ in range(10_000):
+        before = bytes(buffer)
+        sent = fn(sock, buffer)
+        if sent == 0:
+            if bytes(buffer) != before:
+                raise NotYet("send_some returned 0 but changed the buffer.")
+            return
+        if sent is None or before[sent:] != bytes(buffer):
+            raise NotYet(f"send_some returned {sent!r} but the buffer shrank by "
+                         f"{len(before) - len(buffer)}: return what was sent, and remove "
+                         "exactly that from the front of the buffer.")
+    raise NotYet("the socket never filled up: does send_some send anything?")
+
+
 def _check_send_some(fn: Callable) -> str:
     import os
-    import socket
     a, b = socket.socketpair()
     with a, b:
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         a.setblocking(False)
         original = os.urandom(1 << 20)
         buffer, received, rounds = bytearray(original), bytearray(), 0
+        _fill_until_full(fn, a, buffer)          # nobody reads yet: the socket fills up
         while buffer and rounds < 10_000:
-            before = len(buffer)
+            _drain(b, received)
+            before = bytes(buffer)
             sent = fn(a, buffer)
-            if sent is None or before - len(buffer) != sent:
+            if sent is None or before[sent:] != bytes(buffer):
                 raise NotYet(f"send_some returned {sent!r} but the buffer shrank by "
-                             f"{before - len(buffer)}: return what was sent, and remove "
+                             f"{len(before) - len(buffer)}: return what was sent, and remove "
                              "exactly that from the front of the buffer.")
-            b.setblocking(False)
-            try:
-                while chunk := b.recv(65536):
-                    received += chunk
-            except BlockingIOError:
-                pass
             rounds += 1
-        if rounds == 1:
+        _drain(b, received)
+        if rounds <= 1:
             raise NotYet("everything went in one send: it should not, with a 4 KiB buffer.")
-        if bytes(received) != original[:len(received)] or buffer:
+        if bytes(received) != original or buffer:
             raise NotYet("bytes were lost or reordered: keep buffer[sent:] for the next call.")
     return f"1 MiB went through a small socket buffer in {rounds} partial sends, nothing lost."
 
 
 def _check_flat_cost(answer: Any) -> str:
-    if str(answer).strip().lower() != "epoll":
+    named = answer in (select.epoll, selectors.EpollSelector) or \
+        str(answer).strip().lower().removeprefix("select.").rstrip("()") == "epoll"
+    if not named:
         raise NotYet("look at the log-log plot: which line stays flat?")
     return "epoll keeps the watched set in the kernel and returns only ready sockets."
 
 
 def _check_edge(answer: Any) -> str:
-    if answer not in (False, "no", "No"):
+    if answer is not False and answer != 0 and \
+            str(answer).strip().lower() not in ("false", "no", "n"):
         raise NotYet("edge-triggered reports changes; with no new data, what changed?")
     return "no new edge, no event: with EPOLLET, read until EAGAIN or the rest waits forever."
 
 
 def _check_windows(answer: Any) -> str:
-    if str(answer).strip().lower() != "a":
+    if str(answer).strip().strip("()").lower() != "a":
         raise NotYet("the error message was 'too many file descriptors in select()'.")
-    return "Python's Windows build sets FD_SETSIZE to 512; Linux's select stops at fd 1024."
+    return "DefaultSelector is select on Windows, where Python's FD_SETSIZE is 512 sockets; " \
+        "Linux's select stops at descriptor 1024."
 
 
 def exercises() -> dict[int, Exercise]:
     return {
         1: Exercise("Which call's cost stays flat as the number of watched sockets grows: select, "
                     "poll or epoll?", ["The figure of the cost section."],
-                    _check_flat_cost, lambda: "epoll"),
+                    _check_flat_cost, lambda: "epoll",
+                    also_correct=[lambda: "EPOLL ", lambda: "select.epoll", lambda: select.epoll],
+                    wrong=[lambda: "poll", lambda: "select", lambda: "kqueue"]),
         2: Exercise("Write send_some(sock, buffer) for a non-blocking socket: send what the "
                     "kernel takes, remove exactly that from the front of the bytearray, return "
                     "the count (0 if it would block).",
                     ["sent = sock.send(buffer); del buffer[:sent]",
                      "send raises BlockingIOError when nothing fits."],
-                    _check_send_some, lambda: _send_some_reference),
+                    _check_send_some, lambda: _send_some_reference,
+                    also_correct=[lambda: _send_some_sliced, lambda: _send_some_until_full],
+                    wrong=[lambda: _send_some_forgets, lambda: _send_some_raises,
+                           lambda: _send_some_drops_all]),
         3: Exercise("Edge-triggered epoll reported EPOLLIN for 10 bytes; you read 4. If nothing "
                     "new arrives, does the next poll() report the socket again? (True/False)",
                     ["The edge- vs level-triggered section has this exact experiment."],
-                    _check_edge, lambda: False),
-        4: Exercise("Why did the original course's select server fail at about 500 clients on "
-                    "Windows? (a) Python's Windows select takes at most 512 sockets, (b) the "
-                    "machine ran out of ports, (c) 500 threads were too many for Windows",
+                    _check_edge, lambda: False,
+                    also_correct=[lambda: "no", lambda: "False", lambda: 0],
+                    wrong=[lambda: True, lambda: "yes", lambda: 1]),
+        4: Exercise("Why did the original course's selectors server fail at about 500 clients "
+                    "on Windows? (a) its DefaultSelector there is select, which takes at most "
+                    "512 sockets on Windows, (b) the machine ran out of ports, (c) 500 threads "
+                    "were too many for Windows",
                     ["Read the error message of the select section again."],
-                    _check_windows, lambda: "a"),
+                    _check_windows, lambda: "a",
+                    also_correct=[lambda: "A", lambda: " (a) "],
+                    wrong=[lambda: "b", lambda: "c"]),
     }

@@ -1,18 +1,26 @@
 """Lesson 08's exercises: the selectors file server."""
 from __future__ import annotations
 
+import hashlib
+import io
+import random
 from typing import Any, Callable
 
 from labkit.exercises.core import NotYet, Exercise
 
 
 def _check_data_in_first_recv(answer: Any) -> str:
-    if answer != 951:
+    try:
+        right = float(str(answer).strip().replace(",", "").replace("_", "")) == 951
+    except ValueError:
+        right = False
+    if not right:
         raise NotYet(f"{answer}. Count the header: 'OK', a space, '1989', a space, 64 hex "
                      "digits, and the newline.")
     return "73 bytes of header, so 951 bytes of the file came with it: never assume they don't."
 
 
+# -- exercise 2: split a whole stream of replies ----------------------------------------------
 def _split_replies_reference(stream: bytes) -> list[bytes]:
     bodies = []
     while stream:
@@ -23,32 +31,190 @@ def _split_replies_reference(stream: bytes) -> list[bytes]:
     return bodies
 
 
+def _split_replies_by_offset(stream: bytes) -> list[bytes]:
+    """Also right: walk an offset instead of slicing the stream down."""
+    bodies, at = [], 0
+    while at < len(stream):
+        end = stream.index(b"\n", at)
+        size = int(stream[at:end].split(b" ")[1])
+        bodies.append(stream[end + 1:end + 1 + size])
+        at = end + 1 + size
+    return bodies
+
+
+def _split_replies_file_like(stream: bytes) -> list[bytes]:
+    """Also right: read it like a file, a header line then exactly <size> bytes."""
+    f, bodies = io.BytesIO(stream), []
+    while header := f.readline():
+        bodies.append(f.read(int(header.decode().split()[1])))
+    return bodies
+
+
+def _replies(rng: random.Random, count: int) -> tuple[bytes, list[bytes]]:
+    """A stream of OK replies whose bodies hold newlines and even 'OK 5 ' (and may be empty)."""
+    bodies = [rng.choice([b"", rng.randbytes(rng.randint(1, 300)) + b"\n OK 5 ",
+                          b"OK 3 abc\n" * rng.randint(1, 3)]) for _ in range(count)]
+    stream = b"".join(f"OK {len(b)} {hashlib.sha256(b).hexdigest()}\n".encode() + b
+                      for b in bodies)
+    return stream, bodies
+
+
 def _check_split_replies(fn: Callable) -> str:
-    import hashlib
-    import random
     rng = random.Random(8)
     for _ in range(20):
-        bodies = [rng.randbytes(rng.randint(0, 300)) + b"\n OK 5 " for _ in range(rng.randint(1, 5))]
-        stream = b"".join(f"OK {len(b)} {hashlib.sha256(b).hexdigest()}\n".encode() + b
-                          for b in bodies)
-        got = fn(stream)
-        if got != bodies:
-            raise NotYet("the bodies came out wrong. A body may contain newlines and even 'OK': "
-                         "after a header, take exactly <size> bytes, whatever they are.")
+        stream, bodies = _replies(rng, rng.randint(1, 5))
+        if fn(stream) != bodies:
+            raise NotYet("the bodies came out wrong. A body may contain newlines and even 'OK', "
+                         "or be empty: after a header, take exactly <size> bytes, whatever "
+                         "they are.")
     return "the length in the header, not the content, says where each body ends."
 
 
+# -- exercise 3 and 4 -------------------------------------------------------------------------
 def _check_refused_name(answer: Any) -> str:
-    if str(answer).strip().lower() != "b":
+    if str(answer).strip().strip("()").lower() not in ("b", "../secret"):
         raise NotYet("two of them are plain names, Chinese characters included.")
     return "a name with a path in it could reach outside the served folder: refused with 403."
 
 
 def _check_fds(answer: Any) -> str:
-    if not 10_000 <= int(answer) <= 10_100:
+    if not 10_000 <= int(str(answer).strip().replace(",", "")) <= 10_100:
         raise NotYet(f"{answer}. Each connected client is one socket, and a socket is a file "
                      "descriptor, in the server's process.")
     return "10,000 sockets plus a handful (the listener, the selector, stdin...): ulimit -n matters."
+
+
+# -- exercise 5: parse replies incrementally ---------------------------------------------------
+class _RepliesReference:
+    """Bytes in, in any pieces; each body out as soon as its last byte is in."""
+
+    def __init__(self):
+        self.buffer, self.size = bytearray(), None   # size: the body we are in, if any
+
+    def feed(self, chunk):
+        self.buffer += chunk
+        bodies = []
+        while True:
+            if self.size is None:                    # waiting for a header line
+                end = self.buffer.find(b"\n")
+                if end < 0:
+                    return bodies
+                self.size = int(self.buffer[:end].split()[1])
+                del self.buffer[:end + 1]
+            if len(self.buffer) < self.size:         # the body is not all here yet
+                return bodies
+            bodies.append(bytes(self.buffer[:self.size]))
+            del self.buffer[:self.size]
+            self.size = None
+
+
+class _RepliesCounting:
+    """Also right: a state machine that counts the body bytes still missing."""
+
+    def __init__(self):
+        self.header, self.body, self.missing = b"", b"", None
+
+    def feed(self, chunk):
+        done = []
+        while chunk or self.missing == 0:
+            if self.missing is None:
+                line, newline, chunk = chunk.partition(b"\n")
+                self.header += line
+                if newline:
+                    self.missing, self.body = int(self.header.split()[1]), b""
+                    self.header = b""
+            else:
+                take = chunk[:self.missing]
+                self.body, chunk, self.missing = self.body + take, chunk[len(take):], \
+                    self.missing - len(take)
+                if self.missing == 0:
+                    done.append(self.body)
+                    self.missing = None
+        return done
+
+
+class _RepliesOnLabkitParser:
+    """Also right: let the lesson's own protocol.Parser do the framing."""
+
+    def __init__(self):
+        from labkit.protocol import Parser
+        self.parser, self.body = Parser("response"), b""
+
+    def feed(self, chunk):
+        from labkit.protocol import Body, End
+        done = []
+        for event in self.parser.feed(chunk):
+            if isinstance(event, Body):
+                self.body += event.data
+            elif isinstance(event, End):
+                done.append(self.body)
+                self.body = b""
+        return done
+
+
+class _RepliesPerChunk:                              # wrong: forgets what the last chunk left
+    def feed(self, chunk):
+        try:
+            return _split_replies_reference(chunk)
+        except (ValueError, IndexError):
+            return []
+
+
+class _RepliesByLines:                               # wrong: a body is not one line
+    def __init__(self):
+        self.buffer = b""
+
+    def feed(self, chunk):
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [line for line in lines if not line.startswith(b"OK ")]
+
+
+def _pieces(stream: bytes, how: str, rng: random.Random) -> list[bytes]:
+    if how == "byte by byte":
+        return [stream[i:i + 1] for i in range(len(stream))]
+    if how == "whole":
+        return [stream]
+    pieces, at = [], 0
+    while at < len(stream):
+        size = rng.choice([1, 2, 3, 7, 64, 500, 4096])
+        pieces.append(stream[at:at + size])
+        at += size
+    return pieces
+
+
+def _bodies_as_fed(make: Callable, pieces: list[bytes], how: str) -> list[tuple[int, bytes]]:
+    """(index of the piece that completed it, body) for each body the parser returned."""
+    parser, got = make(), []
+    for i, piece in enumerate(pieces):
+        out = parser.feed(piece)
+        if not isinstance(out, list):
+            raise NotYet(f"feed returned {out!r}: return the list of bodies that this piece "
+                         "completed (often [], an empty list).")
+        got += [(i, bytes(body)) for body in out]
+    return got
+
+
+def _check_replies(make: Callable) -> str:
+    rng = random.Random(5)
+    for _ in range(25):
+        stream, bodies = _replies(rng, rng.randint(1, 6))
+        for how in ("byte by byte", "random pieces", "whole"):
+            pieces = _pieces(stream, how, rng)
+            got = _bodies_as_fed(make, pieces, how)
+            if [body for _, body in got] != bodies:
+                raise NotYet(f"fed {how}, {len(bodies)} replies gave {len(got)} bodies, not the "
+                             "same ones: keep the bytes a piece leaves over (half a header, part "
+                             "of a body) for the next feed, and take exactly <size> bytes.")
+            if how == "byte by byte":
+                at, ends = 0, []                     # where each body's last byte is
+                for body in bodies:
+                    at = stream.index(b"\n", at) + 1 + len(body)
+                    ends.append(at - 1)
+                if [i for i, _ in got] != ends:
+                    raise NotYet("every body came out, but not as soon as its last byte arrived: "
+                                 "return each body from the feed that completes it.")
+    return "byte by byte or in any pieces, the same bodies: that is an incremental parser."
 
 
 def exercises() -> dict[int, Exercise]:
@@ -56,16 +222,38 @@ def exercises() -> dict[int, Exercise]:
         1: Exercise("A GET reply's header is 'OK 1989 <64 hex digits>\\n'. The client's first "
                     "recv(1024) returned 1024 bytes. How many of them are file data?",
                     ["Add up the header's characters, newline included."],
-                    _check_data_in_first_recv, lambda: 951),
+                    _check_data_in_first_recv, lambda: 951,
+                    also_correct=[lambda: "951", lambda: 951.0],
+                    wrong=[lambda: 1024, lambda: 1023, lambda: 73]),
         2: Exercise("Write split_replies(stream) -> list of bodies, for a byte string holding "
                     "several 'OK <size> <sha256>\\n<body>' replies back to back.",
                     ["header, _, rest = stream.partition(b'\\n')",
                      "size = int(header.split()[1]); the body is rest[:size]"],
-                    _check_split_replies, lambda: _split_replies_reference),
+                    _check_split_replies, lambda: _split_replies_reference,
+                    also_correct=[lambda: _split_replies_by_offset,
+                                  lambda: _split_replies_file_like],
+                    wrong=[lambda: (lambda stream: [part.split(b"\n", 1)[1]
+                                                    for part in stream.split(b"OK ")[1:]]),
+                           lambda: (lambda stream: stream.split(b"\n")[1::2])]),
         3: Exercise("Which name does the server refuse? (a) 歌词.txt (b) ../secret "
                     "(c) notes-2024.txt", ["labkit.protocol.check_name decides."],
-                    _check_refused_name, lambda: "b"),
+                    _check_refused_name, lambda: "b",
+                    also_correct=[lambda: "B", lambda: "../secret", lambda: "(b)"],
+                    wrong=[lambda: "a", lambda: "c", lambda: "歌词.txt"]),
         4: Exercise("At least how many file descriptors does the server process need to hold "
                     "10,000 clients connected at once?",
-                    ["What is a socket, to the operating system?"], _check_fds, lambda: 10_005),
+                    ["What is a socket, to the operating system?"], _check_fds, lambda: 10_005,
+                    also_correct=[lambda: 10_001, lambda: "10,000", lambda: 10_064],
+                    wrong=[lambda: 1024, lambda: 20_000, lambda: 1]),
+        5: Exercise("Write a class Replies whose feed(chunk) takes the bytes of a stream of "
+                    "'OK <size> <sha256>\\n<body>' replies in pieces of any size, and returns "
+                    "the list of bodies that this piece completed (often []).",
+                    ["Keep a buffer in the object: bytes that arrive before they are useful "
+                     "wait there for the next feed.",
+                     "Two states: waiting for a header line (look for b'\\n' in the buffer), "
+                     "or inside a body of <size> bytes (wait until the buffer holds them).",
+                     "After a body, loop: the same piece may hold the next header too."],
+                    _check_replies, lambda: _RepliesReference,
+                    also_correct=[lambda: _RepliesCounting, lambda: _RepliesOnLabkitParser],
+                    wrong=[lambda: _RepliesPerChunk, lambda: _RepliesByLines]),
     }

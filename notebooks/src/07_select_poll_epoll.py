@@ -18,10 +18,14 @@
 # **Time:** about 35 minutes.
 
 # %%
+import fcntl
 import os
 import random
 import select
+import selectors
 import socket
+import struct
+import threading
 import time
 
 import matplotlib.pyplot as plt
@@ -30,37 +34,57 @@ from ipywidgets import IntSlider
 import labkit
 from labkit.clients.echo import echo_late_reader
 from labkit.clients.load import receive_exactly, run_echo_clients
+from labkit.limits import SCALED_DOWN
 from labkit.widgets import panel
 
 # %% [markdown]
 # ## Blocking and non-blocking sockets
 #
-# A **blocking** socket's `recv` waits until data arrives (here, until its timeout). A
-# **non-blocking** socket's `recv` never waits: with nothing to read it raises
-# `BlockingIOError` at once. An event loop uses non-blocking sockets and asks `select` (or
-# `poll`, `epoll`) *when* to call them.
+# A **blocking** socket's `recv` waits until data arrives. A **non-blocking** socket's `recv`
+# never waits: with nothing to read it raises `BlockingIOError` at once. Which one a socket
+# is, is one flag the kernel keeps on it, `O_NONBLOCK`, and `fcntl` reads it. Python's
+# `settimeout(t)` is a mix of both: it *sets* `O_NONBLOCK`, and Python itself then waits (in
+# `poll()`) for at most `t` seconds before raising `TimeoutError`. An event loop uses
+# non-blocking sockets and asks `select` (or `poll`, `epoll`) *when* to call them.
 
 # %%
+def nonblocking(sock):
+    """The kernel's O_NONBLOCK flag on this socket: it decides whether recv may wait."""
+    return bool(fcntl.fcntl(sock.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK)
+
 left, right = socket.socketpair()
+# A truly blocking recv. It cannot hang: a thread sends 0.2 s from now, and the kernel's own
+# receive timeout (SO_RCVTIMEO, 5 s; the socket stays blocking) is a second guard.
+left.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
+threading.Timer(0.2, right.sendall, [b"late"]).start()
+started = time.perf_counter()
+data, waited = left.recv(100), time.perf_counter() - started
+blocking_ok = not nonblocking(left) and data == b"late" and waited >= 0.15
+print(f"blocking (O_NONBLOCK off): recv slept until the data came, about 0.2 s: {blocking_ok}")
+
 left.settimeout(0.2)
 started = time.perf_counter()
 try:
     left.recv(100)
 except TimeoutError:
-    print(f"blocking recv: waited, then raised TimeoutError (after about 0.2 s: "
-          f"{0.19 < time.perf_counter() - started < 1})")
+    waited = time.perf_counter() - started
+timeout_ok = nonblocking(left) and 0.15 <= waited < 5
+print(f"settimeout(0.2): O_NONBLOCK is on, Python waited 0.2 s, then TimeoutError: {timeout_ok}")
 
 left.setblocking(False)
 started = time.perf_counter()
 try:
     left.recv(100)
 except BlockingIOError:
-    print(f"non-blocking recv: raised BlockingIOError at once: {time.perf_counter() - started < 0.01}")
+    waited = time.perf_counter() - started
+nonblocking_ok = nonblocking(left) and waited < 0.1
+print(f"non-blocking (O_NONBLOCK on): recv raised BlockingIOError without waiting: {nonblocking_ok}")
 
 right.sendall(b"hello")
 readable, _, _ = select.select([left], [], [], 1.0)
 print("select says it is readable now:", readable == [left], "| recv:", left.recv(100))
 left.close(); right.close()
+assert blocking_ok and timeout_ok and nonblocking_ok and readable == [left]
 
 # %% [markdown]
 # ## The select server
@@ -83,13 +107,16 @@ labkit.show("select_echo")
 parts = [b"This is the message. ", b"It will be sent ", b"in parts."]
 with labkit.serve("select_echo") as server:
     socks = [socket.create_connection(server.address, timeout=5) for _ in range(2)]
+    answers = []
     for part in parts:
-        for i, s in enumerate(socks, 1):
+        for s in socks:
             s.sendall(part)
         for i, s in enumerate(socks, 1):
-            print(f"socket {i} got back: {receive_exactly(s, len(part))!r}")
+            answers.append(receive_exactly(s, len(part)))
+            print(f"socket {i} got back: {answers[-1]!r}")
     for s in socks:
         s.close()
+assert answers == [part for part in parts for _ in socks]
 
 # %% [markdown]
 # ## Bug 1: ignoring what `send` returns
@@ -102,31 +129,66 @@ with labkit.serve("select_echo") as server:
 labkit.show("select_echo_naive")
 
 # %% [markdown]
-# While the client reads fast, every `send` takes everything and the bug hides. So our client
-# reads *late*: it sends 16 MB, waits half a second, then reads. The queue grows, and one
-# `send` can take only part of it.
+# While the client reads fast, every `send` takes everything and the bug hides: 20 clients
+# with 3 messages of 4 KiB each get every byte back. So our next client reads *late*: it
+# sends 16 MB, waits half a second, then reads. The queue grows, and one `send` can take only
+# part of it.
 
 # %%
 payload = random.Random(7).randbytes(16_000_000)
 outcomes = {}
 for name in ("select_echo_naive", "select_echo"):
     with labkit.serve(name) as server:
+        fast = run_echo_clients(server.address, n_clients=20, messages=3, size=4096)
         back = echo_late_reader(server.address, payload)
-        outcomes[name] = (back == payload, len(payload) - len(back), server.stats())
+        outcomes[name] = (fast, back == payload, len(payload) - len(back), server.stats())
 
-naive_ok, naive_lost, naive_stats = outcomes["select_echo_naive"]
-fixed_ok, fixed_lost, _ = outcomes["select_echo"]
-print("naive server: echo intact:", naive_ok, "| bytes lost:", naive_lost > 0,
+naive_fast, naive_ok, naive_lost, naive_stats = outcomes["select_echo_naive"]
+fixed_fast, fixed_ok, fixed_lost, _ = outcomes["select_echo"]
+fast_ok = all(f.round_trips == 60 and f.bytes_verified == 60 * 4096 and not f.errors
+              for f in (naive_fast, fixed_fast))
+print("fast readers: every byte came back from both servers:", fast_ok)
+print("late reader, naive server: echo intact:", naive_ok, "| bytes lost:", naive_lost > 0,
       "| it counted what it dropped:", naive_stats["bytes_lost"] == naive_lost)
-print("fixed server: echo intact:", fixed_ok, "| bytes lost:", fixed_lost)
+print("late reader, fixed server: echo intact:", fixed_ok, "| bytes lost:", fixed_lost)
+assert fast_ok
 assert not naive_ok and naive_lost == naive_stats["bytes_lost"] > 0
 assert fixed_ok and fixed_lost == 0
 
 # %% [markdown]
 # The fix is two lines: `sent = conn.send(buf)`, then `del buf[:sent]`. The fixed server also
-# stops *reading* from a client that is far behind in reading its echo (its buffer is above a
-# high-water mark), so a slow reader cannot make the server buffer without limit. Its client
-# then simply waits: TCP flow control does the rest.
+# stops *reading* from a client that is far behind in reading its echo (its buffer has reached
+# `HIGH_WATER`, 1 MiB), so a slow reader cannot make it buffer without limit. The client's
+# bytes then wait in the kernel's socket buffers until those are full, and its `send` must
+# wait too: TCP's flow control. Here a client offers 64 MB and reads nothing:
+
+# %%
+from labkit.servers.select_echo import HIGH_WATER
+
+def push_without_reading(address, offer=64 << 20, stuck_after=1.0):
+    """Send up to ``offer`` bytes, read nothing; return how many the socket took before it
+    stayed full for ``stuck_after`` seconds."""
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.setblocking(False)
+        chunk, sent = bytes(65536), 0
+        while sent < offer:
+            try:
+                sent += sock.send(chunk)             # non-blocking: takes what fits, or raises
+            except BlockingIOError:                  # full: wait until it takes more, or stop
+                if not select.select([], [sock], [], stuck_after)[1]:
+                    break
+        return sent
+
+with labkit.serve("select_echo") as server:
+    pushed = push_without_reading(server.address)
+    counters = server.stats()
+held = counters["bytes_in"] - counters["bytes_out"]   # read from the client, not yet echoed
+print("the client's send had to wait long before 64 MB:", pushed < 64 << 20)
+print("the server held at most HIGH_WATER plus one recv (64 KiB):", held <= HIGH_WATER + 65536)
+print("the rest waited in the kernel's socket buffers:", pushed - counters["bytes_in"] > 0)
+assert pushed < 64 << 20 and held <= HIGH_WATER + 65536 and pushed > counters["bytes_in"]
+
+# %% [markdown]
 #
 # ## poll and epoll
 #
@@ -157,9 +219,10 @@ for variant, options in VARIANTS.items():
 # ## Level-triggered or edge-triggered?
 #
 # With **level-triggered** notification (select, poll, and epoll by default), a socket is
-# reported as long as it *is* readable. With **edge-triggered** epoll (`EPOLLET`), it is
-# reported when it *becomes* readable: once per arrival of new data. Here is the difference
-# on one socket with 10 bytes waiting, of which we read only 4:
+# reported as long as it *is* readable: the call looks at its state. With **edge-triggered**
+# epoll (`EPOLLET`), it is reported when its state *changes*: new data arrived since the last
+# report. Here is the difference on one socket with 10 bytes waiting, of which we read only 4,
+# then one more byte arrives:
 
 # %%
 def experiment(edge):
@@ -182,8 +245,10 @@ for edge in (False, True):
 assert experiment(False) == (True, True, True) and experiment(True) == (True, False, True)
 
 # %% [markdown]
-# Edge-triggered reports each arrival once, so a server must read (and write) until the call
-# raises `BlockingIOError`: the unread 6 bytes will never be reported again on their own.
+# Edge-triggered reports the arrival, not the presence, of data: the 6 unread bytes were not
+# reported again, and the new byte was reported although the socket had been readable all
+# along (it never "became" readable). So a server must read (and write) until the call raises
+# `BlockingIOError`: unread bytes are never reported again on their own.
 # `epoll_echo --edge` does exactly that (`drain=True`).
 #
 # ## What watching many sockets costs
@@ -191,14 +256,15 @@ assert experiment(False) == (True, True, True) and experiment(True) == (True, Fa
 # `select` and `poll` hand the kernel the whole list of sockets on *every* call, and the
 # kernel checks each one. `epoll` was told the list once; a call only collects what is ready.
 # This script measures one call, with a timeout of 0 and nothing ready, for 10 to 10,000 idle
-# sockets, in a fresh process (so that select's sockets get descriptor numbers below 1024):
+# sockets, in a fresh process (so that select's sockets get descriptor numbers below 1024).
+# It counts CPU time and interleaves the sizes, so a busy machine slows them all alike:
 
 # %%
 labkit.show("scripts/watch_cost")
 
 # %%
 def watch_cost(max_sockets=10_000, progress=None):
-    labkit.check_client_count(max_sockets)     # a clear message if the open-file limit is lower
+    labkit.check_client_count(max_sockets, what="sockets")   # a clear message if they won't fit
     counts = [n for n in (10, 30, 100, 300, 1000, 3000, 10_000) if n < max_sockets] + [max_sockets]
     run = labkit.run_script("watch_cost", *counts, on_progress=progress)
     return {int(n): c for n, c in run.data["costs"].items()}
@@ -215,54 +281,71 @@ def plot_costs(costs):
     plt.close(fig)
     return fig
 
-costs = watch_cost(10_000)
-select_ratio = costs[1000]["select"] / costs[10]["select"]
-poll_ratio = costs[1000]["poll"] / costs[10]["poll"]
-epoll_ratio = costs[10_000]["epoll"] / costs[10]["epoll"]
-print("select at 1,000 sockets costs at least 20x its cost at 10:", select_ratio >= 20)
-print("poll at 1,000 sockets costs at least 20x its cost at 10:  ", poll_ratio >= 20)
-print("epoll at 10,000 sockets is within 1.5x of its cost at 10: ", epoll_ratio <= 1.5)
-print("select could not be measured at 10,000 sockets:", "select" not in costs[10_000])
-assert select_ratio >= 20 and poll_ratio >= 20 and epoll_ratio <= 1.5
+def per_extra_socket(costs, kind):
+    """What one more watched socket adds to a call: the slope from 10 sockets to the most
+    this kind was measured with (select stops below descriptor 1024)."""
+    most = max(n for n, c in costs.items() if kind in c)
+    return (costs[most][kind] - costs[10][kind]) / (most - 10), costs[most][kind] / costs[10][kind]
+
+costs = watch_cost(labkit.fit_clients(10_000, what="sockets"))   # fewer if ulimit -n is low
+slope = {kind: per_extra_socket(costs, kind)[0] for kind in ("select", "poll", "epoll")}
+growth = {kind: per_extra_socket(costs, kind)[1] for kind in ("select", "poll")}
+for kind in ("select", "poll"):
+    print(f"{kind}: costs at least 10x more with the most sockets than with 10:", growth[kind] >= 10)
+print("epoll: one more socket adds less than 1/20 of what it adds to select or poll:",
+      slope["epoll"] < min(slope["select"], slope["poll"]) / 20)
+print("selectors.DefaultSelector here is", selectors.DefaultSelector.__name__)
+assert min(growth.values()) >= 10 and slope["epoll"] < min(slope["select"], slope["poll"]) / 20
+assert selectors.DefaultSelector is selectors.EpollSelector
 plot_costs(costs)
 
 # %% [markdown]
-# select and poll grow with the number of sockets (the 20x ratios asserted above; the plot
-# shows it growing steadily): every watched socket costs something on every call, even when
-# none is ready. A server with 10,000 mostly idle connections pays that on every turn of its
-# loop. epoll's cost stays flat. This is why `selectors.DefaultSelector` is `EpollSelector`
+# select and poll grow with the number of sockets (asserted above; on the log-log plot their
+# lines climb steadily): every watched socket costs something on every call, even when none
+# is ready. epoll's line stays flat. A server with 10,000 mostly idle connections pays that on every turn of its
+# loop. This is why `selectors.DefaultSelector` is `EpollSelector`
 # on Linux (and kqueue on macOS).
 #
 # ## select's hard limit
 #
 # `select` describes its sockets as a bitmap of fixed size, `FD_SETSIZE`: 1024 on Linux.
 # A socket whose *descriptor number* is 1024 or more cannot be watched at all, however few
-# sockets you pass:
+# sockets you pass. Python checks the number before it calls `select()` (the bitmap has no bit
+# for it) and refuses:
 
 # %%
+soft_limit, _ = labkit.raise_open_file_limit()
 probe = socket.socket()
-high = os.dup2(probe.fileno(), 1500)          # the same socket, as descriptor number 1500
+if soft_limit > 1500:
+    os.dup2(probe.fileno(), 1500)              # the same socket, as descriptor number 1500
+else:                                          # descriptor 1500 cannot exist in this process
+    print(f"{SCALED_DOWN} this process may open only {soft_limit:,} files (ulimit -n), so no "
+          "socket can have number 1500 here; Python refuses the number all the same.")
 try:
-    select.select([high], [], [], 0)
+    select.select([1500], [], [], 0)
 except ValueError as err:
-    print("select() with descriptor 1500:", f"ValueError: {err}")
-finally:
-    os.close(high)
-    probe.close()
-print("poll() takes it without complaint:", select.poll().register(1500, select.POLLIN) is None)
+    refused = err
+print("select() with descriptor 1500:", f"ValueError: {refused}")
+poller = select.poll()
+poller.register(1500, select.POLLIN)
+print("poll() watches descriptor 1500 without complaint:", isinstance(poller.poll(0), list))
+if soft_limit > 1500:
+    os.close(1500)
+probe.close()
+assert "out of range" in str(refused)
 
 # %% [markdown]
-# The original course hit a wall at about 500 clients on Windows with
-# `ValueError: too many file descriptors in select()`. Same idea, different number: Python's
-# Windows build sets `FD_SETSIZE` to 512 and counts *sockets* rather than descriptor numbers,
-# and `selectors.DefaultSelector` is select there. On Linux the limit is descriptor 1024,
+# The original course's selectors server hit a wall at about 500 clients on Windows with
+# `ValueError: too many file descriptors in select()`. Same idea, different number:
+# `selectors.DefaultSelector` is select there, and Python's Windows build sets `FD_SETSIZE`
+# to 512 and counts *sockets* rather than descriptor numbers. On Linux the limit is descriptor 1024,
 # and the default selector is epoll, which has neither limit.
 #
 # ## Try it yourself
 #
 # The panel measures the costs again, up to the number of sockets you choose. More sockets
 # than the open-file limit allows gives a message saying so (`labkit.max_clients()` tells
-# you the limit here).
+# you how many fit here).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -313,9 +396,10 @@ check(2, send_some)
 check(3, ...)
 
 # %% [markdown]
-# **Exercise 4.** Why did the original course's select server fail at about 500 clients on
-# Windows? (a) Python's Windows select takes at most 512 sockets, (b) the machine ran out of
-# ports, (c) 500 threads were too many for Windows. Answer `"a"`, `"b"` or `"c"`.
+# **Exercise 4.** Why did the original course's selectors server fail at about 500 clients on
+# Windows? (a) its `DefaultSelector` there is select, which takes at most 512 sockets on
+# Windows, (b) the machine ran out of ports, (c) 500 threads were too many for Windows. Answer
+# `"a"`, `"b"` or `"c"`.
 
 # %%
 check(4, ...)
