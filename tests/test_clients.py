@@ -45,3 +45,23 @@ def test_progress_reaches_the_end():
 def test_more_clients_than_file_descriptors_is_refused_with_advice():
     with pytest.raises(labkit.TooManyClients, match="ulimit -n"):
         run_echo_clients(("127.0.0.1", 9), n_clients=labkit.max_clients() + 1)
+
+
+def test_a_capped_server_shows_its_queue_on_the_clients_timeline():
+    """Pool(2) and 6 clients that each hold their connection 0.1 s: two are served at once,
+    the rest are drawn as queued (not as a slow first round trip) until a handler is free."""
+    with labkit.serve("gevent_stream_echo", pool=2) as srv:
+        result = run_echo_clients(srv.address, n_clients=6, messages=2, size=100, pause=0.1,
+                                  mark_queue=True)
+    assert (result.round_trips, result.bytes_verified, result.errors) == (12, 1200, [])
+    queued = sorted(s.length for s in result.spans if s.state == "queued")
+    assert len(queued) == 6                                     # one per client, first on its row
+    assert sum(length >= 0.05 for length in queued) >= 4       # the pause is a floor: 0.1 s
+    assert max_concurrent(result.spans, states=("waiting", "idle")) == 2
+    assert sum(s.state == "idle" for s in result.spans) == 6    # the pause, one per client
+
+
+def test_without_mark_queue_a_row_is_round_trips_only():
+    with labkit.serve("select_echo") as srv:
+        result = run_echo_clients(srv.address, n_clients=3, messages=2, size=10)
+    assert {s.state for s in result.spans} == {"waiting"} and len(result.spans) == 6

@@ -54,13 +54,17 @@ class LoadResult(WithSpans):
 
 def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: LoadResult,
                     lock: threading.Lock, messages: int, size: int, seed: int,
-                    timeout: float = 30.0, pause: float = 0.0) -> None:
+                    timeout: float = 30.0, pause: float = 0.0, mark_queue: bool = False) -> None:
     rng = random.Random(seed)
     try:
+        connecting = time.perf_counter()
         with socket.create_connection(address, timeout=timeout) as sock:
+            if mark_queue:
+                wait_until_served(sock, name, rec, connecting)
             for i in range(messages):
                 if pause and i:
-                    time.sleep(pause)                 # "think time" between messages
+                    with rec.span(name, "idle"):
+                        time.sleep(pause)             # "think time": holds the connection
                 payload = rng.randbytes(size)
                 start = time.perf_counter()
                 sock.sendall(payload)
@@ -78,6 +82,18 @@ def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: 
             result.errors.append(f"{name}: {type(err).__name__}: {err}")
 
 
+def wait_until_served(sock: socket.socket, name: str, rec: Recorder, since: float) -> None:
+    """Echo one byte and record the time until it came back as ``queued``.
+
+    ``connect`` returns as soon as the kernel has queued the connection, long before the
+    server's code accepts it; the first answer is the first sign that it has. On a server that
+    serves everyone at once this is one fast round trip; on a capped one, the queue shows."""
+    sock.sendall(b"?")
+    if receive_exactly(sock, 1) != b"?":
+        raise ValueError(f"{name}: the echo differs from what was sent")
+    rec.add(name, "queued", since, time.perf_counter())
+
+
 def receive_exactly(sock: socket.socket, size: int) -> bytes:
     """Read until ``size`` bytes have arrived: one recv is not one message."""
     data = bytearray()
@@ -91,13 +107,17 @@ def receive_exactly(sock: socket.socket, size: int) -> bytes:
 
 def run_echo_clients(address: tuple[str, int], n_clients: int = 100, messages: int = 3,
                      size: int = 1024, progress: Callable[[int, int], None] | None = None,
-                     timeout: float = 30.0, pause: float = 0.0) -> LoadResult:
-    """Start ``n_clients`` threads at once, each one echo client; wait for all of them."""
+                     timeout: float = 30.0, pause: float = 0.0,
+                     mark_queue: bool = False) -> LoadResult:
+    """Start ``n_clients`` threads at once, each one echo client; wait for all of them.
+
+    ``pause`` seconds between a client's messages are drawn as ``idle``; with ``mark_queue``
+    each client's row starts with the time it waited for the server to start serving it."""
     check_client_count(n_clients)                 # a clear message instead of EMFILE
     result, lock, rec = LoadResult(n_clients), threading.Lock(), Recorder()
     threads = [threading.Thread(target=one_echo_client, daemon=True,
                                 args=(address, f"Client {i}", rec, result, lock, messages, size,
-                                      i, timeout, pause))
+                                      i, timeout, pause, mark_queue))
                for i in range(1, n_clients + 1)]
     start = time.perf_counter()
     for t in threads:
