@@ -48,22 +48,10 @@ def spinning_handle(conn):
 
 
 WRONG = {
-    (1, 1): lambda: (lambda: iter([1, 2, 3])),                   # not a generator function
-    (1, 2): lambda: "A0 A1 A2 B0 C0 C1",
-    (1, 3): lambda: (0.2, 0.2),
-    (2, 1): lambda: "L1 R1 L2 R2",
-    (2, 2): lambda: (20, 20),
-    (2, 3): lambda: "a",
-    (3, 1): lambda: "tea toast eggs",
-    (3, 2): lambda: 300,
-    (3, 3): lambda: __import__("time").sleep,                     # blocks: naps don't overlap
     (4, 1): lambda: 0.1,
     (4, 2): lambda: 3.0,
     (4, 3): lambda: "import gevent",
     (4, 4): lambda: 1,
-    (5, 1): lambda: (lambda loop, delay, callback: callback()),  # fires at once, no timer
-    (5, 2): lambda: 0.75,
-    (5, 3): lambda: "c",
     (6, 1): lambda: spinning_handle,
     (6, 2): lambda: 0.1,
     (6, 3): lambda: b"\n",

@@ -14,12 +14,64 @@ def _running_max_reference():
         best = value if best is None else max(best, value)
 
 
-def _check_running_max(fn: Callable) -> str:
-    if not inspect.isgeneratorfunction(fn):
-        raise NotYet("running_max should be a generator function: it needs a `yield`.")
-    for values in ([3, 1, 4, 1, 5, 9, 2, 6], [-5, -7, -1], [2.5]):
-        coro = fn()
+def _primed(generator_function):
+    """The lesson's decorator: a coroutine that comes back already primed."""
+    def start(*args, **kwargs):
+        coroutine = generator_function(*args, **kwargs)
+        next(coroutine)
+        return coroutine
+    return start
+
+
+@_primed
+def _running_max_primed():
+    best = None
+    while True:
+        value = yield best
+        best = value if best is None else max(best, value)
+
+
+def _running_max_from_minus_infinity():
+    best = float("-inf")
+    while True:
+        best = max(best, (yield best))
+
+
+def _running_max_keeps_everything():
+    seen = []
+    while True:
+        seen.append((yield max(seen) if seen else None))
+
+
+def _running_max_skips_values():
+    best = None
+    while True:
+        value = yield best                     # every other send() lands on the second yield
+        best = value if best is None else max(best, value)
+        yield best
+
+
+def _running_min():
+    best = None
+    while True:
+        value = yield best
+        best = value if best is None else min(best, value)
+
+
+def _started(fn: Callable):
+    """Call the student's function; prime the coroutine unless it comes back primed."""
+    coro = fn()
+    if not inspect.isgenerator(coro):
+        raise NotYet("running_max() should return a generator: its body needs a `yield` "
+                     "(a decorator such as @primed may wrap it).")
+    if inspect.getgeneratorstate(coro) == inspect.GEN_CREATED:
         next(coro)                                   # prime it
+    return coro
+
+
+def _check_running_max(fn: Callable) -> str:
+    for values in ([3, 1, 4, 1, 5, 9, 2, 6], [-5, -7, -1], [2.5]):
+        coro = _started(fn)
         got = [coro.send(v) for v in values]
         want = [max(values[:i + 1]) for i in range(len(values))]
         if got != want:
@@ -30,7 +82,7 @@ def _check_running_max(fn: Callable) -> str:
 
 def _check_round_robin(answer: Any) -> str:
     expected = ["A0", "B0", "C0", "A1", "C1", "A2"]
-    got = words_of(answer)
+    got = [w.upper() for w in words_of(answer)]
     if got != expected:
         raise NotYet(f"you said {' '.join(got)}. Take one step from each task in turn; "
                      "a finished task leaves the queue.")
@@ -48,7 +100,8 @@ def _check_blocking_times(answer: Any) -> str:
     if not close_to(cooperative, 0.2, 0.25):
         raise NotYet(f"cooperative: {cooperative} s. The three waits overlap when the scheduler "
                      "handles the sleeping.")
-    return "Three waits of 0.2 s: 0.6 s when each blocks the thread, about 0.2 s when they overlap."
+    return ("Three waits of 0.2 s: 0.6 s when each blocks the thread, about 0.2 s when they "
+            "overlap (a run measures a little more: each task also computes 10 ms).")
 
 
 def exercises() -> dict[int, Exercise]:
@@ -58,15 +111,30 @@ def exercises() -> dict[int, Exercise]:
                     ["Start from the averager: keep one local, `best`, instead of a total.",
                      "The loop body is `value = yield best` followed by updating best.",
                      "best = value if best is None else max(best, value)"],
-                    _check_running_max, lambda: _running_max_reference),
+                    _check_running_max, lambda: _running_max_reference,
+                    also_correct=[lambda: _running_max_primed,
+                                  lambda: _running_max_from_minus_infinity,
+                                  lambda: _running_max_keeps_everything],
+                    wrong=[lambda: (lambda: iter([1, 2, 3])),     # not a generator
+                           lambda: _running_min,
+                           lambda: _running_max_skips_values]),
         2: Exercise("The round-robin scheduler runs count('A', 3), count('B', 1) and "
                     "count('C', 2). In what order are the steps printed?",
                     ["count(name, n) yields n times, printing name0, name1, ...",
                      "After B0, task B is finished and leaves the queue."],
-                    _check_round_robin, lambda: "A0 B0 C0 A1 C1 A2"),
+                    _check_round_robin, lambda: "A0 B0 C0 A1 C1 A2",
+                    also_correct=[lambda: ["A0", "B0", "C0", "A1", "C1", "A2"],
+                                  lambda: "A0, B0, C0, A1, C1, A2",
+                                  lambda: "a0 b0 c0 a1 c1 a2"],
+                    wrong=[lambda: "A0 A1 A2 B0 C0 C1",               # one task at a time
+                           lambda: "A0 B0 C0 A1 B1 C1 A2"]),          # B runs a second step
         3: Exercise("Three tasks each wait 0.2 s. How many seconds does the whole run take "
                     "(a) when they wait with time.sleep, (b) when they yield ('sleep', 0.2)?",
                     ["The first timeline in this lesson shows the blocking case.",
                      "Answer as a pair: (0.?, 0.?)"],
-                    _check_blocking_times, lambda: (0.6, 0.2)),
+                    _check_blocking_times, lambda: (0.6, 0.2),
+                    also_correct=[lambda: [3 * 0.2, 0.2],
+                                  lambda: (0.63, 0.23),               # what a run measures
+                                  lambda: ("0.6", "0.2")],
+                    wrong=[lambda: (0.2, 0.2), lambda: (0.6, 0.6), lambda: 0.6]),
     }

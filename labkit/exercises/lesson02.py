@@ -7,7 +7,7 @@ from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of
 
 
 def _check_left_right(answer: Any) -> str:
-    got = words_of(answer)
+    got = [w.upper() for w in words_of(answer)]
     if got != ["L1", "R1", "L2"]:
         hint = " R2 is never printed: why?" if "R2" in got else ""
         raise NotYet(f"you said {' '.join(got)}.{hint} When left finishes, control goes to its "
@@ -16,13 +16,17 @@ def _check_left_right(answer: Any) -> str:
 
 
 def _check_doubler(answer: Any) -> str:
-    expect_equal(tuple(answer), (20, 40), "a is what doubler first switches back (10 * 2); "
-                  "b is doubler's answer to the value of a")
+    try:
+        pair = tuple(answer)
+    except TypeError:
+        raise NotYet("answer with two numbers: (a, b).") from None
+    expect_equal(pair, (20, 40), "a is what doubler first switches back (10 * 2); "
+                 "b is doubler's answer to the value of a")
     return "switch(x) passes x in and returns whatever the other side switches back."
 
 
 def _check_choice_io(answer: Any) -> str:
-    if str(answer).strip().lower() != "b":
+    if str(answer).strip(" ()").lower() != "b":            # "b", "B" or "(b)"
         raise NotYet("a greenlet gives up control only where it calls switch(); a blocking recv "
                      "never does.")
     return "greenlet only switches where you tell it to. gevent adds the switch at every wait."
@@ -33,15 +37,22 @@ def exercises() -> dict[int, Exercise]:
         1: Exercise("What does the left/right program print, in order?",
                     ["Follow the switches by hand: main -> left -> right -> ...",
                      "Where does control go when a greenlet's function returns?"],
-                    _check_left_right, lambda: ["L1", "R1", "L2"]),
+                    _check_left_right, lambda: ["L1", "R1", "L2"],
+                    also_correct=[lambda: "L1 R1 L2", lambda: "l1, r1, l2",
+                                  lambda: ("L1", "R1", "L2")],
+                    wrong=[lambda: "L1 R1 L2 R2", lambda: "L1 L2 R1 R2"]),
         2: Exercise("What are a and b in the doubler program? Answer (a, b).",
                     ["The first g.switch(10) starts doubler(10).",
                      "main.switch(x * 2) hands x * 2 back as the result of g.switch(...)."],
-                    _check_doubler, lambda: (20, 40)),
+                    _check_doubler, lambda: (20, 40),
+                    also_correct=[lambda: [20, 40], lambda: (20.0, 40.0)],
+                    wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40]),
         3: Exercise("Two greenlets each call sock.recv() on a socket whose data arrives after "
                     "0.1 s. Why does the run take 0.2 s? (a) greenlets run on two threads that "
                     "share a lock, (b) recv blocks the one thread and greenlet never switches "
                     "by itself, (c) the OS runs greenlets one at a time",
                     ["Lesson 02 measured exactly this."],
-                    _check_choice_io, lambda: "b"),
+                    _check_choice_io, lambda: "b",
+                    also_correct=[lambda: "B", lambda: " (b) "],
+                    wrong=[lambda: "a", lambda: "c"]),
     }

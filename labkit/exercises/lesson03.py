@@ -8,8 +8,8 @@ from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of, clos
 
 
 def _check_wakeup_order(answer: Any) -> str:
-    expect_equal(words_of(answer), ["toast", "eggs", "tea"],
-                  "they finish in the order their sleeps end")
+    expect_equal([w.lower() for w in words_of(answer)], ["toast", "eggs", "tea"],
+                 "they finish in the order their sleeps end")
     return "gevent.sleep hands control to the hub, which wakes each greenlet when its timer fires."
 
 
@@ -22,6 +22,17 @@ def _check_pool_time(answer: Any) -> str:
 def _nap_reference(seconds):
     import gevent
     gevent.sleep(seconds)
+
+
+def _nap_on_an_event(seconds):
+    from gevent.event import Event
+    Event().wait(timeout=seconds)          # nobody sets it: returns after the timeout
+
+
+def _nap_with_a_timeout(seconds):
+    import gevent
+    with gevent.Timeout(seconds, False):
+        gevent.sleep(10 * seconds + 1)      # cut short, silently, by the Timeout
 
 
 def _check_nap(fn: Callable) -> str:
@@ -42,13 +53,21 @@ def exercises() -> dict[int, Exercise]:
         1: Exercise("Greenlets tea (sleeps 0.03 s), toast (0.01 s) and eggs (0.02 s) are spawned "
                     "in that order and each prints its name after sleeping. Output order?",
                     ["All three start sleeping at about the same moment."],
-                    _check_wakeup_order, lambda: ["toast", "eggs", "tea"]),
+                    _check_wakeup_order, lambda: ["toast", "eggs", "tea"],
+                    also_correct=[lambda: "toast eggs tea", lambda: "Toast, Eggs, Tea"],
+                    wrong=[lambda: "tea toast eggs", lambda: "tea eggs toast"]),
         2: Exercise("A Pool(2) runs 6 tasks that each gevent.sleep(0.05). About how many "
                     "milliseconds does pool.map take?",
                     ["At most 2 run at once; the timeline of the Pool section shows rounds."],
-                    _check_pool_time, lambda: 150),
+                    _check_pool_time, lambda: 150,
+                    also_correct=[lambda: 3 * 50.0, lambda: 158,       # what run_pool(2, 6) shows
+                                  lambda: "150"],
+                    wrong=[lambda: 300, lambda: 50, lambda: 100]),
         3: Exercise("Write nap(seconds) so that five greenlets napping 0.05 s at once finish "
                     "in about 0.05 s, not 0.25 s.",
                     ["time.sleep blocks the whole thread.", "gevent has its own sleep."],
-                    _check_nap, lambda: _nap_reference),
+                    _check_nap, lambda: _nap_reference,
+                    also_correct=[lambda: _nap_on_an_event, lambda: _nap_with_a_timeout],
+                    wrong=[lambda: time.sleep,                         # blocks: naps don't overlap
+                           lambda: (lambda seconds: None)]),           # does not wait at all
     }

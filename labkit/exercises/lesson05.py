@@ -14,9 +14,29 @@ def _call_later_reference(loop, delay, callback):
     return loop.create_task(later())
 
 
+def _call_later_on_the_timer(loop, delay, callback):
+    timer = loop.sleep(delay)                            # a Future the loop completes later
+    timer.add_done_callback(lambda _: callback())
+    return timer
+
+
+async def _after(loop, delay, callback):
+    await loop.sleep(delay)
+    return callback()
+
+
+def _call_later_with_arguments(loop, delay, callback):
+    return loop.create_task(_after(loop, delay, callback))
+
+
+def _call_later_that_blocks(loop, delay, callback):
+    time.sleep(delay)                                    # stops the whole loop meanwhile
+    callback()
+
+
 def _check_call_later(fn: Callable) -> str:
     from labkit.eventloop.futures import Loop
-    loop, fired = Loop(), []
+    fired = []
     start = time.perf_counter()
 
     def note(name):
@@ -27,7 +47,8 @@ def _check_call_later(fn: Callable) -> str:
         fn(loop, 0.02, note("early"))
         await loop.sleep(0.1)
 
-    loop.run_until_complete(main())
+    with Loop() as loop:
+        loop.run_until_complete(main())
     names = [name for name, _ in fired]
     if names != ["early", "late"]:
         raise NotYet(f"callbacks fired: {names or 'none'}; expected early, then late. Does your "
@@ -38,15 +59,41 @@ def _check_call_later(fn: Callable) -> str:
     return "a timer is just a Future that the loop completes when its time comes."
 
 
+PREDICTED = 0.40    # 3 x 0.05 s computing, the last wait ends at 0.35 s, then 3 x 0.05 s more
+
+
+def measure_three_tasks(compute_s: float = 0.05, wait_s: float = 0.2) -> float:
+    """Run the exercise's timeline now, on this machine: seconds it takes."""
+    from labkit.bench import compute
+    from labkit.eventloop import futures
+
+    async def task():
+        compute(compute_s)
+        await loop.sleep(wait_s)                         # stands for waiting on the server
+        compute(compute_s)
+
+    with futures.Loop() as loop:
+        started = time.perf_counter()
+        loop.run_until_complete(futures.gather(loop, [task() for _ in range(3)]))
+        return time.perf_counter() - started
+
+
 def _check_predicted_total(answer: Any) -> str:
-    if not close_to(answer, 0.35, 0.1):
-        raise NotYet(f"{answer} s. The three computations cannot overlap (one thread), the waits "
-                     "can: when does the last task start waiting?")
-    return "3 x 0.05 s of computing one after another, then the last 0.2 s wait: 0.35 s."
+    answer = float(answer)
+    if close_to(answer, PREDICTED, 0.1):
+        return ("computing cannot overlap (one thread), waiting can: 0.15 s of computing, the "
+                "last wait ends at 0.35 s, then the three second halves take turns: 0.40 s.")
+    measured = measure_three_tasks() if answer > PREDICTED else PREDICTED
+    if PREDICTED < answer <= 1.1 * measured:
+        return (f"this machine measures {measured:.2f} s for it right now: the 0.40 s of the "
+                "drawing, plus the loop's own work and whatever else this machine is doing.")
+    raise NotYet(f"{answer} s. The three computations cannot overlap (one thread), the waits "
+                 "can. When does the last task's wait end, and what does each task still do "
+                 "after its wait?")
 
 
 def _check_best_fit(answer: Any) -> str:
-    if str(answer).strip().lower() != "b":
+    if str(answer).strip(" ()").lower() != "b":          # "b", "B" or "(b)"
         raise NotYet("look for many independent tasks that mostly wait; computing is not waiting.")
     return "thousands of mostly idle connections: many tasks, independent, mostly waiting."
 
@@ -57,13 +104,23 @@ def exercises() -> dict[int, Exercise]:
                     "callback() runs about delay seconds later, while other tasks go on.",
                     ["Make a small coroutine that awaits loop.sleep(delay), then calls callback.",
                      "Hand that coroutine to loop.create_task(...) and return the task."],
-                    _check_call_later, lambda: _call_later_reference),
-        2: Exercise("Three tasks each compute for 0.05 s and then wait 0.2 s for I/O, on one event "
-                    "loop. About how many seconds does the run take?",
-                    ["Draw it: computing blocks the loop, waiting does not."],
-                    _check_predicted_total, lambda: 0.35),
+                    _check_call_later, lambda: _call_later_reference,
+                    also_correct=[lambda: _call_later_on_the_timer,
+                                  lambda: _call_later_with_arguments],
+                    wrong=[lambda: (lambda loop, delay, callback: callback()),  # no timer
+                           lambda: _call_later_that_blocks]),
+        2: Exercise("Three tasks each compute for 0.05 s, wait 0.2 s for I/O, then compute for "
+                    "0.05 s more, on one event loop. About how many seconds does the run take?",
+                    ["Draw it: computing blocks the loop, waiting does not.",
+                     "The last task starts waiting at 0.15 s. After their waits, the three "
+                     "second halves take turns too."],
+                    _check_predicted_total, lambda: 0.4,
+                    also_correct=[lambda: "0.40", lambda: 0.43],         # a run measures this
+                    wrong=[lambda: 0.35, lambda: 0.75, lambda: 0.9, lambda: 0.25]),
         3: Exercise("Which suits an event loop best? (a) resizing 1,000 images (b) a chat server "
                     "with 5,000 mostly idle connections (c) one large matrix multiplication",
                     ["The section 'When is the event-driven model the right choice?'"],
-                    _check_best_fit, lambda: "b"),
+                    _check_best_fit, lambda: "b",
+                    also_correct=[lambda: "B", lambda: "(b)"],
+                    wrong=[lambda: "a", lambda: "c"]),
     }
