@@ -1,16 +1,27 @@
 """An echo server that serves one client at a time: the blocking baseline.
 
 ``accept`` waits for a client, then ``recv`` and ``sendall`` block until that client is done.
-Every other client waits in the listen backlog meanwhile.
+Every other client waits in the listen backlog meanwhile. Two defences keep it alive: a client
+silent (or not reading) for ``--client-timeout`` seconds is dropped, and when the process is out
+of descriptors (EMFILE) it stops accepting for a moment instead of crashing.
 
     python -m labkit.servers.blocking_echo --port 0
 """
+import time
+
 from labkit.servers import launch
+
+ACCEPT_PAUSE = 0.1   # seconds to wait before accepting again when out of descriptors
 
 
 def serve(listener, args):
     while True:
-        conn, _ = listener.accept()          # blocks until a client connects
+        try:
+            conn, _ = listener.accept()      # blocks until a client connects
+        except OSError:                      # EMFILE/ENFILE: no descriptor for it yet
+            launch.counters.add(accept_paused=1)
+            time.sleep(ACCEPT_PAUSE)         # the client waits in the backlog meanwhile
+            continue
         launch.counters.add(connections=1)
         # A client that goes silent must not freeze the whole server forever.
         conn.settimeout(args.client_timeout)

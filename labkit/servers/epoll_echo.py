@@ -8,15 +8,31 @@ sockets.
 * Edge-triggered (``--edge``): a socket is reported once per *change*. After an event we must
   read (or write) until the call would block, or the rest waits forever: no new edge will come.
 
+Both keep back-pressure: we stop reading a client that owes us ``HIGH_WATER`` bytes. In edge
+mode that leaves unread bytes in its socket with no new edge to come, so each client remembers
+``readable``/``writable`` and we read again as soon as the client takes its echo. When out of
+descriptors (EMFILE) the server stops accepting for a moment (``accept_paused``).
+
     python -m labkit.servers.epoll_echo --port 0 [--edge]
 """
 import select
+import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20
+ACCEPT_PAUSE = 0.1            # seconds to stop accepting when out of descriptors
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT
 BROKEN = select.EPOLLHUP | select.EPOLLERR
+
+
+class Client:
+    def __init__(self, conn):
+        self.conn = conn
+        self.outgoing = bytearray()     # echoed bytes the client has not taken yet
+        self.reading = True             # False once the client closed its sending side
+        self.readable = False           # the socket may hold bytes we have not read yet
+        self.writable = True            # the socket may take more bytes now
 
 
 def serve(listener, args):
@@ -24,76 +40,84 @@ def serve(listener, args):
     edge = select.EPOLLET if args.edge else 0
     ep = select.epoll()
     ep.register(listener.fileno(), READ | edge)
-    clients = {}                                    # fd -> [socket, outgoing bytearray]
+    clients = {}                                    # fd -> Client
+    accept_again = None                             # set while accepting is paused
     while True:
-        for fd, events in ep.poll():                # blocks; returns only ready sockets
-            if fd == listener.fileno():
-                accept_all(ep, listener, clients, edge)
+        timeout = -1 if accept_again is None else max(0.0, accept_again - time.monotonic())
+        for fd, events in ep.poll(timeout):         # blocks; returns only ready sockets
+            if fd == listener.fileno() and not accept_all(ep, listener, clients, edge):
+                ep.unregister(fd)                   # out of descriptors: stop watching it
+                accept_again = time.monotonic() + ACCEPT_PAUSE
             elif fd in clients:
                 serve_client(ep, clients, fd, events, edge)
+        if accept_again is not None and time.monotonic() >= accept_again:
+            ep.register(listener.fileno(), READ | edge)   # reports clients already waiting
+            accept_again = None
 
 
 def accept_all(ep, listener, clients, edge):
+    """Accept one client (level) or all waiting (edge). False when out of descriptors."""
     while True:                                     # edge-triggered: drain the whole backlog
         try:
             conn, _ = listener.accept()
-        except BlockingIOError:
-            return
+        except (BlockingIOError, ConnectionAbortedError):
+            return True
+        except OSError:                             # EMFILE/ENFILE
+            launch.counters.add(accept_paused=1)
+            return False
         conn.setblocking(False)
-        clients[conn.fileno()] = [conn, bytearray()]
+        clients[conn.fileno()] = Client(conn)
         ep.register(conn.fileno(), READ | WRITE | edge if edge else READ)
         launch.counters.add(connections=1)
         if not edge:
-            return                                  # level-triggered: the rest are reported again
+            return True                             # level-triggered: the rest are reported again
 
 
 def serve_client(ep, clients, fd, events, edge):
-    conn, outgoing = clients[fd]
+    client = clients[fd]
+    client.readable |= bool(events & (READ | BROKEN))
+    client.writable |= bool(events & (WRITE | BROKEN))
     try:
-        if events & (READ | BROKEN):
-            if not read_available(conn, outgoing, drain=bool(edge)):
-                return close(ep, clients, fd)
-        if outgoing:
-            write_available(conn, outgoing, drain=bool(edge))
+        while move_bytes(client) and edge:          # edge: until nothing more can move
+            pass
     except OSError:
         return close(ep, clients, fd, error=True)
+    if not client.reading and not client.outgoing:  # closed, and it has all its echo
+        return close(ep, clients, fd)
     if not edge:                                    # level: ask only for what we need now
-        wanted = (READ if len(outgoing) < HIGH_WATER else 0) | (WRITE if outgoing else 0)
+        wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | \
+                 (WRITE if client.outgoing else 0)
         ep.modify(fd, wanted)
 
 
-def read_available(conn, outgoing, drain):
-    """Read once (level) or until EAGAIN (edge). False when the client has closed."""
-    while True:
+def move_bytes(client):
+    """One recv (if the backlog has room) and one send. True if any byte moved."""
+    moved = False
+    if client.readable and client.reading and len(client.outgoing) < HIGH_WATER:
         try:
-            data = conn.recv(65536)
+            data = client.conn.recv(65536)
         except BlockingIOError:
-            return True
-        if not data:
-            return False
-        launch.counters.add(bytes_in=len(data))
-        outgoing += data
-        if not drain:
-            return True
-
-
-def write_available(conn, outgoing, drain):
-    """Send once (level) or until EAGAIN or empty (edge); keep what was not sent."""
-    while outgoing:
+            client.readable = False                 # drained: wait for the next event
+        else:
+            launch.counters.add(bytes_in=len(data))
+            client.outgoing += data
+            client.reading = moved = bool(data)     # b"": the client closed its side
+    if client.writable and client.outgoing:
         try:
-            sent = conn.send(outgoing)
+            sent = client.conn.send(client.outgoing)
         except BlockingIOError:
-            return
-        del outgoing[:sent]
-        launch.counters.add(bytes_out=sent)
-        if not drain:
-            return
+            client.writable = False                 # full: wait for the next event
+        else:
+            del client.outgoing[:sent]
+            launch.counters.add(bytes_out=sent)
+            moved = True
+    return moved
 
 
 def close(ep, clients, fd, error=False):
-    conn, _ = clients.pop(fd)
+    client = clients.pop(fd)
     ep.unregister(fd)
-    conn.close()
+    client.conn.close()
     if error:
         launch.counters.add(errors=1)
 

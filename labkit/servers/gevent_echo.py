@@ -2,7 +2,9 @@
 
 After ``monkey.patch_all()`` the standard ``socket`` module is gevent's: ``accept`` and ``recv``
 look blocking, but each one switches to gevent's hub while it waits, and the hub runs other
-greenlets. One thread serves every client.
+greenlets. One thread serves every client. A client silent (or not reading) for
+``--client-timeout`` seconds is dropped; when out of descriptors (EMFILE) the accept loop
+pauses for a moment (``accept_paused``) while the other greenlets go on.
 
     python -m labkit.servers.gevent_echo --port 0
 """
@@ -14,10 +16,17 @@ import gevent                                  # noqa: E402
 
 from labkit.servers import launch              # noqa: E402
 
+ACCEPT_PAUSE = 0.1   # seconds to wait before accepting again when out of descriptors
+
 
 def serve(listener, args):
     while True:
-        conn, _ = listener.accept()            # waits cooperatively: other greenlets run
+        try:
+            conn, _ = listener.accept()        # waits cooperatively: other greenlets run
+        except OSError:                        # EMFILE/ENFILE: the client waits in the backlog
+            launch.counters.add(accept_paused=1)
+            gevent.sleep(ACCEPT_PAUSE)
+            continue
         launch.counters.add(connections=1)
         gevent.spawn(handle, conn, args.client_timeout)
 

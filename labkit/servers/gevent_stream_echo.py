@@ -4,6 +4,10 @@ StreamServer does the accept loop and spawns ``handle(socket, address)`` for eac
 ``spawn=Pool(n)`` at most n handlers run at once; the next client waits (in the listen backlog)
 until one finishes. That protects a server from more work than it can do.
 
+StreamServer also survives running out of descriptors (EMFILE): when ``accept`` fails it stops
+accepting for 10 ms, doubling up to 1 s while it keeps failing, and logs each failure. We only
+count those (``accept_paused``). A client silent for ``--client-timeout`` seconds is dropped.
+
     python -m labkit.servers.gevent_stream_echo --port 0 --pool 100
 """
 from gevent import monkey
@@ -37,10 +41,19 @@ def handle(conn, address):
         conn.close()
 
 
+class CountingStreamServer(StreamServer):
+    def do_read(self):
+        try:
+            return super().do_read()           # accept one client
+        except OSError:                        # EMFILE: StreamServer pauses, then retries
+            launch.counters.add(accept_paused=1)
+            raise
+
+
 def serve(listener, args):
     global client_timeout
     client_timeout = args.client_timeout
-    server = StreamServer(listener, handle, spawn=Pool(args.pool))
+    server = CountingStreamServer(listener, handle, spawn=Pool(args.pool))
     server.serve_forever()
 
 

@@ -2,73 +2,109 @@
 
 Each round asks the kernel which sockets are ready, then does only calls that will not block:
 ``accept`` on a readable listener, ``recv`` on a readable client, ``send`` on a writable one.
-What ``send`` could not take yet stays in that client's outgoing buffer for the next round.
+What ``send`` could not take yet stays in that client's outgoing buffer for the next round; a
+client that closes its sending side still gets the rest of its echo before we close.
+
+Its limits, and what it does at each one:
+
+* ``select()`` cannot watch a descriptor numbered ``FD_SETSIZE`` (1024 on Linux) or more. A
+  client whose socket gets such a number is *refused*: closed at once, counted in the stats
+  (``refused``) and logged in one line, while every other client goes on being served.
+  (poll_echo and epoll_echo have no such limit.)
+* Out of descriptors (EMFILE): it stops accepting for a moment (``accept_paused``).
+* A client that sends but does not read: above ``HIGH_WATER`` bytes owed, we stop reading it.
 
     python -m labkit.servers.select_echo --port 0
 """
 import select
+import sys
+import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
+FD_SETSIZE = 1024      # select() cannot watch descriptors numbered this or more (Linux)
+ACCEPT_PAUSE = 0.1     # seconds to stop accepting when out of descriptors
 
 
 def serve(listener, args):
     listener.setblocking(False)
     outgoing = {}                       # client socket -> bytearray not yet sent to it
+    finished = set()                    # clients that closed their side: send the rest, close
+    accept_again = 0.0                  # when to watch the listener again after a pause
     while True:
         # Read from a client only while its backlog is small (a slow reader must not make us
         # buffer without limit); ask about writing only where there is something to write.
-        readers = [listener] + [c for c, buf in outgoing.items() if len(buf) < HIGH_WATER]
+        readers = [c for c, buf in outgoing.items() if len(buf) < HIGH_WATER and c not in finished]
         writers = [c for c, buf in outgoing.items() if buf]
-        readable, writable, _ = select.select(readers, writers, [])  # blocks until one is ready
+        pause = accept_again - time.monotonic()
+        if pause <= 0:
+            readers.append(listener)
+        readable, writable, _ = select.select(readers, writers, [], pause if pause > 0 else None)
         for sock in readable:
-            if sock is listener:
-                accept(listener, outgoing)
-            else:
-                receive(sock, outgoing)
+            if sock is not listener:
+                receive(sock, outgoing, finished)
+            elif not accept(listener, outgoing):
+                accept_again = time.monotonic() + ACCEPT_PAUSE
         for sock in writable:
             if sock in outgoing:        # it may have been closed while reading this round
-                send_some(sock, outgoing)
+                send_some(sock, outgoing, finished)
 
 
 def accept(listener, outgoing):
+    """Accept one client. False when out of descriptors: the caller pauses accepting."""
     try:
         conn, _ = listener.accept()     # ready, so this does not block
-    except BlockingIOError:             # the client gave up before we got to it
-        return
+    except (BlockingIOError, ConnectionAbortedError):   # the client gave up before we got to it
+        return True
+    except OSError:                     # EMFILE/ENFILE: no descriptor left for it
+        launch.counters.add(accept_paused=1)
+        return False
+    if conn.fileno() >= FD_SETSIZE:     # select() could not watch it: refuse it, not everyone
+        print(f"refused a client: its descriptor {conn.fileno()} is beyond select()'s "
+              f"FD_SETSIZE ({FD_SETSIZE})", file=sys.stderr, flush=True)
+        conn.close()
+        launch.counters.add(refused=1)
+        return True
     conn.setblocking(False)
     outgoing[conn] = bytearray()
     launch.counters.add(connections=1)
+    return True
 
 
-def receive(conn, outgoing):
+def receive(conn, outgoing, finished):
     try:
         data = conn.recv(65536)         # readable, so this returns at once
     except (BlockingIOError, InterruptedError):
         return
     except OSError:
-        return close(conn, outgoing, error=True)
-    if not data:                        # the client closed: don't spin on b"", close
-        return close(conn, outgoing)
+        return close(conn, outgoing, finished, error=True)
+    if not data:                        # the client closed its side: stop reading it ...
+        finished.add(conn)
+        if not outgoing[conn]:          # ... and close once it has all its echo
+            close(conn, outgoing, finished)
+        return
     launch.counters.add(bytes_in=len(data))
     outgoing[conn] += data
 
 
-def send_some(conn, outgoing):
+def send_some(conn, outgoing, finished):
     buf = outgoing[conn]
     try:
         sent = conn.send(buf)           # may take only part of buf: that is normal
     except (BlockingIOError, InterruptedError):
         return
     except OSError:
-        return close(conn, outgoing, error=True)
+        return close(conn, outgoing, finished, error=True)
     del buf[:sent]                      # keep exactly what was not sent yet
     launch.counters.add(bytes_out=sent)
+    if not buf and conn in finished:
+        close(conn, outgoing, finished)
 
 
-def close(conn, outgoing, error=False):
+def close(conn, outgoing, finished, error=False):
     del outgoing[conn]
+    finished.discard(conn)
     conn.close()
     if error:
         launch.counters.add(errors=1)

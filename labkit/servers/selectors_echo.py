@@ -1,15 +1,19 @@
 """An echo server on ``selectors.DefaultSelector`` (epoll on Linux, kqueue on macOS).
 
 Each client's state lives in ``key.data``; we ask for EVENT_WRITE only while that client has
-bytes waiting, so an idle socket is never reported writable over and over.
+bytes waiting, so an idle socket is never reported writable over and over. We stop reading a
+client that owes us ``HIGH_WATER`` bytes, send the rest of the echo to a client that closed its
+side, and stop accepting for a moment when out of descriptors (EMFILE: ``accept_paused``).
 
     python -m labkit.servers.selectors_echo --port 0
 """
 import selectors
+import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
+ACCEPT_PAUSE = 0.1     # seconds to stop accepting when out of descriptors
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -19,32 +23,45 @@ class Client:
     def __init__(self, conn):
         self.conn = conn
         self.outgoing = bytearray()   # echoed bytes the client has not taken yet
+        self.reading = True           # False once the client closed its sending side
 
 
 def serve(listener, args):
     listener.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(listener, READ, data=None)
+    accept_again = None                              # set while accepting is paused
     while True:
-        for key, events in sel.select():             # blocks until something is ready
+        timeout = None if accept_again is None else max(0.0, accept_again - time.monotonic())
+        for key, events in sel.select(timeout):      # blocks until something is ready
             if key.data is None:
-                accept(sel, listener)
+                if not accept(sel, listener):
+                    sel.unregister(listener)         # out of descriptors: stop watching it
+                    accept_again = time.monotonic() + ACCEPT_PAUSE
                 continue
             client = key.data
             if events & READ:
                 receive(sel, client)
             if events & WRITE and client.conn.fileno() != -1:
                 send_some(sel, client)
+        if accept_again is not None and time.monotonic() >= accept_again:
+            sel.register(listener, READ, data=None)
+            accept_again = None
 
 
 def accept(sel, listener):
+    """Accept one client. False when out of descriptors: the caller pauses accepting."""
     try:
         conn, _ = listener.accept()                  # ready, so this does not block
-    except BlockingIOError:
-        return
+    except (BlockingIOError, ConnectionAbortedError):
+        return True
+    except OSError:                                  # EMFILE/ENFILE
+        launch.counters.add(accept_paused=1)
+        return False
     conn.setblocking(False)
     sel.register(conn, READ, data=Client(conn))
     launch.counters.add(connections=1)
+    return True
 
 
 def receive(sel, client):
@@ -54,10 +71,9 @@ def receive(sel, client):
         return
     except OSError:
         return close(sel, client, error=True)
-    if not data:                                     # peer closed
-        return close(sel, client)
     launch.counters.add(bytes_in=len(data))
     client.outgoing += data
+    client.reading = bool(data)                      # b"": the client closed its side
     update_interest(sel, client)
 
 
@@ -74,9 +90,13 @@ def send_some(sel, client):
 
 
 def update_interest(sel, client):
-    """Write interest only while bytes wait; read interest only while the backlog is small."""
-    wanted = (READ if len(client.outgoing) < HIGH_WATER else 0) | (WRITE if client.outgoing else 0)
-    if sel.get_key(client.conn).events != wanted:
+    """Write interest only while bytes wait; read interest only while the backlog is small.
+    A client that closed its side and has all its echo is done."""
+    wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | \
+             (WRITE if client.outgoing else 0)
+    if not wanted:
+        close(sel, client)
+    elif sel.get_key(client.conn).events != wanted:
         sel.modify(client.conn, wanted, data=client)
 
 
@@ -89,4 +109,3 @@ def close(sel, client, error=False):
 
 if __name__ == "__main__":
     launch.run(serve, __doc__)
-

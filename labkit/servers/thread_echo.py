@@ -1,7 +1,9 @@
 """An echo server with one OS thread per client.
 
 The accept loop hands each connection to a new thread, where blocking ``recv``/``sendall``
-only block that thread. Simple, but every client costs a thread (stack, scheduling).
+only block that thread. Simple, but every client costs a thread (stack, scheduling). A client
+silent (or not reading) for ``--client-timeout`` seconds is dropped; when the process is out of
+descriptors (EMFILE) or threads, new clients wait or are turned away, and the others go on.
 
 With ``--delay`` it stands in for a slow service (a database, a far-away web site): each piece
 it receives is echoed after that many seconds, and one client's wait never delays another's.
@@ -13,13 +15,24 @@ import time
 
 from labkit.servers import launch
 
+ACCEPT_PAUSE = 0.1   # seconds to wait before accepting again when out of descriptors
+
 
 def serve(listener, args):
     while True:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except OSError:                      # EMFILE/ENFILE: the client waits in the backlog
+            launch.counters.add(accept_paused=1)
+            time.sleep(ACCEPT_PAUSE)
+            continue
         launch.counters.add(connections=1)
         conn.settimeout(args.client_timeout)
-        threading.Thread(target=handle, args=(conn, args.delay), daemon=True).start()
+        try:
+            threading.Thread(target=handle, args=(conn, args.delay), daemon=True).start()
+        except RuntimeError:                 # "can't start new thread": turn this one away
+            launch.counters.add(refused=1)
+            conn.close()
 
 
 def handle(conn, delay):
