@@ -9,6 +9,9 @@
 # * drive a generator with `send()`, and explain why it must be *primed* first;
 # * write a producer/consumer pair with a coroutine;
 # * show each of the four properties that make something a coroutine, with code;
+# * say what a generator keeps (one frame: it is *stackless*) and what a greenlet keeps (a
+#   whole stack: *stackful*);
+# * tell where a task can be switched out, and show a race when a switch hides inside a call;
 # * write a round-robin scheduler, and say why it cannot overlap I/O on its own;
 # * tell what a coroutine switch costs compared with handing control to another thread.
 #
@@ -130,9 +133,9 @@ print("\n".join(log))
 # ## The four properties of a coroutine, each shown
 #
 # A common definition says a coroutine system (1) runs concurrent tasks in **one thread**,
-# (2) lets them **share data without locks**, (3) keeps **each task's own stack and locals**,
-# and (4) **switches to another task when one waits for I/O**. Let us check each one with
-# generators, and find where plain generators fall short.
+# (2) lets them **share data without locks**, (3) keeps **each task's own state** (its locals
+# and where it stopped), and (4) **switches to another task when one waits for I/O**. Let us
+# check each one with generators, and find where plain generators fall short.
 #
 # ### 1. One thread
 # Two tasks, interleaved by a loop, record the thread they run on:
@@ -192,10 +195,54 @@ print("a yield inside the update: ", broken, "total", sum(broken.values()))
 assert sum(safe.values()) == 200 and sum(broken.values()) != 200
 
 # %% [markdown]
-# With threads, the operating system may switch *anywhere*, so even the first version would
-# need a lock. With coroutines you can see every switch point in the code: they are the `yield`s.
+# With generators (and, in lesson 05, `await`) you can see every switch point in the code:
+# they are the `yield`s. Threads give no such promise: where a thread may be switched out is
+# up to the interpreter and the operating system, not written in the code, so threads that
+# share data need a lock even for the first version.
 #
-# ### 3. Each task keeps its own stack and locals
+# **gevent hides its switch points.** gevent (lesson 03) switches greenlets inside ordinary
+# looking calls, wherever one would wait for I/O: a socket read, a `sleep`, a log line sent over
+# the network. Nothing at the call site says so. A preview, with the same two transfers written
+# as greenlets; `log_to_server` stands for any call that does I/O:
+
+# %%
+from contextlib import nullcontext
+
+import gevent
+from gevent.lock import BoundedSemaphore
+
+def log_to_server(line):
+    """Stands for sending a log line through a gevent socket: while it waits for the network,
+    gevent switches to another greenlet. Here the wait is a zero-second gevent.sleep."""
+    gevent.sleep(0)
+
+def transfer_with_log(accounts, source, target, times, lock):
+    for _ in range(times):
+        with lock:
+            remaining = accounts[source] - 1
+            log_to_server(f"{source} pays 1")        # no yield in sight, yet a switch point
+            accounts[source] = remaining
+            accounts[target] += 1
+
+def run_greenlet_transfers(lock):
+    accounts = {"alice": 100, "bob": 100}
+    gevent.joinall([gevent.spawn(transfer_with_log, accounts, "alice", "bob", 50, lock),
+                    gevent.spawn(transfer_with_log, accounts, "bob", "alice", 50, lock)])
+    return accounts
+
+unlocked = run_greenlet_transfers(nullcontext())          # no lock at all
+locked = run_greenlet_transfers(BoundedSemaphore(1))      # gevent's lock: one holder at a time
+print("greenlets, no lock:          ", unlocked, "total", sum(unlocked.values()))
+print("greenlets, gevent.lock held: ", locked, "total", sum(locked.values()))
+assert sum(unlocked.values()) != 200 and locked == {"alice": 100, "bob": 100}
+
+# %% [markdown]
+# Without the lock, the hidden switch splits the update just like the visible `yield` above.
+# With `gevent.lock.BoundedSemaphore(1)` held around the update, the other greenlet waits at
+# `with lock:` until the first has finished: the totals are right again. So "coroutines need
+# no locks" holds only where every switch point is visible: generators and `async`/`await`.
+#
+# ### 3. Each task keeps its own state: one frame, not a stack
 # Two generators made from the same function are two independent frames:
 
 # %%
@@ -208,6 +255,28 @@ next(b)
 print("a's locals:", inspect.getgeneratorlocals(a))
 print("b's locals:", inspect.getgeneratorlocals(b))
 assert inspect.getgeneratorlocals(a)["number"] == 3 and inspect.getgeneratorlocals(b)["number"] == 1
+
+# %% [markdown]
+# A generator keeps exactly one frame: its own. It can stop only at a `yield` in its own body.
+# A helper it calls cannot stop it: a `yield` in the helper makes the helper a generator of
+# its own, and calling it merely creates that object.
+
+# %%
+def wait_a_bit():
+    yield "stopped inside the helper"          # never reached below
+
+def task_with_a_helper():
+    wait_a_bit()                               # creates a generator object; runs nothing
+    yield "stopped in the task's own body"
+
+print(next(task_with_a_helper()))
+assert next(task_with_a_helper()) == "stopped in the task's own body"
+
+# %% [markdown]
+# That is why generators are called **stackless** coroutines: each level of calls that may
+# stop must itself be a generator, and pass the stop along (`yield from`, lesson 05; `await`
+# does the same). A **greenlet** (lesson 02) keeps a whole call stack of its own and can stop
+# from any depth: a **stackful** coroutine.
 
 # %% [markdown]
 # ### 4. Switching when a task waits: this is what plain generators cannot do alone
@@ -292,32 +361,74 @@ compare_timelines(timelines)
 # %% [markdown]
 # ## What does a switch cost?
 #
-# Switching coroutines is a function call inside one thread. Handing control to another OS
-# thread means waking it through the kernel and waiting for the scheduler. `labkit.bench`
-# measures both, right now, on this machine:
+# Switching coroutines is a function call inside one thread. `labkit.bench` measures one
+# `send()` into a generator and back:
 
 # %%
 labkit.show(bench.generator_switch_cost)
 
-# %%
-generator_cost = bench.generator_switch_cost()
-thread_cost = bench.thread_handoff_cost()
-ratio = thread_cost / generator_cost
-print("a thread hand-off costs more than 10 generator switches:", ratio > 10)
-assert ratio > 10
+# %% [markdown]
+# Handing control to another OS thread and back is measured as a ping-pong of two
+# `threading.Event`s. Each round trip there is more than a switch between threads: two
+# `set()`/`wait()`/`clear()` sequences in Python code (an `Event` is a `Condition` with a lock,
+# and every `wait()` makes a fresh lock to sleep on), two wake-ups through the kernel, and two
+# hand-overs of the interpreter lock (the GIL), which a thread must hold to run Python code.
 
-fig, ax = plt.subplots(figsize=(6, 2))
-ax.barh(["generator send()", "thread hand-off"], [generator_cost * 1e6, thread_cost * 1e6],
-        color=["#1f77b4", "#ff7f0e"])
+# %%
+labkit.show(bench.thread_handoff_cost)
+
+# %% [markdown]
+# A leaner hand-off uses two bare locks: the waiting thread sleeps in `acquire()`, the other
+# wakes it with `release()`. That leaves out the `Event`'s Python code; what is left is the
+# kernel waking a thread and the GIL changing hands, close to the least a hand-off between
+# Python threads costs. We measure all three, three times each, taking turns so that a busy
+# moment of this machine hits all of them alike, and keep each one's best:
+
+# %%
+def lock_handoff_cost(n=5_000):
+    """Seconds for one round trip between two threads that wake each other with bare locks."""
+    main_turn, partner_turn = threading.Lock(), threading.Lock()
+    main_turn.acquire()
+    partner_turn.acquire()
+
+    def partner():
+        for _ in range(n):
+            if not partner_turn.acquire(timeout=10):   # sleeps until main releases it
+                return
+            main_turn.release()                        # wake main
+
+    t = threading.Thread(target=partner)
+    t.start()
+    start = time.perf_counter()
+    for _ in range(n):
+        partner_turn.release()                         # wake the partner ...
+        if not main_turn.acquire(timeout=10):          # ... and sleep until it wakes us
+            raise TimeoutError("the partner thread stopped answering")
+    elapsed = time.perf_counter() - start
+    t.join(timeout=10)
+    return elapsed / n
+
+rounds = [(bench.generator_switch_cost(), lock_handoff_cost(), bench.thread_handoff_cost())
+          for _ in range(3)]
+generator_cost, lock_cost, thread_cost = (min(costs) for costs in zip(*rounds))
+print("a bare-lock hand-off costs more than 10 generator switches: ", lock_cost > 10 * generator_cost)
+print("an Event hand-off costs more than 10 generator switches:    ", thread_cost > 10 * generator_cost)
+assert lock_cost > 10 * generator_cost and thread_cost > 10 * generator_cost
+
+fig, ax = plt.subplots(figsize=(6, 2.2))
+labels = ["generator send()", "thread hand-off, bare locks", "thread hand-off, Events"]
+ax.barh(labels, [generator_cost * 1e6, lock_cost * 1e6, thread_cost * 1e6],
+        color=["#1f77b4", "#ff7f0e", "#ff7f0e"])
 ax.set_xscale("log")
-ax.set_xlabel("microseconds per switch (log scale)")
-ax.set_title(f"measured now: a thread hand-off costs {ratio:.0f}x a generator switch", loc="left",
-             fontsize=10)
+ax.set_xlabel("microseconds per round trip (log scale)")
+ax.set_title(f"measured now: a thread hand-off costs {lock_cost / generator_cost:.0f}x to "
+             f"{thread_cost / generator_cost:.0f}x a generator switch", loc="left", fontsize=10)
 plt.show()
 
 # %% [markdown]
-# Switching is cheap because it never leaves the thread: no system call, no scheduler. The
-# price: a coroutine runs until it chooses to yield, and it can use only one CPU core.
+# Switching generators is cheap because it never leaves the thread: no system call, no
+# scheduler, no lock. The price: a coroutine runs until it chooses to yield, and all the
+# coroutines of a thread share one CPU core.
 
 # %% [markdown]
 # ## Summary
@@ -325,11 +436,14 @@ plt.show()
 # * A generator is a coroutine: `yield` stops it with its locals intact; `next()`/`send()`
 #   resume it. Prime it with `next()` before the first `send()`.
 # * Coroutines run in one thread, switch only at `yield`, and so can share data without locks,
-#   as long as no `yield` sits inside an update.
+#   as long as no `yield` sits inside an update. gevent switches inside calls that wait for
+#   I/O, out of sight: there, shared updates that span such a call need `gevent.lock`.
+# * A generator keeps one frame (stackless): only its own body can stop it. A greenlet keeps a
+#   whole stack (stackful): it can stop from any depth of calls.
 # * Switching on I/O needs a scheduler that knows what each task waits for. A blocking call
 #   inside a coroutine stops every task.
-# * A coroutine switch costs a small fraction of a thread hand-off (measured above: more than
-#   ten times less, usually hundreds of times).
+# * A coroutine switch costs a small fraction of a thread hand-off (measured above: less than
+#   a tenth, with the ratio printed in the figure's title).
 #
 # ## Exercises
 #
