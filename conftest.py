@@ -24,6 +24,10 @@ MARKER = "ASYNCLAB_TEST_RUN"
 def pytest_configure(config):
     # Children (kernels, servers, scripts) inherit this, so we can find them at the end.
     os.environ[MARKER] = uuid.uuid4().hex
+    # nbval's kernels talk over Unix sockets, not five TCP ports each (labkit/ipc_kernels.py)
+    import nbval.kernel
+    from labkit.ipc_kernels import IPCKernelManager
+    nbval.kernel.KernelManager = IPCKernelManager
     # The sanitize file applies however pytest was called (`pytest`, `pytest --nbval notebooks/`).
     if hasattr(config.option, "nbval_sanitize_with") and not config.option.nbval_sanitize_with:
         config.option.nbval_sanitize_with = str(SANITIZE)
@@ -66,11 +70,13 @@ def pytest_sessionfinish(session, exitstatus):
     if not run_id or not Path("/proc/self/environ").exists():
         return
     from labkit import stop_all
+    from labkit.ipc_kernels import remove_leftover_sockets
     stop_all()                                # ours, in this process: stopped by design
     grace = float(os.environ.get("ASYNCLAB_LEFTOVER_GRACE", "10"))
     deadline = time.monotonic() + grace       # kernels and servers get a moment to exit
     while (left := _our_processes(run_id)) and time.monotonic() < deadline:
         time.sleep(0.2)
+    remove_leftover_sockets(run_id)
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         lines = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in left)

@@ -1,5 +1,6 @@
 """Use labkit from a shell.
 
+    python -m labkit lab [--fresh NN]   copy the lessons to my-work/ (once) and open JupyterLab there
     python -m labkit doctor             check this machine
     python -m labkit serve NAME [...]   run a teaching server in the foreground (Ctrl-C stops it)
     python -m labkit servers            list the teaching servers
@@ -17,6 +18,9 @@ def main(argv: list[str]) -> int:
         report = doctor()
         print(report)
         return 0 if report.ok else 1
+    if command == "lab":
+        from labkit.workspace import lab
+        return lab(argv[1:])
     if command == "servers":
         print("\n".join(NAMES))
         return 0

@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from labkit.ipc_kernels import IPCKernelManager
+
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
 MARKER = re.compile(r"^# %%(?: \[(markdown)\])?\s*$")
@@ -59,6 +61,7 @@ def build(name: str, timeout: int = 300) -> Path:
     source = SOURCES / f"{name}.py"
     nb = to_notebook(parse(source.read_text(encoding="utf-8")))
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   kernel_manager_class=IPCKernelManager,
                    resources={"metadata": {"path": str(HERE)}}).execute()
     for cell in nb.cells:                   # keep the files small and free of run-specific noise
         cell.metadata.pop("execution", None)
