@@ -8,7 +8,8 @@ cell, so what the widget does is tested too::
 
 If ``run`` accepts a ``progress`` argument it is called as ``progress(done, total)`` and moves
 the progress bar. An error (say, more clients than the open-file limit allows) is shown in the
-panel as a message, not a traceback.
+panel as a message, not a traceback; so is an interrupt (Kernel > Interrupt during a run), after
+which every server the run started and left running is stopped.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import Any, Callable
 
 import ipywidgets as w
 from IPython.display import display
+
+from labkit import background
 
 __all__ = ["panel"]
 
@@ -40,8 +43,9 @@ def panel(run: Callable[..., Any], draw: Callable[[Any], Any], controls: dict[st
         status.value = "running..."
         bar.value = 0
         started = time.perf_counter()
+        servers_before = set(background.running())
+        values = {name: c.value for name, c in controls.items()}
         try:
-            values = {name: c.value for name, c in controls.items()}
             result = run(**values, progress=progress) if takes_progress else run(**values)
             out.clear_output(wait=True)
             with out:
@@ -55,6 +59,11 @@ def panel(run: Callable[..., Any], draw: Callable[[Any], Any], controls: dict[st
             with out:
                 print(f"{type(exc).__name__}: {exc}")
             status.value = "failed (see below)"
+        except KeyboardInterrupt:                # Kernel > Interrupt: one line, no traceback
+            out.clear_output(wait=True)
+            with out:
+                print(interrupted(run, values, servers_before))
+            status.value = "interrupted"
         finally:
             button.disabled = False
 
@@ -64,3 +73,19 @@ def panel(run: Callable[..., Any], draw: Callable[[Any], Any], controls: dict[st
     if run_now:
         on_click()
     return box
+
+
+def interrupted(run: Callable[..., Any], values: dict[str, Any], servers_before: set) -> str:
+    """Stop the servers a run started and left running; say in one line what was stopped."""
+    left = [h for h in background.running() if h not in servers_before]
+    for handle in left:
+        handle.stop()
+    args = ", ".join(f"{name}={value!r}" for name, value in values.items())
+    call = f"{getattr(run, '__name__', 'the run')}({args})"
+    if not left:
+        return f"Interrupted: {call}; no server it started is still running."
+    still = [h.name for h in left if h.alive]
+    if still:
+        return f"Interrupted: {call}; could not stop {', '.join(still)} (labkit.stop_all())."
+    return f"Interrupted: {call}; stopped the servers it left running: " \
+        f"{', '.join(h.name for h in left)}."

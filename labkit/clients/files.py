@@ -7,7 +7,8 @@ the file and against the server's header, and the server's confirmation of each 
 * ``selectors``: one thread for all clients, each a generator task on lesson 05's event loop;
 * ``gevent``:    the thread code on greenlets, in a monkey-patched child process.
 
-Each client's download and upload are recorded as Spans ("download", "upload").
+Each client's download and upload are recorded as Spans ("download", "upload"). Progress counts
+three steps per client (connected, downloaded, uploaded), so it moves from the first connect.
 """
 from __future__ import annotations
 
@@ -118,15 +119,25 @@ class FileLoadResult(WithSpans):
 
 
 
+STEPS_PER_CLIENT = 3                        # connected, downloaded, uploaded
+
+
 class _Tally:
-    """Thread-safe bookkeeping shared by the clients of one run."""
+    """Thread-safe bookkeeping shared by the clients of one run, steps done included."""
 
     def __init__(self, result: FileLoadResult, expected_sha: str) -> None:
         self.result, self.expected, self.lock = result, expected_sha, threading.Lock()
+        self.steps = 0
+        self.total = STEPS_PER_CLIENT * result.clients
+
+    def connected(self) -> None:
+        with self.lock:
+            self.steps += 1
 
     def download(self, header: Response, body: bytes) -> None:
         good = header.ok and hashlib.sha256(body).hexdigest() == header.sha256 == self.expected
         with self.lock:
+            self.steps += 1
             self.result.downloads_ok += good
             self.result.mismatches += not good
             self.result.bytes_moved += len(body)
@@ -134,6 +145,7 @@ class _Tally:
     def upload(self, header: Response, body: bytes) -> None:
         good = header.ok and header.sha256 == hashlib.sha256(body).hexdigest()
         with self.lock:
+            self.steps += 1
             self.result.uploads_ok += good
             self.result.mismatches += not good
             self.result.bytes_moved += len(body)
@@ -143,11 +155,27 @@ class _Tally:
             self.result.errors.append(f"{who}: {type(err).__name__}: {err}")
 
 
+class _Progress:
+    """Calls ``progress(steps, total)`` from the thread that runs the clients, about 100 times
+    a run (a widget redrawn 30,000 times would slow the run it shows)."""
+
+    def __init__(self, tally: _Tally, progress: Callable[[int, int], None] | None) -> None:
+        self.tally, self.progress, self.shown = tally, progress, -1
+        self.every = max(1, tally.total // 100)
+
+    def update(self, final: bool = False) -> None:
+        steps = self.tally.steps
+        if self.progress and (final or steps - self.shown >= self.every) and steps != self.shown:
+            self.shown = steps
+            self.progress(steps, self.tally.total)
+
+
 # -- threads (and greenlets, once patched) ---------------------------------------------------
 def _thread_client(address, name, index, rec, tally, timeout):
     who = f"Client {index}"
     try:
         with socket.create_connection(address, timeout=timeout) as sock:
+            tally.connected()
             start = time.perf_counter()
             header, body = get_file(sock, name)
             rec.add(who, "download", start, time.perf_counter())
@@ -166,10 +194,13 @@ def _run_threads(address, n, name, tally, rec, progress, timeout):
                for i in range(1, n + 1)]
     for t in threads:
         t.start()
-    for done, t in enumerate(threads, 1):
-        t.join(timeout * 3)
-        if progress and (done % max(1, n // 50) == 0 or done == n):
-            progress(done, n)
+        progress.update()                          # clients connect while others start
+    deadline = time.monotonic() + timeout * 3
+    for t in threads:
+        while t.is_alive() and time.monotonic() < deadline:
+            t.join(0.1)                            # wake up often to move the progress bar
+            progress.update()
+    progress.update(final=True)
 
 
 # -- selectors: generator tasks on one event loop --------------------------------------------
@@ -187,7 +218,7 @@ def _read_reply(sock):
     return reply
 
 
-def _task_client(address, name, index, rec, tally, finished):
+def _task_client(address, name, index, rec, tally, show_progress):
     who = f"Client {index}"
     sock = socket.socket()
     sock.setblocking(False)
@@ -196,11 +227,14 @@ def _task_client(address, name, index, rec, tally, finished):
         yield sock, selectors.EVENT_WRITE
         if err := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             raise ConnectionError(f"connect failed: {err}")
+        tally.connected()
+        show_progress()
         start = time.perf_counter()
         yield from _send_all(sock, request_bytes("GET", name))
         header, body = yield from _read_reply(sock)
         rec.add(who, "download", start, time.perf_counter())
         tally.download(header, body)
+        show_progress()
         start = time.perf_counter()
         yield from _send_all(sock, request_bytes("PUT", f"upload-{index}-{name}", body))
         confirmed, _ = yield from _read_reply(sock)
@@ -210,19 +244,13 @@ def _task_client(address, name, index, rec, tally, finished):
         tally.error(who, err)
     finally:
         sock.close()
-        finished()
+        show_progress()
 
 
 def _run_selectors(address, n, name, tally, rec, progress, timeout):
     from labkit.eventloop.generators import run
-    done = [0]
-
-    def finished():
-        done[0] += 1
-        if progress and (done[0] % max(1, n // 50) == 0 or done[0] == n):
-            progress(done[0], n)
-
-    run([_task_client(address, name, i, rec, tally, finished) for i in range(1, n + 1)])
+    run([_task_client(address, name, i, rec, tally, progress.update) for i in range(1, n + 1)])
+    progress.update(final=True)
 
 
 def run_file_clients(address: tuple[str, int], n_clients: int = 500, name: str = "lyrics.txt",
@@ -242,7 +270,7 @@ def run_file_clients(address: tuple[str, int], n_clients: int = 500, name: str =
     tally = _Tally(result, expected_sha256)
     start = time.perf_counter()
     runner = _run_threads if mode == "threads" else _run_selectors
-    runner(address, n_clients, name, tally, rec, progress, timeout)
+    runner(address, n_clients, name, tally, rec, _Progress(tally, progress), timeout)
     result.elapsed = time.perf_counter() - start
     result.spans = list(rec.spans)
     return result
