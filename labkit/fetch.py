@@ -6,7 +6,8 @@
 
 Every strategy calls the same ``fetch_one``, which records a Span per request and returns the
 status and the SHA-256 of the body, so that every byte is checked. Errors (a 503, a refused
-connection) are results, not crashes.
+connection) are results, not crashes; but a run in which *no* request got an answer says so
+(``summary``) and can refuse to pass as a result (``raise_if_unanswered``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Callable
 
 from labkit.timeline import Recorder, Span, WithSpans, busy_time
 
-__all__ = ["PageResult", "FetchRun", "fetch_one", "download_many_sequential",
+__all__ = ["PageResult", "FetchRun", "NoAnswer", "fetch_one", "download_many_sequential",
            "download_many_threads", "timed_run", "fetch_with", "STRATEGIES"]
 
 
@@ -33,12 +34,36 @@ class PageResult:
     error: str = ""
 
 
+class NoAnswer(RuntimeError):
+    """Not one request of a run got an answer: the server is down or unreachable."""
+
+
 @dataclass
 class FetchRun(WithSpans):
     strategy: str
     elapsed: float                         # wall time of the whole download_many, seconds
     results: list[PageResult]
     spans: list[Span] = field(default_factory=list)
+    cpu: float = 0.0                       # CPU seconds the fetching process used meanwhile
+
+    @property
+    def answered(self) -> int:
+        """Requests that got an HTTP answer (any status, 503 included)."""
+        return sum(r.status != 0 for r in self.results)
+
+    def summary(self) -> str:
+        text = (f"{self.strategy}: {len(self.results)} requests in {self.elapsed:.2f} s, "
+                f"overlap {self.overlap:.1f}, statuses {self.statuses}")
+        if self.results and not self.answered:
+            text += f". NO REQUEST GOT AN ANSWER; the first error: {self.results[0].error}"
+        return text
+
+    def raise_if_unanswered(self) -> "FetchRun":
+        """Return the run, or raise NoAnswer if every request failed without an answer."""
+        if self.results and not self.answered:
+            raise NoAnswer(f"all {len(self.results)} requests failed without an answer (is the "
+                           f"server running?); the first error: {self.results[0].error}")
+        return self
 
     @property
     def statuses(self) -> dict[int, int]:
@@ -101,11 +126,11 @@ def timed_run(download_many: Callable, urls: list[str], strategy: str = "",
               progress: Callable[[int, int], None] | None = None) -> FetchRun:
     """The one harness: time ``download_many(urls, rec)`` and collect its results and Spans."""
     rec = Recorder()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     results = download_many(urls, rec, progress=progress)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     name = strategy or download_many.__name__.removeprefix("download_many_")
-    return FetchRun(name, elapsed, results, rec.spans)
+    return FetchRun(name, elapsed, results, rec.spans, cpu)
 
 
 def fetch_with(strategy: str, urls: list[str],

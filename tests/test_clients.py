@@ -1,11 +1,15 @@
 """The load clients: threads and greenlets, spans per round trip, errors reported not raised."""
 import socket
+from pathlib import Path
 
 import pytest
 
 import labkit
 from labkit.clients.load import LoadResult, run_echo_clients
+from labkit.fetch import fetch_with
 from labkit.timeline import max_concurrent
+
+PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"
 
 
 def test_threaded_clients_record_every_round_trip():
@@ -65,3 +69,26 @@ def test_without_mark_queue_a_row_is_round_trips_only():
     with labkit.serve("select_echo") as srv:
         result = run_echo_clients(srv.address, n_clients=3, messages=2, size=10)
     assert {s.state for s in result.spans} == {"waiting"} and len(result.spans) == 6
+
+
+def test_a_fetch_run_with_no_answer_at_all_says_so():
+    """Lesson 04's panel once reported "done" over 50 refused requests: a run in which the
+    server never answered must say so, and refuse to pass for a result when asked."""
+    from labkit.fetch import NoAnswer
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                                # nothing listens here
+    run = fetch_with("threads", [f"http://127.0.0.1:{port}/pages/x?id={i}" for i in range(5)])
+    assert run.statuses == {0: 5} and run.answered == 0
+    assert "NO REQUEST GOT AN ANSWER" in run.summary() and "Connection" in run.summary()
+    with pytest.raises(NoAnswer, match="all 5 requests failed without an answer"):
+        run.raise_if_unanswered()
+
+
+def test_a_fetch_run_with_503s_is_answered():
+    with labkit.serve("latency_http", root=PAGES, delay=0.0) as srv:
+        base = f"http://{srv.host}:{srv.port}/pages/page-48k.html"
+        run = fetch_with("threads", [f"{base}?id={i}&error_rate=1" for i in range(4)])
+    assert run.statuses == {503: 4} and run.answered == 4
+    assert run.raise_if_unanswered() is run and "NO REQUEST" not in run.summary()
+    assert run.cpu > 0                                           # measured, not left at 0

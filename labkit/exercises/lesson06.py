@@ -1,57 +1,193 @@
 """Lesson 06's exercises: a gevent socket server."""
 from __future__ import annotations
 
+import hashlib
+import random
+import socket
+import threading
 from typing import Any, Callable
 
 from labkit.exercises.core import NotYet, Exercise, close_to
 
+FIRST, REST = 1000, 200_000     # bytes the checker sends: a first piece, then more than one recv
 
+
+# -- exercise 1: handle(conn) ------------------------------------------------------------------
 def _handle_reference(conn):
     with conn:
-        while data := conn.recv(65536):
+        while data := conn.recv(65536):    # b"": the client closed
             conn.sendall(data)
 
 
+def _handle_recv_into(conn):
+    buffer = bytearray(4096)
+    while True:
+        n = conn.recv_into(buffer)
+        if n == 0:
+            break
+        conn.sendall(memoryview(buffer)[:n])
+    conn.close()
+
+
+def _handle_makefile(conn):
+    with conn, conn.makefile("rwb") as stream:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            stream.write(chunk)
+            stream.flush()
+
+
+def _handle_send_loop(conn):
+    try:
+        while True:
+            data = conn.recv(1024)
+            if not data:
+                return
+            while data:                    # send returns how much it took: send the rest too
+                data = data[conn.send(data):]
+    finally:
+        conn.close()
+
+
+def _handle_one_recv(conn):
+    """Wrong: one recv is not the whole stream."""
+    conn.sendall(conn.recv(65536))
+    conn.close()
+
+
+def _handle_spinning(conn):
+    """Wrong: the lesson's bug, never stops on b""."""
+    while True:
+        data = conn.recv(65536)
+        conn.sendall(data)
+
+
+def _handle_never_returns(conn):
+    """Wrong: echoes, but waits forever once the client has closed."""
+    import time
+    while True:
+        data = conn.recv(65536)
+        if data:
+            conn.sendall(data)
+        else:
+            time.sleep(0.01)
+
+
 def _check_handle(fn: Callable) -> str:
-    import socket
-    import threading
+    """Run ``fn`` in a thread on one end of a socketpair; be a client on the other end."""
     server_side, client = socket.socketpair()
     client.settimeout(2)
+    worker = threading.Thread(target=_run_quietly, args=(fn, server_side), daemon=True)
+    worker.start()
+    payload = random.Random(6).randbytes(FIRST + REST)
+    try:
+        echoed = _talk(client, payload)
+        worker.join(2.0)                       # it should return soon after our EOF
+        if worker.is_alive():
+            raise NotYet("after the client closed, handle() kept running (spinning on b'' or "
+                         "waiting for more). Return when recv returns b''.")
+        server_side.close()                    # the handler may leave it open: that is fine
+        echoed += _read_to_eof(client, len(payload) - len(echoed))
+    finally:
+        _unblock(server_side)
+        client.close()
+    return _verdict(payload, echoed)
 
-    def run():
+
+def _run_quietly(fn: Callable, conn: socket.socket) -> None:
+    try:
+        fn(conn)
+    except OSError:                            # we shut its socket down to stop it
+        pass
+
+
+def _talk(client: socket.socket, payload: bytes) -> bytes:
+    """Send a first piece and wait for its echo, then send the rest; our side then closes.
+
+    Waiting for the first echo makes a one-recv handler fail every time, not only sometimes.
+    A thread sends the rest while we read, so a correct handler never blocks on a full buffer."""
+    try:
+        client.sendall(payload[:FIRST])
+        echoed = _read_exactly(client, FIRST)
+    except OSError as err:
+        raise NotYet(f"sent {FIRST} bytes, no echo came back ({type(err).__name__}).") from None
+
+    def send_rest():
         try:
-            fn(server_side)
-        except OSError:                      # we close its socket if it spins: that ends it
+            client.sendall(payload[FIRST:])
+            client.shutdown(socket.SHUT_WR)    # the client is done: EOF for the handler
+        except OSError:
             pass
 
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    try:
-        client.sendall(b"ping")
-        echoed = client.recv(100)
-    except OSError as err:
-        raise NotYet(f"no echo came back ({type(err).__name__}).") from None
-    finally:
-        client.shutdown(socket.SHUT_WR)               # the client is done
-    worker.join(1.0)
-    if worker.is_alive():
-        server_side.close()                  # stop the spinning thread
-        raise NotYet("after the client closed, handle() kept running: it spins on b''. "
-                     "Stop when recv returns b''.")
-    client.close()
-    if echoed != b"ping":
-        raise NotYet(f"sent b'ping', got back {echoed!r}.")
-    return "it echoes, and returns as soon as recv() says the client has closed."
+    sender = threading.Thread(target=send_rest, daemon=True)
+    sender.start()
+    echoed += _read_to_eof(client, len(payload) - FIRST, stop=lambda: not sender.is_alive())
+    sender.join(2.0)
+    return echoed
 
 
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))    # the 2 s timeout ends any wait
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def _read_to_eof(sock: socket.socket, size: int, stop: Callable[[], bool] = lambda: True) -> bytes:
+    """Read up to ``size`` bytes; end early on EOF, or on a timeout once ``stop()`` is true."""
+    data = bytearray()
+    while len(data) < size:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            if stop():
+                break
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def _unblock(conn: socket.socket) -> None:
+    """Wake a handler blocked in recv (close alone does not) so its thread ends."""
+    for step in (lambda: conn.shutdown(socket.SHUT_RDWR), conn.close):
+        try:
+            step()
+        except OSError:
+            pass
+
+
+def _verdict(payload: bytes, echoed: bytes) -> str:
+    if hashlib.sha256(echoed).digest() != hashlib.sha256(payload).digest():
+        if payload.startswith(echoed):
+            raise NotYet(f"sent {len(payload):,} bytes, {len(echoed):,} came back. One recv "
+                         "returns whatever has arrived, not the whole stream: keep reading "
+                         "until recv returns b''.")
+        raise NotYet("the bytes that came back differ from those sent.")
+    return (f"all {len(payload):,} bytes came back intact (length and SHA-256), and it returned "
+            "once the client had closed.")
+
+
+# -- exercises 2 and 3 -------------------------------------------------------------------------
 def _check_pool_rounds(answer: Any) -> str:
-    if not close_to(answer, 1.0, 0.1):
+    if not 0.9 <= float(answer) <= 1.3:
         raise NotYet(f"{answer} s. At most 10 at a time, each 0.1 s: how many rounds?")
-    return "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s."
+    return "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in practice)."
 
 
 def _check_eof_value(answer: Any) -> str:
-    if answer != b"":
+    if isinstance(answer, str) and answer.strip().lower() in ("b''", 'b""', "empty bytes"):
+        answer = b""
+    if isinstance(answer, str):
+        raise NotYet(f"{answer!r} is a str; sockets deal in bytes.")
+    if isinstance(answer, bytearray):
+        raise NotYet(f"{answer!r}: recv returns bytes, not a bytearray (recv_into fills one).")
+    if answer != b"" or not isinstance(answer, bytes):
         raise NotYet(f"{answer!r}? Look at the test in gevent_echo's handler.")
     return "b'' (empty bytes) means the peer closed; it is returned at once, every time."
 
@@ -62,13 +198,21 @@ def exercises() -> dict[int, Exercise]:
                     "client closes. (It is tested with a plain thread and a socketpair.)",
                     ["recv returns b'' once the other side has closed.",
                      "while data := conn.recv(65536): conn.sendall(data)"],
-                    _check_handle, lambda: _handle_reference),
+                    _check_handle, lambda: _handle_reference,
+                    also_correct=[lambda: _handle_recv_into, lambda: _handle_makefile,
+                                  lambda: _handle_send_loop],
+                    wrong=[lambda: _handle_one_recv, lambda: _handle_spinning,
+                           lambda: _handle_never_returns]),
         2: Exercise("A StreamServer with spawn=Pool(10) gets 100 clients at once; each keeps its "
                     "handler busy 0.1 s. About how many seconds until all are served?",
                     ["Pool(10): an 11th handler starts only when one of the 10 ends."],
-                    _check_pool_rounds, lambda: 1.0),
+                    _check_pool_rounds, lambda: 1.0,
+                    also_correct=[lambda: 1, lambda: 1.1, lambda: "1.05"],
+                    wrong=[lambda: 0.1, lambda: 10, lambda: 0.5]),
         3: Exercise("What does sock.recv(1024) return once the other side has closed the "
                     "connection (and everything it sent has been read)?",
                     ["Try it: a, b = socket.socketpair(); b.close(); a.recv(1024)"],
-                    _check_eof_value, lambda: b""),
+                    _check_eof_value, lambda: b"",
+                    also_correct=[lambda: bytes(), lambda: "b''", lambda: bytes(1024)[:0]],
+                    wrong=[lambda: b"\n", lambda: "", lambda: 0, lambda: bytearray()]),
     }
