@@ -16,24 +16,32 @@ Responses (server to client)::
                                  "<name> <size>" line per file; PUT: none, size 0) and
                                  <sha256> is the hex SHA-256 of the file (PUT: of what arrived)
     ERR <code> <message>\\n       failure: 400 bad request, 403 name refused, 404 no such
-                                 file, 413 too large. After a 400 the server closes.
+                                 file, 408 silent too long, 413 too large, 500 the server
+                                 failed (a disk error), 503 busy (out of file descriptors).
+                                 After 404, 500 or 503 the connection goes on; after the
+                                 others the server closes it.
 
-A header is UTF-8, at most 1,024 bytes with its ``\\n``. A name is 1 to 200 characters with no
-whitespace, no ``/`` or ``\\``, no NUL, and does not start with ``.``.
+A header is UTF-8, at most 1,024 bytes with its ``\\n``. Sizes and codes are ASCII digits
+(``str.isdigit`` would also accept "²" or "١٠"). A name is 1 to 200 bytes of UTF-8 (Linux allows
+255 per file name, so any valid name can be stored), with no whitespace, no ``/`` or ``\\``, no
+NUL, and does not start with ``.``.
 
 ``Parser`` takes the bytes in whatever pieces they arrive and returns complete events; tests feed
 it every possible split of valid frames, and garbage.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["ProtocolError", "Request", "Response", "Body", "End", "Parser", "check_name",
            "MAX_HEADER", "request_bytes", "ok_header", "err_header"]
 
 MAX_HEADER = 1024
-MAX_NAME = 200
+MAX_NAME_BYTES = 200                               # of UTF-8: fits any file system's name
 COMMANDS = {"GET": 1, "PUT": 2, "LIST": 0}         # command -> number of arguments
+# Numbers on the wire are ASCII digits: [0-9], not \d or str.isdigit(), which also take "²".
+SIZE, CODE, SHA256 = re.compile("[0-9]{1,19}"), re.compile("[0-9]{3}"), re.compile("[0-9a-f]{64}")
 
 
 class ProtocolError(ValueError):
@@ -72,15 +80,17 @@ class End:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it may name a file in the server's folder; raise ProtocolError 403."""
-    bad = (not name or len(name) > MAX_NAME or name.startswith(".") or
-           any(c in name for c in "/\\\0") or any(c.isspace() for c in name))
+    encoded = name.encode("utf-8", "replace")      # a lone surrogate becomes "?": refused below
+    bad = (not name or len(encoded) > MAX_NAME_BYTES or encoded.decode() != name or
+           name.startswith(".") or any(c in name for c in "/\\\0") or
+           any(c.isspace() for c in name))
     if bad:
         raise ProtocolError(403, f"file name refused: {name[:60]!r}")
     return name
 
 
 def _size(text: str, limit: int) -> int:
-    if not text.isdigit() or len(text) > 19:
+    if not SIZE.fullmatch(text):
         raise ProtocolError(400, f"bad size {text[:30]!r}")
     size = int(text)
     if size > limit:
@@ -102,9 +112,9 @@ def parse_request_header(line: str, max_body: int) -> Request:
 
 def parse_response_header(line: str, max_body: int) -> Response:
     parts = line.split(" ", 2)
-    if parts[0] == "OK" and len(parts) == 3 and len(parts[2]) == 64:
+    if parts[0] == "OK" and len(parts) == 3 and SHA256.fullmatch(parts[2]):
         return Response(True, _size(parts[1], max_body), parts[2])
-    if parts[0] == "ERR" and len(parts) >= 2 and parts[1].isdigit():
+    if parts[0] == "ERR" and len(parts) >= 2 and CODE.fullmatch(parts[1]):
         return Response(False, code=int(parts[1]), message=parts[2] if len(parts) > 2 else "")
     raise ProtocolError(400, f"expected OK <size> <sha256> or ERR <code> <message>, "
                              f"got {line[:60]!r}")

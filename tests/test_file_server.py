@@ -170,3 +170,123 @@ def test_gevent_file_server_under_2000_greenlet_clients(root, tmp_path):
         result = run_file_clients(srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()),
                                   mode="gevent")
     assert (result.served, result.mismatches, result.errors) == (2000, 0, [])
+
+
+# -- defects an outside client found (each test failed on 851f00d) ----------------------------
+import re                                                     # noqa: E402
+import signal                                                 # noqa: E402
+
+from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood  # noqa: E402
+
+
+def parts_left(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".part-"))
+
+
+@pytest.mark.parametrize("number", NASTY_NUMBERS, ids=ascii)
+def test_sizes_that_are_not_ascii_digits_get_err_400(server, number):
+    assert talk(server, f"PUT x {number}\n".encode()).startswith(b"ERR 400")
+    assert still_serves(server)
+
+
+@pytest.mark.parametrize("name", ["é" * 128, "😀" * 70, "a" * 300], ids=["é", "emoji", "a"])
+def test_names_too_long_for_the_disk_get_err_403_and_leave_nothing(server, name):
+    for request in (f"GET {name}\n", f"PUT {name} 3\nabc"):
+        assert talk(server, request.encode()).startswith(b"ERR 403")
+    assert still_serves(server)
+    assert parts_left(server.uploads) == []
+
+
+def test_thousands_of_pipelined_gets_never_read_do_not_exhaust_descriptors(server):
+    assert still_serves(server)
+    before = open_fds(server.pid)
+    cap_open_files(server.pid, before + 100)
+    hoarders = []
+    for _ in range(6):                     # each asks for 3,000 files and never reads a byte
+        s = socket.create_connection(server.address, timeout=5)
+        s.sendall(request_bytes("GET", "lyrics.txt") * 3000)
+        hoarders.append(s)
+    time.sleep(0.5)
+    assert server.alive and fd_count(server.pid) <= before + 6 + 6, \
+        "the server holds a file open for every queued GET"
+    assert still_serves(server)
+    for s in hoarders:
+        s.close()
+
+
+def test_a_flood_past_the_descriptor_limit_pauses_accept_and_refuses_with_503(server):
+    with socket.create_connection(server.address, timeout=5) as good:
+        assert get_file(good, "lyrics.txt")[0].ok
+        limit = fd_count(server.pid) + 20
+        cap_open_files(server.pid, limit)
+        with flood(*server.address, 300):
+            deadline = time.monotonic() + 5
+            while fd_count(server.pid) < limit and time.monotonic() < deadline:
+                time.sleep(0.05)
+            header, _ = get_file(good, "lyrics.txt")     # no descriptor left to open the file
+            assert (header.ok, header.code) == (False, 503) and server.alive
+        header, body = get_file(good, "lyrics.txt")        # descriptors free again: it goes on
+        assert header.ok and sha(body) == sha(LYRICS.read_bytes())
+    assert still_serves(server)
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_silent_clients_are_dropped_after_client_timeout_with_err_408(root, tmp_path, name):
+    with labkit.serve(name, root=root, upload_dir=tmp_path, client_timeout=0.5) as srv:
+        assert still_serves(srv)                       # the server is fully up (its selector too)
+        before = open_fds(srv.pid)
+        with flood(*srv.address, 20) as idle:
+            time.sleep(2.0)
+            said = [s.recv(200) for s in idle]
+            assert all(line.startswith(b"ERR 408") for line in said), said[:3]
+        assert open_fds(srv.pid) <= before
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_a_bad_root_or_upload_dir_fails_serve_with_the_reason(tmp_path, name):
+    with pytest.raises(labkit.ServerStartError, match="missing-root"):
+        labkit.serve(name, root=tmp_path / "missing-root")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(labkit.ServerStartError, match="a-file"):
+        labkit.serve(name, root=LYRICS.parent, upload_dir=tmp_path / "a-file" / "up")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "parent gone"])
+@pytest.mark.parametrize("name", SERVERS)
+def test_stopping_mid_upload_leaves_no_part_file(tmp_path, name, how):
+    srv = labkit.serve(name, root=LYRICS.parent, upload_dir=tmp_path)
+    with srv, socket.create_connection(srv.address, timeout=5) as s:
+        s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)
+        deadline = time.monotonic() + 5
+        while not parts_left(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert parts_left(tmp_path), "the upload never started"
+        if how == "SIGTERM":
+            srv.process.send_signal(signal.SIGTERM)
+        else:
+            srv.process.stdin.close()          # what the server sees when its parent dies
+        srv.process.wait(5)
+    assert parts_left(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_list_never_shows_unfinished_uploads_when_uploads_go_to_the_root(tmp_path, name):
+    shutil.copy(LYRICS, tmp_path / "lyrics.txt")
+    with labkit.serve(name, root=tmp_path, upload_dir=tmp_path) as srv, \
+            socket.create_connection(srv.address, timeout=5) as half, \
+            socket.create_connection(srv.address, timeout=5) as s:
+        half.sendall(b"PUT half.txt 100000\nxyz")
+        deadline = time.monotonic() + 5
+        while not parts_left(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert parts_left(tmp_path) and list_files(s) == {"lyrics.txt": LYRICS.stat().st_size}
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_a_server_leaves_no_temporary_upload_folder_behind(name):
+    with labkit.serve(name, root=LYRICS.parent) as srv:
+        with socket.create_connection(srv.address, timeout=5) as s:
+            assert put_file(s, "kept-until-stop.txt", b"abc").ok
+        folder = Path(re.search(r"uploads go to (\S+)", srv.log()).group(1))
+        assert (folder / "kept-until-stop.txt").is_file()
+    assert not folder.exists()

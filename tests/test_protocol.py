@@ -111,3 +111,37 @@ def test_error_header_never_splits_a_character():
 @pytest.mark.parametrize("name", ["lyrics.txt", "歌词.txt", "a-b_c.1"])
 def test_good_names(name):
     assert check_name(name) == name
+
+
+# -- numbers are ASCII digits, names fit a file system --------------------------------------
+NOT_ASCII_NUMBERS = ["²", "①", "٣", "١٠", "１２", "-1", "+5", "1e3", "0x10", "9" * 40, "", "7 "]
+
+
+@pytest.mark.parametrize("number", NOT_ASCII_NUMBERS, ids=ascii)
+def test_sizes_and_codes_are_ascii_digits_only_in_both_directions(number):
+    """str.isdigit() says yes to "²" and "١٠"; int() then raises or reads them as numbers."""
+    with pytest.raises(ProtocolError) as err:
+        Parser("request").feed(f"PUT x {number}\n".encode())
+    assert err.value.code == 400
+    for reply in (f"OK {number} {'a' * 64}\n", f"ERR {number} oops\n"):
+        with pytest.raises(ProtocolError) as err:
+            Parser("response").feed(reply.encode())
+        assert err.value.code == 400
+
+
+@pytest.mark.parametrize("name", ["é" * 128, "😀" * 70, "a" * 300, "x\ud800", "名" * 67],
+                         ids=["e-acute-x128", "emoji-x70", "a-x300", "lone-surrogate", "cjk-x67"])
+def test_names_too_long_in_utf8_bytes_or_not_encodable_are_refused(name):
+    """A name's limit is in bytes on disk (Linux: 255 per name), not characters."""
+    with pytest.raises(ProtocolError) as err:
+        check_name(name)
+    assert err.value.code == 403
+
+
+def test_the_longest_names_still_fit():
+    assert check_name("é" * 100) == "é" * 100 and check_name("a" * 200) == "a" * 200
+
+
+def test_a_sha256_that_is_not_hex_is_refused():
+    with pytest.raises(ProtocolError):
+        Parser("response").feed(b"OK 3 " + b"z" * 64 + b"\nabc")

@@ -3,7 +3,8 @@
 Compare with selectors_files: there, each connection is a state object and the server reacts
 to "readable"/"writable" events. Here each connection is a greenlet running a plain loop,
 "read a request, answer it", and gevent switches greenlets whenever one would wait. Same
-protocol parser, same folder (labkit/filestore.py); a Pool caps the number of clients.
+protocol parser, same folder (labkit/filestore.py), same ERR replies; a Pool caps the number of
+clients. Out of descriptors, gevent's StreamServer pauses accepting on its own.
 
     python -m labkit.servers.gevent_files --port 0 --root data --upload-dir /tmp/up
 """
@@ -31,14 +32,13 @@ def make_handler(store, max_upload, timeout):
         launch.counters.peak(most_connected=active)
         parser, upload = protocol.Parser("request", max_body=max_upload), None
         try:
-            while data := conn.recv(CHUNK):            # b"": the client is done
-                launch.counters.add(bytes_in=len(data))
+            while data := receive(conn, timeout):      # b"": the client is done
                 for event in parser.feed(data):
                     upload = answer(conn, store, event, upload)
-        except protocol.ProtocolError as err:          # bad request: say why, then hang up
-            launch.counters.add(refused=1)
-            send(conn, protocol.err_header(err.code, err.message))
-        except OSError:
+        except protocol.ProtocolError as err:          # a bad request, or silent too long:
+            launch.counters.add(refused=1)             # say why, then hang up
+            refuse(conn, err)
+        except OSError:                                # it left, or stopped reading our reply
             launch.counters.add(errors=1)
         finally:
             if upload:
@@ -48,31 +48,46 @@ def make_handler(store, max_upload, timeout):
     return handle
 
 
+def receive(conn, timeout):
+    try:
+        data = conn.recv(CHUNK)
+    except TimeoutError:
+        raise protocol.ProtocolError(408, f"silent for more than {timeout:g} s") from None
+    launch.counters.add(bytes_in=len(data))
+    return data
+
+
 def answer(conn, store, event, upload):
-    """Handle one parser event; return the Upload in progress (or None)."""
-    if isinstance(event, Request) and event.command == "GET":
-        try:
-            path, header = store.lookup(event.name)
-        except protocol.ProtocolError as err:          # 404: the connection goes on
-            launch.counters.add(not_found=1)
-            send(conn, protocol.err_header(err.code, err.message))
-            return upload
+    """Handle one parser event; return the Upload in progress (or None). If the folder refuses
+    (404, a disk error, no descriptor left), the client is told why and the connection goes
+    on: the stream is still in step."""
+    try:
+        if isinstance(event, Request) and event.command == "GET":
+            send_file(conn, store, event.name)
+        elif isinstance(event, Request) and event.command == "PUT":
+            return store.upload(event.name)
+        elif isinstance(event, Request):               # LIST
+            send(conn, store.listing())
+        elif isinstance(event, Body) and upload:
+            upload.write(event.data)
+        elif isinstance(event, End) and upload:
+            send(conn, upload.finish())
+            launch.counters.add(puts=1)
+            return None
+        return upload
+    except protocol.ProtocolError as err:
+        launch.counters.add(refused=1)
+        send(conn, protocol.err_header(err.code, err.message))
+        return None                                    # a failed upload deleted its own file
+
+
+def send_file(conn, store, name):
+    header, file = store.open(name)
+    with file:
         send(conn, header)
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                send(conn, chunk)                      # waits (cooperatively) for a slow reader
-        launch.counters.add(gets=1)
-    elif isinstance(event, Request) and event.command == "PUT":
-        return store.upload(event.name)
-    elif isinstance(event, Request):                   # LIST
-        send(conn, store.listing())
-    elif isinstance(event, Body) and upload:
-        upload.write(event.data)
-    elif isinstance(event, End) and upload:
-        send(conn, upload.finish())
-        launch.counters.add(puts=1)
-        return None
-    return upload
+        while chunk := file.read(CHUNK):
+            send(conn, chunk)                          # waits (cooperatively) for a slow reader
+    launch.counters.add(gets=1)
 
 
 def send(conn, data):
@@ -80,8 +95,22 @@ def send(conn, data):
     launch.counters.add(bytes_out=len(data))
 
 
+def refuse(conn, err):
+    try:
+        send(conn, protocol.err_header(err.code, err.message))
+    except OSError:                                    # gone already: nothing more to say
+        pass
+
+
+def setup(args):
+    """Before READY: check and make the folders (a bad --root stops the server here, with the
+    reason), and make sure that no unfinished upload outlives the server."""
+    args.store = filestore.from_arguments(args)
+    launch.at_stop(args.store.close)
+
+
 def serve(listener, args):
-    handler = make_handler(filestore.from_arguments(args), args.max_upload, args.client_timeout)
+    handler = make_handler(args.store, args.max_upload, args.client_timeout)
     StreamServer(listener, handler, spawn=Pool(args.pool)).serve_forever()
 
 
@@ -91,4 +120,4 @@ def add_arguments(p):
 
 
 if __name__ == "__main__":
-    launch.run(serve, __doc__, add_arguments)
+    launch.run(serve, __doc__, add_arguments, setup=setup)

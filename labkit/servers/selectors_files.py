@@ -2,18 +2,23 @@
 
 The protocol (framing, commands, errors) is in labkit/protocol.py. Each connection's state is
 a ``Connection`` object kept in its selector key's ``data``: the incremental request parser,
-the replies still to send (bytes, or a file being streamed), and the upload in progress.
+the replies still to send, and the upload in progress.
 
 * Files are served only from ``--root``, by plain names: no ``..``, no paths, no links out.
-* A file is streamed in chunks as the client takes them; we ask for EVENT_WRITE only while
-  something is waiting to be sent, and stop reading from a client that is far behind.
+* A file is opened only when its reply reaches the head of the queue, and streamed in chunks as
+  the client takes them. We ask for EVENT_WRITE only while something is waiting to be sent, and
+  stop reading from a client that is far behind (too many bytes or replies waiting).
 * Uploads go to ``--upload-dir`` (written to a temporary file, renamed when complete); the
   answer confirms the SHA-256 of exactly what arrived.
-* A bad request gets an ``ERR`` reply and the connection is closed; the server goes on.
+* Every refusal is an ``ERR`` reply. After a bad request the connection is closed; after a
+  refusal of the folder (404, or 503 when out of descriptors) it goes on.
+* Out of descriptors, ``accept()`` fails: we stop watching the listener for a moment instead
+  of retrying in a busy loop. A client silent for ``--client-timeout`` seconds is dropped.
 
     python -m labkit.servers.selectors_files --port 0 --root data --upload-dir /tmp/up
 """
 import selectors
+import time
 from collections import deque
 
 from labkit import filestore, protocol
@@ -23,6 +28,9 @@ from labkit.servers import launch
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CHUNK = 64 * 1024
 HIGH_WATER = 256 * 1024            # refill from files, and read requests, only below this
+MAX_QUEUED = 64                    # replies waiting per client before we stop reading requests
+TICK = 0.5                         # seconds: select() wakes at least this often for housekeeping
+ACCEPT_PAUSE = 0.1                 # seconds without accepting after accept() fails (EMFILE)
 
 
 class Connection:
@@ -31,37 +39,48 @@ class Connection:
     def __init__(self, sock, max_upload):
         self.sock = sock
         self.parser = protocol.Parser("request", max_body=max_upload)
-        self.replies = deque()     # bytes, or open files to stream, in the order requested
+        self.replies = deque()     # in the order requested: bytes, the name of a file to GET
+                                   # (opened when its turn comes), or the open file being sent
         self.outgoing = bytearray()
         self.upload = None         # the Upload in progress, while a PUT's body arrives
         self.closing = False       # after a bad request or the client's EOF: close once the
                                    # replies are out
+        self.last_heard = time.monotonic()   # when the client last sent or took any bytes
 
 
 class FileServer:
-    def __init__(self, store, max_upload):
-        self.store, self.max_upload = store, max_upload
+    def __init__(self, store, max_upload, client_timeout):
+        self.store, self.max_upload, self.client_timeout = store, max_upload, client_timeout
         self.sel = selectors.DefaultSelector()
         self.active = 0
+        self.accept_again = None   # while accepting is paused: when to start again
+        self.next_sweep = 0.0      # when to look for silent clients next
 
     def run(self, listener):
         listener.setblocking(False)
+        self.listener = listener
         self.sel.register(listener, READ, data=None)
         while True:
-            for key, events in self.sel.select():     # sleeps until something is ready
+            for key, events in self.sel.select(timeout=TICK):   # sleeps until ready, or TICK
                 if key.data is None:
-                    self.accept(listener)
+                    self.accept()
                     continue
                 conn = key.data
                 if events & READ:
                     self.receive(conn)
                 if events & WRITE and conn.sock.fileno() != -1:
                     self.send(conn)
+            self.housekeeping()
 
-    def accept(self, listener):
+    def accept(self):
         try:
-            sock, _ = listener.accept()
-        except (BlockingIOError, ConnectionAbortedError):
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:            # EMFILE, ENFILE: no descriptor for it. The connection stays
+            self.sel.unregister(self.listener)     # queued; retrying at once would only spin
+            self.accept_again = time.monotonic() + ACCEPT_PAUSE
+            launch.counters.add(accept_paused=1)
             return
         sock.setblocking(False)
         self.sel.register(sock, READ, data=Connection(sock, self.max_upload))
@@ -77,6 +96,7 @@ class FileServer:
             return
         except OSError:
             return self.close(conn, error=True)
+        conn.last_heard = time.monotonic()
         if not data:                   # the client has finished sending (or left): answer
             conn.closing = True        # what it already asked, then close
             return self.update_interest(conn)
@@ -84,23 +104,26 @@ class FileServer:
         try:
             for event in conn.parser.feed(data):
                 self.handle(conn, event)
-        except protocol.ProtocolError as err:
+        except protocol.ProtocolError as err:          # a broken frame: say why, then hang up
             launch.counters.add(refused=1)
             conn.replies.append(protocol.err_header(err.code, err.message))
-            conn.closing = True                        # the stream can't be trusted: hang up
+            conn.closing = True                        # the stream can't be trusted
             self.discard_upload(conn)
         self.update_interest(conn)
 
     def handle(self, conn, event):
+        """One request event. If the folder refuses (a disk error, no descriptor left), the
+        client is told why and the connection goes on: the stream is still in step."""
+        try:
+            self.answer(conn, event)
+        except protocol.ProtocolError as err:
+            launch.counters.add(refused=1)
+            conn.replies.append(protocol.err_header(err.code, err.message))
+            conn.upload = None                         # a failed upload deleted its own file
+
+    def answer(self, conn, event):
         if isinstance(event, Request) and event.command == "GET":
-            try:
-                path, header = self.store.lookup(event.name)
-            except protocol.ProtocolError as err:       # 404: the connection goes on
-                launch.counters.add(not_found=1)
-                conn.replies.append(protocol.err_header(err.code, err.message))
-                return
-            conn.replies += [header, open(path, "rb")]  # the file is streamed by refill()
-            launch.counters.add(gets=1)
+            conn.replies.append(event.name)            # its file is opened by refill()
         elif isinstance(event, Request) and event.command == "PUT":
             conn.upload = self.store.upload(event.name)
         elif isinstance(event, Request):                # LIST
@@ -117,16 +140,27 @@ class FileServer:
         """Move replies into the outgoing buffer until it holds HIGH_WATER bytes."""
         while conn.replies and len(conn.outgoing) < HIGH_WATER:
             head = conn.replies[0]
-            if isinstance(head, bytes):
+            if isinstance(head, str):                  # a GET's turn: only now open its file
+                header, conn.replies[0] = self.open_file(head)
+                conn.outgoing += header
+            elif isinstance(head, bytes):
                 conn.outgoing += head
                 conn.replies.popleft()
-                continue
-            chunk = head.read(CHUNK)
-            if chunk:
+            elif chunk := head.read(CHUNK):            # a local file: fast enough not to matter
                 conn.outgoing += chunk
             else:                                      # the whole file is queued
                 head.close()
                 conn.replies.popleft()
+
+    def open_file(self, name):
+        """The header to send and what follows it: the open file, or nothing after an ERR."""
+        try:
+            header, file = self.store.open(name)
+        except protocol.ProtocolError as err:         # 404, or 503: the connection goes on
+            launch.counters.add(refused=1)
+            return protocol.err_header(err.code, err.message), b""
+        launch.counters.add(gets=1)
+        return header, file
 
     def send(self, conn):
         try:
@@ -136,28 +170,56 @@ class FileServer:
         except OSError:
             return self.close(conn, error=True)
         del conn.outgoing[:sent]                       # keep exactly what was not sent
+        conn.last_heard = time.monotonic()
         launch.counters.add(bytes_out=sent)
         self.update_interest(conn)
 
     def update_interest(self, conn):
         """After every read or write: top up the outgoing buffer, then ask the selector for
         what we need now (or close, if we are done)."""
-        self.refill(conn)
+        try:
+            self.refill(conn)
+        except OSError:            # a disk error mid-file: we can't send what the header promised
+            return self.close(conn, error=True)
         pending = bool(conn.outgoing or conn.replies)
         if conn.closing and not pending:
             return self.close(conn)
-        wanted = (0 if conn.closing or len(conn.outgoing) >= HIGH_WATER else READ) | \
-            (WRITE if pending else 0)
+        behind = len(conn.outgoing) >= HIGH_WATER or len(conn.replies) >= MAX_QUEUED
+        wanted = (0 if conn.closing or behind else READ) | (WRITE if pending else 0)
         if self.sel.get_key(conn.sock).events != wanted:
             self.sel.modify(conn.sock, wanted, data=conn)
 
     # -- housekeeping ----------------------------------------------------------------------
+    def housekeeping(self):
+        """Resume accepting after a pause; once per TICK, drop the silent clients."""
+        now = time.monotonic()
+        if self.accept_again and now >= self.accept_again:
+            self.sel.register(self.listener, READ, data=None)
+            self.accept_again = None
+        if now >= self.next_sweep:
+            self.next_sweep = now + TICK
+            self.drop_silent(now)
+
+    def drop_silent(self, now):
+        """Close clients that neither sent nor took a byte for --client-timeout seconds."""
+        for key in list(self.sel.get_map().values()):
+            conn = key.data
+            if conn and now - conn.last_heard > self.client_timeout:
+                if not (conn.outgoing or conn.replies):    # between replies: room to say why
+                    message = f"silent for more than {self.client_timeout:g} s"
+                    try:
+                        conn.sock.send(protocol.err_header(408, message))   # never blocks
+                    except OSError:
+                        pass
+                launch.counters.add(timed_out=1)
+                self.close(conn)
+
     def close(self, conn, error=False):
         self.sel.unregister(conn.sock)
         conn.sock.close()
         self.active -= 1
         for reply in conn.replies:
-            if not isinstance(reply, bytes):
+            if not isinstance(reply, (bytes, str)):    # only the head can be an open file
                 reply.close()
         conn.replies.clear()
         self.discard_upload(conn)
@@ -170,9 +232,16 @@ class FileServer:
             conn.upload = None
 
 
+def setup(args):
+    """Before READY: check and make the folders (a bad --root stops the server here, with the
+    reason), and make sure that no unfinished upload outlives the server."""
+    args.store = filestore.from_arguments(args)
+    launch.at_stop(args.store.close)
+
+
 def serve(listener, args):
-    FileServer(filestore.from_arguments(args), args.max_upload).run(listener)
+    FileServer(args.store, args.max_upload, args.client_timeout).run(listener)
 
 
 if __name__ == "__main__":
-    launch.run(serve, __doc__, filestore.add_arguments)
+    launch.run(serve, __doc__, filestore.add_arguments, setup=setup)
