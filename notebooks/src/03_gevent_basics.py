@@ -71,6 +71,13 @@ overlapped, serialised = duration(with_gevent_sleep), duration(with_time_sleep)
 print("gevent.sleep: about the longest chore (0.2 s):", 0.19 < overlapped < 0.29)
 print("time.sleep: the sum of the chores (0.3 s):    ", serialised >= 0.29)
 assert 0.19 < overlapped < 0.29 and serialised >= 0.29
+
+def end_of(spans, task):
+    return max(s.end for s in spans if s.task == task)
+
+print("with gevent.sleep the toast was done before the kettle:",
+      end_of(with_gevent_sleep, "toast") < end_of(with_gevent_sleep, "kettle"))
+assert end_of(with_gevent_sleep, "toast") < end_of(with_gevent_sleep, "kettle")
 compare_timelines({"gevent.sleep": with_gevent_sleep, "time.sleep": with_time_sleep})
 
 # %% [markdown]
@@ -91,6 +98,7 @@ def slow_square(x, seconds):
 jobs = [gevent.spawn(slow_square, x, 0.01 * x) for x in (1, 2, 3)]
 gevent.joinall(jobs)
 print("values:", [job.value for job in jobs])
+assert [job.value for job in jobs] == [1, 4, 9]
 
 # %% [markdown]
 # `gevent.Timeout` bounds a wait. As an exception it says how long it waited; with `False` as
@@ -107,10 +115,15 @@ result = "nothing"
 with gevent.Timeout(0.05, False):
     result = slow_square(7, 1.0)
 print("result after a silent timeout:", result)
+assert result == "nothing"
 
 late = gevent.spawn(slow_square, 8, 1.0)
-print("a greenlet still running after 0.05 s:", late.join(timeout=0.05) is None and not late.dead)
+late.join(timeout=0.05)                        # returns after 0.05 s, finished or not
+print("a greenlet still running after 0.05 s:", not late.dead and late.value is None)
+assert not late.dead and late.value is None
 late.kill()                                    # raises GreenletExit inside it
+print("after kill(): dead:", late.dead)
+assert late.dead
 
 # %% [markdown]
 # ### When a greenlet fails
@@ -128,10 +141,16 @@ gevent.joinall(jobs)
 for job in jobs:
     print(f"successful={job.successful()}  value={job.value!r}  exception={job.exception!r}")
 
+assert [job.successful() for job in jobs] == [True, False]
+assert isinstance(jobs[1].exception, ZeroDivisionError)
+
+raised = None
 try:
     jobs[1].get()
 except ZeroDivisionError as err:
-    print("get() raised it here:", repr(err))
+    raised = err
+print("get() raised it here:", repr(raised))
+assert raised is jobs[1].exception
 
 # %% [markdown]
 # ## Capping concurrency with a Pool
@@ -204,9 +223,14 @@ def front_desk(menu):
 gevent.joinall([gevent.spawn(cook, "cook A"), gevent.spawn(cook, "cook B"),
                 gevent.spawn(front_desk, ["soup", "noodles", "rice", "dumplings"])])
 print("\n".join(served))
-assert len(served) == 4
+assert served == ["cook A served soup", "cook B served noodles",
+                  "cook A served rice", "cook B served dumplings"]
 
 # %% [markdown]
+# Cook A took the rice because it was free first (soup, 80 ms) while cook B was still on the
+# noodles (140 ms). `gevent.lock` adds locks and semaphores that wait the same cooperative way;
+# lesson 01 showed the case that needs one: an update that spans a call where gevent switches.
+#
 # ## Monkey patching, in a child process
 #
 # Ordinary code calls `time.sleep` and `socket.socket`, not gevent's versions.
@@ -247,7 +271,7 @@ compare_timelines({"time.sleep, not patched": labkit.timeline.spans_from_json(pl
 # * Only cooperative calls (gevent's own, or patched ones) let other greenlets run.
 #   A blocking call such as `time.sleep` serialises all of them.
 # * `gevent.Timeout` bounds any wait; `Pool(n)` caps how many run at once; `Queue` and `Event`
-#   coordinate greenlets without threads.
+#   coordinate greenlets without threads; `gevent.lock` guards an update that spans a switch.
 # * `monkey.patch_all()`, first thing in a program, makes ordinary blocking code cooperative.
 #   Never in a Jupyter kernel: use a child process.
 #
