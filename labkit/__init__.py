@@ -8,12 +8,14 @@
 from labkit.background import (ScriptError, ScriptResult, ServerHandle, ServerStartError,
                                run_script, running, serve, stop_all)
 from labkit.doctor import doctor
+from labkit.interrupts import install as _install_interrupt_story
 from labkit.limits import (TooManyClients, check_client_count, fit_clients, max_clients,
                            raise_open_file_limit)
 from labkit.source import show, source_of
 from labkit.timeline import show_figures_inline as _show_figures_inline
 
 _show_figures_inline()
+_install_interrupt_story()   # Kernel > Interrupt inside labkit: one line, not 40
 raise_open_file_limit()   # containers start kernels at a soft limit of 1,024; go up to hard
 
 __all__ = ["serve", "stop_all", "running", "ServerHandle", "ServerStartError", "doctor",
