@@ -24,6 +24,7 @@ class Check:
     value: str
     ok: bool
     advice: str = ""
+    note: str = ""          # true and worth knowing, but nothing is broken
 
 
 @dataclass
@@ -36,14 +37,18 @@ class DoctorReport:
 
     @property
     def verdict(self) -> str:
+        """One line (two when lessons must run fewer clients here: the first says so)."""
         failed = [c.name for c in self.checks if not c.ok]
+        scaled = [c.note for c in self.checks if c.note.startswith(limits.SCALED_DOWN)]
         if not failed:
-            return f"all {len(self.checks)} checks passed: this machine is ready for the course"
+            return "\n".join([*scaled, f"all {len(self.checks)} checks passed: this machine is "
+                                       "ready for the course"])
         return f"{len(failed)} of {len(self.checks)} checks failed: {', '.join(failed)}"
 
     def __str__(self) -> str:
         rows = [f"  {'ok ' if c.ok else 'BAD'}  {c.name:<12} {c.value}"
-                + (f"\n       -> {c.advice}" if c.advice else "") for c in self.checks]
+                + (f"\n       -> {c.advice}" if c.advice else "")
+                + (f"\n       note: {c.note}" if c.note else "") for c in self.checks]
         return "\n".join(["asynclab doctor", *rows, self.verdict])
 
 
@@ -64,13 +69,44 @@ def _selector() -> Check:
     return Check("selector", f"{name} (selectors.DefaultSelector)", True)
 
 
+# The most sockets one lesson holds at once in one process (lesson 08's biggest panel run).
+LARGEST_RUN = 10_000
+
+
 def _open_files() -> Check:
+    """What the kernel was given, not what labkit made of it: a container's 1,024 shows here."""
+    soft0, hard0 = limits.STARTED_WITH
     soft, hard = limits.raise_open_file_limit()
-    clients = limits.max_clients()
-    ok = clients >= 1000
-    advice = "" if ok else "raise it: `ulimit -n 20000` before starting Jupyter"
-    return Check("open files", f"{soft:,} (hard {hard:,}): up to ~{clients:,} clients per process",
-                 ok, advice)
+    given = f"started with {soft0:,} (hard {hard0:,})"
+    if soft < 1024:
+        return Check("open files", given, False, "the course needs at least 1,024: "
+                     "`ulimit -n 4096` before starting Jupyter")
+    note = ""
+    if soft0 < soft:
+        note = (f"labkit raised this process's soft limit to {soft:,}, and every server and "
+                f"script it starts raises its own: nothing to do. A program of your own must do "
+                f"the same (resource.setrlimit) or run after `ulimit -n {soft}`.")
+    if hard < LARGEST_RUN + 2 * limits.RESERVED_FDS:
+        note = (f"{limits.SCALED_DOWN} the hard limit is {hard:,} open files, so the lessons "
+                f"that hold thousands of sockets run with fewer clients and say so. For the "
+                f"full runs, raise it (Docker: --ulimit nofile=65536:65536; a JupyterHub "
+                f"administrator: the spawner's ulimit setting).")
+    return Check("open files", f"{given}; now {soft:,}: up to ~{limits.max_clients():,} "
+                 f"clients per process", True, note=note)
+
+
+LINUX_ONLY = "lesson 07 (epoll) and the /proc measurements of lessons 06-08"
+
+
+def _platform() -> Check:
+    system = platform.system()
+    value = f"{system} {platform.release()} ({platform.machine()})"
+    if system == "Linux":
+        return Check("platform", value, True)
+    advice = (f"{LINUX_ONLY} need Linux. On Windows, run the course in WSL2 (Ubuntu); on macOS, "
+              f"in a Linux container (Docker) or a Linux VM; everything else runs as is.")
+    return Check("platform", value, system == "Darwin", advice if system != "Darwin" else "",
+                 note=advice if system == "Darwin" else "")
 
 
 def _live_echo() -> Check:
@@ -89,6 +125,7 @@ def _live_echo() -> Check:
 
 def doctor() -> DoctorReport:
     """Run every check and return the report (``print`` it for a table)."""
-    report = DoctorReport([_python(), *map(_package, PACKAGES), _selector(), _open_files()])
+    report = DoctorReport([_python(), _platform(), *map(_package, PACKAGES), _selector(),
+                           _open_files()])
     report.checks.append(_live_echo())
     return report
