@@ -18,6 +18,7 @@ import os
 import random
 import resource
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -92,8 +93,8 @@ def flood(host: str, port: int, count: int, timeout: float = 5.0) -> Iterator[li
 
 def junk(rng: random.Random, size: int) -> bytes:
     """Random bytes, sometimes with newlines and ASCII words mixed in, as fuzzers send."""
-    parts = []
-    while sum(map(len, parts)) < size:
+    parts, total = [], 0
+    while total < size:                    # a running total: sum() each round is quadratic
         kind = rng.random()
         if kind < 0.4:
             parts.append(rng.randbytes(rng.randint(1, 64)))
@@ -102,7 +103,26 @@ def junk(rng: random.Random, size: int) -> bytes:
         else:
             word = rng.choice(["GET", "PUT", "LIST", "OK", "ERR"] + NASTY_NUMBERS + NASTY_NAMES)
             parts.append(word.encode("utf-8", "surrogatepass"))
+        total += len(parts[-1])
     return b"".join(parts)[:size]
+
+
+def send_half_close_read(host: str, port: int, data: bytes, timeout: float = 20.0) -> bytes:
+    """Send ``data``, shut our sending side (SHUT_WR), and return all the server sends until it
+    closes. Sends from a thread while reading, so a server that answers as it reads (an echo)
+    never deadlocks against us; a server that never closes fails with a timeout."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        def send_all() -> None:
+            with contextlib.suppress(OSError):
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
+        received = bytearray()
+        while chunk := s.recv(65536):
+            received += chunk
+        sender.join(timeout)
+        return bytes(received)
 
 
 def send_and_vanish(host: str, port: int, data: bytes, half_close: bool = False,

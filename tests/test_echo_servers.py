@@ -80,6 +80,15 @@ def test_client_vanishing_mid_message_leaves_others_served(echo_server):
     assert got == want
 
 
+def test_a_client_that_half_closes_still_gets_its_whole_echo(echo_server):
+    from storm import send_half_close_read
+    for size in (100_000, 3_000_000):              # below and above HIGH_WATER
+        payload = random.Random(size).randbytes(size)
+        back = send_half_close_read(*echo_server.address, payload)
+        assert (len(back), hashlib.sha256(back).digest()) == \
+            (len(payload), hashlib.sha256(payload).digest())
+
+
 @pytest.mark.parametrize("name", CONCURRENT)
 def test_slow_reader_does_not_stall_the_others(name):
     with start(name) as srv:

@@ -13,7 +13,6 @@ import random
 import socket
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,8 @@ import pytest
 import labkit
 from labkit.clients.echo import echo_roundtrip, random_pieces
 from labkit.limits import raise_open_file_limit
-from storm import Health, alive, cap_open_files, flood, junk, rss_kib, send_and_vanish
+from storm import (Health, alive, cap_open_files, flood, junk, rss_kib, send_and_vanish,
+                   send_half_close_read)
 
 # Every echo server that must survive (the ones broken on purpose are not here). A short
 # --client-timeout, so that the blocking servers drop a non-reading client within the test.
@@ -56,23 +56,8 @@ def junk_round_trips(address, rng: random.Random, n: int = 12) -> None:
         if i % 2:
             back = echo_roundtrip(address, payload, random_pieces(len(payload), rng), timeout=20)
         else:
-            back = send_half_close_read(address, payload)
+            back = send_half_close_read(*address, payload)
         assert sha(back) == sha(payload), f"junk client {i} got back different bytes"
-
-
-def send_half_close_read(address, payload: bytes, timeout: float = 20.0) -> bytes:
-    """Send all, shut our sending side (``SHUT_WR``), then read the echo until the server
-    closes. Sends and reads at once (a thread), so a correct server never deadlocks on us."""
-    with socket.create_connection(address, timeout=timeout) as s, ThreadPoolExecutor(1) as pool:
-        def send_all():
-            s.sendall(payload)
-            s.shutdown(socket.SHUT_WR)
-        sending = pool.submit(send_all)
-        received = bytearray()
-        while chunk := s.recv(65536):      # socket timeout: a stuck server fails, not hangs
-            received += chunk
-        sending.result(timeout)
-        return bytes(received)
 
 
 def vanishers(address, rng: random.Random, n: int = 10) -> None:
@@ -121,27 +106,55 @@ def flood_past_the_limit(server, limit: int = 256, count: int = 400) -> None:
 
 
 # -- the tests -----------------------------------------------------------------------------------
+class Findings:
+    """Run every storm and note each thing that went wrong, so that one run names every defect
+    rather than only the first (once the server is dead, there is nothing more to learn)."""
+
+    def __init__(self, server):
+        self.server, self.problems = server, []
+
+    def check(self, what, storm, *args):
+        if not alive(self.server.pid):
+            return
+        try:
+            storm(*args)
+        except Exception as err:           # noqa: BLE001 - every failure is a finding
+            self.problems.append(f"{what}: {type(err).__name__}: {str(err)[:400]}")
+
+    def assert_none(self):
+        assert alive(self.server.pid), f"{self.server.name} died:\n{self.server.log(last=15)}"
+        assert not self.problems, f"{self.server.name}:\n" + "\n".join(self.problems)
+
+
+def assert_non_readers_cost_at_most_high_water(server):
+    grown = non_readers_cost(server)
+    # Two clients that never read may cost about HIGH_WATER each (plus recv chunks and the
+    # bytearray's spare room), not what they sent (up to 48 MiB each).
+    assert grown < 2 * 2 * HIGH_WATER // 1024 + 8 * MIB, f"grew {grown} KiB"
+
+
+def assert_paused_accepting(server):
+    stats = server.stats()
+    assert stats.get("accept_paused", 0) > 0, f"never counted a pause in accepting: {stats}"
+
+
 @pytest.mark.parametrize("variant", list(ECHO))
 def test_no_client_can_kill_or_bloat_an_echo_server(variant):
     rng = random.Random(f"storm:{variant}")
     with start_echo(variant) as server:
         good_echo(server.address, rng)
         before = Health.of(server.pid)
-        junk_round_trips(server.address, rng)
-        vanishers(server.address, rng)
-        grown = non_readers_cost(server)
-        # Two clients that never read may cost about HIGH_WATER each (plus recv chunks and
-        # the bytearray's spare room), not what they sent (up to 48 MiB each).
-        assert grown < 2 * 2 * HIGH_WATER // 1024 + 8 * MIB, \
-            f"{variant} grew {grown} KiB for two clients that never read"
-        flood_past_the_limit(server)
-        assert alive(server.pid), server.log(last=15)
-        good_echo(server.address, rng)
-        Health.of(server.pid).assert_back_to(before, server.pid, fd_slack=8,
-                                             rss_slack_kib=2 * HIGH_WATER // 1024 + 12 * MIB)
-        stats = server.stats()
-    if variant != "blocking_echo":         # one client at a time never runs out of descriptors
-        assert stats.get("accept_paused", 0) > 0, f"{variant} never paused accepting: {stats}"
+        found = Findings(server)
+        found.check("random bytes, half-closes", junk_round_trips, server.address, rng)
+        found.check("clients vanishing mid-message", vanishers, server.address, rng)
+        found.check("clients that never read", assert_non_readers_cost_at_most_high_water, server)
+        found.check("a flood past the open-file limit", flood_past_the_limit, server)
+        found.check("a good client afterwards", good_echo, server.address, rng)
+        found.check("back to baseline", lambda: Health.of(server.pid).assert_back_to(
+            before, server.pid, rss_slack_kib=2 * HIGH_WATER // 1024 + 12 * MIB))
+        if variant != "blocking_echo":     # one client at a time never runs out of descriptors
+            found.check("out of descriptors counted", assert_paused_accepting, server)
+        found.assert_none()
 
 
 def test_select_echo_refuses_what_select_cannot_watch_and_serves_the_rest():
@@ -185,7 +198,7 @@ def read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, float]
     except ConnectionResetError:
         pass
     except TimeoutError:
-        pytest.fail(f"the server still holds the connection after {within} s")
+        raise AssertionError(f"the server still holds the connection after {within} s") from None
     return bytes(got), time.monotonic() - started
 
 
@@ -219,7 +232,7 @@ def stalled_heads(server, n: int = 10) -> None:
             trickler.send(bytes([byte]))
             time.sleep(0.1)
             if time.monotonic() - started > 6:
-                pytest.fail("a client trickling its headers was held for 6 s")
+                raise AssertionError("a client trickling its headers was held for 6 s")
     except (BrokenPipeError, ConnectionResetError):
         pass                                # closed by the server: what we want
     finally:
@@ -229,26 +242,33 @@ def stalled_heads(server, n: int = 10) -> None:
         s.close()
 
 
-def idle_keep_alive(server) -> float:
+def idle_keep_alive(server) -> None:
     """A kept-alive connection that says nothing more is closed after the client timeout."""
     with socket.create_connection(server.address, timeout=5) as s:
         s.sendall(b"GET /pages/page-48k.html?delay=0 HTTP/1.1\r\nHost: x\r\n\r\n")
-        reply, took = read_until_closed(s, within=10)
+        reply, took = read_until_closed(s, within=CLIENT_TIMEOUT + 3)
     assert reply.startswith(b"HTTP/1.1 200") and len(reply) > 48_708
-    return took
+
+
+def good_page(server) -> None:
+    status, body = http_get(server, f"/pages/{PAGE.name}")
+    assert status == 200 and sha(body) == sha(PAGE.read_bytes())
 
 
 def test_no_client_can_kill_or_bloat_latency_http():
     rng = random.Random("storm:latency_http")
     with labkit.serve("latency_http", root=PAGES, delay=0.0, client_timeout=CLIENT_TIMEOUT,
                       header_timeout=1.0) as server:
-        assert http_get(server, f"/pages/{PAGE.name}") == (200, PAGE.read_bytes())
+        good_page(server)
         before = Health.of(server.pid)
-        bad_requests(server, rng)
-        stalled_heads(server)
-        assert idle_keep_alive(server) < CLIENT_TIMEOUT + 3
-        vanishers(server.address, rng)
-        flood_past_the_limit(server)
-        status, body = http_get(server, f"/pages/{PAGE.name}")
-        assert status == 200 and sha(body) == sha(PAGE.read_bytes())
-        Health.of(server.pid).assert_back_to(before, server.pid)
+        found = Findings(server)
+        found.check("garbage and huge requests", bad_requests, server, rng)
+        found.check("stalled and trickled request heads", stalled_heads, server)
+        found.check("an idle kept-alive connection", idle_keep_alive, server)
+        found.check("clients vanishing mid-request", vanishers, server.address, rng)
+        found.check("a flood past the open-file limit", flood_past_the_limit, server)
+        found.check("a good client afterwards", good_page, server)
+        found.check("back to baseline", lambda: Health.of(server.pid).assert_back_to(
+            before, server.pid))
+        found.check("out of descriptors counted", assert_paused_accepting, server)
+        found.assert_none()

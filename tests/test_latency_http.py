@@ -129,3 +129,37 @@ def test_no_answer_is_a_result_not_a_crash():
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="sequential"):
         fetch_with("carrier-pigeon", [])
+
+
+@pytest.mark.parametrize("root", ["/nope", "data/pages/page-48k.html"])
+def test_a_bad_root_fails_the_start_with_the_reason(root):
+    with pytest.raises(labkit.ServerStartError, match="--root"):
+        labkit.serve("latency_http", root=root)
+
+
+@pytest.mark.parametrize("path", ["/<script>alert(1)</script>", "/pages/page-48k.html?delay=<b>x</b>"])
+def test_error_replies_are_plain_text_never_html(server, path):
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(server.base + urllib.request.quote(path, safe="/?="), timeout=10)
+    assert err.value.code in (400, 404)
+    assert err.value.headers["Content-Type"].startswith("text/plain")
+    assert b"<" in err.value.read()             # it does quote the request: as text only
+    with urllib.request.urlopen(f"{server.base}/pages/page-48k.html", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/html")
+
+
+def test_the_access_log_keeps_only_the_newest_records():
+    with labkit.serve("latency_http", root=PAGES, delay=0.0, log_size=5) as srv:
+        srv.base = f"http://{srv.host}:{srv.port}"
+        for i in range(8):
+            assert get(f"{srv.base}/pages/page-48k.html?id={i}")[0] == 200
+        assert [r["id"] for r in log(srv)] == ["3", "4", "5", "6", "7"]
+
+
+def test_a_stalled_request_is_dropped_after_the_header_timeout():
+    with labkit.serve("latency_http", root=PAGES, header_timeout=0.5) as srv:
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            s.sendall(b"GET /pages/page-48k.html HTTP/1.1\r\nHost: x\r\n")   # no end of head
+            started = time.monotonic()
+            assert s.recv(65536).startswith(b"HTTP/1.1 400")
+            assert time.monotonic() - started < 3
