@@ -17,6 +17,7 @@ the replies still to send, and the upload in progress.
 
     python -m labkit.servers.selectors_files --port 0 --root data --upload-dir /tmp/up
 """
+import contextlib
 import selectors
 import time
 from collections import deque
@@ -105,8 +106,7 @@ class FileServer:
             for event in conn.parser.feed(data):
                 self.handle(conn, event)
         except protocol.ProtocolError as err:          # a broken frame: say why, then hang up
-            launch.counters.add(refused=1)
-            conn.replies.append(protocol.err_header(err.code, err.message))
+            self.refuse(conn, err)
             conn.closing = True                        # the stream can't be trusted
             self.discard_upload(conn)
         self.update_interest(conn)
@@ -117,9 +117,12 @@ class FileServer:
         try:
             self.answer(conn, event)
         except protocol.ProtocolError as err:
-            launch.counters.add(refused=1)
-            conn.replies.append(protocol.err_header(err.code, err.message))
+            self.refuse(conn, err)
             conn.upload = None                         # a failed upload deleted its own file
+
+    def refuse(self, conn, err):
+        launch.counters.add(refused=1)
+        conn.replies.append(protocol.err_header(err.code, err.message))
 
     def answer(self, conn, event):
         if isinstance(event, Request) and event.command == "GET":
@@ -207,10 +210,8 @@ class FileServer:
             if conn and now - conn.last_heard > self.client_timeout:
                 if not (conn.outgoing or conn.replies):    # between replies: room to say why
                     message = f"silent for more than {self.client_timeout:g} s"
-                    try:
-                        conn.sock.send(protocol.err_header(408, message))   # never blocks
-                    except OSError:
-                        pass
+                    with contextlib.suppress(OSError):     # non-blocking: it fits, or it's lost
+                        conn.sock.send(protocol.err_header(408, message))
                 launch.counters.add(timed_out=1)
                 self.close(conn)
 
