@@ -106,6 +106,7 @@ message = "hello, asynclab! 你好".encode("utf-8")
 
 with labkit.serve("selectors_echo") as srv:
     print("server running:", srv.alive)
+    assert srv.alive
     with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
         echoed = echo(sock, message)
     print("sent    :", message.decode())
@@ -114,7 +115,8 @@ with labkit.serve("selectors_echo") as srv:
     print(f"the server counted {stats['connections']} connection and {stats['bytes_in']} bytes in")
 
 print("server running after the with block:", srv.alive)
-assert echoed == message and stats["bytes_in"] == len(message) and not srv.alive
+assert echoed == message and stats["connections"] == 1 and stats["bytes_in"] == len(message)
+assert not srv.alive
 
 # %% [markdown]
 # The server's address and process id are on the handle (`srv.host`, `srv.port`, `srv.pid`).

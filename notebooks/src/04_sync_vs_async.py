@@ -26,7 +26,7 @@ from ipywidgets import Dropdown, FloatSlider, IntSlider
 
 import labkit
 from labkit.fetch import NoAnswer, fetch_with
-from labkit.timeline import compare_timelines, plot_timeline
+from labkit.timeline import compare_timelines, max_concurrent, plot_timeline
 from labkit.widgets import panel
 
 PAGES = Path("../data/pages")
@@ -137,20 +137,23 @@ print("sequential takes at least the sum of the latencies (6 s), and at most 50%
 for strategy in ("threads", "gevent"):
     print(f"{strategy}: all twenty in less than two latencies (0.6 s), at least 10x faster:",
           runs[strategy].elapsed < 2 * LATENCY)
+at_once = {name: max_concurrent(run.spans) for name, run in runs.items()}
+print("requests in flight at once, at most:", at_once)
 assert N * LATENCY <= sequential <= 1.5 * N * LATENCY
 assert all(runs[s].elapsed < 2 * LATENCY for s in ("threads", "gevent"))
+assert at_once == {"sequential": 1, "threads": N, "gevent": N}
 compare_timelines({name: run.spans for name, run in runs.items()})
 
 # %% [markdown]
-# The sequential run is a staircase: each request starts when the previous one has finished.
-# Threads and gevent send all twenty at once and wait for all of them together: the run takes
-# about as long as the slowest single request.
+# The sequential run is a staircase: each request starts when the previous one has finished
+# (never more than one in flight). Threads and gevent send all twenty at once and wait for all
+# of them together: the run takes about as long as one request.
 #
 # ## Speed-up against the number of requests
 #
-# How far does it go? gevent fetches N pages for growing N. The sequential time for N pages
-# is N times the average sequential request measured above (the staircase is straight, we
-# just checked it), so the speed-up is that divided by gevent's measured time.
+# How far does it go? gevent fetches N pages for growing N. Every sequential request waits the
+# same latency, so the sequential time for N pages is N times the average sequential request
+# measured above; the speed-up is that divided by gevent's measured time.
 
 # %%
 def gevent_run_and_cpu(n):
@@ -251,6 +254,7 @@ print("every 200 carried the right page:", all(r.sha256 == expected for r in fla
                                                if r.status == 200))
 assert sum(flaky_run.statuses.values()) == 40 and set(flaky_run.statuses) == {200, 503}
 assert served_503 == flaky_run.statuses[503]
+assert all(r.sha256 == expected for r in flaky_run.results if r.status == 200)
 
 # %% [markdown]
 # That is all we need the lesson's server for:
