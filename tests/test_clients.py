@@ -92,3 +92,14 @@ def test_a_fetch_run_with_503s_is_answered():
     assert run.statuses == {503: 4} and run.answered == 4
     assert run.raise_if_unanswered() is run and "NO REQUEST" not in run.summary()
     assert run.cpu > 0                                           # measured, not left at 0
+
+
+def test_after_one_client_leaves_gevent_echo_hang_answers_no_one():
+    """The broken-on-purpose server of lesson 06: later clients time out, they don't hang."""
+    with labkit.serve("gevent_echo_hang") as srv:
+        first = run_echo_clients(srv.address, n_clients=1, messages=1, size=10)
+        spinning_from = srv.cpu_seconds()
+        later = run_echo_clients(srv.address, n_clients=2, messages=1, size=10, timeout=0.5)
+        assert srv.cpu_seconds() > spinning_from                   # it burns CPU meanwhile
+    assert first.round_trips == 1 and later.round_trips == 0
+    assert len(later.errors) == 2 and all("TimeoutError" in e for e in later.errors)
