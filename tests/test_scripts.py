@@ -71,3 +71,27 @@ def test_script_dies_with_its_parent(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_watch_cost_measures_every_kind_and_select_only_below_fd_1024():
+    run = labkit.run_script("watch_cost", 10, 100, 1100)
+    costs = {int(n): c for n, c in run.data["costs"].items()}
+    assert set(costs) == {10, 100, 1100}
+    assert set(costs[10]) == set(costs[100]) == {"select", "poll", "epoll"}
+    assert set(costs[1100]) == {"poll", "epoll"}          # descriptors past 1023: no select
+    assert all(0 < seconds < 0.01 for c in costs.values() for seconds in c.values())
+
+
+def test_gevent_file_clients_report_progress_from_the_first_connect(tmp_path):
+    import hashlib
+    from pathlib import Path
+
+    from labkit.clients.files import run_file_clients
+    data = Path(__file__).resolve().parent.parent / "data"
+    sha = hashlib.sha256((data / "lyrics.txt").read_bytes()).hexdigest()
+    seen = []
+    with labkit.serve("selectors_files", root=data, upload_dir=tmp_path) as srv:
+        result = run_file_clients(srv.address, 100, expected_sha256=sha, mode="gevent",
+                                  progress=lambda done, total: seen.append((done, total)))
+    assert result.served == 100 and not result.errors
+    assert {total for _, total in seen} == {300} and seen[-1] == (300, 300)
