@@ -76,6 +76,8 @@ class DeadlineHandler(WSGIHandler):
 
 
 class CountingWSGIServer(WSGIServer):
+    """gevent's WSGIServer, counting the accepts that failed."""
+
     def do_read(self):
         try:
             return super().do_read()          # accept one client
