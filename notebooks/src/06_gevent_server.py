@@ -94,7 +94,7 @@ assert most_threads <= 2 + resolver_pool
 # %% [markdown]
 # ## A bug that hangs every client
 #
-# A common first version of the handler forgets one line. When a client closes its side,
+# Leave one line out of the handler and see what happens. When a client closes its side,
 # `recv` returns `b""`, immediately, and keeps doing so. Without `if not data: return`, the
 # loop never waits again. Neither call in it has to wait (`sendall(b"")` has nothing to send),
 # so neither switches to the hub, and on one thread nothing else can run:
@@ -256,8 +256,11 @@ panel(run_clients, draw=lambda r: plot_timeline(r.spans, title=r.summary()[:90])
 # * After `monkey.patch_all()`, blocking-style socket code serves many clients on one thread:
 #   every wait switches greenlets.
 # * Read until you have the whole message; stop when `recv` returns `b""`. A handler that
-#   forgets the second rule spins forever on a closed connection and burns a core.
+#   forgets the second rule spins on a closed connection: it never yields, so every other
+#   client hangs. `gevent.sleep(0)` in the loop hides the hang, not the spin: a core still burns.
 # * `StreamServer(listener, handle, spawn=Pool(n))` runs the accept loop and caps concurrency.
+#   The clients it does not serve yet wait, connected, in the listen backlog: draw that wait
+#   as its own state (`queued`), or it looks like a slow answer.
 #
 # ## Exercises
 
