@@ -512,8 +512,8 @@ check(1, call_later)
 # **Exercise 2.** Predict a timeline: three tasks each compute for 0.05 s, wait 0.2 s for I/O,
 # then compute for 0.05 s more, on one event loop. About how many seconds does the run take?
 # Check it: set `COMPUTE = 0.05` and every value of `WAITS` to 0.2 in the three-task cell, run
-# it, and print `totals["event loop"]`. A run measures a little more than the drawing on paper
-# (connecting, the loop's own work, other programs); the checker knows that.
+# it, and print `totals["event loop"]`. If the run disagrees with your drawing, the checker's
+# answer says why.
 
 # %%
 check(2, ...)
