@@ -296,9 +296,18 @@ compare_timelines({model: spans for model, (spans, _) in shown.items()})
 # `time.thread_time()` inside the thread:
 
 # %%
-spans, cpu_each = shown["threads"]
-alive = [max(s.end for s in spans if s.task == n) - min(s.start for s in spans if s.task == n)
-         for n in WAITS]
+def alive_and_cpu(trial):
+    """For each thread: seconds from its first to its last slice, and CPU seconds it used."""
+    spans, cpu_each = trial["threads"]
+    alive = [max(s.end for s in spans if s.task == n) - min(s.start for s in spans if s.task == n)
+             for n in WAITS]
+    return alive, cpu_each
+
+waited_most = all(a > 1.5 * c for t in trials for a, c in zip(*alive_and_cpu(t)))
+print("every thread was alive more than 1.5 times the CPU time it got:", waited_most)
+assert waited_most
+
+alive, cpu_each = alive_and_cpu(shown)
 fig, ax = plt.subplots(figsize=(7, 2.2))
 rows = range(len(WAITS))
 ax.barh([r + 0.2 for r in rows], [a * 1000 for a in alive], height=0.4, color="#c7c7c7",
@@ -308,13 +317,15 @@ ax.barh([r - 0.2 for r in rows], [c * 1000 for c in cpu_each], height=0.4, color
 ax.set_yticks(list(rows), list(WAITS))
 ax.invert_yaxis()
 ax.set_xlabel("milliseconds")
+ax.set_title("the threads of the round drawn above", loc="left", fontsize=10)
 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Each thread was alive for about the whole run and got only its own share of the CPU. The
-# event loop runs the three computations one after another: nothing waits, so there is
-# nothing to overlap. For CPU-bound work you need more processes (more cores), not more
+# Each thread was alive far longer than the CPU time it got, and the three together got no
+# more than one core gives (the first claim above): with the interpreter lock, more threads
+# bring no more CPU to Python code. The event loop runs the three computations one after
+# another: nothing waits, so there is nothing to overlap. For CPU-bound work you need more processes (more cores), not more
 # concurrency.
 #
 # ## An event loop from scratch, in three steps
@@ -485,7 +496,8 @@ server.stop()
 #
 # ## Summary
 #
-# * Polling burns a core; an event loop sleeps until the operating system reports an event.
+# * Polling spends CPU the whole time it waits; an event loop sleeps until the operating
+#   system reports an event.
 # * Sequential costs the sum of the waits; threads and an event loop cost about the longest.
 #   CPU-bound work gains nothing from either.
 # * An event loop is a selector, a queue of ready callbacks, and timers. Generators (split into
