@@ -380,9 +380,9 @@ labkit.show(bench.thread_handoff_cost)
 # %% [markdown]
 # A leaner hand-off uses two bare locks: the waiting thread sleeps in `acquire()`, the other
 # wakes it with `release()`. That leaves out the `Event`'s Python code; what is left is the
-# kernel waking a thread and the GIL changing hands, close to the least a hand-off between
-# Python threads costs. We measure all three, three times each, taking turns so that a busy
-# moment of this machine hits all of them alike, and keep each one's best:
+# kernel waking a thread and the GIL changing hands. We measure all three, three times each,
+# taking turns so that a busy moment of this machine hits all of them alike, and keep each
+# one's best:
 
 # %%
 def lock_handoff_cost(n=5_000):
