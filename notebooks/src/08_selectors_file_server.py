@@ -262,17 +262,16 @@ def settled(read, pause=0.3, timeout=10):
         time.sleep(pause)
     return now
 
-big_folder = tempfile.TemporaryDirectory(prefix="lesson08-big-")
 big = os.urandom(64 << 20)
-(Path(big_folder.name) / "big.bin").write_bytes(big)
-with labkit.serve("selectors_files", root=big_folder.name, upload_dir=uploads.name) as srv, \
-        socket.create_connection(srv.address, timeout=10) as sock:
-    rss_before = server_rss_kib(srv.pid)
-    sock.sendall(protocol.request_bytes("GET", "big.bin"))
-    sent_while_not_reading = settled(lambda: srv.stats().get("bytes_out", 0))
-    rss_growth_mib = (server_rss_kib(srv.pid) - rss_before) / 1024
-    header, body = ReplyReader(sock).next()                      # now read it all
-big_folder.cleanup()
+with tempfile.TemporaryDirectory(prefix="lesson08-big-") as big_folder:
+    (Path(big_folder) / "big.bin").write_bytes(big)
+    with labkit.serve("selectors_files", root=big_folder, upload_dir=uploads.name) as srv, \
+            socket.create_connection(srv.address, timeout=10) as sock:
+        rss_before = server_rss_kib(srv.pid)
+        sock.sendall(protocol.request_bytes("GET", "big.bin"))
+        sent_while_not_reading = settled(lambda: srv.stats().get("bytes_out", 0))
+        rss_growth_mib = (server_rss_kib(srv.pid) - rss_before) / 1024
+        header, body = ReplyReader(sock).next()                  # now read it all
 print("while the client did not read, the server sent less than a quarter of the file:",
       sent_while_not_reading < len(big) / 4)
 print("and its memory grew by less than 16 MiB:", rss_growth_mib < 16)
