@@ -294,3 +294,16 @@ def test_a_server_leaves_no_temporary_upload_folder_behind(name):
         folder = Path(re.search(r"uploads go to (\S+)", srv.log()).group(1))
         assert (folder / "kept-until-stop.txt").is_file()
     assert not folder.exists()
+
+
+def test_the_client_refuses_a_listing_with_non_ascii_sizes():
+    """int() accepts "²" and "١٠"; a client must not believe a server that sends them."""
+    from labkit.protocol import ProtocolError, ok_header
+    for size in ("²", "١٠", "-1"):
+        body = f"x {size}\n".encode()
+        mine, theirs = socket.socketpair()
+        with mine, theirs:
+            mine.settimeout(5)
+            theirs.sendall(ok_header(len(body), sha(body)) + body)
+            with pytest.raises(ProtocolError, match="bad LIST line"):
+                list_files(mine)

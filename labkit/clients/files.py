@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from labkit.limits import check_client_count
-from labkit.protocol import End, Parser, Response, request_bytes
+from labkit.protocol import SIZE, End, Parser, ProtocolError, Response, request_bytes
 from labkit.timeline import Recorder, Span, WithSpans
 
 __all__ = ["FileLoadResult", "ReplyReader", "get_file", "put_file", "list_files", "get_file_buggy",
@@ -80,7 +80,13 @@ def put_file(sock: socket.socket, name: str, data: bytes) -> Response:
 def list_files(sock: socket.socket) -> dict[str, int]:
     sock.sendall(request_bytes("LIST"))
     _, body = ReplyReader(sock).next()
-    return {name: int(size) for name, size in (line.split() for line in body.decode().splitlines())}
+    listing = {}
+    for line in body.decode().splitlines():
+        name, _, size = line.rpartition(" ")
+        if not name or not SIZE.fullmatch(size):     # int() alone would take "²" or "١٠"
+            raise ProtocolError(400, f"bad LIST line from the server: {line!r}")
+        listing[name] = int(size)
+    return listing
 
 
 def get_file_buggy(sock: socket.socket, name: str) -> bytes:

@@ -291,7 +291,12 @@ assert check_run.statuses == {200: 10} and check_run.overlap > 5
 # And a run against a server that is gone fails loudly (this is what the panel shows then):
 
 # %%
-gone = fetch_with("threads", [page_url("page-48k.html", i) for i in range(3)])   # BASE: stopped
+import socket
+
+with socket.socket() as nobody:     # a port of ours that nobody listens on (and nobody else can
+    nobody.bind(("127.0.0.1", 0))    # take while we hold it): every connection is refused
+    nowhere = f"http://127.0.0.1:{nobody.getsockname()[1]}"
+    gone = fetch_with("threads", [page_url("page-48k.html", i, nowhere) for i in range(3)])
 try:
     gone.raise_if_unanswered()
     message = "no error"

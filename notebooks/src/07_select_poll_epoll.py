@@ -249,7 +249,9 @@ assert experiment(False) == (True, True, True) and experiment(True) == (True, Fa
 # reported again, and the new byte was reported although the socket had been readable all
 # along (it never "became" readable). So a server must read (and write) until the call raises
 # `BlockingIOError`: unread bytes are never reported again on their own.
-# `epoll_echo --edge` does exactly that (`drain=True`).
+# `epoll_echo --edge` does exactly that (`while move_bytes(client) and edge`), and it also
+# remembers a client it stopped reading for back-pressure, since no new edge will come for the
+# bytes left in that socket.
 #
 # ## What watching many sockets costs
 #
