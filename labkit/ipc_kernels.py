@@ -1,13 +1,21 @@
-"""Kernels that talk over Unix sockets (IPC), for the course's own tools: nbval and build.py.
+"""Kernels that talk over Unix sockets (IPC), not five TCP ports each.
 
 By default a Jupyter kernel listens on five TCP ports of 127.0.0.1. On a machine many students
 share, that is five more ports to clash on, and ipykernel warns on every start that TCP is not
-encrypted. Over IPC the kernel's sockets are files only this user can reach. JupyterLab gets the
-same setting from the course's config (labkit/jupyter/jupyter_server_config.json); nbval and
-nbclient build their kernel managers without reading config, so they use this class.
+encrypted. Over IPC the kernel's sockets are files that only their owner may connect to.
+
+A Unix socket's path must fit in 107 bytes. jupyter_client would put the sockets beside the
+connection file, in the runtime folder, and a long home folder (or a test's temporary folder)
+makes that path too long: the kernel then fails to start at all. So every kernel of ours gets
+a short, unique prefix in the temporary folder instead: ``/tmp/asynclab-kernel-<id>-1`` to ``-5``.
+
+* ``IPCKernelManager``: for the course's own tools, nbval (conftest.py) and build.py.
+* ``ServerIPCKernelManager``: for JupyterLab; the course's Jupyter config
+  (labkit/jupyter/jupyter_server_config.json) names it.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import tempfile
@@ -19,6 +27,12 @@ from traitlets import default
 PREFIX = os.path.join(tempfile.gettempdir(), "asynclab-kernel-")
 
 
+def socket_prefix() -> str:
+    """Short and unique; in a test run it starts with the run's id, so the run can clean up."""
+    owner = os.environ.get("ASYNCLAB_TEST_RUN", "")[:8] or str(os.getuid())
+    return f"{PREFIX}{owner}-{uuid.uuid4().hex[:12]}"
+
+
 class IPCKernelManager(KernelManager):
     @default("transport")
     def _default_transport(self) -> str:
@@ -26,8 +40,31 @@ class IPCKernelManager(KernelManager):
 
     @default("ip")
     def _default_ip(self) -> str:
-        # a unique path prefix: the kernel adds -1 ... -5 for its five sockets
-        return f"{PREFIX}{os.environ.get('ASYNCLAB_TEST_RUN', 'x')[:8]}-{uuid.uuid4().hex[:12]}"
+        return socket_prefix()
+
+
+@functools.cache
+def _server_class():
+    """JupyterLab's kernel manager with the same two defaults (jupyter_server is imported only
+    when JupyterLab asks for this class)."""
+    from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+    class ServerIPCKernelManager(ServerKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return socket_prefix()
+
+    return ServerIPCKernelManager
+
+
+def __getattr__(name: str):
+    if name == "ServerIPCKernelManager":
+        return _server_class()
+    raise AttributeError(name)
 
 
 def remove_leftover_sockets(run_id: str) -> None:

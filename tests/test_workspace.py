@@ -76,7 +76,9 @@ def test_other_saves_are_left_alone(work):
 @pytest.fixture
 def jupyter(tmp_path):
     """A real JupyterLab over this checkout, configured only by the course's own config
-    (JUPYTER_CONFIG_PATH points at it, as the venv install does), without --allow-root."""
+    (JUPYTER_CONFIG_PATH points at it, as the venv install does), without --allow-root. Its
+    runtime folder is deep (pytest's tmp_path): too deep for Unix sockets placed beside the
+    connection files, as jupyter_client would place them."""
     runtime, token = tmp_path / "runtime", uuid.uuid4().hex
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
@@ -128,7 +130,7 @@ def test_jupyterlab_as_root_with_ipc_kernels_keeps_the_course_pristine(jupyter):
     kernel = api("POST", "/api/kernels", {"name": "python3"})
     try:
         info = json.loads((runtime / f"kernel-{kernel['id']}.json").read_text())
-        assert info["transport"] == "ipc"
+        assert info["transport"] == "ipc" and len(info["ip"]) < 60   # a Unix socket path
         from jupyter_client import BlockingKernelClient
         client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{kernel['id']}.json"))
         client.load_connection_file()          # and it really answers over those Unix sockets
