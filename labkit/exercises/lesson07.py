@@ -1,6 +1,7 @@
 """Lesson 07's exercises: select, poll and epoll."""
 from __future__ import annotations
 
+import re
 import select
 import selectors
 import socket
@@ -114,23 +115,49 @@ def _check_send_some(fn: Callable) -> str:
     return f"1 MiB went through a small socket buffer in {rounds} partial sends, nothing lost."
 
 
+_CALLS = {"select": "select", "poll": "poll", "epoll": "epoll", "selectselector": "select",
+          "pollselector": "poll", "epollselector": "epoll", "devpoll": "devpoll",
+          "kqueue": "kqueue", "kqueueselector": "kqueue"}
+
+
+def _calls_named(answer: Any) -> set[str]:
+    """The calls an answer names: select.epoll, selectors.EpollSelector, "EpollSelector",
+    "epoll stays flat" all name epoll (a module prefix such as select. is not a call)."""
+    if answer in (select.epoll, selectors.EpollSelector):
+        return {"epoll"}
+    text = re.sub(r"\b(select|selectors)\.", "", str(answer).lower())
+    return {_CALLS[word] for word in re.findall(r"[a-z]+", text) if word in _CALLS}
+
+
 def _check_flat_cost(answer: Any) -> str:
-    named = answer in (select.epoll, selectors.EpollSelector) or \
-        str(answer).strip().lower().removeprefix("select.").rstrip("()") == "epoll"
-    if not named:
+    named = _calls_named(answer)
+    if len(named) > 1:
+        raise NotYet(f"your answer names {', '.join(sorted(named))}: name the one whose cost "
+                     "stays flat.")
+    if named != {"epoll"}:
         raise NotYet("look at the log-log plot: which line stays flat?")
     return "epoll keeps the watched set in the kernel and returns only ready sockets."
 
 
 def _check_edge(answer: Any) -> str:
-    if answer is not False and answer != 0 and \
-            str(answer).strip().lower() not in ("false", "no", "n"):
+    words = re.findall(r"[a-z]+", str(answer).lower())     # "No: nothing new arrived" too
+    said_no = answer is False or answer == 0 or \
+        bool(words) and words[0] in ("false", "no", "n", "nope", "not", "never")
+    if not said_no:
         raise NotYet("edge-triggered reports changes; with no new data, what changed?")
     return "no new edge, no event: with EPOLLET, read until EAGAIN or the rest waits forever."
 
 
 def _check_windows(answer: Any) -> str:
-    if str(answer).strip().strip("()").lower() != "a":
+    """A letter, "(a)" or "a) because ...", or a sentence that names select's limit."""
+    text = str(answer).strip().lower()
+    letter = re.match(r"\(?([abc])\)?(?![a-z])", text)
+    if letter:
+        right = letter[1] == "a"
+    else:
+        right = bool(re.search(r"\bselect\b|512|fd_setsize", text)) and \
+            not re.search(r"\bports?\b|\bthreads?\b", text)
+    if not right:
         raise NotYet("the error message was 'too many file descriptors in select()'.")
     return "DefaultSelector is select on Windows, where Python's FD_SETSIZE is 512 sockets; " \
         "Linux's select stops at descriptor 1024."
@@ -141,8 +168,10 @@ def exercises() -> dict[int, Exercise]:
         1: Exercise("Which call's cost stays flat as the number of watched sockets grows: select, "
                     "poll or epoll?", ["The figure of the cost section."],
                     _check_flat_cost, lambda: "epoll",
-                    also_correct=[lambda: "EPOLL ", lambda: "select.epoll", lambda: select.epoll],
-                    wrong=[lambda: "poll", lambda: "select", lambda: "kqueue"]),
+                    also_correct=[lambda: "EpollSelector", lambda: selectors.EpollSelector,
+                                  lambda: "select.epoll()", lambda: "epoll stays flat"],
+                    wrong=[lambda: "poll", lambda: "select", lambda: "kqueue",
+                           lambda: "PollSelector", lambda: "select and poll"]),
         2: Exercise("Write send_some(sock, buffer) for a non-blocking socket: send what the "
                     "kernel takes, remove exactly that from the front of the bytearray, return "
                     "the count (0 if it would block).",
@@ -156,14 +185,19 @@ def exercises() -> dict[int, Exercise]:
                     "new arrives, does the next poll() report the socket again? (True/False)",
                     ["The edge- vs level-triggered section has this exact experiment."],
                     _check_edge, lambda: False,
-                    also_correct=[lambda: "no", lambda: "False", lambda: 0],
-                    wrong=[lambda: True, lambda: "yes", lambda: 1]),
+                    also_correct=[lambda: "no", lambda: 0,
+                                  lambda: "No: nothing new arrived, so there is no new edge"],
+                    wrong=[lambda: True, lambda: "yes", lambda: 1,
+                           lambda: "Yes, 6 bytes are still unread"]),
         4: Exercise("Why did the original course's selectors server fail at about 500 clients "
                     "on Windows? (a) its DefaultSelector there is select, which takes at most "
                     "512 sockets on Windows, (b) the machine ran out of ports, (c) 500 threads "
                     "were too many for Windows",
                     ["Read the error message of the select section again."],
                     _check_windows, lambda: "a",
-                    also_correct=[lambda: "A", lambda: " (a) "],
-                    wrong=[lambda: "b", lambda: "c"]),
+                    also_correct=[lambda: "(a)",
+                                  lambda: "a) DefaultSelector is select, 512 sockets at most",
+                                  lambda: "select's FD_SETSIZE is 512 on Windows"],
+                    wrong=[lambda: "b", lambda: "c", lambda: "(b) it ran out of ports",
+                           lambda: "too many threads"]),
     }

@@ -78,7 +78,8 @@ try:
 except BlockingIOError:
     waited = time.perf_counter() - started
 nonblocking_ok = nonblocking(left) and waited < 0.1
-print(f"non-blocking (O_NONBLOCK on): recv raised BlockingIOError without waiting: {nonblocking_ok}")
+print("non-blocking (O_NONBLOCK on): recv raised BlockingIOError without waiting:",
+      nonblocking_ok)
 
 right.sendall(b"hello")
 readable, _, _ = select.select([left], [], [], 1.0)
@@ -189,7 +190,6 @@ print("the rest waited in the kernel's socket buffers:", pushed - counters["byte
 assert pushed < 64 << 20 and held <= HIGH_WATER + 65536 and pushed > counters["bytes_in"]
 
 # %% [markdown]
-#
 # ## poll and epoll
 #
 # `poll` takes a registered set of descriptors instead of three lists rebuilt on each call,
@@ -293,7 +293,8 @@ costs = watch_cost(labkit.fit_clients(10_000, what="sockets"))   # fewer if ulim
 slope = {kind: per_extra_socket(costs, kind)[0] for kind in ("select", "poll", "epoll")}
 growth = {kind: per_extra_socket(costs, kind)[1] for kind in ("select", "poll")}
 for kind in ("select", "poll"):
-    print(f"{kind}: costs at least 10x more with the most sockets than with 10:", growth[kind] >= 10)
+    print(f"{kind}: costs at least 10x more with the most sockets than with 10:",
+          growth[kind] >= 10)
 print("epoll: one more socket adds less than 1/20 of what it adds to select or poll:",
       slope["epoll"] < min(slope["select"], slope["poll"]) / 20)
 print("selectors.DefaultSelector here is", selectors.DefaultSelector.__name__)
@@ -304,8 +305,8 @@ plot_costs(costs)
 # %% [markdown]
 # select and poll grow with the number of sockets (asserted above; on the log-log plot their
 # lines climb steadily): every watched socket costs something on every call, even when none
-# is ready. epoll's line stays flat. A server with 10,000 mostly idle connections pays that on every turn of its
-# loop. This is why `selectors.DefaultSelector` is `EpollSelector`
+# is ready. epoll's line stays flat. A server with many mostly idle connections pays that
+# cost on every turn of its loop. This is why `selectors.DefaultSelector` is `EpollSelector`
 # on Linux (and kqueue on macOS).
 #
 # ## select's hard limit
@@ -313,7 +314,9 @@ plot_costs(costs)
 # `select` describes its sockets as a bitmap of fixed size, `FD_SETSIZE`: 1024 on Linux.
 # A socket whose *descriptor number* is 1024 or more cannot be watched at all, however few
 # sockets you pass. Python checks the number before it calls `select()` (the bitmap has no bit
-# for it) and refuses:
+# for it) and refuses. `poll` takes a list of numbers instead, so it accepts 1500 and answers
+# for it: for our socket, its state (an unconnected socket reports `POLLHUP`); where this
+# process cannot have a descriptor 1500 at all, `POLLNVAL`, "not a valid descriptor".
 
 # %%
 soft_limit, _ = labkit.raise_open_file_limit()
@@ -330,18 +333,24 @@ except ValueError as err:
 print("select() with descriptor 1500:", f"ValueError: {refused}")
 poller = select.poll()
 poller.register(1500, select.POLLIN)
-print("poll() watches descriptor 1500 without complaint:", isinstance(poller.poll(0), list))
-if soft_limit > 1500:
+answer = poller.poll(0)                        # [(descriptor, events)]
+exists = soft_limit > 1500
+invalid = [fd for fd, events in answer if events & select.POLLNVAL]
+print("poll() accepts descriptor 1500 and answers for it:", [fd for fd, _ in answer] == [1500])
+print("it answers POLLNVAL exactly when no descriptor 1500 exists here:",
+      (invalid == [1500]) == (not exists))
+if exists:
     os.close(1500)
 probe.close()
 assert "out of range" in str(refused)
+assert [fd for fd, _ in answer] == [1500] and (invalid == [1500]) == (not exists)
 
 # %% [markdown]
 # The original course's selectors server hit a wall at about 500 clients on Windows with
 # `ValueError: too many file descriptors in select()`. Same idea, different number:
 # `selectors.DefaultSelector` is select there, and Python's Windows build sets `FD_SETSIZE`
-# to 512 and counts *sockets* rather than descriptor numbers. On Linux the limit is descriptor 1024,
-# and the default selector is epoll, which has neither limit.
+# to 512 and counts *sockets* rather than descriptor numbers. On Linux the limit is descriptor
+# 1024, and the default selector is epoll, which has neither limit.
 #
 # ## Try it yourself
 #
