@@ -30,6 +30,7 @@ class LoadResult(WithSpans):
     bytes_verified: int = 0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)     # seconds per round trip
+    connect_times: list[float] = field(default_factory=list)  # seconds each connect() took
     elapsed: float = 0.0
     spans: list[Span] = field(default_factory=list)
 
@@ -59,8 +60,11 @@ def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: 
     try:
         connecting = time.perf_counter()
         with socket.create_connection(address, timeout=timeout) as sock:
+            connected = time.perf_counter()
+            with lock:
+                result.connect_times.append(connected - connecting)
             if mark_queue:
-                wait_until_served(sock, name, rec, connecting)
+                wait_until_served(sock, name, rec, connected)
             for i in range(messages):
                 if pause and i:
                     with rec.span(name, "idle"):
@@ -83,11 +87,12 @@ def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: 
 
 
 def wait_until_served(sock: socket.socket, name: str, rec: Recorder, since: float) -> None:
-    """Echo one byte and record the time until it came back as ``queued``.
+    """Echo one byte and record the time from ``since`` until it came back as ``queued``.
 
-    ``connect`` returns as soon as the kernel has queued the connection, long before the
-    server's code accepts it; the first answer is the first sign that it has. On a server that
-    serves everyone at once this is one fast round trip; on a capped one, the queue shows."""
+    ``connect`` returns once the kernel has completed the handshake and queued the connection
+    (``connect_times`` says how long that took), which can be long before the server's code
+    accepts it; the first answer is the first sign that it has. On a server that serves
+    everyone at once this is one fast round trip; on a capped one, the queue shows."""
     sock.sendall(b"?")
     if receive_exactly(sock, 1) != b"?":
         raise ValueError(f"{name}: the echo differs from what was sent")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import socket
 import threading
 from typing import Any, Callable
@@ -61,6 +62,15 @@ def _handle_spinning(conn):
         conn.sendall(data)
 
 
+def _handle_echo_at_eof(conn):
+    """Wrong: reads to the end first, so a client waiting for its echo waits forever."""
+    data = bytearray()
+    while chunk := conn.recv(65536):
+        data += chunk
+    conn.sendall(data)
+    conn.close()
+
+
 def _handle_never_returns(conn):
     """Wrong: echoes, but waits forever once the client has closed."""
     import time
@@ -109,7 +119,9 @@ def _talk(client: socket.socket, payload: bytes) -> bytes:
         client.sendall(payload[:FIRST])
         echoed = _read_exactly(client, FIRST)
     except OSError as err:
-        raise NotYet(f"sent {FIRST} bytes, no echo came back ({type(err).__name__}).") from None
+        raise NotYet(f"sent {FIRST} bytes, no echo came back within 2 s ({type(err).__name__}). "
+                     "Echo each piece as soon as recv returns it: the client waits for the echo "
+                     "of its first message before it sends more or closes.") from None
 
     def send_rest():
         try:
@@ -175,13 +187,15 @@ def _verdict(payload: bytes, echoed: bytes) -> str:
 
 # -- exercises 2 and 3 -------------------------------------------------------------------------
 def _check_pool_rounds(answer: Any) -> str:
+    if 900 <= float(answer) <= 1300:
+        raise NotYet(f"{answer}: that looks like milliseconds; the question asks for seconds.")
     if not 0.9 <= float(answer) <= 1.3:
-        raise NotYet(f"{answer} s. At most 10 at a time, each 0.1 s: how many rounds?")
+        raise NotYet(f"{answer} s (seconds)? At most 10 at a time, each 0.1 s: how many rounds?")
     return "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in practice)."
 
 
 def _check_eof_value(answer: Any) -> str:
-    if isinstance(answer, str) and answer.strip().lower() in ("b''", 'b""', "empty bytes"):
+    if isinstance(answer, str) and _names_empty_bytes(answer):
         answer = b""
     if isinstance(answer, str):
         raise NotYet(f"{answer!r} is a str; sockets deal in bytes.")
@@ -192,27 +206,37 @@ def _check_eof_value(answer: Any) -> str:
     return "b'' (empty bytes) means the peer closed; it is returned at once, every time."
 
 
+def _names_empty_bytes(text: str) -> bool:
+    """A written answer: "b''", 'b""', "empty bytes", "an empty bytes object, b''"..."""
+    text = text.strip().lower()
+    return "b''" in text or 'b""' in text or re.search(r"\bempty bytes\b", text) is not None
+
+
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("Write handle(conn): echo everything the client sends, and return when the "
-                    "client closes. (It is tested with a plain thread and a socketpair.)",
+        1: Exercise("Write handle(conn): echo each piece of data as soon as it arrives, and "
+                    "return when the client closes. (It is tested with a plain thread and a "
+                    "socketpair; the client waits for the echo of its first message before it "
+                    "sends the rest.)",
                     ["recv returns b'' once the other side has closed.",
                      "while data := conn.recv(65536): conn.sendall(data)"],
                     _check_handle, lambda: _handle_reference,
                     also_correct=[lambda: _handle_recv_into, lambda: _handle_makefile,
                                   lambda: _handle_send_loop],
                     wrong=[lambda: _handle_one_recv, lambda: _handle_spinning,
-                           lambda: _handle_never_returns]),
+                           lambda: _handle_echo_at_eof, lambda: _handle_never_returns]),
         2: Exercise("A StreamServer with spawn=Pool(10) gets 100 clients at once; each keeps its "
                     "handler busy 0.1 s. About how many seconds until all are served?",
                     ["Pool(10): an 11th handler starts only when one of the 10 ends."],
                     _check_pool_rounds, lambda: 1.0,
                     also_correct=[lambda: 1, lambda: 1.1, lambda: "1.05"],
-                    wrong=[lambda: 0.1, lambda: 10, lambda: 0.5]),
+                    wrong=[lambda: 0.1, lambda: 10, lambda: 0.5, lambda: 1000]),
         3: Exercise("What does sock.recv(1024) return once the other side has closed the "
                     "connection (and everything it sent has been read)?",
                     ["Try it: a, b = socket.socketpair(); b.close(); a.recv(1024)"],
                     _check_eof_value, lambda: b"",
-                    also_correct=[lambda: bytes(), lambda: "b''", lambda: bytes(1024)[:0]],
-                    wrong=[lambda: b"\n", lambda: "", lambda: 0, lambda: bytearray()]),
+                    also_correct=[lambda: "b''", lambda: "empty bytes",
+                                  lambda: 'An empty bytes object, b""'],
+                    wrong=[lambda: b"\n", lambda: "", lambda: 0, lambda: bytearray(),
+                           lambda: "an empty string", lambda: "None"]),
     }

@@ -20,6 +20,7 @@
 # %%
 import contextlib
 import os
+import statistics
 import time
 
 import matplotlib.pyplot as plt
@@ -74,7 +75,8 @@ plot_timeline(result.spans, title=f"100 clients, {result.throughput:,.0f} round 
 # The client code is plain threads and sockets. Monkey-patch it too, and the *same code*
 # runs 500 clients as greenlets in a child process. The script counts its real OS threads
 # (from `/proc`) while the clients run: the main one, labkit's lifeline, and the pool where
-# gevent runs `getaddrinfo` (the C library has no non-blocking version of it).
+# gevent runs `getaddrinfo` (the standard `getaddrinfo` blocks, so gevent's default resolver
+# calls it in a thread).
 
 # %%
 labkit.show("scripts/gevent_echo_clients")
@@ -162,8 +164,10 @@ first, cpu, window, later = one_leaves_then_five_come("gevent_echo_spin", "geven
 print("both served the first client and the five after it, every byte verified:",
       all(first[n].round_trips == 3 and later[n].round_trips == 15 and not later[n].errors
           for n in first))
-print("with nobody connected, the spinning server used 0.3 s of CPU:", cpu["gevent_echo_spin"] >= 0.3)
-print("over the same window the fixed server used under 0.03 s:      ", cpu["gevent_echo"] < 0.03)
+print("with nobody connected, the spinning server used 0.3 s of CPU:",
+      cpu["gevent_echo_spin"] >= 0.3)
+print("over the same window the fixed server used under 0.03 s:      ",
+      cpu["gevent_echo"] < 0.03)
 assert all(first[n].round_trips == 3 and later[n].round_trips == 15 and not later[n].errors
            for n in first)
 assert cpu["gevent_echo_spin"] >= 0.3 and cpu["gevent_echo"] < 0.03
@@ -197,23 +201,31 @@ with labkit.serve("gevent_stream_echo", pool=10) as server:
     capped = run_echo_clients(server.address, n_clients=50, messages=2, pause=0.1,
                               mark_queue=True)
     stats = server.stats()
-queued = [s.length for s in capped.spans if s.state == "queued"]
+queued = sorted(s.length for s in capped.spans if s.state == "queued")
+beyond_pool = statistics.median(queued[10:])       # the 40 clients that waited longest
 served_at_once = max_concurrent(capped.spans, states=("waiting", "idle"))
-print("all 50 clients served, every byte verified:", capped.round_trips == 100 and not capped.errors)
+print("all 50 clients served, every byte verified:",
+      capped.round_trips == 100 and not capped.errors)
 print("the most handlers running at once, counted by the server:", stats["most_active"])
 print("the most clients being served at once, seen by the clients:", served_at_once)
-print("at least 40 clients were queued for over 0.05 s:", sum(q > 0.05 for q in queued) >= 40)
+print("every connect returned within 0.1 s:", max(capped.connect_times) < 0.1)
+print("of the 40 clients that waited longest, half were queued for over 0.1 s:",
+      beyond_pool > 0.1)
 assert capped.round_trips == 100 and not capped.errors and len(queued) == 50
-assert stats["most_active"] == served_at_once == 10 and sum(q > 0.05 for q in queued) >= 40
+assert stats["most_active"] == served_at_once == 10
+assert len(capped.connect_times) == 50 and max(capped.connect_times) < 0.1
+assert beyond_pool > 0.1 and sum(q > 0.05 for q in queued) >= 30
 plot_timeline(capped.spans, title="Pool(10), 50 clients holding their connection 0.1 s")
 
 # %% [markdown]
-# `connect` returns at once for all 50 clients: the kernel completes the handshake and puts the
-# connection in the listen backlog. But the server's code accepts only when a handler is free,
-# so a client's *first* message waits there, unanswered: that is the orange "queued" part
-# (each client echoes one byte first, and the queue ends when it comes back). Once accepted, a
-# client holds its handler for 0.1 s (pale: idle between its two messages), and its round
-# trips (grey, mostly too short to see) are quick. The clients are served in waves of ten.
+# `connect` returned within 0.1 s for every client (`capped.connect_times` has how long each
+# took), yet half of the 40 clients beyond the pool then waited over 0.1 s to be served: the
+# kernel completes the handshake and puts the connection in the listen backlog, and the
+# server's code accepts it only when a handler is free. So a client's *first* message waits
+# there, unanswered: that is the orange "queued" part, from `connect`'s return until the echo
+# of a first byte comes back (each client sends one byte first). Once accepted, a client holds
+# its handler for 0.1 s (pale: idle between its two messages), and its round trips (grey,
+# mostly too short to see) are quick. The clients are served in waves of ten.
 #
 # ## Try it yourself
 #
@@ -232,14 +244,16 @@ def run_clients(n_clients=100, server="gevent_echo", progress=None):
                                 mark_queue=True)
 
 checked = run_clients(n_clients=20, server="gevent_stream_echo (Pool 100)")
-print("20 clients, 60 round trips, all verified:", checked.round_trips == 60 and not checked.errors)
+print("20 clients, 60 round trips, all verified:",
+      checked.round_trips == 60 and not checked.errors)
 assert checked.round_trips == 60 and not checked.errors
 try:
     run_clients(n_clients=labkit.max_clients() + 1)
     refused = None
 except labkit.TooManyClients as err:
     refused = str(err)
-print("one client more than fits is refused, with advice:", refused is not None and "ulimit -n" in refused)
+print("one client more than fits is refused, with advice:",
+      refused is not None and "ulimit -n" in refused)
 assert refused is not None and "ulimit -n" in refused
 
 # %%
@@ -269,8 +283,9 @@ from labkit.exercises import lesson
 hint, check = lesson(6)
 
 # %% [markdown]
-# **Exercise 1.** Write `handle(conn)`: echo everything the client sends, and return when the
-# client closes. (The check runs it in a plain thread against a socket pair.)
+# **Exercise 1.** Write `handle(conn)`: echo each piece of data as soon as it arrives, and
+# return when the client closes. (The check runs it in a plain thread against a socket pair; like
+# the lesson's clients, it waits for the echo of its first message before it sends the rest.)
 
 # %%
 def handle(conn):
