@@ -94,13 +94,13 @@ def _check_blocking_times(answer: Any) -> str:
         blocking, cooperative = answer
     except (TypeError, ValueError):
         raise NotYet("answer with two numbers of seconds: (blocking, cooperative).") from None
-    if not close_to(blocking, 0.6, 0.15):
+    if not close_to(blocking, 0.9, 0.15):
         raise NotYet(f"blocking: {blocking} s. time.sleep stops the only thread; nothing else "
                      "runs meanwhile, so the waits add up.")
-    if not close_to(cooperative, 0.2, 0.25):
+    if not close_to(cooperative, 0.3, 0.25):
         raise NotYet(f"cooperative: {cooperative} s. The three waits overlap when the scheduler "
                      "handles the sleeping.")
-    return ("Three waits of 0.2 s: 0.6 s when each blocks the thread, about 0.2 s when they "
+    return ("Three waits of 0.3 s: 0.9 s when each blocks the thread, about 0.3 s when they "
             "overlap (a run measures a little more: each task also computes 10 ms).")
 
 
@@ -118,9 +118,10 @@ def exercises() -> dict[int, Exercise]:
                     wrong=[lambda: (lambda: iter([1, 2, 3])),     # not a generator
                            lambda: _running_min,
                            lambda: _running_max_skips_values]),
-        2: Exercise("The round-robin scheduler runs count('A', 3), count('B', 1) and "
-                    "count('C', 2). In what order are the steps printed?",
-                    ["count(name, n) yields n times, printing name0, name1, ...",
+        2: Exercise("round_robin runs stepper('A', 3, seen), stepper('B', 1, seen) and "
+                    "stepper('C', 2, seen). In what order are the steps recorded in seen?",
+                    ["stepper(name, steps, seen) records one step, then yields, steps times: "
+                     "A0, A1, ... for task A.",
                      "After B0, task B is finished and leaves the queue."],
                     _check_round_robin, lambda: "A0 B0 C0 A1 C1 A2",
                     also_correct=[lambda: ["A0", "B0", "C0", "A1", "C1", "A2"],
@@ -128,13 +129,13 @@ def exercises() -> dict[int, Exercise]:
                                   lambda: "a0 b0 c0 a1 c1 a2"],
                     wrong=[lambda: "A0 A1 A2 B0 C0 C1",               # one task at a time
                            lambda: "A0 B0 C0 A1 B1 C1 A2"]),          # B runs a second step
-        3: Exercise("Three tasks each wait 0.2 s. How many seconds does the whole run take "
-                    "(a) when they wait with time.sleep, (b) when they yield ('sleep', 0.2)?",
+        3: Exercise("Three tasks each wait 0.3 s. How many seconds does the whole run take "
+                    "(a) when they wait with time.sleep, (b) when they yield ('sleep', 0.3)?",
                     ["The first timeline in this lesson shows the blocking case.",
                      "Answer as a pair: (0.?, 0.?)"],
-                    _check_blocking_times, lambda: (0.6, 0.2),
-                    also_correct=[lambda: [3 * 0.2, 0.2],
-                                  lambda: (0.63, 0.23),               # what a run measures
-                                  lambda: ("0.6", "0.2")],
-                    wrong=[lambda: (0.2, 0.2), lambda: (0.6, 0.6), lambda: 0.6]),
+                    _check_blocking_times, lambda: (0.9, 0.3),
+                    also_correct=[lambda: [3 * 0.3, 0.3],
+                                  lambda: (0.93, 0.33),               # what a run measures
+                                  lambda: ("0.9", "0.3")],
+                    wrong=[lambda: (0.3, 0.3), lambda: (0.9, 0.9), lambda: 0.9]),
     }

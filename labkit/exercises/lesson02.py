@@ -1,6 +1,7 @@
 """Lesson 02's exercises: greenlet."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of
@@ -15,20 +16,41 @@ def _check_left_right(answer: Any) -> str:
     return "A finished greenlet returns to its parent; right stays suspended forever."
 
 
+def _pair(answer: Any) -> tuple[float, ...]:
+    """(20, 40), [20, 40], "(20, 40)", "20 40" or "a=20, b=40" as a tuple of numbers."""
+    if isinstance(answer, str):
+        return tuple(float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", answer))
+    return tuple(answer)
+
+
 def _check_doubler(answer: Any) -> str:
     try:
-        pair = tuple(answer)
+        pair = _pair(answer)
     except TypeError:
         raise NotYet("answer with two numbers: (a, b).") from None
+    if len(pair) != 2:
+        raise NotYet(f"answer with two numbers, (a, b); you gave {len(pair)}.")
     expect_equal(pair, (20, 40), "a is what doubler first switches back (10 * 2); "
                  "b is doubler's answer to the value of a")
     return "switch(x) passes x in and returns whatever the other side switches back."
 
 
+_CHOICES = {"a": "two threads", "b": "blocks the one thread", "c": "the os runs"}
+
+
+def _chosen(answer: Any) -> str | None:
+    """The option picked: "b", "(B)", "b) recv blocks ...", or the option's own words."""
+    text = str(answer).strip().lower()
+    if m := re.match(r"\(?([abc])\s*(?:[):.,]|$)", text):
+        return m.group(1)
+    named = [letter for letter, words in _CHOICES.items() if words in text]
+    return named[0] if len(named) == 1 else None
+
+
 def _check_choice_io(answer: Any) -> str:
-    if str(answer).strip(" ()").lower() != "b":            # "b", "B" or "(b)"
-        raise NotYet("a greenlet gives up control only where it calls switch(); a blocking recv "
-                     "never does.")
+    if _chosen(answer) != "b":
+        raise NotYet("answer \"a\", \"b\" or \"c\". A greenlet gives up control only where it "
+                     "calls switch(); a blocking recv never does.")
     return "greenlet only switches where you tell it to. gevent adds the switch at every wait."
 
 
@@ -45,14 +67,17 @@ def exercises() -> dict[int, Exercise]:
                     ["The first g.switch(10) starts doubler(10).",
                      "main.switch(x * 2) hands x * 2 back as the result of g.switch(...)."],
                     _check_doubler, lambda: (20, 40),
-                    also_correct=[lambda: [20, 40], lambda: (20.0, 40.0)],
-                    wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40]),
+                    also_correct=[lambda: [20, 40], lambda: "(20, 40)", lambda: "a=20, b=40"],
+                    wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40, lambda: "(20, 80)"]),
         3: Exercise("Two greenlets each call sock.recv() on a socket whose data arrives after "
                     "0.1 s. Why does the run take 0.2 s? (a) greenlets run on two threads that "
                     "share a lock, (b) recv blocks the one thread and greenlet never switches "
                     "by itself, (c) the OS runs greenlets one at a time",
                     ["Lesson 02 measured exactly this."],
                     _check_choice_io, lambda: "b",
-                    also_correct=[lambda: "B", lambda: " (b) "],
-                    wrong=[lambda: "a", lambda: "c"]),
+                    also_correct=[lambda: "(B)", lambda: "b) recv blocks the one thread",
+                                  lambda: "recv blocks the one thread and greenlet never "
+                                          "switches by itself"],
+                    wrong=[lambda: "a", lambda: "c",
+                           lambda: "greenlets run on two threads that share a lock"]),
     }

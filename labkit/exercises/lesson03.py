@@ -13,8 +13,18 @@ def _check_wakeup_order(answer: Any) -> str:
     return "gevent.sleep hands control to the hub, which wakes each greenlet when its timer fires."
 
 
+def _milliseconds(answer: Any) -> float:
+    """150, 150.0, "150" or "150 ms"."""
+    return float(answer.strip().lower().removesuffix("ms")) if isinstance(answer, str) \
+        else float(answer)
+
+
 def _check_pool_time(answer: Any) -> str:
-    if not close_to(answer, 150, 0.2):
+    ms = _milliseconds(answer)
+    if close_to(ms * 1000, 150, 0.2):
+        raise NotYet(f"{answer} looks like seconds; the question asks for milliseconds "
+                     f"({answer} s is {ms * 1000:g} ms).")
+    if not close_to(ms, 150, 0.2):
         raise NotYet(f"{answer} ms. Six tasks, two at a time: how many rounds of 50 ms?")
     return "Pool(2) runs 6 tasks in 3 rounds of 50 ms: about 150 ms."
 
@@ -57,12 +67,13 @@ def exercises() -> dict[int, Exercise]:
                     also_correct=[lambda: "toast eggs tea", lambda: "Toast, Eggs, Tea"],
                     wrong=[lambda: "tea toast eggs", lambda: "tea eggs toast"]),
         2: Exercise("A Pool(2) runs 6 tasks that each gevent.sleep(0.05). About how many "
-                    "milliseconds does pool.map take?",
+                    "milliseconds does the whole run take?",
                     ["At most 2 run at once; the timeline of the Pool section shows rounds."],
                     _check_pool_time, lambda: 150,
                     also_correct=[lambda: 3 * 50.0, lambda: 158,       # what run_pool(2, 6) shows
-                                  lambda: "150"],
-                    wrong=[lambda: 300, lambda: 50, lambda: 100]),
+                                  lambda: "150 ms"],
+                    wrong=[lambda: 300, lambda: 50, lambda: 100,
+                           lambda: 0.15]),                            # seconds, not ms
         3: Exercise("Write nap(seconds) so that five greenlets napping 0.05 s at once finish "
                     "in about 0.05 s, not 0.25 s.",
                     ["time.sleep blocks the whole thread.", "gevent has its own sleep."],

@@ -38,7 +38,8 @@
 #   Whenever a lesson uses labkit for something that matters, it shows you the code.
 # * Servers listen on `127.0.0.1` on a port the operating system picks, so many students can
 #   share one machine. They stop when their `with` block ends, when you restart the kernel, and
-#   even when the kernel crashes: a server watches a pipe from the kernel and exits when it closes.
+#   even when the kernel crashes: a server watches a pipe from the kernel and exits when it
+#   closes (the first server section below shows it).
 # * Cells with sliders and a **Run** button redraw their figure when you change a setting.
 #   Next to each, a plain cell calls the same function with fixed values, so you can read the
 #   code that the widget runs.
@@ -131,6 +132,46 @@ except labkit.ServerStartError as err:
     refusal = str(err).splitlines()[-1]
 print(refusal)
 assert refusal is not None and refusal.startswith("refusing to bind '0.0.0.0'")
+
+# %% [markdown]
+# A server also stops when the process that started it dies without any chance to clean up,
+# as a crashed kernel does: the server reads a pipe from that process, and when the process
+# dies the operating system closes the pipe. Here a stand-in kernel, a child Python process,
+# starts an echo server and tells us its port; then we kill it with `SIGKILL`, which runs
+# none of its code, and watch the port:
+
+# %%
+import signal
+import subprocess
+import sys
+import time
+
+kernel = subprocess.Popen(                     # a stand-in for a notebook kernel
+    [sys.executable, "-c", "import labkit, time\n"
+     "srv = labkit.serve('selectors_echo')\n"
+     "print(srv.port, flush=True)\n"
+     "time.sleep(60)"],
+    stdout=subprocess.PIPE, text=True)
+port = int(kernel.stdout.readline())
+
+def answers(port):
+    """True if something accepts connections on this port of 127.0.0.1."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+answered = answers(port)
+print("the stand-in kernel's server answers:", answered)
+kernel.send_signal(signal.SIGKILL)             # a crash: nothing in the kernel cleans up
+kernel.wait()
+kernel.stdout.close()
+deadline = time.monotonic() + 10
+while answers(port) and time.monotonic() < deadline:
+    time.sleep(0.05)                           # the server needs a moment to notice and exit
+print("after the kernel was killed, its server is gone:", not answers(port))
+assert answered and not answers(port)
 
 # %% [markdown]
 # ## Every socket is an open file

@@ -201,9 +201,10 @@ assert sum(safe.values()) == 200 and sum(broken.values()) != 200
 # share data need a lock even for the first version.
 #
 # **gevent hides its switch points.** gevent (lesson 03) switches greenlets inside ordinary
-# looking calls, wherever one would wait for I/O: a socket read, a `sleep`, a log line sent over
-# the network. Nothing at the call site says so. A preview, with the same two transfers written
-# as greenlets; `log_to_server` stands for any call that does I/O:
+# looking calls, wherever one would wait for I/O: a `sleep` always, a socket read when no data
+# has come yet, and even a log line sent over the network may switch (when the socket's send
+# buffer is full). Nothing at the call site says so. A preview, with the same two transfers
+# written as greenlets; `log_to_server` stands for a call that waits for I/O at that moment:
 
 # %%
 from contextlib import nullcontext
@@ -212,8 +213,9 @@ import gevent
 from gevent.lock import BoundedSemaphore
 
 def log_to_server(line):
-    """Stands for sending a log line through a gevent socket: while it waits for the network,
-    gevent switches to another greenlet. Here the wait is a zero-second gevent.sleep."""
+    """Stands for sending a log line through a gevent socket at a moment when it must wait
+    for the network: gevent then switches to another greenlet. Here the wait is a
+    zero-second gevent.sleep, which always switches."""
     gevent.sleep(0)
 
 def transfer_with_log(accounts, source, target, times, lock):
@@ -312,7 +314,7 @@ def run(tasks):
             ready.append(task)
 
 # %% [markdown]
-# Three tasks each compute a little, wait 100 ms, and compute again. In the first version the
+# Three tasks each compute a little, wait 200 ms, and compute again. In the first version the
 # wait is a blocking `time.sleep`; in the second the task yields a sleep request. The
 # `Recorder` notes when each task runs and waits. "Computing" is `labkit.bench.compute`,
 # a loop that keeps the CPU busy for a given time (later lessons use it too):
@@ -334,19 +336,26 @@ def worker(rec, name, wait, blocking):
     rec.switch(name, None)
     yield
 
-WAIT, NAMES = 0.1, ["Task 1", "Task 2", "Task 3"]
+WAIT, NAMES = 0.2, ["Task 1", "Task 2", "Task 3"]
 timelines = {}
-for label, blocking in (("blocking time.sleep", True), ("yield ('sleep', 0.1)", False)):
+for label, blocking in (("blocking time.sleep", True), (f"yield ('sleep', {WAIT})", False)):
     rec = Recorder()
     run([worker(rec, name, WAIT, blocking) for name in NAMES])
     timelines[label] = rec.close()
 
+def waits_of(spans):
+    return [s for s in spans if s.state == "waiting"]
+
 blocking_total = duration(timelines["blocking time.sleep"])
-cooperative_total = duration(timelines["yield ('sleep', 0.1)"])
-print("blocking: the waits add up:         ", blocking_total >= 0.9 * len(NAMES) * WAIT)
-print("cooperative: the waits overlap:     ", cooperative_total < 2 * WAIT)
+cooperative = timelines[f"yield ('sleep', {WAIT})"]
+cooperative_total = duration(cooperative)
+all_waiting_at_once = (max(s.start for s in waits_of(cooperative))
+                       < min(s.end for s in waits_of(cooperative)))
+print("blocking: the waits add up:                ", blocking_total >= 0.9 * len(NAMES) * WAIT)
+print("cooperative: all three waited at one moment:", all_waiting_at_once)
+print("cooperative: under two waits in all:       ", cooperative_total < 2 * WAIT)
 assert blocking_total >= 0.9 * len(NAMES) * WAIT
-assert cooperative_total < 2 * WAIT
+assert all_waiting_at_once and cooperative_total < 2 * WAIT
 compare_timelines(timelines)
 
 # %% [markdown]
@@ -411,8 +420,10 @@ def lock_handoff_cost(n=5_000):
 rounds = [(bench.generator_switch_cost(), lock_handoff_cost(), bench.thread_handoff_cost())
           for _ in range(3)]
 generator_cost, lock_cost, thread_cost = (min(costs) for costs in zip(*rounds))
-print("a bare-lock hand-off costs more than 10 generator switches: ", lock_cost > 10 * generator_cost)
-print("an Event hand-off costs more than 10 generator switches:    ", thread_cost > 10 * generator_cost)
+print("a bare-lock hand-off costs more than 10 generator switches:",
+      lock_cost > 10 * generator_cost)
+print("an Event hand-off costs more than 10 generator switches:   ",
+      thread_cost > 10 * generator_cost)
 assert lock_cost > 10 * generator_cost and thread_cost > 10 * generator_cost
 
 fig, ax = plt.subplots(figsize=(6, 2.2))
@@ -465,18 +476,18 @@ def running_max():
 check(1, running_max)
 
 # %% [markdown]
-# **Exercise 2.** With `round_robin` from property 1, where `count(name, n)` prints
-# `name0`, `name1`, ... one step per `yield`, in what order are the steps printed for
-# `count("A", 3)`, `count("B", 1)` and `count("C", 2)`? Answer like `"A0 B0 ..."`.
+# **Exercise 2.** `round_robin` from property 1 runs three `stepper` tasks:
+# `stepper("A", 3, seen)`, `stepper("B", 1, seen)` and `stepper("C", 2, seen)`. Call the step
+# that task A records first `A0`, its second `A1`, and so on. In what order are the steps
+# recorded in `seen`? Answer like `"A0 B0 ..."`, then run it to see.
 
 # %%
 check(2, ...)
 
 # %% [markdown]
-# **Exercise 3.** Three tasks each wait 0.2 s in the scheduler above. About how many seconds
-# does the run take (a) with a blocking `time.sleep`, (b) with `yield ("sleep", 0.2)`? Answer
-# `(a, b)`, then change `WAIT` and `NAMES` above and run the timeline cell to see if you were
-# right.
+# **Exercise 3.** Three tasks each wait 0.3 s in the scheduler above. About how many seconds
+# does the run take (a) with a blocking `time.sleep`, (b) with `yield ("sleep", 0.3)`? Answer
+# `(a, b)`, then set `WAIT = 0.3` above and run the timeline cell to see if you were right.
 
 # %%
 check(3, ...)
