@@ -4,20 +4,18 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import re
 from typing import Any, Callable
 
 from labkit.exercises.core import NotYet, Exercise
 
 
 def _check_data_in_first_recv(answer: Any) -> str:
-    try:
-        right = float(str(answer).strip().replace(",", "").replace("_", "")) == 951
-    except ValueError:
-        right = False
-    if not right:
-        raise NotYet(f"{answer}. Count the header: 'OK', a space, '1989', a space, 64 hex "
-                     "digits, and the newline.")
-    return "73 bytes of header, so 951 bytes of the file came with it: never assume they don't."
+    numbers = re.findall(r"\d[\d,_]*(?:\.\d+)?", str(answer))     # the last: "1024 - 75 = 949"
+    if not numbers or float(re.sub("[,_]", "", numbers[-1])) != 949:
+        raise NotYet(f"{answer}. Count this header: 'OK', a space, '123456' (6 digits, not the "
+                     "4 of the lesson's file), a space, 64 hex digits, and the newline.")
+    return "75 bytes of header, so 949 bytes of the file came with it: never assume they don't."
 
 
 # -- exercise 2: split a whole stream of replies ----------------------------------------------
@@ -50,6 +48,15 @@ def _split_replies_file_like(stream: bytes) -> list[bytes]:
     return bodies
 
 
+def _split_replies_lazily(stream: bytes):
+    """Also right: yield each body as it is found (a generator, not a list)."""
+    while stream:
+        header, _, rest = stream.partition(b"\n")
+        size = int(header.split()[1])
+        yield rest[:size]
+        stream = rest[size:]
+
+
 def _replies(rng: random.Random, count: int) -> tuple[bytes, list[bytes]]:
     """A stream of OK replies whose bodies hold newlines and even 'OK 5 ' (and may be empty)."""
     bodies = [rng.choice([b"", rng.randbytes(rng.randint(1, 300)) + b"\n OK 5 ",
@@ -63,7 +70,10 @@ def _check_split_replies(fn: Callable) -> str:
     rng = random.Random(8)
     for _ in range(20):
         stream, bodies = _replies(rng, rng.randint(1, 5))
-        if fn(stream) != bodies:
+        got = fn(stream)
+        if got is None:
+            raise NotYet("split_replies returned None: return the list of bodies.")
+        if list(got) != bodies:                      # a generator of the bodies is right too
             raise NotYet("the bodies came out wrong. A body may contain newlines and even 'OK', "
                          "or be empty: after a header, take exactly <size> bytes, whatever "
                          "they are.")
@@ -71,17 +81,28 @@ def _check_split_replies(fn: Callable) -> str:
 
 
 # -- exercise 3 and 4 -------------------------------------------------------------------------
+_NAMES = {"a": "歌词.txt", "b": "../secret", "c": "notes-2024.txt"}
+
+
 def _check_refused_name(answer: Any) -> str:
-    if str(answer).strip().strip("()").lower() not in ("b", "../secret"):
+    """A letter, "(b)" or "b) because ...", or the name itself, alone or in a sentence."""
+    text = str(answer).strip().lower()
+    letter = re.match(r"\(?([abc])\)?(?![a-z])", text)
+    named = {letter[1]} if letter else {k for k, name in _NAMES.items() if name in text}
+    if len(named) > 1:
+        raise NotYet("your answer names more than one of them: which one is refused?")
+    if named != {"b"}:
         raise NotYet("two of them are plain names, Chinese characters included.")
     return "a name with a path in it could reach outside the served folder: refused with 403."
 
 
 def _check_fds(answer: Any) -> str:
-    if not 10_000 <= int(str(answer).strip().replace(",", "")) <= 10_100:
+    number = re.search(r"\d[\d,_]*", str(answer))          # 10005, "10,000", "10,001 or so"
+    if not number or not 10_000 <= int(re.sub("[,_]", "", number[0])) <= 10_100:
         raise NotYet(f"{answer}. Each connected client is one socket, and a socket is a file "
                      "descriptor, in the server's process.")
-    return "10,000 sockets plus a handful (the listener, the selector, stdin...): ulimit -n matters."
+    return ("10,000 sockets plus a handful (the listener, the selector, stdin...): ulimit -n "
+            "matters.")
 
 
 # -- exercise 5: parse replies incrementally ---------------------------------------------------
@@ -219,32 +240,37 @@ def _check_replies(make: Callable) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("A GET reply's header is 'OK 1989 <64 hex digits>\\n'. The client's first "
-                    "recv(1024) returned 1024 bytes. How many of them are file data?",
+        1: Exercise("A GET reply for a 123,456-byte file starts with the header 'OK 123456 <64 "
+                    "hex digits>\\n'. The client's first recv(1024) returned 1024 bytes. How "
+                    "many of them are file data?",
                     ["Add up the header's characters, newline included."],
-                    _check_data_in_first_recv, lambda: 951,
-                    also_correct=[lambda: "951", lambda: 951.0],
-                    wrong=[lambda: 1024, lambda: 1023, lambda: 73]),
+                    _check_data_in_first_recv, lambda: 949,
+                    also_correct=[lambda: 949.0, lambda: "1,024 - 75 = 949 bytes"],
+                    wrong=[lambda: 1024, lambda: 1023, lambda: 75, lambda: 951,
+                           lambda: "75 bytes of header"]),
         2: Exercise("Write split_replies(stream) -> list of bodies, for a byte string holding "
                     "several 'OK <size> <sha256>\\n<body>' replies back to back.",
                     ["header, _, rest = stream.partition(b'\\n')",
                      "size = int(header.split()[1]); the body is rest[:size]"],
                     _check_split_replies, lambda: _split_replies_reference,
                     also_correct=[lambda: _split_replies_by_offset,
-                                  lambda: _split_replies_file_like],
+                                  lambda: _split_replies_file_like, lambda: _split_replies_lazily],
                     wrong=[lambda: (lambda stream: [part.split(b"\n", 1)[1]
                                                     for part in stream.split(b"OK ")[1:]]),
                            lambda: (lambda stream: stream.split(b"\n")[1::2])]),
         3: Exercise("Which name does the server refuse? (a) 歌词.txt (b) ../secret "
                     "(c) notes-2024.txt", ["labkit.protocol.check_name decides."],
                     _check_refused_name, lambda: "b",
-                    also_correct=[lambda: "B", lambda: "../secret", lambda: "(b)"],
-                    wrong=[lambda: "a", lambda: "c", lambda: "歌词.txt"]),
+                    also_correct=[lambda: "../secret", lambda: "B",
+                                  lambda: "(b) ../secret: its path leads out of the folder"],
+                    wrong=[lambda: "a", lambda: "c", lambda: "歌词.txt", lambda: "notes-2024.txt",
+                           lambda: "../secret or 歌词.txt"]),
         4: Exercise("At least how many file descriptors does the server process need to hold "
                     "10,000 clients connected at once?",
                     ["What is a socket, to the operating system?"], _check_fds, lambda: 10_005,
-                    also_correct=[lambda: 10_001, lambda: "10,000", lambda: 10_064],
-                    wrong=[lambda: 1024, lambda: 20_000, lambda: 1]),
+                    also_correct=[lambda: 10_001, lambda: "10,000",
+                                  lambda: "10,001: one per client, plus the listener"],
+                    wrong=[lambda: 1024, lambda: 20_000, lambda: 1, lambda: "about 1,000"]),
         5: Exercise("Write a class Replies whose feed(chunk) takes the bytes of a stream of "
                     "'OK <size> <sha256>\\n<body>' replies in pieces of any size, and returns "
                     "the list of bodies that this piece completed (often []).",

@@ -1,19 +1,19 @@
 # %% [markdown]
-# # 08 · The selectors file server: framed get/put for thousands of clients
+# # 08 · The selectors file server: framed get/put for a thousand clients
 #
-# The last lesson puts everything together: a file server on `selectors` where hundreds, then
-# thousands of clients download a file and upload it back at the same moment, every byte checked.
+# The last lesson puts everything together: a file server on `selectors` where 500, then 1,000
+# clients download a file and upload it back at the same moment, every byte checked.
 # The original course's version of this demo stopped at about 500 clients (Windows' select
 # limit, lesson 07), and its protocol assumed that one `recv` returns one message, which breaks
-# under load. Ours frames every message; the course's benchmark (`python -m benchmarks files`)
-# runs it with 10,000 clients, every byte verified.
+# under load. Ours frames every message. The course's benchmark (`python -m benchmarks files`)
+# is where 10,000 clients are tried; this lesson's panel lets you try as many as fit here.
 #
 # **After this lesson you can**
 # * design a framed protocol and parse it incrementally, whatever the chunking;
 # * read a selectors server that keeps per-connection state, streams files with back-pressure,
 #   and survives bad input;
 # * reproduce the "one recv is one message" bug, and fix it;
-# * load a server with thousands of clients three ways (threads, one selectors thread, gevent)
+# * load a server with 1,000 clients three ways (threads, one selectors thread, gevent)
 #   and verify every byte.
 #
 # **Time:** about 35 minutes.
@@ -52,11 +52,12 @@ print(f"lyrics.txt: {len(LYRICS):,} bytes, {len(LYRICS.decode())} characters")
 # | request | meaning | reply |
 # |---|---|---|
 # | `GET <name>\n` | send me a file | `OK <size> <sha256>\n` and `<size>` bytes |
-# | `PUT <name> <size>\n` + `<size>` bytes | store these bytes | `OK 0 <sha256 of what arrived>\n` |
-# | `LIST\n` | which files are there? | `OK <size> <sha256>\n` and one `<name> <size>` line per file |
-# | anything wrong | | `ERR <code> <message>\n`: 400 bad request, 403 name refused, 404 no such file, 413 too large |
+# | `PUT <name> <size>\n` + `<size>` bytes | store these bytes | `OK 0 <sha256 of them>\n` |
+# | `LIST\n` | which files are there? | `OK <size> <sha256>\n`, a `<name> <size>` line per file |
+# | anything wrong | | `ERR <code> <message>\n` |
 #
-# Names are plain file names (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
+# The error codes: 400 bad request, 403 name refused, 404 no such file, 413 too large. Names
+# are plain file names (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
 # Both sides parse with the same incremental `Parser`: feed it bytes as they come, in any
 # pieces, and it hands back complete events.
 
@@ -130,6 +131,7 @@ with socket.create_connection(server.address, timeout=10) as sock:
     except (ValueError, UnicodeDecodeError) as err:
         failure = err
 print(f"the buggy client failed: {type(failure).__name__}")
+assert isinstance(failure, UnicodeDecodeError), failure     # before we read failure.reason
 
 with socket.create_connection(server.address, timeout=10) as sock:
     sock.sendall(protocol.request_bytes("GET", "lyrics.txt"))
@@ -140,7 +142,7 @@ print(f"its first recv(1024) holds the {header_length}-byte header and "
       f"{len(first) - header_length} bytes of the file:", len(first) == 1024)
 print("the buggy client's 1,024 bytes end in the middle of a character:",
       failure.reason == "unexpected end of data")
-assert isinstance(failure, UnicodeDecodeError) and failure.reason == "unexpected end of data"
+assert failure.reason == "unexpected end of data"
 assert len(first) == 1024
 assert first.startswith(protocol.ok_header(len(LYRICS), LYRICS_SHA))
 
@@ -162,7 +164,8 @@ print(f"downloads verified: {result.downloads_ok}, uploads confirmed: {result.up
       f"mismatches: {result.mismatches}, errors: {len(result.errors)}")
 print("every client served:", result.served == 500)
 print("transfers of different clients overlapped:", max_concurrent(result.spans) > 1)
-assert (result.downloads_ok, result.uploads_ok, result.mismatches, result.errors) == (500, 500, 0, [])
+assert (result.downloads_ok, result.uploads_ok, result.mismatches) == (500, 500, 0)
+assert result.errors == []
 assert max_concurrent(result.spans) > 1
 plot_timeline(result.spans, title=f"500 clients: download (green), then upload (purple); "
                                   f"{result.elapsed:.2f} s in all")
@@ -214,7 +217,8 @@ plt.show()
 # One thread serves them all, so threads do not limit it. What each connected client does
 # cost is a socket, and a socket is a file descriptor in the server's process. Linux lists a
 # process's open descriptors in `/proc/PID/fd` and its threads in `/proc/PID/status`; here
-# are both, before and while 300 idle clients are connected:
+# are both, before and while 300 idle clients are connected (once the server's own counter
+# says it has accepted all 300):
 
 # %%
 def threads_of(pid):
@@ -229,30 +233,51 @@ def settled_fds(pid, timeout=10):
         time.sleep(0.2)
     return now
 
+def wait_until(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not (met := condition()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return met
+
 fds_before, threads_before = settled_fds(server.pid), threads_of(server.pid)
+accepted_before = server.stats()["connections"]
 idle_clients = [socket.create_connection(server.address, timeout=10) for _ in range(300)]
-fds_during, threads_during = settled_fds(server.pid), threads_of(server.pid)
+all_accepted = wait_until(lambda: server.stats()["connections"] == accepted_before + 300)
+fds_during, threads_during = open_fds(server.pid), threads_of(server.pid)
 for sock in idle_clients:
     sock.close()
+print("the server accepted all 300:", all_accepted)
 print("300 clients connected: the server holds 300 more file descriptors:",
       fds_during - fds_before == 300)
 print("and the same number of threads:", threads_during == threads_before)
+assert all_accepted
 assert fds_during - fds_before == 300 and threads_during == threads_before
 
 # %% [markdown]
-# So one such server holds as many clients as its open-file limit (`ulimit -n`) allows, less
-# a few for itself: at 10,000 clients, 10,000 descriptors (exercise 4).
+# So it is the open-file limit (`ulimit -n`), not threads, that bounds how many clients one
+# such server can hold at once.
 #
 # ## A client that does not read
 #
-# The server reads the next piece of a file only while less than `HIGH_WATER` (256 KiB) waits
-# to be sent. A client that asks for a 64 MiB file and reads nothing should cost the server
-# no more than that, however big the file:
+# The server reads the next 64 KiB piece (`CHUNK`) of a file only while less than `HIGH_WATER`
+# (256 KiB) waits to be sent. So a client that asks for a 64 MiB file and reads nothing should
+# leave at most `HIGH_WATER + CHUNK` of it in the server's memory, however big the file. Linux
+# shows how far the server has read the file: the offset (`pos:`) of its descriptor, in
+# `/proc/PID/fdinfo`. What it read, less what it sent, is what it holds:
 
 # %%
+from labkit.servers.selectors_files import CHUNK, HIGH_WATER
+
 def server_rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+def file_offset(pid, name):
+    """How far process ``pid`` has read its open file ``name``: the pos: line in fdinfo."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if os.readlink(f"/proc/{pid}/fd/{fd}").endswith("/" + name):
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                return next(int(line.split()[1]) for line in info if line.startswith("pos:"))
 
 def settled(read, pause=0.3, timeout=10):
     """read() once it gives the same answer twice in a row."""
@@ -269,15 +294,21 @@ with tempfile.TemporaryDirectory(prefix="lesson08-big-") as big_folder:
             socket.create_connection(srv.address, timeout=10) as sock:
         rss_before = server_rss_kib(srv.pid)
         sock.sendall(protocol.request_bytes("GET", "big.bin"))
-        sent_while_not_reading = settled(lambda: srv.stats().get("bytes_out", 0))
+        assert wait_until(lambda: srv.stats().get("bytes_out", 0) > 0)   # hashed, now sending
+        # Both counters at once, unchanged over 0.3 s: a consistent picture of a stuck send.
+        sent_while_not_reading, read_from_file = settled(
+            lambda: (srv.stats().get("bytes_out", 0), file_offset(srv.pid, "big.bin")))
         rss_growth_mib = (server_rss_kib(srv.pid) - rss_before) / 1024
         header, body = ReplyReader(sock).next()                  # now read it all
-print("while the client did not read, the server sent less than a quarter of the file:",
-      sent_while_not_reading < len(big) / 4)
-print("and its memory grew by less than 16 MiB:", rss_growth_mib < 16)
+held = len(protocol.ok_header(len(big), header.sha256)) + read_from_file - sent_while_not_reading
+print("while the client did not read, the server read less than a quarter of the file:",
+      read_from_file < len(big) / 4)
+print("what it read and had not sent was at most HIGH_WATER + CHUNK (320 KiB):",
+      held <= HIGH_WATER + CHUNK)
+print("its memory grew by less than 4 MiB, for a 64 MiB file:", rss_growth_mib < 4)
 print("then the client read it all, SHA-256 verified:",
       hashlib.sha256(body).hexdigest() == header.sha256 == hashlib.sha256(big).hexdigest())
-assert sent_while_not_reading < len(big) / 4 and rss_growth_mib < 16
+assert read_from_file < len(big) / 4 and held <= HIGH_WATER + CHUNK and rss_growth_mib < 4
 assert hashlib.sha256(body).hexdigest() == hashlib.sha256(big).hexdigest()
 
 # %% [markdown]
@@ -309,9 +340,12 @@ print("the run's uploads were deleted with their folder:", panel_uploads() == []
 assert checked.served == 300 and not checked.errors and panel_uploads() == []
 try:
     run_clients(n_clients=labkit.max_clients() + 1)
+    refused = None
 except labkit.TooManyClients as err:
-    print("too many clients: refused before starting, saying how many fit and how to raise "
-          "the limit:", "at most about" in str(err) and "ulimit -n" in str(err))
+    refused = str(err)
+print("too many clients: refused before starting, saying how many fit and how to raise "
+      "the limit:", refused is not None and "at most about" in refused and "ulimit -n" in refused)
+assert refused is not None and "at most about" in refused and "ulimit -n" in refused
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -339,12 +373,12 @@ print("server stopped:", not server.alive)
 # * A selectors server keeps per-connection state in `key.data`, asks for write readiness only
 #   while it has something to send, streams large replies as the client takes them, and answers
 #   bad input with an error instead of crashing.
-# * Verified end to end (SHA-256 of every download and upload), one thread serves thousands of
-#   clients; each costs it a file descriptor and no thread, so the open-file limit is what
-#   bounds it.
+# * Verified end to end (SHA-256 of every download and upload), one thread served 1,000
+#   clients at once here (fewer where `ulimit -n` is low); each costs it a file descriptor
+#   and no thread, so the open-file limit is what bounds it.
 #
-# The benchmark (`python -m benchmarks files`) runs 10,000 clients against both file servers
-# and records wall time and peak server memory in `benchmarks/results.md`.
+# The benchmark (`python -m benchmarks files`) tries 10,000 clients against both file servers
+# and records what it measured on the machine that ran it in `benchmarks/results.md`.
 #
 # ## Exercises
 
@@ -353,8 +387,9 @@ from labkit.exercises import lesson
 hint, check = lesson(8)
 
 # %% [markdown]
-# **Exercise 1.** A GET reply's header is `OK 1989 <64 hex digits>\n`. The client's first
-# `recv(1024)` returned 1,024 bytes. How many of them are file data?
+# **Exercise 1.** A GET reply for a 123,456-byte file starts with the header
+# `OK 123456 <64 hex digits>\n`. The client's first `recv(1024)` returned 1,024 bytes. How
+# many of them are file data?
 
 # %%
 check(1, ...)
