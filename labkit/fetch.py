@@ -21,6 +21,8 @@ from typing import Callable
 
 from labkit.timeline import Recorder, Span, WithSpans, busy_time
 
+Progress = Callable[[int, int], None]      # progress(done, total), called as requests finish
+
 __all__ = ["PageResult", "FetchRun", "NoAnswer", "fetch_one", "download_many_sequential",
            "download_many_threads", "timed_run", "fetch_with", "STRATEGIES"]
 
@@ -99,7 +101,7 @@ def fetch_one(url: str, rec: Recorder, task: str, timeout: float = 60.0) -> Page
 
 
 def download_many_sequential(urls: list[str], rec: Recorder,
-                             progress: Callable[[int, int], None] | None = None) -> list[PageResult]:
+                             progress: Progress | None = None) -> list[PageResult]:
     results = []
     for i, url in enumerate(urls, 1):
         results.append(fetch_one(url, rec, f"Request {i}"))
@@ -108,8 +110,7 @@ def download_many_sequential(urls: list[str], rec: Recorder,
     return results
 
 
-def download_many_threads(urls: list[str], rec: Recorder,
-                          progress: Callable[[int, int], None] | None = None,
+def download_many_threads(urls: list[str], rec: Recorder, progress: Progress | None = None,
                           max_workers: int = 100) -> list[PageResult]:
     with ThreadPoolExecutor(max_workers=min(max_workers, len(urls)) or 1) as pool:
         futures = [pool.submit(fetch_one, url, rec, f"Request {i}")
@@ -123,7 +124,7 @@ def download_many_threads(urls: list[str], rec: Recorder,
 
 
 def timed_run(download_many: Callable, urls: list[str], strategy: str = "",
-              progress: Callable[[int, int], None] | None = None) -> FetchRun:
+              progress: Progress | None = None) -> FetchRun:
     """The one harness: time ``download_many(urls, rec)`` and collect its results and Spans."""
     rec = Recorder()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -133,8 +134,7 @@ def timed_run(download_many: Callable, urls: list[str], strategy: str = "",
     return FetchRun(name, elapsed, results, rec.spans, cpu)
 
 
-def fetch_with(strategy: str, urls: list[str],
-               progress: Callable[[int, int], None] | None = None) -> FetchRun:
+def fetch_with(strategy: str, urls: list[str], progress: Progress | None = None) -> FetchRun:
     """Run one strategy: ``sequential`` and ``threads`` here, ``gevent`` in a child process."""
     if strategy == "gevent":
         import json

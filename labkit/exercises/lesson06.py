@@ -191,7 +191,8 @@ def _check_pool_rounds(answer: Any) -> str:
         raise NotYet(f"{answer}: that looks like milliseconds; the question asks for seconds.")
     if not 0.9 <= float(answer) <= 1.3:
         raise NotYet(f"{answer} s (seconds)? At most 10 at a time, each 0.1 s: how many rounds?")
-    return "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in practice)."
+    return ("100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in "
+            "practice).")
 
 
 def _check_eof_value(answer: Any) -> str:
