@@ -163,7 +163,7 @@ def exercises() -> dict[int, Exercise]:
                     _check_predicted_total, lambda: 0.5,          # what the lesson's loop measures
                     also_correct=[lambda: 0.4,                      # the drawing, explained
                                   lambda: "500 ms", lambda: "0.51 s"],
-                    wrong=[lambda: 0.35, lambda: 0.25, lambda: 0.3, lambda: 1.5, lambda: 350]),
+                    wrong=[lambda: 0.35, lambda: 0.25, lambda: 0.3, lambda: 3.0, lambda: 350]),
         3: Exercise("Which suits an event loop best? (a) resizing 1,000 images (b) a chat server "
                     "with 5,000 mostly idle connections (c) one large matrix multiplication",
                     ["The section 'When is the event-driven model the right choice?'"],

@@ -417,6 +417,7 @@ def lock_handoff_cost(n=5_000):
     t.join(timeout=10)
     return elapsed / n
 
+# %%
 rounds = [(bench.generator_switch_cost(), lock_handoff_cost(), bench.thread_handoff_cost())
           for _ in range(3)]
 generator_cost, lock_cost, thread_cost = (min(costs) for costs in zip(*rounds))
