@@ -46,7 +46,6 @@ def test_unknown_script_name_lists_the_real_ones():
 def test_script_dies_with_its_parent(tmp_path):
     child = tmp_path / "child.py"
     child.write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)\n")
-    pidfile = tmp_path / "pid"
     parent_code = textwrap.dedent(f"""
         import subprocess, sys, threading, time, labkit
         from pathlib import Path

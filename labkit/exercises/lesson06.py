@@ -8,7 +8,7 @@ import socket
 import threading
 from typing import Any, Callable
 
-from labkit.exercises.core import NotYet, Exercise, close_to
+from labkit.exercises.core import NotYet, Exercise
 
 FIRST, REST = 1000, 200_000     # bytes the checker sends: a first piece, then more than one recv
 
