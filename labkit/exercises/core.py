@@ -11,6 +11,7 @@ and it never crashes on a wrong answer: it explains what went wrong.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -107,3 +108,13 @@ def words_of(answer: Any) -> list[str]:
 
 def close_to(answer: float, expected: float, tolerance: float) -> bool:
     return abs(float(answer) - expected) <= tolerance * expected
+
+
+def chosen_option(answer: Any, options: dict[str, str]) -> str | None:
+    """The letter of a multiple-choice answer: "b", "(B)", "b) because ...", or a sentence that
+    names exactly one option by its own words (``options`` maps letters to those words)."""
+    text = str(answer).strip().lower()
+    if m := re.match(r"\(?([a-z])\s*(?:[):.,]|$)", text):
+        return m.group(1) if m.group(1) in options else None
+    named = [letter for letter, words in options.items() if words in text]
+    return named[0] if len(named) == 1 else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of
+from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of, chosen_option
 
 
 def _check_left_right(answer: Any) -> str:
@@ -38,17 +38,8 @@ def _check_doubler(answer: Any) -> str:
 _CHOICES = {"a": "two threads", "b": "blocks the one thread", "c": "the os runs"}
 
 
-def _chosen(answer: Any) -> str | None:
-    """The option picked: "b", "(B)", "b) recv blocks ...", or the option's own words."""
-    text = str(answer).strip().lower()
-    if m := re.match(r"\(?([abc])\s*(?:[):.,]|$)", text):
-        return m.group(1)
-    named = [letter for letter, words in _CHOICES.items() if words in text]
-    return named[0] if len(named) == 1 else None
-
-
 def _check_choice_io(answer: Any) -> str:
-    if _chosen(answer) != "b":
+    if chosen_option(answer, _CHOICES) != "b":
         raise NotYet("answer \"a\", \"b\" or \"c\". A greenlet gives up control only where it "
                      "calls switch(); a blocking recv never does.")
     return "greenlet only switches where you tell it to. gevent adds the switch at every wait."

@@ -1,11 +1,10 @@
 """Lesson 05's exercises: the event-driven model."""
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Callable
 
-from labkit.exercises.core import NotYet, Exercise, close_to
+from labkit.exercises.core import NotYet, Exercise, close_to, chosen_option
 
 
 def _call_later_reference(loop, delay, callback):
@@ -128,17 +127,8 @@ def _check_predicted_total(answer: Any) -> str:
 _CHOICES = {"a": "resizing", "b": "chat server", "c": "matrix"}
 
 
-def _chosen(answer: Any) -> str | None:
-    """The option picked: "b", "(B)", "b: the chat server", or the option's own words."""
-    text = str(answer).strip().lower()
-    if m := re.match(r"\(?([abc])\s*(?:[):.,]|$)", text):
-        return m.group(1)
-    named = [letter for letter, words in _CHOICES.items() if words in text]
-    return named[0] if len(named) == 1 else None
-
-
 def _check_best_fit(answer: Any) -> str:
-    if _chosen(answer) != "b":
+    if chosen_option(answer, _CHOICES) != "b":
         raise NotYet("answer \"a\", \"b\" or \"c\". Look for many independent tasks that "
                      "mostly wait; computing is not waiting.")
     return "thousands of mostly idle connections: many tasks, independent, mostly waiting."
