@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import labkit
+from labkit import proc
 from labkit.clients.files import run_file_clients
 
 CLIENTS = 10_000
@@ -19,11 +20,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def peak_memory_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return proc.status_kib(pid, "VmHWM") / 1024
 
 
 def run() -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import proc
 from labkit.servers import NAMES
 
 __all__ = ["serve", "stop_all", "ServerHandle", "ServerStartError", "running", "run_script",
@@ -111,9 +112,7 @@ class ServerHandle:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server process has used so far, from /proc."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc.cpu_seconds(self.pid)
 
     @property
     def alive(self) -> bool:

@@ -16,11 +16,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from labkit.protocol import ProtocolError, check_name, ok_header
 
-__all__ = ["FileStore", "Upload", "add_arguments", "from_arguments", "refusing"]
+__all__ = ["FileStore", "Upload", "add_arguments", "from_arguments", "setup", "refusing"]
 
 # Our unfinished uploads: hidden (LIST and GET refuse names starting with "."), and marked with
 # our process id, so that at stop we delete ours and nothing else.
@@ -142,6 +142,14 @@ def add_arguments(p) -> None:
     p.add_argument("--upload-dir", default="", help="where PUT stores files (default: a new "
                                                      "temporary folder, removed at stop)")
     p.add_argument("--max-upload", type=int, default=64 << 20, help="largest PUT, in bytes")
+
+
+def setup(args) -> Callable[[], None]:
+    """Both file servers' setup (``launch.run(..., setup=filestore.setup)``): before READY,
+    check and make the folders (a bad --root stops the server with the reason), put the store
+    on ``args.store``, and hand back its clean-up: no unfinished upload outlives the server."""
+    args.store = from_arguments(args)
+    return args.store.close
 
 
 def from_arguments(args) -> FileStore:

@@ -22,7 +22,7 @@ import tempfile
 import uuid
 
 from jupyter_client.manager import KernelManager
-from traitlets import default
+from traitlets import HasTraits, default
 
 PREFIX = os.path.join(tempfile.gettempdir(), "asynclab-kernel-")
 
@@ -33,7 +33,9 @@ def socket_prefix() -> str:
     return f"{PREFIX}{owner}-{uuid.uuid4().hex[:12]}"
 
 
-class IPCKernelManager(KernelManager):
+class IPCDefaults(HasTraits):
+    """The two defaults, for any kernel manager class: Unix sockets at a short path."""
+
     @default("transport")
     def _default_transport(self) -> str:
         return "ipc"
@@ -43,22 +45,16 @@ class IPCKernelManager(KernelManager):
         return socket_prefix()
 
 
+class IPCKernelManager(IPCDefaults, KernelManager):
+    pass
+
+
 @functools.cache
 def _server_class():
-    """JupyterLab's kernel manager with the same two defaults (jupyter_server is imported only
-    when JupyterLab asks for this class)."""
+    """JupyterLab's kernel manager with the same defaults (jupyter_server is imported only when
+    JupyterLab asks for this class)."""
     from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
-
-    class ServerIPCKernelManager(ServerKernelManager):
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc"
-
-        @default("ip")
-        def _default_ip(self) -> str:
-            return socket_prefix()
-
-    return ServerIPCKernelManager
+    return type("ServerIPCKernelManager", (IPCDefaults, ServerKernelManager), {})
 
 
 def __getattr__(name: str):

@@ -33,11 +33,17 @@ def raise_open_file_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def max_clients() -> int:
-    """How many more client sockets this process can hold: its limit, less what it has open
-    already (a Jupyter kernel holds 60 to 80) and a margin for what a run opens besides."""
+def _room(per_client: int = 1, spare: int = RESERVED_FDS) -> int:
+    """How many more of something that takes ``per_client`` descriptors fit: the limit, less
+    what this process has open already (a Jupyter kernel holds 60 to 80), less ``spare``."""
     soft, _ = raise_open_file_limit()
-    return max(0, soft - open_now() - RESERVED_FDS)
+    return max(0, (soft - open_now() - spare) // per_client)
+
+
+def max_clients() -> int:
+    """How many more client sockets this process can hold (with a margin for what a run opens
+    besides)."""
+    return _room()
 
 
 def check_client_count(n: int, what: str = "clients") -> None:
@@ -46,10 +52,10 @@ def check_client_count(n: int, what: str = "clients") -> None:
     limit = max_clients()
     if n > limit:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        need = " won't fit:" if what == "sockets" else f" need {n:,} open sockets, but"
         raise TooManyClients(
-            f"{n:,} {what}{need} this process may open {soft:,} files "
-            f"(hard limit {hard:,}), so at most about {limit:,} {what}. Choose fewer {what}, "
+            f"{n:,} {what} need {n:,} open files (a socket each), but this process may open "
+            f"{soft:,} files (hard limit {hard:,}), so at most about {limit:,} {what}. Choose "
+            f"fewer {what}, "
             f"or raise the limit before starting Jupyter: `ulimit -n {n + 2 * RESERVED_FDS}` in "
             f"the shell (an administrator can raise the hard limit in "
             f"/etc/security/limits.conf).")
@@ -66,13 +72,13 @@ def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS,
 
     A lesson calls this where it would otherwise fail on a machine with ``ulimit -n 1024``
     (Docker, Binder, some JupyterHubs), so it runs to the end there with fewer clients."""
-    soft, hard = raise_open_file_limit()
-    already = open_now()
-    fits = max(1, (soft - already - spare) // per_client)
+    fits = max(1, _room(per_client, spare))
     if wanted <= fits:
         return wanted
-    print(f"{SCALED_DOWN} {wanted:,} {what} need about {wanted * per_client + already + spare:,} open "
-          f"files, but this process may open {soft:,} (ulimit -n), so this run uses {fits:,}.")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted * per_client + open_now() + spare
+    print(f"{SCALED_DOWN} {wanted:,} {what} need about {need:,} open files, but this process "
+          f"may open {soft:,} (ulimit -n), so this run uses {fits:,}.")
     return fits
 
 

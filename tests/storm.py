@@ -14,29 +14,21 @@ storms; each fuzz test decides what a storm is for its protocol.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import resource
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
+
+from labkit.proc import open_files as fd_count
+from labkit.proc import status_kib as rss_kib
 
 # Sizes and counts that non-ASCII "digits" and long names should never crash.
 NASTY_NUMBERS = ["²", "①", "٣", "１２", "-1", "+5", " 7", "1e3", "0x10", "9" * 40, "", "١٠"]
 NASTY_NAMES = ["é" * 128, "a" * 300, "😀" * 70, "..", ".", "a/b", "\\x", "\x00", "x\ud800"]
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status", encoding="ascii"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def alive(pid: int) -> bool:
@@ -50,6 +42,11 @@ def alive(pid: int) -> bool:
 def cap_open_files(pid: int, limit: int) -> None:
     """Lower a running server's open-file limit, so a flood reaches it quickly."""
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def part_files(folder) -> list[str]:
+    """Unfinished uploads (the file servers' ``.part-*`` files) in ``folder``."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".part-"))
 
 
 @dataclass

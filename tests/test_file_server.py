@@ -3,7 +3,9 @@ they keep serving, lose no byte, leak no file descriptor, and never expose a par
 import hashlib
 import os
 import random
+import re
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ import labkit
 from labkit.clients.files import (ReplyReader, get_file, list_files, put_file,
                                   run_file_clients)
 from labkit.protocol import Parser, request_bytes
+from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood, part_files
 
 LYRICS = Path(__file__).resolve().parent.parent / "data" / "lyrics.txt"
 SERVERS = ["selectors_files", "gevent_files"]
@@ -45,7 +48,7 @@ def open_fds(pid):
     """The server's open descriptors, once the count has been steady for 0.2 s."""
     count, deadline = -1, time.monotonic() + 5
     while time.monotonic() < deadline:
-        now = len(os.listdir(f"/proc/{pid}/fd"))
+        now = fd_count(pid)
         if now == count:
             return now
         count = now
@@ -173,16 +176,6 @@ def test_gevent_file_server_under_2000_greenlet_clients(root, tmp_path):
 
 
 # -- defects an outside client found (each test failed on 851f00d) ----------------------------
-import re                                                     # noqa: E402
-import signal                                                 # noqa: E402
-
-from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood  # noqa: E402
-
-
-def parts_left(folder):
-    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".part-"))
-
-
 @pytest.mark.parametrize("number", NASTY_NUMBERS, ids=ascii)
 def test_sizes_that_are_not_ascii_digits_get_err_400(server, number):
     assert talk(server, f"PUT x {number}\n".encode()).startswith(b"ERR 400")
@@ -194,7 +187,7 @@ def test_names_too_long_for_the_disk_get_err_403_and_leave_nothing(server, name)
     for request in (f"GET {name}\n", f"PUT {name} 3\nabc"):
         assert talk(server, request.encode()).startswith(b"ERR 403")
     assert still_serves(server)
-    assert parts_left(server.uploads) == []
+    assert part_files(server.uploads) == []
 
 
 def test_thousands_of_pipelined_gets_never_read_do_not_exhaust_descriptors(server):
@@ -262,15 +255,15 @@ def test_stopping_mid_upload_leaves_no_part_file(tmp_path, name, how):
     with srv, socket.create_connection(srv.address, timeout=5) as s:
         s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)
         deadline = time.monotonic() + 5
-        while not parts_left(tmp_path) and time.monotonic() < deadline:
+        while not part_files(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert parts_left(tmp_path), "the upload never started"
+        assert part_files(tmp_path), "the upload never started"
         if how == "SIGTERM":
             srv.process.send_signal(signal.SIGTERM)
         else:
             srv.process.stdin.close()          # what the server sees when its parent dies
         srv.process.wait(5)
-    assert parts_left(tmp_path) == []
+    assert part_files(tmp_path) == []
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -281,9 +274,9 @@ def test_list_never_shows_unfinished_uploads_when_uploads_go_to_the_root(tmp_pat
             socket.create_connection(srv.address, timeout=5) as s:
         half.sendall(b"PUT half.txt 100000\nxyz")
         deadline = time.monotonic() + 5
-        while not parts_left(tmp_path) and time.monotonic() < deadline:
+        while not part_files(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert parts_left(tmp_path) and list_files(s) == {"lyrics.txt": LYRICS.stat().st_size}
+        assert part_files(tmp_path) and list_files(s) == {"lyrics.txt": LYRICS.stat().st_size}
 
 
 @pytest.mark.parametrize("name", SERVERS)

@@ -20,7 +20,7 @@ import labkit
 from labkit.clients.files import get_file, list_files, put_file
 from labkit.protocol import request_bytes
 from storm import (NASTY_NAMES, NASTY_NUMBERS, Health, alive, cap_open_files, fd_count, flood,
-                   junk, send_and_vanish)
+                   junk, part_files, send_and_vanish)
 
 LYRICS = Path(__file__).resolve().parent.parent / "data" / "lyrics.txt"
 SEED = 20261130
@@ -107,7 +107,7 @@ def runs_into(limit, pid, wait=5.0):
 
 def no_part_files_left(folder, wait=5.0):
     deadline = time.monotonic() + wait
-    while any(p.name.startswith(".part-") for p in folder.iterdir()):
+    while part_files(folder):
         assert time.monotonic() < deadline, "unfinished uploads left on disk"
         time.sleep(0.05)
 

@@ -8,10 +8,11 @@ patch before anything else is imported. Before handing over, it starts the lifel
 thread that ends this process when stdin (a pipe from the parent) reaches EOF.
 """
 import _thread
+import importlib.util
 import os
-import resource
 import runpy
 import sys
+from pathlib import Path
 
 
 def _lifeline():
@@ -21,14 +22,13 @@ def _lifeline():
 
 
 def raise_open_file_limit():
-    """Soft limit up to hard (stdlib only: nothing else may be imported before the script)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass
+    """labkit.limits' own function, loaded from its file: importing the labkit package here
+    would import far more than the standard library before the script can patch."""
+    spec = importlib.util.spec_from_file_location(
+        "_labkit_limits", Path(__file__).resolve().parent.parent / "limits.py")
+    limits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(limits)        # limits.py imports only os and resource
+    limits.raise_open_file_limit()
 
 
 def main():

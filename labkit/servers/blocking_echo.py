@@ -7,21 +7,13 @@ of descriptors (EMFILE) it stops accepting for a moment instead of crashing.
 
     python -m labkit.servers.blocking_echo --port 0
 """
-import time
 
 from labkit.servers import launch
-
-ACCEPT_PAUSE = 0.1   # seconds to wait before accepting again when out of descriptors
 
 
 def serve(listener, args):
     while True:
-        try:
-            conn, _ = listener.accept()      # blocks until a client connects
-        except OSError:                      # EMFILE/ENFILE: no descriptor for it yet
-            launch.counters.add(accept_paused=1)
-            time.sleep(ACCEPT_PAUSE)         # the client waits in the backlog meanwhile
-            continue
+        conn = launch.accept_waiting(listener)   # blocks until a client connects
         launch.counters.add(connections=1)
         # A client that goes silent must not freeze the whole server forever.
         conn.settimeout(args.client_timeout)

@@ -16,12 +16,10 @@ descriptors (EMFILE) the server stops accepting for a moment (``accept_paused``)
     python -m labkit.servers.epoll_echo --port 0 [--edge]
 """
 import select
-import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20
-ACCEPT_PAUSE = 0.1            # seconds to stop accepting when out of descriptors
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT
 BROKEN = select.EPOLLHUP | select.EPOLLERR
 
@@ -41,30 +39,25 @@ def serve(listener, args):
     ep = select.epoll()
     ep.register(listener.fileno(), READ | edge)
     clients = {}                                    # fd -> Client
-    accept_again = None                             # set while accepting is paused
+    pause = launch.AcceptPause()                    # out of descriptors: stop accepting a moment
     while True:
-        timeout = -1 if accept_again is None else max(0.0, accept_again - time.monotonic())
-        for fd, events in ep.poll(timeout):         # blocks; returns only ready sockets
-            if fd == listener.fileno() and not accept_all(ep, listener, clients, edge):
-                ep.unregister(fd)                   # out of descriptors: stop watching it
-                accept_again = time.monotonic() + ACCEPT_PAUSE
-            elif fd in clients:
+        for fd, events in ep.poll(pause.timeout()):  # blocks; returns only ready sockets
+            if fd == listener.fileno():
+                if not accept_all(ep, listener, clients, edge):
+                    ep.unregister(fd)               # out of descriptors: stop watching it
+                    pause.begin()
+            elif fd in clients:                     # (not one closed earlier this round)
                 serve_client(ep, clients, fd, events, edge)
-        if accept_again is not None and time.monotonic() >= accept_again:
+        if pause.over():
             ep.register(listener.fileno(), READ | edge)   # reports clients already waiting
-            accept_again = None
 
 
 def accept_all(ep, listener, clients, edge):
     """Accept one client (level) or all waiting (edge). False when out of descriptors."""
     while True:                                     # edge-triggered: drain the whole backlog
-        try:
-            conn, _ = listener.accept()
-        except (BlockingIOError, ConnectionAbortedError):
-            return True
-        except OSError:                             # EMFILE/ENFILE
-            launch.counters.add(accept_paused=1)
-            return False
+        conn = launch.accept(listener)
+        if conn is None or conn == launch.PAUSED:   # none waiting; out of descriptors
+            return conn is None
         conn.setblocking(False)
         clients[conn.fileno()] = Client(conn)
         ep.register(conn.fileno(), READ | WRITE | edge if edge else READ)

@@ -16,17 +16,10 @@ import gevent                                  # noqa: E402
 
 from labkit.servers import launch              # noqa: E402
 
-ACCEPT_PAUSE = 0.1   # seconds to wait before accepting again when out of descriptors
-
 
 def serve(listener, args):
     while True:
-        try:
-            conn, _ = listener.accept()        # waits cooperatively: other greenlets run
-        except OSError:                        # EMFILE/ENFILE: the client waits in the backlog
-            launch.counters.add(accept_paused=1)
-            gevent.sleep(ACCEPT_PAUSE)
-            continue
+        conn = launch.accept_waiting(listener)   # waits cooperatively: other greenlets run
         launch.counters.add(connections=1)
         gevent.spawn(handle, conn, args.client_timeout)
 

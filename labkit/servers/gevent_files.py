@@ -102,13 +102,6 @@ def refuse(conn, err):
         pass
 
 
-def setup(args):
-    """Before READY: check and make the folders (a bad --root stops the server here, with the
-    reason), and make sure that no unfinished upload outlives the server."""
-    args.store = filestore.from_arguments(args)
-    launch.at_stop(args.store.close)
-
-
 def serve(listener, args):
     handler = make_handler(args.store, args.max_upload, args.client_timeout)
     StreamServer(listener, handler, spawn=Pool(args.pool)).serve_forever()
@@ -120,4 +113,4 @@ def add_arguments(p):
 
 
 if __name__ == "__main__":
-    launch.run(serve, __doc__, add_arguments, setup=setup)
+    launch.run(serve, __doc__, add_arguments, setup=filestore.setup)

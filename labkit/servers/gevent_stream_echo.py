@@ -41,13 +41,8 @@ def handle(conn, address):
         conn.close()
 
 
-class CountingStreamServer(StreamServer):
-    def do_read(self):
-        try:
-            return super().do_read()           # accept one client
-        except OSError:                        # EMFILE: StreamServer pauses, then retries
-            launch.counters.add(accept_paused=1)
-            raise
+class CountingStreamServer(launch.CountsAcceptPauses, StreamServer):
+    """StreamServer, counting the accepts that failed when out of descriptors."""
 
 
 def serve(listener, args):

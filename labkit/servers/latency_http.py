@@ -75,15 +75,8 @@ class DeadlineHandler(WSGIHandler):
             return super().read_request(raw_requestline)
 
 
-class CountingWSGIServer(WSGIServer):
-    """gevent's WSGIServer, counting the accepts that failed."""
-
-    def do_read(self):
-        try:
-            return super().do_read()          # accept one client
-        except OSError:                       # EMFILE: gevent pauses accepting, then retries
-            launch.counters.add(accept_paused=1)
-            raise
+class CountingWSGIServer(launch.CountsAcceptPauses, WSGIServer):
+    """gevent's WSGIServer, counting the accepts that failed when out of descriptors."""
 
 
 def serve(listener, args):

@@ -33,12 +33,14 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections import Counter
 from typing import Any, Callable
 
 from labkit.limits import raise_open_file_limit
 
-__all__ = ["run", "counters", "emit", "parser", "at_stop", "SetupError"]
+__all__ = ["run", "counters", "emit", "parser", "at_stop", "SetupError", "accept",
+           "accept_waiting", "AcceptPause", "ACCEPT_PAUSE", "PAUSED", "CountsAcceptPauses"]
 
 
 class SetupError(Exception):
@@ -114,6 +116,80 @@ def emit(tag: str, payload: dict[str, Any]) -> None:
         sys.stdout.flush()
 
 
+# -- accepting when out of descriptors ------------------------------------------------------------
+# With every descriptor in use (EMFILE/ENFILE), accept() fails and the client stays queued in the
+# listen backlog. Retrying at once would only spin, so every server pauses accepting for a moment
+# (as gevent's own servers do) and goes on serving the clients it has.
+ACCEPT_PAUSE = 0.1      # seconds
+PAUSED = "paused"       # what accept() returns when out of descriptors
+
+
+def accept(listener: socket.socket) -> socket.socket | str | None:
+    """``listener.accept()`` that survives running out of descriptors: the new socket; None if
+    nobody is waiting (a non-blocking listener, or the client gave up); PAUSED, counted as
+    ``accept_paused``, when out of descriptors: the caller stops accepting for ACCEPT_PAUSE."""
+    try:
+        conn, _ = listener.accept()
+    except (BlockingIOError, ConnectionAbortedError):
+        return None
+    except OSError:                      # EMFILE/ENFILE: no descriptor for it yet
+        counters.add(accept_paused=1)
+        return PAUSED
+    return conn
+
+
+def accept_waiting(listener: socket.socket) -> socket.socket:
+    """For a blocking server: wait for the next client; out of descriptors, sleep and retry
+    (under gevent's monkey-patching this sleep lets the other greenlets run)."""
+    while not isinstance(conn := accept(listener), socket.socket):
+        if conn == PAUSED:
+            time.sleep(ACCEPT_PAUSE)
+    return conn
+
+
+class AcceptPause:
+    """For an event-loop server: while out of descriptors, stop watching the listener.
+
+        if launch.accept(listener) == launch.PAUSED: unwatch it; pause.begin()
+        wait for events with timeout=pause.timeout()
+        if pause.over(): watch the listener again
+    """
+
+    def __init__(self) -> None:
+        self.until: float | None = None
+
+    def begin(self) -> None:
+        self.until = time.monotonic() + ACCEPT_PAUSE
+
+    def timeout(self) -> float | None:
+        """Seconds the next wait may last: None (no limit) unless accepting is paused."""
+        return None if self.until is None else max(0.0, self.until - time.monotonic())
+
+    def over(self) -> bool:
+        """True once, when a pause has just ended."""
+        if self.until is None or time.monotonic() < self.until:
+            return False
+        self.until = None
+        return True
+
+    def accepting(self) -> bool:
+        """True unless a pause is still running (one that has run out ends here)."""
+        self.over()
+        return self.until is None
+
+
+class CountsAcceptPauses:
+    """Mix into a gevent server class (StreamServer, WSGIServer): gevent already pauses
+    accepting when out of descriptors and retries; this also counts it (``accept_paused``)."""
+
+    def do_read(self):                   # gevent's server calls it to accept one client
+        try:
+            return super().do_read()
+        except OSError:                  # EMFILE: gevent pauses accepting, then retries
+            counters.add(accept_paused=1)
+            raise
+
+
 def parser(description: str | None) -> argparse.ArgumentParser:
     first_line = (description or "").strip().split("\n")[0]
     p = argparse.ArgumentParser(description=first_line)
@@ -185,11 +261,12 @@ def bind(args: argparse.Namespace) -> socket.socket:
 def run(serve: Callable[[socket.socket, argparse.Namespace], None], description: str | None,
         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
         argv: list[str] | None = None,
-        setup: Callable[[argparse.Namespace], None] | None = None) -> None:
+        setup: Callable[[argparse.Namespace], Callable[[], None] | None] | None = None) -> None:
     """Parse arguments, set up, bind, announce READY, and run ``serve`` until stopped.
 
     ``setup(args)`` runs before READY and may add to ``args`` what ``serve`` needs; it raises
     ``SetupError`` (or ``OSError``) for a bad option, which ends the server with that message.
+    If it returns a function, that function runs when the server stops (``at_stop``).
     """
     p = parser(description)
     if add_arguments:
@@ -198,8 +275,9 @@ def run(serve: Callable[[socket.socket, argparse.Namespace], None], description:
     raise_open_file_limit()
     start_signal_thread()          # before setup: a stop during setup still cleans up
     try:
-        if setup:
-            setup(args)
+        cleanup = setup(args) if setup else None
+        if cleanup:
+            at_stop(cleanup)
         listener = bind(args)
     except (SetupError, OSError) as err:
         sys.stderr.write(f"cannot start: {err}\n")

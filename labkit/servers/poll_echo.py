@@ -11,12 +11,10 @@ out of descriptors (EMFILE), counted as ``accept_paused``.
     python -m labkit.servers.poll_echo --port 0
 """
 import select
-import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20          # stop reading from a client that is this far behind in reading
-ACCEPT_PAUSE = 0.1            # seconds to stop accepting when out of descriptors
 READ, WRITE = select.POLLIN, select.POLLOUT
 BROKEN = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
@@ -33,29 +31,25 @@ def serve(listener, args):
     poller = select.poll()
     poller.register(listener, READ)
     clients = {}                                    # fd -> Client
-    accept_again = None                             # set while accepting is paused
+    pause = launch.AcceptPause()                    # out of descriptors: stop accepting a moment
     while True:
-        wait_ms = None if accept_again is None else max(0, accept_again - time.monotonic()) * 1000
-        for fd, events in poller.poll(wait_ms):     # blocks until something is ready
-            if fd == listener.fileno() and not accept(poller, listener, clients):
-                poller.unregister(listener)         # out of descriptors: stop watching it
-                accept_again = time.monotonic() + ACCEPT_PAUSE
-            elif fd in clients:
+        wait = pause.timeout()
+        for fd, events in poller.poll(None if wait is None else wait * 1000):   # ms; blocks
+            if fd == listener.fileno():
+                if not accept(poller, listener, clients):
+                    poller.unregister(listener)     # out of descriptors: stop watching it
+                    pause.begin()
+            elif fd in clients:                     # (not one closed earlier this round)
                 serve_client(poller, clients, fd, events)
-        if accept_again is not None and time.monotonic() >= accept_again:
+        if pause.over():
             poller.register(listener, READ)
-            accept_again = None
 
 
 def accept(poller, listener, clients):
     """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    try:
-        conn, _ = listener.accept()
-    except (BlockingIOError, ConnectionAbortedError):
-        return True
-    except OSError:                                 # EMFILE/ENFILE
-        launch.counters.add(accept_paused=1)
-        return False
+    conn = launch.accept(listener)
+    if conn is None or conn == launch.PAUSED:       # the client gave up; out of descriptors
+        return conn is None
     conn.setblocking(False)
     clients[conn.fileno()] = Client(conn)
     poller.register(conn, READ)

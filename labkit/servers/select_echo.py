@@ -18,34 +18,31 @@ Its limits, and what it does at each one:
 """
 import select
 import sys
-import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
 FD_SETSIZE = 1024      # select() cannot watch descriptors numbered this or more (Linux)
-ACCEPT_PAUSE = 0.1     # seconds to stop accepting when out of descriptors
 
 
 def serve(listener, args):
     listener.setblocking(False)
     outgoing = {}                       # client socket -> bytearray not yet sent to it
     finished = set()                    # clients that closed their side: send the rest, close
-    accept_again = 0.0                  # when to watch the listener again after a pause
+    pause = launch.AcceptPause()        # out of descriptors: stop accepting for a moment
     while True:
         # Read from a client only while its backlog is small (a slow reader must not make us
         # buffer without limit); ask about writing only where there is something to write.
         readers = [c for c, buf in outgoing.items() if len(buf) < HIGH_WATER and c not in finished]
         writers = [c for c, buf in outgoing.items() if buf]
-        pause = accept_again - time.monotonic()
-        if pause <= 0:
+        if pause.accepting():
             readers.append(listener)
-        readable, writable, _ = select.select(readers, writers, [], pause if pause > 0 else None)
+        readable, writable, _ = select.select(readers, writers, [], pause.timeout())
         for sock in readable:
             if sock is not listener:
                 receive(sock, outgoing, finished)
             elif not accept(listener, outgoing):
-                accept_again = time.monotonic() + ACCEPT_PAUSE
+                pause.begin()
         for sock in writable:
             if sock in outgoing:        # it may have been closed while reading this round
                 send_some(sock, outgoing, finished)
@@ -53,13 +50,9 @@ def serve(listener, args):
 
 def accept(listener, outgoing):
     """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    try:
-        conn, _ = listener.accept()     # ready, so this does not block
-    except (BlockingIOError, ConnectionAbortedError):   # the client gave up before we got to it
-        return True
-    except OSError:                     # EMFILE/ENFILE: no descriptor left for it
-        launch.counters.add(accept_paused=1)
-        return False
+    conn = launch.accept(listener)      # ready, so this does not block
+    if conn is None or conn == launch.PAUSED:   # the client gave up; out of descriptors
+        return conn is None
     if conn.fileno() >= FD_SETSIZE:     # select() could not watch it: refuse it, not everyone
         print(f"refused a client: its descriptor {conn.fileno()} is beyond select()'s "
               f"FD_SETSIZE ({FD_SETSIZE})", file=sys.stderr, flush=True)

@@ -8,12 +8,10 @@ side, and stop accepting for a moment when out of descriptors (EMFILE: ``accept_
     python -m labkit.servers.selectors_echo --port 0
 """
 import selectors
-import time
 
 from labkit.servers import launch
 
 HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
-ACCEPT_PAUSE = 0.1     # seconds to stop accepting when out of descriptors
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -30,34 +28,28 @@ def serve(listener, args):
     listener.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(listener, READ, data=None)
-    accept_again = None                              # set while accepting is paused
+    pause = launch.AcceptPause()                     # out of descriptors: stop accepting a moment
     while True:
-        timeout = None if accept_again is None else max(0.0, accept_again - time.monotonic())
-        for key, events in sel.select(timeout):      # blocks until something is ready
+        for key, events in sel.select(pause.timeout()):   # blocks until something is ready
             if key.data is None:
                 if not accept(sel, listener):
                     sel.unregister(listener)         # out of descriptors: stop watching it
-                    accept_again = time.monotonic() + ACCEPT_PAUSE
+                    pause.begin()
                 continue
             client = key.data
             if events & READ:
                 receive(sel, client)
             if events & WRITE and client.conn.fileno() != -1:
                 send_some(sel, client)
-        if accept_again is not None and time.monotonic() >= accept_again:
+        if pause.over():
             sel.register(listener, READ, data=None)
-            accept_again = None
 
 
 def accept(sel, listener):
     """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    try:
-        conn, _ = listener.accept()                  # ready, so this does not block
-    except (BlockingIOError, ConnectionAbortedError):
-        return True
-    except OSError:                                  # EMFILE/ENFILE
-        launch.counters.add(accept_paused=1)
-        return False
+    conn = launch.accept(listener)                   # ready, so this does not block
+    if conn is None or conn == launch.PAUSED:        # the client gave up; out of descriptors
+        return conn is None
     conn.setblocking(False)
     sel.register(conn, READ, data=Client(conn))
     launch.counters.add(connections=1)

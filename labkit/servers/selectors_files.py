@@ -31,7 +31,6 @@ CHUNK = 64 * 1024
 HIGH_WATER = 256 * 1024            # refill from files, and read requests, only below this
 MAX_QUEUED = 64                    # replies waiting per client before we stop reading requests
 TICK = 0.5                         # seconds: select() wakes at least this often for housekeeping
-ACCEPT_PAUSE = 0.1                 # seconds without accepting after accept() fails (EMFILE)
 
 
 class Connection:
@@ -54,7 +53,7 @@ class FileServer:
         self.store, self.max_upload, self.client_timeout = store, max_upload, client_timeout
         self.sel = selectors.DefaultSelector()
         self.active = 0
-        self.accept_again = None   # while accepting is paused: when to start again
+        self.pause = launch.AcceptPause()   # out of descriptors: stop accepting a moment
         self.next_sweep = 0.0      # when to look for silent clients next
 
     def run(self, listener):
@@ -74,14 +73,11 @@ class FileServer:
             self.housekeeping()
 
     def accept(self):
-        try:
-            sock, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        except OSError:            # EMFILE, ENFILE: no descriptor for it. The connection stays
-            self.sel.unregister(self.listener)     # queued; retrying at once would only spin
-            self.accept_again = time.monotonic() + ACCEPT_PAUSE
-            launch.counters.add(accept_paused=1)
+        sock = launch.accept(self.listener)            # ready, so this does not block
+        if sock == launch.PAUSED:                      # out of descriptors: stop watching
+            self.sel.unregister(self.listener)         # the listener for a moment
+            self.pause.begin()
+        if sock is None or sock == launch.PAUSED:      # (None: the client gave up)
             return
         sock.setblocking(False)
         self.sel.register(sock, READ, data=Connection(sock, self.max_upload))
@@ -195,10 +191,9 @@ class FileServer:
     # -- housekeeping ----------------------------------------------------------------------
     def housekeeping(self):
         """Resume accepting after a pause; once per TICK, drop the silent clients."""
-        now = time.monotonic()
-        if self.accept_again and now >= self.accept_again:
+        if self.pause.over():
             self.sel.register(self.listener, READ, data=None)
-            self.accept_again = None
+        now = time.monotonic()
         if now >= self.next_sweep:
             self.next_sweep = now + TICK
             self.drop_silent(now)
@@ -233,16 +228,9 @@ class FileServer:
             conn.upload = None
 
 
-def setup(args):
-    """Before READY: check and make the folders (a bad --root stops the server here, with the
-    reason), and make sure that no unfinished upload outlives the server."""
-    args.store = filestore.from_arguments(args)
-    launch.at_stop(args.store.close)
-
-
 def serve(listener, args):
     FileServer(args.store, args.max_upload, args.client_timeout).run(listener)
 
 
 if __name__ == "__main__":
-    launch.run(serve, __doc__, filestore.add_arguments, setup=setup)
+    launch.run(serve, __doc__, filestore.add_arguments, setup=filestore.setup)

@@ -15,17 +15,10 @@ import time
 
 from labkit.servers import launch
 
-ACCEPT_PAUSE = 0.1   # seconds to wait before accepting again when out of descriptors
-
 
 def serve(listener, args):
     while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:                      # EMFILE/ENFILE: the client waits in the backlog
-            launch.counters.add(accept_paused=1)
-            time.sleep(ACCEPT_PAUSE)
-            continue
+        conn = launch.accept_waiting(listener)   # blocks until a client connects
         launch.counters.add(connections=1)
         conn.settimeout(args.client_timeout)
         try:

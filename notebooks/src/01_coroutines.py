@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import labkit
 from labkit import bench
 from labkit.bench import compute
-from labkit.timeline import Recorder, compare_timelines, duration
+from labkit.timeline import Recorder, compare_timelines, duration, max_concurrent
 
 # %% [markdown]
 # ## A generator remembers where it was
@@ -343,14 +343,10 @@ for label, blocking in (("blocking time.sleep", True), (f"yield ('sleep', {WAIT}
     run([worker(rec, name, WAIT, blocking) for name in NAMES])
     timelines[label] = rec.close()
 
-def waits_of(spans):
-    return [s for s in spans if s.state == "waiting"]
-
 blocking_total = duration(timelines["blocking time.sleep"])
 cooperative = timelines[f"yield ('sleep', {WAIT})"]
 cooperative_total = duration(cooperative)
-all_waiting_at_once = (max(s.start for s in waits_of(cooperative))
-                       < min(s.end for s in waits_of(cooperative)))
+all_waiting_at_once = max_concurrent(cooperative, states=("waiting",)) == len(NAMES)
 print("blocking: the waits add up:                ", blocking_total >= 0.9 * len(NAMES) * WAIT)
 print("cooperative: all three waited at one moment:", all_waiting_at_once)
 print("cooperative: under two waits in all:       ", cooperative_total < 2 * WAIT)

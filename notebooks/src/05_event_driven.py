@@ -271,8 +271,8 @@ compare_timelines({model: spans for model, (spans, _) in shown.items()})
 # machine was quietest; grey in the sequential row is other programs). The three threads take
 # turns: CPython's interpreter lock (the GIL) lets one thread at a time run Python code, and a
 # thread that wants it asks the holder to let go after the *switch interval* (printed below).
-# Without that lock, three threads on two cores could at best halve the time; with it, the
-# total stays that of the work done one after another. Here is what each thread got, from
+# Without that lock, threads on several cores could share the work out; with it, the total
+# stays that of the work done one after another. Here is what each thread got, from
 # `time.thread_time()` inside the thread:
 
 # %%
@@ -472,7 +472,7 @@ server.stop()
 # ## When is the event-driven model the right choice?
 #
 # When a program has
-# 1. **many tasks**: lesson 04 held 200 requests at once on one thread, and above, hundreds of
+# 1. **many tasks**: lesson 04 sent up to 500 requests from one thread, and above, hundreds of
 #    echo clients shared one loop;
 # 2. that are **independent** (they rarely wait for each other, and what they share needs no
 #    lock, because they switch only at `await`: lesson 01, property 2);

@@ -141,6 +141,9 @@ print("meanwhile the server used CPU with nobody connected:", hang_cpu["gevent_e
 assert first["gevent_echo_hang"].round_trips == 3 and hung.round_trips == 0
 assert len(hung.errors) == 5 and all("TimeoutError" in e for e in hung.errors)
 assert hung.elapsed >= 1.0 and hang_cpu["gevent_echo_hang"] >= 0.3
+print("yet all five connected (the kernel accepted them for the server):",
+      len(hung.connect_times) == 5)
+assert len(hung.connect_times) == 5
 
 # %% [markdown]
 # The server is still running and still accepts connections at the TCP level (the kernel

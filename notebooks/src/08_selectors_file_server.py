@@ -182,12 +182,8 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
 # written as blocking code on gevent.
 
 # %%
-def open_fds(pid):
-    """How many files (sockets included) a process has open: Linux lists them in /proc."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-# Fewer clients where ulimit -n is low (it says so), keeping room for what the kernel holds.
-n_clients = labkit.fit_clients(1000, spare=open_fds(os.getpid()) + 32)
+# Fewer where ulimit -n is low (it says so), leaving room for the pipes of the servers it starts.
+n_clients = labkit.fit_clients(1000, spare=128)
 runs = {}
 for mode in MODES:
     runs[f"selectors_files, {mode} clients"] = run_file_clients(
@@ -216,34 +212,19 @@ plt.show()
 #
 # One thread serves them all, so threads do not limit it. What each connected client does
 # cost is a socket, and a socket is a file descriptor in the server's process. Linux lists a
-# process's open descriptors in `/proc/PID/fd` and its threads in `/proc/PID/status`; here
-# are both, before and while 300 idle clients are connected (once the server's own counter
-# says it has accepted all 300):
+# process's open descriptors in `/proc/PID/fd` and its threads in `/proc/PID/status`
+# (`labkit.proc` reads them); here are both, before and while 300 idle clients are connected
+# (once the server's own counter says it has accepted all 300):
 
 # %%
-def threads_of(pid):
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+from labkit import proc
 
-def settled_fds(pid, timeout=10):
-    """The descriptor count once it stops changing (the server closes sockets in its own time)."""
-    deadline, last = time.monotonic() + timeout, -1
-    while (now := open_fds(pid)) != last and time.monotonic() < deadline:
-        last = now
-        time.sleep(0.2)
-    return now
-
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not (met := condition()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return met
-
-fds_before, threads_before = settled_fds(server.pid), threads_of(server.pid)
+fds_before = proc.settled(lambda: proc.open_files(server.pid))   # sockets close in their time
+threads_before = proc.threads(server.pid)
 accepted_before = server.stats()["connections"]
 idle_clients = [socket.create_connection(server.address, timeout=10) for _ in range(300)]
-all_accepted = wait_until(lambda: server.stats()["connections"] == accepted_before + 300)
-fds_during, threads_during = open_fds(server.pid), threads_of(server.pid)
+all_accepted = proc.wait_until(lambda: server.stats()["connections"] == accepted_before + 300)
+fds_during, threads_during = proc.open_files(server.pid), proc.threads(server.pid)
 for sock in idle_clients:
     sock.close()
 print("the server accepted all 300:", all_accepted)
@@ -266,39 +247,24 @@ assert fds_during - fds_before == 300 and threads_during == threads_before
 # `/proc/PID/fdinfo`. What it read, less what it sent, is what it holds:
 
 # %%
+labkit.show(proc.file_offset)
+
+# %%
 from labkit.servers.selectors_files import CHUNK, HIGH_WATER
-
-def server_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-
-def file_offset(pid, name):
-    """How far process ``pid`` has read its open file ``name``: the pos: line in fdinfo."""
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        if os.readlink(f"/proc/{pid}/fd/{fd}").endswith("/" + name):
-            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
-                return next(int(line.split()[1]) for line in info if line.startswith("pos:"))
-
-def settled(read, pause=0.3, timeout=10):
-    """read() once it gives the same answer twice in a row."""
-    deadline, last = time.monotonic() + timeout, None
-    while (now := read()) != last and time.monotonic() < deadline:
-        last = now
-        time.sleep(pause)
-    return now
 
 big = os.urandom(64 << 20)
 with tempfile.TemporaryDirectory(prefix="lesson08-big-") as big_folder:
     (Path(big_folder) / "big.bin").write_bytes(big)
     with labkit.serve("selectors_files", root=big_folder, upload_dir=uploads.name) as srv, \
             socket.create_connection(srv.address, timeout=10) as sock:
-        rss_before = server_rss_kib(srv.pid)
+        rss_before = proc.status_kib(srv.pid)
         sock.sendall(protocol.request_bytes("GET", "big.bin"))
-        assert wait_until(lambda: srv.stats().get("bytes_out", 0) > 0)   # hashed, now sending
+        assert proc.wait_until(lambda: srv.stats().get("bytes_out", 0) > 0)   # hashed, now sending
         # Both counters at once, unchanged over 0.3 s: a consistent picture of a stuck send.
-        sent_while_not_reading, read_from_file = settled(
-            lambda: (srv.stats().get("bytes_out", 0), file_offset(srv.pid, "big.bin")))
-        rss_growth_mib = (server_rss_kib(srv.pid) - rss_before) / 1024
+        sent_while_not_reading, read_from_file = proc.settled(
+            lambda: (srv.stats().get("bytes_out", 0), proc.file_offset(srv.pid, "big.bin")),
+            pause=0.3)
+        rss_growth_mib = (proc.status_kib(srv.pid) - rss_before) / 1024
         header, body = ReplyReader(sock).next()                  # now read it all
 held = len(protocol.ok_header(len(big), header.sha256)) + read_from_file - sent_while_not_reading
 print("while the client did not read, the server read less than a quarter of the file:",
@@ -374,7 +340,7 @@ print("server stopped:", not server.alive)
 #   while it has something to send, streams large replies as the client takes them, and answers
 #   bad input with an error instead of crashing.
 # * Verified end to end (SHA-256 of every download and upload), one thread served 1,000
-#   clients at once here (fewer where `ulimit -n` is low); each costs it a file descriptor
+#   clients in one run here (fewer where `ulimit -n` is low); each costs it a file descriptor
 #   and no thread, so the open-file limit is what bounds it.
 #
 # The benchmark (`python -m benchmarks files`) tries 10,000 clients against both file servers
