@@ -7,6 +7,7 @@
 """
 from labkit.background import (ScriptError, ScriptResult, ServerHandle, ServerStartError,
                                run_script, running, serve, stop_all)
+from labkit.claims import DATA, ClaimFailed, claim
 from labkit.doctor import doctor
 from labkit.interrupts import install as _install_interrupt_story
 from labkit.limits import (TooManyClients, check_client_count, fit_clients, max_clients,
@@ -18,6 +19,6 @@ _show_figures_inline()
 _install_interrupt_story()   # Kernel > Interrupt inside labkit: one line, not 40
 raise_open_file_limit()   # containers start kernels at a soft limit of 1,024; go up to hard
 
-__all__ = ["serve", "stop_all", "running", "ServerHandle", "ServerStartError", "doctor",
+__all__ = ["claim", "ClaimFailed", "DATA", "serve", "stop_all", "running", "ServerHandle", "ServerStartError", "doctor",
            "run_script", "ScriptResult", "ScriptError",
            "max_clients", "check_client_count", "fit_clients", "TooManyClients", "show", "source_of"]
