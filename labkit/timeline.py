@@ -3,15 +3,18 @@
 A ``Span(task, state, start, end)`` says that ``task`` was ``running`` (using the CPU),
 ``waiting`` (for I/O, a timer, a lock...), ``queued`` (connected, but not yet served: a server
 that caps how many clients it serves keeps the others in its listen backlog) or ``idle`` from
-``start`` to ``end``, in seconds from a shared zero; a file client's two kinds of waiting are
-``download`` and ``upload``. Clients, greenlet switch traces and child scripts all produce
-lists of Spans;
-``plot_timeline`` and ``compare_timelines`` draw them, the same way in every lesson::
+``start`` to ``end``, in seconds from a shared zero. Those four are the course's ``STATES``.
+A lesson may record states of its own (lesson 08's file clients: ``download``, ``upload``) and
+declares them, with their colours, where it draws them. Clients, greenlet switch traces and
+child scripts all produce lists of Spans; ``plot_timeline`` and ``compare_timelines`` draw them,
+the same way in every lesson::
 
     rec = Recorder()
     with rec.span("Task 1", "waiting"):
         time.sleep(0.1)
     plot_timeline(rec.spans)
+
+    plot_timeline(file_spans, states={"download": "#2ca02c", "upload": "#9467bd"})
 """
 from __future__ import annotations
 
@@ -24,14 +27,16 @@ from typing import Iterable, Iterator
 
 __all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timelines",
            "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
-           "STATE_COLORS", "show_figures_inline", "WithSpans"]
+           "STATES", "STATE_COLORS", "show_figures_inline", "WithSpans"]
 
-STATES = ("running", "waiting", "queued", "idle", "download", "upload")
+#: the states every lesson shares
+STATES = ("running", "waiting", "queued", "idle")
 #: one colour per state, in every figure of the course (waiting is grey, as in the classic
-#: figures; queued, a wait for the server to start serving at all, is orange); download and
-#: upload are the two phases of a file client (lesson 08)
+#: figures; queued, a wait for the server to start serving at all, is orange)
 STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "queued": "#ff7f0e",
-                "idle": "#f2f2f2", "download": "#2ca02c", "upload": "#9467bd"}
+                "idle": "#f2f2f2"}
+#: states in which a task is not doing or waiting for its own work (max_concurrent skips them)
+NOT_BUSY = ("queued", "idle")
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,9 @@ class Span:
     end: float
 
     def __post_init__(self) -> None:
-        if self.state not in STATES:
-            raise ValueError(f"state must be one of {STATES}, not {self.state!r}")
+        # a lesson's own states are checked where they are drawn (they need a colour there)
+        if not isinstance(self.state, str) or not self.state.strip():
+            raise ValueError(f"state must be a name, such as one of {STATES}, not {self.state!r}")
         if self.end < self.start:
             raise ValueError(f"span ends before it starts: {self}")
 
@@ -170,12 +176,15 @@ def busy_time(spans: Iterable[Span], task: str | None = None, state: str = "runn
     return sum(s.length for s in spans if s.state == state and task in (None, s.task))
 
 
-def max_concurrent(spans: Iterable[Span],
-                   states: Iterable[str] = ("running", "waiting", "download", "upload")) -> int:
-    """The largest number of tasks that were in one of ``states`` at the same moment."""
+def max_concurrent(spans: Iterable[Span], states: Iterable[str] | None = None) -> int:
+    """The largest number of tasks that were in one of ``states`` at the same moment
+    (by default: in any state but ``queued`` and ``idle``, i.e. working or waiting for work
+    they started)."""
+    counted = None if states is None else set(states)
     edges = []
     for s in spans:
-        if s.state in states and s.end > s.start:
+        busy = s.state not in NOT_BUSY if counted is None else s.state in counted
+        if busy and s.end > s.start:
             edges += [(s.start, 1), (s.end, -1)]
     level = best = 0
     for _, step in sorted(edges):                     # at a tie, -1 sorts before +1
@@ -219,7 +228,18 @@ def _natural(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
+def _colors(spans: list[Span], states: dict[str, str] | None) -> dict[str, str]:
+    """The course's colours plus a lesson's own ``states``; every state drawn must have one."""
+    colors = {**STATE_COLORS, **(states or {})}
+    unknown = sorted({s.state for s in spans} - set(colors))
+    if unknown:
+        raise ValueError(f"states {unknown} are not the course's {STATES}: a lesson that records "
+                         f"its own states declares them, e.g. states={{{unknown[0]!r}: '#2ca02c'}}")
+    return colors
+
+
+def _draw(ax, spans: list[Span], title: str | None, colors: dict[str, str],
+          max_rows: int = 60) -> None:
     tasks = _task_order(spans)
     total = len(tasks)
     if total > max_rows:                              # thousands of clients: show a sample
@@ -229,12 +249,12 @@ def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
         ax.set_ylabel(f"{total:,} tasks, one per row" if total <= max_rows
                       else f"{max_rows} of {total:,} tasks, one per row")
     row = {t: i for i, t in enumerate(tasks)}
-    for state in STATES:
+    for state, color in colors.items():
         for task in tasks:
             bars = [(s.start * 1000, max(s.length * 1000, 0.05)) for s in spans
                     if s.task == task and s.state == state]
             if bars:
-                ax.broken_barh(bars, (row[task] - 0.4, 0.8), color=STATE_COLORS[state])
+                ax.broken_barh(bars, (row[task] - 0.4, 0.8), color=color)
     ax.set_yticks(range(len(tasks)), tasks if len(tasks) <= 30 else [""] * len(tasks),
                   fontsize=10 if len(tasks) <= 12 else 7)
     ax.set_ylim(len(tasks) - 0.5, -0.5)               # first task on top
@@ -244,37 +264,45 @@ def _draw(ax, spans: list[Span], title: str | None, max_rows: int = 60) -> None:
         ax.set_title(title, loc="left", fontsize=10)
 
 
-def _legend(fig, spans: list[Span]) -> None:
+def _legend(fig, spans: list[Span], colors: dict[str, str]) -> None:
     from matplotlib.patches import Patch
-    used = [st for st in STATES if any(s.state == st for s in spans)]
-    fig.legend([Patch(color=STATE_COLORS[st]) for st in used], used, loc="upper right",
+    used = [st for st in colors if any(s.state == st for s in spans)]
+    fig.legend([Patch(color=colors[st]) for st in used], used, loc="upper right",
                ncol=len(used), frameon=False, fontsize=9)
 
 
-def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float = 9.0):
-    """One row per task, time in ms along x; returns a matplotlib Figure (shown by Jupyter)."""
+def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float = 9.0,
+                  states: dict[str, str] | None = None):
+    """One row per task, time in ms along x; returns a matplotlib Figure (shown by Jupyter).
+
+    ``states`` maps a lesson's own states (beyond the course's ``STATES``) to their colours.
+    """
     from matplotlib.figure import Figure
     spans = list(spans)
+    colors = _colors(spans, states)
     rows = min(len(_task_order(spans)), 60)
     fig = Figure(figsize=(width, 0.9 + min(0.32 * max(rows, 1), 6.0)), layout="constrained")
     ax = fig.add_subplot()
-    _draw(ax, spans, title)
-    _legend(fig, spans)
+    _draw(ax, spans, title, colors)
+    _legend(fig, spans, colors)
     return fig
 
 
-def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0):
-    """Several timelines stacked on one shared time axis, so the difference is seen."""
+def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0,
+                      states: dict[str, str] | None = None):
+    """Several timelines stacked on one shared time axis, so the difference is seen
+    (``states``: a lesson's own states and their colours, as for ``plot_timeline``)."""
     from matplotlib.figure import Figure
     runs = {name: list(spans) for name, spans in runs.items()}
+    colors = _colors([s for spans in runs.values() for s in spans], states)
     heights = [min(len(_task_order(s)), 60) + 1.5 for s in runs.values()]
     row = min(0.3, 8.0 / sum(heights))               # many rows: thinner rows, not a taller page
     fig = Figure(figsize=(width, 0.6 + row * sum(heights)), layout="constrained")
     axes = fig.subplots(len(runs), 1, sharex=True, gridspec_kw={"height_ratios": heights},
                         squeeze=False)[:, 0]
     for ax, (name, spans) in zip(axes, runs.items()):
-        _draw(ax, spans, f"{name}: {duration(spans) * 1000:.0f} ms")
+        _draw(ax, spans, f"{name}: {duration(spans) * 1000:.0f} ms", colors)
         if ax is not axes[-1]:
             ax.set_xlabel("")
-    _legend(fig, [s for spans in runs.values() for s in spans])
+    _legend(fig, [s for spans in runs.values() for s in spans], colors)
     return fig

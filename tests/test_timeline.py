@@ -5,16 +5,37 @@ import time
 import pytest
 from greenlet import greenlet
 
-from labkit.timeline import (STATE_COLORS, GreenletTrace, Recorder, Span, _figure_png, busy_time,
+from labkit.timeline import (STATE_COLORS, STATES, GreenletTrace, Recorder, Span, _figure_png, busy_time,
                              compare_timelines, duration, max_concurrent, plot_timeline,
                              spans_from_json, spans_to_json)
 
 
-def test_span_rejects_unknown_states_and_negative_lengths():
+def test_span_rejects_nameless_states_and_negative_lengths():
     with pytest.raises(ValueError, match="state"):
-        Span("Task 1", "sleeping", 0, 1)
+        Span("Task 1", "", 0, 1)
     with pytest.raises(ValueError, match="ends before"):
         Span("Task 1", "running", 2, 1)
+
+
+def test_the_course_states_are_shared_and_a_lesson_declares_its_own():
+    """STATES is the course's vocabulary; lesson 08's download/upload are not part of it: the
+    lesson declares them, with their colours, where it draws them."""
+    assert STATES == ("running", "waiting", "queued", "idle") and set(STATE_COLORS) == set(STATES)
+    spans = [Span("Client 1", "download", 0, 0.1), Span("Client 1", "upload", 0.1, 0.2),
+             Span("Client 2", "waiting", 0, 0.05)]
+    with pytest.raises(ValueError, match="declare"):
+        plot_timeline(spans)                                   # a typo or an undeclared state
+    with pytest.raises(ValueError, match="upload"):
+        compare_timelines({"a": spans}, states={"download": "#2ca02c"})
+    lesson = {"download": "#2ca02c", "upload": "#9467bd"}
+    from matplotlib.colors import to_rgb
+    for fig in (plot_timeline(spans, states=lesson), compare_timelines({"a": spans}, states=lesson)):
+        colors = {tuple(c.get_facecolor()[0][:3]) for c in fig.axes[0].collections}
+        assert colors == {to_rgb(c) for c in ("#2ca02c", "#9467bd", STATE_COLORS["waiting"])}
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["waiting", "download", "upload"]
+    assert "download" not in STATE_COLORS                      # declaring changed nothing shared
+    assert max_concurrent(spans) == 2                          # a lesson's states count as busy
+    assert max_concurrent(spans + [Span("Client 3", "queued", 0, 1)]) == 2
 
 
 def test_json_round_trip_both_ways():
