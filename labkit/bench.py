@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["compute", "generator_switch_cost", "greenlet_switch_cost", "thread_handoff_cost"]
+__all__ = ["compute", "generator_switch_cost", "greenlet_switch_cost", "thread_handoff_cost",
+           "lock_handoff_cost"]
 
 
 def compute(seconds: float) -> None:
@@ -77,4 +78,30 @@ def thread_handoff_cost(n: int = 5_000) -> float:
         pong.clear()
     elapsed = time.perf_counter() - start
     t.join()
+    return elapsed / n
+
+
+def lock_handoff_cost(n: int = 5_000) -> float:
+    """Seconds for one round trip between two threads that wake each other with bare locks
+    (what is left of a hand-off without an Event's Python code: a kernel wake-up and the GIL
+    changing hands)."""
+    main_turn, partner_turn = threading.Lock(), threading.Lock()
+    main_turn.acquire()
+    partner_turn.acquire()
+
+    def partner():
+        for _ in range(n):
+            if not partner_turn.acquire(timeout=10):   # sleeps until main releases it
+                return
+            main_turn.release()                        # wake main
+
+    t = threading.Thread(target=partner)
+    t.start()
+    start = time.perf_counter()
+    for _ in range(n):
+        partner_turn.release()                         # wake the partner ...
+        if not main_turn.acquire(timeout=10):          # ... and sleep until it wakes us
+            raise TimeoutError("the partner thread stopped answering")
+    elapsed = time.perf_counter() - start
+    t.join(timeout=10)
     return elapsed / n

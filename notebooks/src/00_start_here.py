@@ -61,8 +61,8 @@
 import labkit
 
 report = labkit.doctor()
-assert report.ok, report
-print("every check passed: this machine is ready for the course")
+labkit.claim("every check passed: this machine is ready for the course", report.ok,
+             measured=str(report))
 
 # %% [markdown]
 # The whole report (your numbers may differ from a classmate's, which is why this cell's output
@@ -104,8 +104,7 @@ def echo(sock, message):
 message = "hello, asynclab! 你好".encode("utf-8")
 
 with labkit.serve("selectors_echo") as srv:
-    print("server running:", srv.alive)
-    assert srv.alive
+    labkit.claim("the server is running", srv.alive)
     with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
         echoed = echo(sock, message)
     print("sent    :", message.decode())
@@ -113,9 +112,10 @@ with labkit.serve("selectors_echo") as srv:
     stats = srv.stats()
     print(f"the server counted {stats['connections']} connection and {stats['bytes_in']} bytes in")
 
-print("server running after the with block:", srv.alive)
-assert echoed == message and stats["connections"] == 1 and stats["bytes_in"] == len(message)
-assert not srv.alive
+labkit.claim("every byte came back, and the server counted one connection and those bytes",
+             echoed == message and stats["connections"] == 1
+             and stats["bytes_in"] == len(message), measured=f"{echoed!r}, {stats}")
+labkit.claim("the server stopped at the end of the with block", not srv.alive)
 
 # %% [markdown]
 # The server's address and process id are on the handle (`srv.host`, `srv.port`, `srv.pid`).
@@ -131,7 +131,8 @@ try:
 except labkit.ServerStartError as err:
     refusal = str(err).splitlines()[-1]
 print(refusal)
-assert refusal is not None and refusal.startswith("refusing to bind '0.0.0.0'")
+labkit.claim("the server refused to listen on every interface",
+             refusal is not None and refusal.startswith("refusing to bind '0.0.0.0'"))
 
 # %% [markdown]
 # A server also stops when the process that started it dies without any chance to clean up,
@@ -162,16 +163,14 @@ def answers(port):
     except OSError:
         return False
 
-answered = answers(port)
-print("the stand-in kernel's server answers:", answered)
+labkit.claim("the stand-in kernel's server answers", answers(port))
 kernel.send_signal(signal.SIGKILL)             # a crash: nothing in the kernel cleans up
 kernel.wait()
 kernel.stdout.close()
 deadline = time.monotonic() + 10
 while answers(port) and time.monotonic() < deadline:
     time.sleep(0.05)                           # the server needs a moment to notice and exit
-print("after the kernel was killed, its server is gone:", not answers(port))
-assert answered and not answers(port)
+labkit.claim("after the kernel was killed, its server is gone", not answers(port))
 
 # %% [markdown]
 # ## Every socket is an open file
@@ -198,12 +197,12 @@ with labkit.serve("selectors_echo") as srv:
     for sock in clients:
         sock.close()
     after = open_files()
-print("each connection was one more open file:", during - before == n_clients)
-print("each client got its own message back:",
-      answers == [f"I am client {i}".encode() for i in range(n_clients)])
-print("closing them gave every file back:", after == before)
-assert during - before == n_clients and after == before
-assert answers == [f"I am client {i}".encode() for i in range(n_clients)]
+labkit.claim("each connection was one more open file", during - before == n_clients,
+             measured=f"{during - before} more files for {n_clients} connections")
+labkit.claim("each client got its own message back",
+             answers == [f"I am client {i}".encode() for i in range(n_clients)])
+labkit.claim("closing them gave every file back", after == before,
+             measured=f"{before} files before, {after} after")
 # %% [markdown]
 # ## Summary
 #

@@ -162,8 +162,8 @@ round_robin([stepper("Task 1", 3, seen), stepper("Task 2", 3, seen)])
 
 print("order:", [f"{name}#{i}" for name, i, _ in seen])
 threads = {ident for _, _, ident in seen}
-print("threads used:", len(threads))
-assert len(threads) == 1 and threads == {threading.get_ident()}
+labkit.claim("both tasks ran on one thread, the notebook's own",
+             threads == {threading.get_ident()}, measured=f"{len(threads)} threads")
 
 # %% [markdown]
 # The tasks interleave, and all of it happens on the notebook's own thread.
@@ -192,7 +192,8 @@ def run_transfers(yield_in_the_middle):
 safe, broken = run_transfers(False), run_transfers(True)
 print("no yield inside the update:", safe, "total", sum(safe.values()))
 print("a yield inside the update: ", broken, "total", sum(broken.values()))
-assert sum(safe.values()) == 200 and sum(broken.values()) != 200
+labkit.claim("with no yield inside the update the total stays 200", sum(safe.values()) == 200)
+labkit.claim("with a yield inside it, money is lost or made", sum(broken.values()) != 200)
 
 # %% [markdown]
 # With generators (and, in lesson 05, `await`) you can see every switch point in the code:
@@ -232,11 +233,17 @@ def run_greenlet_transfers(lock):
                     gevent.spawn(transfer_with_log, accounts, "bob", "alice", 50, lock)])
     return accounts
 
+# %% [markdown]
+# Once with no lock, once with gevent's lock held around each update:
+
+# %%
 unlocked = run_greenlet_transfers(nullcontext())          # no lock at all
 locked = run_greenlet_transfers(BoundedSemaphore(1))      # gevent's lock: one holder at a time
 print("greenlets, no lock:          ", unlocked, "total", sum(unlocked.values()))
 print("greenlets, gevent.lock held: ", locked, "total", sum(locked.values()))
-assert sum(unlocked.values()) != 200 and locked == {"alice": 100, "bob": 100}
+labkit.claim("without a lock, the hidden switch broke the total", sum(unlocked.values()) != 200)
+labkit.claim("with gevent's lock held, both accounts end where they began",
+             locked == {"alice": 100, "bob": 100})
 
 # %% [markdown]
 # Without the lock, the hidden switch splits the update just like the visible `yield` above.
@@ -256,7 +263,9 @@ for _ in range(3):
 next(b)
 print("a's locals:", inspect.getgeneratorlocals(a))
 print("b's locals:", inspect.getgeneratorlocals(b))
-assert inspect.getgeneratorlocals(a)["number"] == 3 and inspect.getgeneratorlocals(b)["number"] == 1
+labkit.claim("each generator kept its own count (a at 3, b at 1)",
+             inspect.getgeneratorlocals(a)["number"] == 3
+             and inspect.getgeneratorlocals(b)["number"] == 1)
 
 # %% [markdown]
 # A generator keeps exactly one frame: its own. It can stop only at a `yield` in its own body.
@@ -347,11 +356,11 @@ blocking_total = duration(timelines["blocking time.sleep"])
 cooperative = timelines[f"yield ('sleep', {WAIT})"]
 cooperative_total = duration(cooperative)
 all_waiting_at_once = max_concurrent(cooperative, states=("waiting",)) == len(NAMES)
-print("blocking: the waits add up:                ", blocking_total >= 0.9 * len(NAMES) * WAIT)
-print("cooperative: all three waited at one moment:", all_waiting_at_once)
-print("cooperative: under two waits in all:       ", cooperative_total < 2 * WAIT)
-assert blocking_total >= 0.9 * len(NAMES) * WAIT
-assert all_waiting_at_once and cooperative_total < 2 * WAIT
+labkit.claim("blocking: the waits add up", blocking_total >= 0.9 * len(NAMES) * WAIT,
+             measured=f"{blocking_total:.3f} s")
+labkit.claim("cooperative: all three waited at one moment", all_waiting_at_once)
+labkit.claim("cooperative: under two waits in all", cooperative_total < 2 * WAIT,
+             measured=f"{cooperative_total:.3f} s")
 compare_timelines(timelines)
 
 # %% [markdown]
@@ -390,38 +399,18 @@ labkit.show(bench.thread_handoff_cost)
 # one's best:
 
 # %%
-def lock_handoff_cost(n=5_000):
-    """Seconds for one round trip between two threads that wake each other with bare locks."""
-    main_turn, partner_turn = threading.Lock(), threading.Lock()
-    main_turn.acquire()
-    partner_turn.acquire()
-
-    def partner():
-        for _ in range(n):
-            if not partner_turn.acquire(timeout=10):   # sleeps until main releases it
-                return
-            main_turn.release()                        # wake main
-
-    t = threading.Thread(target=partner)
-    t.start()
-    start = time.perf_counter()
-    for _ in range(n):
-        partner_turn.release()                         # wake the partner ...
-        if not main_turn.acquire(timeout=10):          # ... and sleep until it wakes us
-            raise TimeoutError("the partner thread stopped answering")
-    elapsed = time.perf_counter() - start
-    t.join(timeout=10)
-    return elapsed / n
+labkit.show(bench.lock_handoff_cost)
 
 # %%
-rounds = [(bench.generator_switch_cost(), lock_handoff_cost(), bench.thread_handoff_cost())
+rounds = [(bench.generator_switch_cost(), bench.lock_handoff_cost(), bench.thread_handoff_cost())
           for _ in range(3)]
 generator_cost, lock_cost, thread_cost = (min(costs) for costs in zip(*rounds))
-print("a bare-lock hand-off costs more than 10 generator switches:",
-      lock_cost > 10 * generator_cost)
-print("an Event hand-off costs more than 10 generator switches:   ",
-      thread_cost > 10 * generator_cost)
-assert lock_cost > 10 * generator_cost and thread_cost > 10 * generator_cost
+labkit.claim("a bare-lock hand-off costs more than 10 generator switches",
+             lock_cost > 10 * generator_cost,
+             measured=f"{lock_cost * 1e6:.2f} µs vs {generator_cost * 1e6:.3f} µs")
+labkit.claim("an Event hand-off costs more than 10 generator switches",
+             thread_cost > 10 * generator_cost,
+             measured=f"{thread_cost * 1e6:.2f} µs vs {generator_cost * 1e6:.3f} µs")
 
 fig, ax = plt.subplots(figsize=(6, 2.2))
 labels = ["generator send()", "thread hand-off, bare locks", "thread hand-off, Events"]

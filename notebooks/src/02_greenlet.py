@@ -80,6 +80,11 @@ def other_fn():
     trace.append("other: running while deep() is suspended")
     main_g.switch()
 
+# %% [markdown]
+# Run it: `caller` goes three calls down into `deep`, which switches out to `other`; `other`
+# hands control to us, and we resume `deep` exactly where it stopped:
+
+# %%
 main_g = getcurrent()                    # the greenlet the notebook itself runs in
 caller_g, other = greenlet(caller), greenlet(other_fn)
 caller_g.switch()                        # runs until other switches back to us
@@ -94,7 +99,7 @@ assert trace == ["deep: switching out from 3 calls down",
                  "deep: returned to the frame of 'level 2'",
                  "deep: returned to the frame of 'level 3'",
                  "caller: deep() returned normally"]
-assert caller_g.dead
+labkit.claim("the greenlet finished once deep() had returned", caller_g.dead)
 
 # %% [markdown]
 # ## Passing values, and where control goes at the end
@@ -117,8 +122,7 @@ acc = greenlet(accumulate)
 print(acc.switch(10))      # starts accumulate(10): prints 10
 print(acc.switch(25))      # total 35
 print(acc.switch(70))      # total 105: the function returns; its value comes back here
-print("dead:", acc.dead)
-assert acc.dead
+labkit.claim("once accumulate returned, its greenlet is dead", acc.dead)
 
 # %% [markdown]
 # Switching to a dead greenlet does not run anything again: the values passed simply come back
@@ -127,7 +131,8 @@ assert acc.dead
 # %%
 echoed = acc.switch("anyone there?")
 print(echoed)
-assert echoed == "anyone there?" and acc.dead
+labkit.claim("the value came straight back, and the greenlet stayed dead",
+             echoed == "anyone there?" and acc.dead)
 
 # %% [markdown]
 # ## Stopping a greenlet: `throw()` and `GreenletExit`
@@ -151,8 +156,8 @@ w = greenlet(worker)
 w.switch()
 w.throw()                              # GreenletExit inside worker
 print("\n".join(events))
-print("dead:", w.dead)
-assert events == ["worker: waiting for work", "worker: cleaning up"] and w.dead
+labkit.claim("throw() ran the worker's finally block, and the worker is dead",
+             events == ["worker: waiting for work", "worker: cleaning up"] and w.dead)
 
 w2 = greenlet(worker)
 w2.switch()
@@ -161,8 +166,9 @@ try:
     w2.throw(ValueError("bad input"))  # not caught by worker: it arrives here
 except ValueError as err:
     received = err
-print("the parent received:", repr(received), "| worker dead:", w2.dead)
-assert isinstance(received, ValueError) and str(received) == "bad input" and w2.dead
+print("the parent received:", repr(received))
+labkit.claim("the uncaught ValueError reached the parent, and the worker is dead",
+             isinstance(received, ValueError) and str(received) == "bad input" and w2.dead)
 
 # %% [markdown]
 # ## Every switch, drawn
@@ -189,11 +195,11 @@ with GreenletTrace(names) as traced:
             g.switch()
 
 task_switches = [(a, b) for a, b in traced.switches if a and b]
-print("switches between tasks:", len(task_switches))
-print("first ones:", task_switches[:4])
-print("greenlets running at the same moment, at most:", max_concurrent(traced.spans, ["running"]))
-assert task_switches == [("Task 1", "Task 2"), ("Task 2", "Task 3"), ("Task 3", "Task 1")] * 3
-assert max_concurrent(traced.spans, ["running"]) == 1
+print("first switches between tasks:", task_switches[:4])
+labkit.claim("nine switches between tasks, always to the next in turn",
+             task_switches == [("Task 1", "Task 2"), ("Task 2", "Task 3"), ("Task 3", "Task 1")] * 3,
+             measured=str(task_switches))
+labkit.claim("one greenlet running at a time", max_concurrent(traced.spans, ["running"]) == 1)
 plot_timeline(traced.spans, title="three greenlets taking turns (measured switches)")
 
 # %% [markdown]
@@ -208,9 +214,12 @@ plot_timeline(traced.spans, title="three greenlets taking turns (measured switch
 rounds = [(bench.generator_switch_cost(), bench.greenlet_switch_cost(), bench.thread_handoff_cost())
           for _ in range(3)]
 generator_cost, greenlet_cost, thread_cost = (min(costs) for costs in zip(*rounds))
-print("a greenlet switch costs more than 2 generator send()s:", greenlet_cost > 2 * generator_cost)
-print("a thread hand-off costs more than 5 greenlet switches:", thread_cost > 5 * greenlet_cost)
-assert greenlet_cost > 2 * generator_cost and thread_cost > 5 * greenlet_cost
+costs = (f"generator {generator_cost * 1e6:.3f} µs, greenlet {greenlet_cost * 1e6:.3f} µs, "
+         f"thread {thread_cost * 1e6:.2f} µs")
+labkit.claim("a greenlet switch costs more than 2 generator send()s",
+             greenlet_cost > 2 * generator_cost, measured=costs)
+labkit.claim("a thread hand-off costs more than 5 greenlet switches",
+             thread_cost > 5 * greenlet_cost, measured=costs)
 
 # %% [markdown]
 # ## What greenlet alone does not do: switch while waiting for I/O
@@ -238,8 +247,8 @@ with labkit.serve("thread_echo", delay=0.1) as slow_service:
 
 assert answers == [b"Task 1", b"Task 2"]
 
-print("two 100 ms requests took at least 180 ms (one after the other):", elapsed >= 0.18)
-assert elapsed >= 0.18
+labkit.claim("two 100 ms requests took at least 180 ms (one after the other)", elapsed >= 0.18,
+             measured=f"{elapsed:.3f} s")
 plot_timeline(rec.close(), title="greenlets + blocking recv: the waits do not overlap")
 
 # %% [markdown]

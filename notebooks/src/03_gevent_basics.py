@@ -68,16 +68,16 @@ with_time_sleep = breakfast(time.sleep)
 
 # %%
 overlapped, serialised = duration(with_gevent_sleep), duration(with_time_sleep)
-print("gevent.sleep: about the longest chore (0.4 s, under 0.5 s):", 0.39 < overlapped < 0.5)
-print("time.sleep: the sum of the chores (0.6 s):                ", serialised >= 0.59)
-assert 0.39 < overlapped < 0.5 and serialised >= 0.59
+labkit.claim("gevent.sleep: about the longest chore (0.4 s, under 0.5 s)", 0.39 < overlapped < 0.5,
+             measured=f"{overlapped:.3f} s")
+labkit.claim("time.sleep: the sum of the chores (0.6 s)", serialised >= 0.59,
+             measured=f"{serialised:.3f} s")
 
 def end_of(spans, task):
     return max(s.end for s in spans if s.task == task)
 
-print("with gevent.sleep the toast was done before the kettle:",
-      end_of(with_gevent_sleep, "toast") < end_of(with_gevent_sleep, "kettle"))
-assert end_of(with_gevent_sleep, "toast") < end_of(with_gevent_sleep, "kettle")
+labkit.claim("with gevent.sleep the toast was done before the kettle",
+             end_of(with_gevent_sleep, "toast") < end_of(with_gevent_sleep, "kettle"))
 compare_timelines({"gevent.sleep": with_gevent_sleep, "time.sleep": with_time_sleep})
 
 # %% [markdown]
@@ -98,7 +98,8 @@ def slow_square(x, seconds):
 jobs = [gevent.spawn(slow_square, x, 0.01 * x) for x in (1, 2, 3)]
 gevent.joinall(jobs)
 print("values:", [job.value for job in jobs])
-assert [job.value for job in jobs] == [1, 4, 9]
+labkit.claim("each greenlet's value is its return value, in spawn order",
+             [job.value for job in jobs] == [1, 4, 9])
 
 # %% [markdown]
 # `gevent.Timeout` bounds a wait. As an exception it says how long it waited; with `False` as
@@ -114,16 +115,14 @@ except gevent.Timeout as timeout:
 result = "nothing"
 with gevent.Timeout(0.05, False):
     result = slow_square(7, 1.0)
-print("result after a silent timeout:", result)
-assert result == "nothing"
+labkit.claim("after a silent timeout the block was abandoned: result is unchanged",
+             result == "nothing", measured=repr(result))
 
 late = gevent.spawn(slow_square, 8, 1.0)
 late.join(timeout=0.05)                        # returns after 0.05 s, finished or not
-print("a greenlet still running after 0.05 s:", not late.dead and late.value is None)
-assert not late.dead and late.value is None
+labkit.claim("a greenlet is still running after 0.05 s", not late.dead and late.value is None)
 late.kill()                                    # raises GreenletExit inside it
-print("after kill(): dead:", late.dead)
-assert late.dead
+labkit.claim("after kill() it is dead", late.dead)
 
 # %% [markdown]
 # ### When a greenlet fails
@@ -150,7 +149,7 @@ try:
 except ZeroDivisionError as err:
     raised = err
 print("get() raised it here:", repr(raised))
-assert raised is jobs[1].exception
+labkit.claim("get() raised the very exception stored on the greenlet", raised is jobs[1].exception)
 
 # %% [markdown]
 # ## Capping concurrency with a Pool
@@ -175,9 +174,10 @@ def run_pool(pool_size=3, n_tasks=9, seconds=0.05):
     return rec.close()
 
 pool_spans = run_pool(pool_size=3, n_tasks=9, seconds=0.05)
-print("at most 3 tasks at once:", max_concurrent(pool_spans) == 3)
-print("three rounds of 50 ms (about 150 ms):", 0.14 < duration(pool_spans) < 0.3)
-assert max_concurrent(pool_spans) == 3 and 0.14 < duration(pool_spans) < 0.3
+labkit.claim("at most 3 tasks at once", max_concurrent(pool_spans) == 3,
+             measured=f"{max_concurrent(pool_spans)} at once")
+labkit.claim("three rounds of 50 ms (about 150 ms)", 0.14 < duration(pool_spans) < 0.3,
+             measured=f"{duration(pool_spans):.3f} s")
 plot_timeline(pool_spans, title="Pool(3), 9 tasks of 50 ms")
 
 # %% [markdown]
@@ -252,9 +252,10 @@ for run in (plain, patched):
     print(f"patched={run.data['patched']!s:5}  time.sleep is {run.data['time_sleep_is']}")
 
 plain_s, patched_s = plain.data["elapsed"], patched.data["elapsed"]
-print("unpatched: five 100 ms sleeps one after another:", plain_s >= 0.45)
-print("patched: they overlap (well under half the time):", patched_s < 0.5 * plain_s)
-assert plain_s >= 0.45 and patched_s < 0.5 * plain_s
+labkit.claim("unpatched: five 100 ms sleeps one after another", plain_s >= 0.45,
+             measured=f"{plain_s:.3f} s")
+labkit.claim("patched: they overlap (well under half the time)", patched_s < 0.5 * plain_s,
+             measured=f"{patched_s:.3f} s vs {plain_s:.3f} s")
 compare_timelines({"time.sleep, not patched": labkit.timeline.spans_from_json(plain.data["spans"]),
                    "time.sleep, patched": labkit.timeline.spans_from_json(patched.data["spans"])})
 

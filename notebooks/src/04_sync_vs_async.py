@@ -29,7 +29,7 @@ from labkit.fetch import NoAnswer, fetch_with
 from labkit.timeline import compare_timelines, max_concurrent, plot_timeline
 from labkit.widgets import panel
 
-PAGES = Path("../data/pages")
+PAGES = labkit.DATA / "pages"
 SIZES = {p.name: p.stat().st_size for p in sorted(PAGES.glob("*.html"))}
 print(SIZES)
 
@@ -49,8 +49,7 @@ def page_url(name, i=0, base=BASE, **query):
     params = "&".join(f"{k}={v}" for k, v in {"id": i, **query}.items())
     return f"{base}/pages/{name}?{params}"
 
-print("server running:", server.alive)
-assert server.alive
+labkit.claim("the server is running", server.alive)
 
 # %% [markdown]
 # ## Three pages, one after another
@@ -72,8 +71,8 @@ sequential_3 = time.perf_counter() - started
 for name, body in zip(SIZES, bodies):
     assert hashlib.sha256(body).digest() == hashlib.sha256((PAGES / name).read_bytes()).digest()
 print("every page matches its file byte for byte (SHA-256)")
-print("three requests of 0.2 s took at least 0.6 s:", sequential_3 >= 0.6)
-assert sequential_3 >= 0.6
+labkit.claim("three requests of 0.2 s took at least 0.6 s", sequential_3 >= 0.6,
+             measured=f"{sequential_3:.3f} s")
 
 # %% [markdown]
 # ## The same three pages with gevent
@@ -90,10 +89,10 @@ for name, result in zip(SIZES, three.results):
     assert result.sha256 == hashlib.sha256((PAGES / name).read_bytes()).hexdigest()
     print(f"{result.size:>9,} bytes of {name}, SHA-256 verified")
 
-all_waiting = max_concurrent(three.spans) == 3          # one "waiting" span per request
-print("all three requests were sent before the first answer came:", all_waiting)
-print("gevent was faster than one after another:", three.elapsed < sequential_3)
-assert all_waiting and three.elapsed < sequential_3
+labkit.claim("all three requests were sent before the first answer came",
+             max_concurrent(three.spans) == 3)          # one "waiting" span per request
+labkit.claim("gevent was faster than one after another", three.elapsed < sequential_3,
+             measured=f"{three.elapsed:.3f} s vs {sequential_3:.3f} s")
 
 # %% [markdown]
 # The three waits overlapped, so gevent took about one latency instead of three. How much
@@ -134,16 +133,15 @@ for run in runs.values():
 print(f"all {3 * N} downloads complete and verified")
 
 sequential = runs["sequential"].elapsed
-print("sequential takes at least the sum of the latencies (6 s), and at most 50% more:",
-      N * LATENCY <= sequential <= 1.5 * N * LATENCY)
+labkit.claim("sequential takes at least the sum of the latencies (6 s), and at most 50% more",
+             N * LATENCY <= sequential <= 1.5 * N * LATENCY, measured=f"{sequential:.3f} s")
 for strategy in ("threads", "gevent"):
-    print(f"{strategy}: all twenty in less than two latencies (0.6 s), at least 10x faster:",
-          runs[strategy].elapsed < 2 * LATENCY)
+    labkit.claim(f"{strategy}: all twenty in less than two latencies (0.6 s), at least 10x faster",
+                 runs[strategy].elapsed < 2 * LATENCY, measured=f"{runs[strategy].elapsed:.3f} s")
 at_once = {name: max_concurrent(run.spans) for name, run in runs.items()}
 print("requests in flight at once, at most:", at_once)
-assert N * LATENCY <= sequential <= 1.5 * N * LATENCY
-assert all(runs[s].elapsed < 2 * LATENCY for s in ("threads", "gevent"))
-assert at_once == {"sequential": 1, "threads": N, "gevent": N}
+labkit.claim("one request in flight at a time when sequential, all twenty with threads or gevent",
+             at_once == {"sequential": 1, "threads": N, "gevent": N})
 compare_timelines({name: run.spans for name, run in runs.items()})
 
 # %% [markdown]
@@ -177,17 +175,22 @@ for _ in range(ROUNDS):
         cpu[n].append(cpu_used)
 wall, cpu = {n: min(w) for n, w in wall.items()}, {n: sum(c) / ROUNDS for n, c in cpu.items()}
 speedups = {n: n * per_request / wall[n] for n in counts}
-growing = all(speedups[a] < speedups[b] for a, b in zip(counts, counts[1:]))
-bending = speedups[500] / 500 < speedups[10] / 10
-print("speed-up is at least a quarter of N up to N = 100:",
-      all(speedups[n] >= 0.25 * n for n in counts if n <= 100))
-print("it keeps growing with N:", growing)
-print("but less than N does (speed-up / N is lower at 500 than at 10):", bending)
-print("CPU time (fetcher + server) at 500 requests is over 5x that at 10:", cpu[500] > 5 * cpu[10])
+
+# %% [markdown]
+# What the runs show, and the curve:
+
+# %%
+shown = ", ".join(f"N={n}: {s:.1f}x" for n, s in speedups.items())
+labkit.claim("speed-up is at least a quarter of N up to N = 100",
+             all(speedups[n] >= 0.25 * n for n in counts if n <= 100), measured=shown)
+labkit.claim("it keeps growing with N",
+             all(speedups[a] < speedups[b] for a, b in zip(counts, counts[1:])), measured=shown)
+labkit.claim("but less than N does (speed-up / N is lower at 500 than at 10)",
+             speedups[500] / 500 < speedups[10] / 10, measured=shown)
+labkit.claim("CPU time (fetcher + server) at 500 requests is over 5x that at 10",
+             cpu[500] > 5 * cpu[10], measured=f"{cpu[500]:.3f} s vs {cpu[10]:.3f} s")
 print(f"from 10 to 500 requests, wall time grew by {(wall[500] - wall[10]) * 1000:.0f} ms "
       f"and CPU time by {(cpu[500] - cpu[10]) * 1000:.0f} ms")
-assert all(speedups[n] >= 0.25 * n for n in counts if n <= 100) and growing and bending
-assert cpu[500] > 5 * cpu[10]
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(counts, counts, "--", color="grey", label="ideal: N")
@@ -225,14 +228,15 @@ late = labkit.run_script("patch_too_late", slow_url, 10, "--late")
 for run in (early, late):
     print(f"late={run.data['late']!s:5}  socket class: {run.data['socket_class']:<24} "
           f"pages: {run.data['ok']}/10")
-print("patched first: the ten waits overlap (under half of 10 x 0.1 s):",
-      early.data["elapsed"] < 0.5)
-print("patched too late: one after another: ", late.data["elapsed"] >= 0.95)
-print("neither run wrote an error or a warning:", early.stderr == late.stderr == "")
-assert early.data["ok"] == late.data["ok"] == 10 and early.stderr == late.stderr == ""
+labkit.claim("patched first: the ten waits overlap (under half of 10 x 0.1 s)",
+             early.data["elapsed"] < 0.5, measured=f"{early.data['elapsed']:.3f} s")
+labkit.claim("patched too late: one after another", late.data["elapsed"] >= 0.95,
+             measured=f"{late.data['elapsed']:.3f} s")
+labkit.claim("neither run wrote an error or a warning", early.stderr == late.stderr == "",
+             measured=early.stderr + late.stderr)
+assert early.data["ok"] == late.data["ok"] == 10
 assert early.data["socket_class"] == "gevent._socket3.socket"
 assert late.data["socket_class"] == "socket.socket"
-assert early.data["elapsed"] < 0.5 and late.data["elapsed"] >= 0.95
 compare_timelines({
     "patched first": labkit.timeline.spans_from_json(early.data["spans"]),
     "patched too late": labkit.timeline.spans_from_json(late.data["spans"])})
@@ -258,20 +262,18 @@ flaky = [page_url("page-48k.html", i, error_rate=0.25) for i in range(1, 41)]
 flaky_run = fetch_with("gevent", flaky)
 print("statuses:", flaky_run.statuses)
 served_503 = sum(1 for record in server_log() if record["status"] == 503)
-print("the server's log agrees on the number of 503s:", served_503 == flaky_run.statuses.get(503))
-print("every 200 carried the right page:", all(r.sha256 == expected for r in flaky_run.results
-                                               if r.status == 200))
 assert sum(flaky_run.statuses.values()) == 40 and set(flaky_run.statuses) == {200, 503}
-assert served_503 == flaky_run.statuses[503]
-assert all(r.sha256 == expected for r in flaky_run.results if r.status == 200)
+labkit.claim("the server's log agrees on the number of 503s",
+             served_503 == flaky_run.statuses.get(503), measured=f"{served_503} in the log")
+labkit.claim("every 200 carried the right page",
+             all(r.sha256 == expected for r in flaky_run.results if r.status == 200))
 
 # %% [markdown]
 # That is all we need the lesson's server for:
 
 # %%
 server.stop()
-print("server stopped:", not server.alive)
-assert not server.alive
+labkit.claim("the server stopped", not server.alive)
 
 # %% [markdown]
 # ## Try it yourself
@@ -291,10 +293,9 @@ def run_fetch(n_requests=20, latency=0.2, error_rate=0.0, strategy="gevent", pro
         return fetch_with(strategy, urls, progress).raise_if_unanswered()
 
 check_run = run_fetch(n_requests=10, latency=0.3, strategy="threads")
-print("10 threaded requests all verified:", check_run.statuses == {200: 10} and
-      all(r.sha256 == expected for r in check_run.results))
-print("overlap above 5:", check_run.overlap > 5)
-assert check_run.statuses == {200: 10} and check_run.overlap > 5
+labkit.claim("10 threaded requests all verified", check_run.statuses == {200: 10} and
+             all(r.sha256 == expected for r in check_run.results))
+labkit.claim("overlap above 5", check_run.overlap > 5, measured=f"{check_run.overlap:.1f}")
 
 # %% [markdown]
 # And a run against a server that is gone fails loudly (this is what the panel shows then):
@@ -312,9 +313,8 @@ try:
 except NoAnswer as err:
     message = str(err)
 print(message.split(";")[0])
-print("its summary says so too:", "NO REQUEST GOT AN ANSWER" in gone.summary())
-assert message.startswith("all 3 requests failed without an answer")
-assert gone.statuses == {0: 3} and "NO REQUEST GOT AN ANSWER" in gone.summary()
+assert message.startswith("all 3 requests failed without an answer") and gone.statuses == {0: 3}
+labkit.claim("its summary says so too", "NO REQUEST GOT AN ANSWER" in gone.summary())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
