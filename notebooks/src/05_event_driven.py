@@ -35,7 +35,7 @@ from labkit.eventloop import callbacks, futures, generators, models
 from labkit.eventloop.models import work
 from labkit.timeline import compare_timelines, duration
 
-PAGE = Path("../data/pages/page-48k.html")
+PAGE = labkit.DATA / "pages" / "page-48k.html"
 PAGE_SHA = hashlib.sha256(PAGE.read_bytes()).hexdigest()
 
 # %% [markdown]
@@ -93,12 +93,14 @@ def measure(loop_function):
 
 poll_log, poll_cpu, poll_wall = measure(polling_loop)
 event_log, event_cpu, event_wall = measure(event_loop)
-print("both handled the same events in the same order:", poll_log == event_log)
 print("first ones:", event_log[:4])
-print("polling used over 10 times the CPU time of the event loop:", poll_cpu > 10 * event_cpu)
-print("the event loop slept (CPU under 10% of the wall time):    ", event_cpu < 0.1 * event_wall)
-assert poll_log == event_log and len(event_log) == 20
-assert poll_cpu > 10 * event_cpu and event_cpu < 0.1 * event_wall
+labkit.claim("both handled the same 20 events in the same order",
+             poll_log == event_log and len(event_log) == 20)
+cpu_times = f"polling {poll_cpu:.3f} s, event loop {event_cpu:.3f} s of {event_wall:.3f} s"
+labkit.claim("polling used over 10 times the CPU time of the event loop",
+             poll_cpu > 10 * event_cpu, measured=cpu_times)
+labkit.claim("the event loop slept (CPU under 10% of the wall time)",
+             event_cpu < 0.1 * event_wall, measured=cpu_times)
 
 fig, ax = plt.subplots(figsize=(6, 2))
 ax.barh(["event queue", "polling"], [100 * event_cpu / event_wall, 100 * poll_cpu / poll_wall],
@@ -166,12 +168,11 @@ totals = {name: duration(spans) for name, (_, spans) in runs.items()}
 shorter = sum(WAITS.values()) - max(WAITS.values())      # the waits besides the longest one
 saved = {n: totals["sequential"] - totals[n] for n in ("threads", "event loop")}
 print("every page verified (SHA-256)")
-print("sequential takes at least the sum of the waits:",
-      totals["sequential"] >= sum(WAITS.values()))
+labkit.claim("sequential takes at least the sum of the waits",
+             totals["sequential"] >= sum(WAITS.values()), measured=str(totals))
 for name in saved:
-    print(f"{name} saves at least half the shorter waits' time:", saved[name] > 0.5 * shorter)
-assert totals["sequential"] >= sum(WAITS.values())
-assert all(saved[n] > 0.5 * shorter for n in saved)
+    labkit.claim(f"{name} saves at least half the shorter waits' time",
+                 saved[name] > 0.5 * shorter, measured=str(totals))
 compare_timelines({name: spans for name, (_, spans) in runs.items()})
 
 # %% [markdown]
@@ -196,9 +197,9 @@ def computing_at_once(spans, slack=0.002):
     return max((sum(1 for r in running if r.task != s.task and r.start + slack < s.end
                     and s.start + slack < r.end) + 1 for s in running), default=0)
 
-threads_spans = runs["threads"][1]
-print("threads computing at the same moment, at most:", computing_at_once(threads_spans))
-assert computing_at_once(threads_spans) == 1
+labkit.claim("no two threads computed at the same moment",
+             computing_at_once(runs["threads"][1]) == 1,
+             measured=f"{computing_at_once(runs['threads'][1])} at once")
 
 # ## The honest counter-example: work that never waits
 #
@@ -215,55 +216,32 @@ def cpu_task(rec, name):
 async def cpu_coroutine(loop, rec, name):
     return cpu_task(rec, name)         # never awaits anything: the loop cannot switch
 
-def cpu_runs():
-    """The three models once each: {model: (spans, CPU seconds each task used)}."""
-    runs = {}
-    for model, run in (("sequential", models.run_sequential), ("threads", models.run_threads)):
-        cpu, spans = run(cpu_task, WAITS)
-        runs[model] = spans, cpu
-    cpu, spans = models.run_event_loop(cpu_coroutine, WAITS)
-    runs["event loop"] = spans, cpu
-    return runs
-
 # %% [markdown]
 # Wall time is at the mercy of whatever else this machine runs, so the claims below compare
 # each model's wall time with the CPU time the *sequential* run needed for the same work (CPU
 # time is what the work costs, however busy the machine). The models take turns over three
-# rounds, and each claim uses the median round.
+# rounds, and each claim uses the median round; `cpu_trials.Trials` keeps that bookkeeping:
 
 # %%
-trials = [cpu_runs() for _ in range(3)]
+from labkit.eventloop import cpu_trials
 
-def median_over_trials(measure):
-    return statistics.median(measure(trial) for trial in trials)
+labkit.show(cpu_trials.Trials.wall_over_work)
 
-def wall_over_work(model):
-    """Wall time of ``model`` divided by the CPU time the sequential run needed."""
-    return median_over_trials(lambda t: duration(t[model][0]) / sum(t["sequential"][1]))
+# %%
+trials = cpu_trials.Trials.run(cpu_task, cpu_coroutine, list(WAITS), rounds=3)
+ratios = (f"threads: {trials.threads_cores():.2f} cores, "
+          f"wall/work {trials.wall_over_work('threads'):.2f}; "
+          f"event loop: wall/work {trials.wall_over_work('event loop'):.2f}")
+labkit.claim("threads used at most one core's worth of CPU between them",
+             trials.threads_cores() < 1.2, measured=ratios)
+labkit.claim("threads took no less time than the work alone (80% or more)",
+             trials.wall_over_work("threads") >= 0.8, measured=ratios)
+labkit.claim("the event loop ran the tasks one after another",
+             trials.always_one_after_another("event loop"))
+labkit.claim("the event loop took no less time than the work alone (80% or more)",
+             trials.wall_over_work("event loop") >= 0.8, measured=ratios)
 
-def one_after_another(spans):
-    """True if no task started before the previous one had finished."""
-    ends = [(min(s.start for s in spans if s.task == n), max(s.end for s in spans if s.task == n))
-            for n in WAITS]
-    return all(ends[i][1] <= ends[i + 1][0] for i in range(len(ends) - 1))
-
-threads_cores = median_over_trials(lambda t: sum(t["threads"][1]) / duration(t["threads"][0]))
-print("threads used at most one core's worth of CPU between them:", threads_cores < 1.2)
-print("threads took no less time than the work alone (80% or more):",
-      wall_over_work("threads") >= 0.8)
-print("the event loop ran the tasks one after another:",
-      all(one_after_another(t["event loop"][0]) for t in trials))
-print("the event loop took no less time than the work alone (80% or more):",
-      wall_over_work("event loop") >= 0.8)
-assert threads_cores < 1.2 and wall_over_work("threads") >= 0.8
-assert all(one_after_another(t["event loop"][0]) for t in trials)
-assert wall_over_work("event loop") >= 0.8
-
-def quietness(trial):
-    """How far the worst model's wall time exceeds its CPU time: 1.0 on an idle machine."""
-    return max(duration(spans) / sum(cpu) for spans, cpu in trial.values())
-
-shown = min(trials, key=quietness)                       # draw the round the machine was quietest
+shown = trials.quietest()                            # draw the round the machine was quietest
 compare_timelines({model: spans for model, (spans, _) in shown.items()})
 
 # %% [markdown]
@@ -278,18 +256,11 @@ compare_timelines({model: spans for model, (spans, _) in shown.items()})
 # %%
 print(f"sys.getswitchinterval(): {sys.getswitchinterval() * 1000:g} ms")
 
-def alive_and_cpu(trial):
-    """For each thread: seconds from its first to its last slice, and CPU seconds it used."""
-    spans, cpu_each = trial["threads"]
-    alive = [max(s.end for s in spans if s.task == n) - min(s.start for s in spans if s.task == n)
-             for n in WAITS]
-    return alive, cpu_each
+labkit.claim("every thread was alive more than 1.5 times the CPU time it got",
+             all(a > 1.5 * c for r in trials.rounds
+                 for a, c in zip(*trials.threads_alive_and_cpu(r))))
 
-waited_most = all(a > 1.5 * c for t in trials for a, c in zip(*alive_and_cpu(t)))
-print("every thread was alive more than 1.5 times the CPU time it got:", waited_most)
-assert waited_most
-
-alive, cpu_each = alive_and_cpu(shown)
+alive, cpu_each = trials.threads_alive_and_cpu(shown)
 fig, ax = plt.subplots(figsize=(7, 2.2))
 rows = range(len(WAITS))
 ax.barh([r + 0.2 for r in rows], [a * 1000 for a in alive], height=0.4, color="#c7c7c7",
@@ -336,9 +307,8 @@ def timed(fetch_many):
     return elapsed
 
 step1 = timed(callbacks.fetch_many)
-print("callbacks: 20 pages of 0.2 s, all verified, overlapped (under 1 s, not 4 s):",
-      step1 < 1.0)
-assert step1 < 1.0
+labkit.claim("callbacks: 20 pages of 0.2 s, all verified, overlapped (under 1 s, not 4 s)",
+             step1 < 1.0, measured=f"{step1:.3f} s")
 
 # %% [markdown]
 # It works, but one download is chopped into three methods, and its state lives in an object.
@@ -354,9 +324,8 @@ labkit.show(generators)
 
 # %%
 step2 = timed(generators.fetch_many)
-print("generators: 20 pages of 0.2 s, all verified, overlapped (under 1 s, not 4 s):",
-      step2 < 1.0)
-assert step2 < 1.0
+labkit.claim("generators: 20 pages of 0.2 s, all verified, overlapped (under 1 s, not 4 s)",
+             step2 < 1.0, measured=f"{step2:.3f} s")
 
 # %% [markdown]
 # ### Between steps 2 and 3: `yield from`
@@ -398,7 +367,8 @@ def feed(task, chunks):
 
 message, waits = feed(read_message(), [b"1", b"1", b"hello", b" world"])
 print("message:", message, "| waits that reached the loop:", waits)
-assert message == b"hello world" and waits == ["need data"] * 4
+labkit.claim("the whole message came out, and all four waits reached the loop",
+             message == b"hello world" and waits == ["need data"] * 4)
 
 # %% [markdown]
 # The four waits came from inside `read_exactly`, two calls down, and reached the loop through
@@ -419,8 +389,8 @@ try:
     coro.send(None)                        # resume: the await now returns 42
 except StopIteration as done:
     result = done.value
-print("what came up through await is the Future:", came_up is answer, "| result:", result)
-assert came_up is answer and result == 42
+labkit.claim("what came up through await is the Future itself", came_up is answer)
+labkit.claim("resumed, the await returned the Future's result, 42", result == 42)
 
 # %% [markdown]
 # ### Step 3: Futures and Tasks, so tasks can be `async def`
@@ -436,9 +406,8 @@ labkit.show(futures)
 
 # %%
 step3 = timed(futures.fetch_many)
-print("futures: 20 pages of 0.2 s, all verified, overlapped (under 1 s, not 4 s):",
-      step3 < 1.0)
-assert step3 < 1.0
+labkit.claim("futures: 20 pages of 0.2 s, all verified, overlapped (under 1 s, not 4 s)",
+             step3 < 1.0, measured=f"{step3:.3f} s")
 
 # %% [markdown]
 # On the same loop, an echo server: one Task per connection. 500 clients (also Tasks on the
@@ -450,9 +419,10 @@ assert step3 < 1.0
 # %%
 n_clients = labkit.fit_clients(500, per_client=2)
 ok, echoed, took = futures.serve_clients(n_clients, b"0123456789abcdef" * 256, pause=0.1)
-print("every client got its exact 4 KiB back:", ok == n_clients and echoed == n_clients * 4096)
-print("all served concurrently, on one thread (under 2 s):", took < 2)
-assert ok == n_clients and echoed == n_clients * 4096 and took < 2
+labkit.claim("every client got its exact 4 KiB back",
+             ok == n_clients and echoed == n_clients * 4096, measured=f"{ok} ok, {echoed} bytes")
+labkit.claim("all served concurrently, on one thread (under 2 s)", took < 2,
+             measured=f"{took:.3f} s")
 
 # %% [markdown]
 # Each step also runs from a terminal, starting its own latency server:

@@ -21,7 +21,6 @@
 import contextlib
 import os
 import statistics
-import time
 
 import matplotlib.pyplot as plt
 from ipywidgets import Dropdown, IntSlider
@@ -56,14 +55,14 @@ with labkit.serve("gevent_echo") as server:
     stats = server.stats()
     server_threads = len(os.listdir(f"/proc/{server.pid}/task"))   # its OS threads, from /proc
 
-print("round trips:", result.round_trips, "| errors:", len(result.errors))
-print("every byte echoed matches what was sent:", result.bytes_verified == 100 * 3 * 1024)
-print("the server saw 100 connections:", stats["connections"] == 100)
-print("round trips of different clients overlapped:", max_concurrent(result.spans) > 1)
-print("server OS threads: 1 serving + labkit's lifeline and signal threads =", server_threads)
-assert result.round_trips == 300 and not result.errors and stats["connections"] == 100
-assert max_concurrent(result.spans) > 1 and server_threads == 3
-assert result.bytes_verified == stats["bytes_in"] == 100 * 3 * 1024
+labkit.claim("100 clients made their 300 round trips without an error",
+             result.round_trips == 300 and not result.errors, measured=result.summary())
+labkit.claim("every byte echoed matches what was sent, and the server counted them all",
+             result.bytes_verified == stats["bytes_in"] == 100 * 3 * 1024)
+labkit.claim("the server saw 100 connections", stats["connections"] == 100)
+labkit.claim("round trips of different clients overlapped", max_concurrent(result.spans) > 1)
+labkit.claim("server OS threads: 1 serving + labkit's lifeline and signal threads = 3",
+             server_threads == 3, measured=f"{server_threads} threads")
 plot_timeline(result.spans, title=f"100 clients, {result.throughput:,.0f} round trips/s, "
                                   f"p99 latency {result.percentile(99) * 1000:.1f} ms")
 
@@ -86,12 +85,11 @@ with labkit.serve("gevent_echo") as server:
     run = labkit.run_script("gevent_echo_clients", server.host, server.port, 500)
 greenlet_clients = LoadResult.from_dict(run.data["result"])
 most_threads, resolver_pool = run.data["most_os_threads"], run.data["resolver_pool_size"]
-print("500 greenlet clients, round trips:", greenlet_clients.round_trips,
-      "| errors:", len(greenlet_clients.errors))
-print(f"OS threads while they ran: at most 2 + the resolver pool of {resolver_pool}:",
-      most_threads <= 2 + resolver_pool)
-assert greenlet_clients.round_trips == 1500 and not greenlet_clients.errors
-assert most_threads <= 2 + resolver_pool
+labkit.claim("500 greenlet clients made their 1,500 round trips without an error",
+             greenlet_clients.round_trips == 1500 and not greenlet_clients.errors,
+             measured=greenlet_clients.summary())
+labkit.claim(f"OS threads while they ran: at most 2 + the resolver pool of {resolver_pool}",
+             most_threads <= 2 + resolver_pool, measured=f"{most_threads} threads")
 
 # %% [markdown]
 # ## A bug that hangs every client
@@ -110,17 +108,11 @@ labkit.show("gevent_echo_hang")
 # have passed). Then five new clients connect, each giving up after 1 s without an answer.
 
 # %%
-def idle_cpu(servers, burn=0.3, longest=6.0):
-    """CPU seconds each server uses over one window with no client connected, and the window's
-    length: we watch until one server has used ``burn`` seconds, or for ``longest`` seconds."""
-    before = {name: srv.cpu_seconds() for name, srv in servers.items()}
-    started = time.perf_counter()
-    used = dict.fromkeys(servers, 0.0)
-    while max(used.values()) < burn and time.perf_counter() - started < longest:
-        time.sleep(0.05)
-        used = {name: srv.cpu_seconds() - before[name] for name, srv in servers.items()}
-    return used, time.perf_counter() - started
+from labkit.server_cpu import idle_cpu
 
+labkit.show(idle_cpu)
+
+# %%
 def one_leaves_then_five_come(*names):
     """For each server: one client's visit, its idle CPU afterwards, and five later clients."""
     with contextlib.ExitStack() as stack:
@@ -133,17 +125,15 @@ def one_leaves_then_five_come(*names):
 
 first, hang_cpu, hang_window, later = one_leaves_then_five_come("gevent_echo_hang")
 hung = later["gevent_echo_hang"]
-print("the first client was served:", first["gevent_echo_hang"].round_trips == 3)
-print("the five after it got no answer, each gave up after its 1 s timeout:",
-      hung.round_trips == 0 and len(hung.errors) == 5
-      and all("TimeoutError" in e for e in hung.errors) and hung.elapsed >= 1.0)
-print("meanwhile the server used CPU with nobody connected:", hang_cpu["gevent_echo_hang"] >= 0.3)
-assert first["gevent_echo_hang"].round_trips == 3 and hung.round_trips == 0
-assert len(hung.errors) == 5 and all("TimeoutError" in e for e in hung.errors)
-assert hung.elapsed >= 1.0 and hang_cpu["gevent_echo_hang"] >= 0.3
-print("yet all five connected (the kernel accepted them for the server):",
-      len(hung.connect_times) == 5)
-assert len(hung.connect_times) == 5
+labkit.claim("the first client was served", first["gevent_echo_hang"].round_trips == 3)
+labkit.claim("the five after it got no answer, each gave up after its 1 s timeout",
+             hung.round_trips == 0 and len(hung.errors) == 5
+             and all("TimeoutError" in e for e in hung.errors) and hung.elapsed >= 1.0,
+             measured=f"{hung.round_trips} round trips, {hung.errors}, {hung.elapsed:.2f} s")
+labkit.claim("meanwhile the server used CPU with nobody connected",
+             hang_cpu["gevent_echo_hang"] >= 0.3, measured=f"{hang_cpu} over {hang_window:.2f} s")
+labkit.claim("yet all five connected (the kernel accepted them for the server)",
+             len(hung.connect_times) == 5)
 
 # %% [markdown]
 # The server is still running and still accepts connections at the TCP level (the kernel
@@ -164,16 +154,13 @@ labkit.show("gevent_echo_spin")
 
 # %%
 first, cpu, window, later = one_leaves_then_five_come("gevent_echo_spin", "gevent_echo")
-print("both served the first client and the five after it, every byte verified:",
-      all(first[n].round_trips == 3 and later[n].round_trips == 15 and not later[n].errors
-          for n in first))
-print("with nobody connected, the spinning server used 0.3 s of CPU:",
-      cpu["gevent_echo_spin"] >= 0.3)
-print("over the same window the fixed server used under 0.03 s:      ",
-      cpu["gevent_echo"] < 0.03)
-assert all(first[n].round_trips == 3 and later[n].round_trips == 15 and not later[n].errors
-           for n in first)
-assert cpu["gevent_echo_spin"] >= 0.3 and cpu["gevent_echo"] < 0.03
+labkit.claim("both served the first client and the five after it, every byte verified",
+             all(first[n].round_trips == 3 and later[n].round_trips == 15 and not later[n].errors
+                 for n in first))
+labkit.claim("with nobody connected, the spinning server used 0.3 s of CPU",
+             cpu["gevent_echo_spin"] >= 0.3, measured=f"{cpu} over {window:.2f} s")
+labkit.claim("over the same window the fixed server used under 0.03 s",
+             cpu["gevent_echo"] < 0.03, measured=f"{cpu} over {window:.2f} s")
 
 shares = {"gevent_echo (fixed)": cpu["gevent_echo"] / window,
           "gevent_echo_spin": cpu["gevent_echo_spin"] / window,
@@ -207,17 +194,17 @@ with labkit.serve("gevent_stream_echo", pool=10) as server:
 queued = sorted(s.length for s in capped.spans if s.state == "queued")
 beyond_pool = statistics.median(queued[10:])       # the 40 clients that waited longest
 served_at_once = max_concurrent(capped.spans, states=("waiting", "idle"))
-print("all 50 clients served, every byte verified:",
-      capped.round_trips == 100 and not capped.errors)
+labkit.claim("all 50 clients served, every byte verified",
+             capped.round_trips == 100 and not capped.errors and len(queued) == 50)
 print("the most handlers running at once, counted by the server:", stats["most_active"])
 print("the most clients being served at once, seen by the clients:", served_at_once)
-print("every connect returned within 0.1 s:", max(capped.connect_times) < 0.1)
-print("of the 40 clients that waited longest, half were queued for over 0.1 s:",
-      beyond_pool > 0.1)
-assert capped.round_trips == 100 and not capped.errors and len(queued) == 50
-assert stats["most_active"] == served_at_once == 10
-assert len(capped.connect_times) == 50 and max(capped.connect_times) < 0.1
-assert beyond_pool > 0.1 and sum(q > 0.05 for q in queued) >= 30
+labkit.claim("both counts are the pool's size, 10", stats["most_active"] == served_at_once == 10)
+labkit.claim("every connect returned within 0.1 s",
+             len(capped.connect_times) == 50 and max(capped.connect_times) < 0.1,
+             measured=f"slowest {max(capped.connect_times):.3f} s")
+labkit.claim("of the 40 clients that waited longest, half were queued for over 0.1 s",
+             beyond_pool > 0.1 and sum(q > 0.05 for q in queued) >= 30,
+             measured=f"median {beyond_pool:.3f} s")
 plot_timeline(capped.spans, title="Pool(10), 50 clients holding their connection 0.1 s")
 
 # %% [markdown]
@@ -247,17 +234,15 @@ def run_clients(n_clients=100, server="gevent_echo", progress=None):
                                 mark_queue=True)
 
 checked = run_clients(n_clients=20, server="gevent_stream_echo (Pool 100)")
-print("20 clients, 60 round trips, all verified:",
-      checked.round_trips == 60 and not checked.errors)
-assert checked.round_trips == 60 and not checked.errors
+labkit.claim("20 clients, 60 round trips, all verified",
+             checked.round_trips == 60 and not checked.errors, measured=checked.summary())
 try:
     run_clients(n_clients=labkit.max_clients() + 1)
     refused = None
 except labkit.TooManyClients as err:
     refused = str(err)
-print("one client more than fits is refused, with advice:",
-      refused is not None and "ulimit -n" in refused)
-assert refused is not None and "ulimit -n" in refused
+labkit.claim("one client more than fits is refused, with advice",
+             refused is not None and "ulimit -n" in refused, measured=str(refused))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
