@@ -1,4 +1,5 @@
 """labkit.widgets.panel: runs its function with the controls' values, shows result or error."""
+
 from ipywidgets import FloatSlider, IntSlider, Label
 
 from labkit.timeline import Span, plot_timeline
@@ -19,6 +20,7 @@ def test_panel_runs_with_control_values_and_progress(capsys):
     """Moving a control and pressing Run calls the plain function with the controls' values,
     moves the bar to the end, and shows what ``draw`` and ``summary`` make of the result."""
     from ipywidgets import Button, IntProgress
+
     calls = []
 
     def run(n, delay, progress):
@@ -31,9 +33,14 @@ def test_panel_runs_with_control_values_and_progress(capsys):
         return f"drawn: {len(spans)} spans of {spans[0].end} s"
 
     n, delay = IntSlider(3, min=1, max=10), FloatSlider(0.25, min=0.25, max=1, step=0.25)
-    box = panel(run, draw=draw, controls={"n": n, "delay": delay}, title="demo",
-                summary=lambda spans: f"summary: {spans[-1].task}")
-    assert calls == [(3, 0.25)]                      # runs once when shown
+    box = panel(
+        run,
+        draw=draw,
+        controls={"n": n, "delay": delay},
+        title="demo",
+        summary=lambda spans: f"summary: {spans[-1].task}",
+    )
+    assert calls == [(3, 0.25)]  # runs once when shown
     assert printed_lines(capsys) == ["drawn: 3 spans of 0.25 s", "summary: Task 2"]
     n.value, delay.value = 5, 0.5
     find(box, Button)[0].click()
@@ -46,8 +53,11 @@ def test_panel_runs_with_control_values_and_progress(capsys):
 
 def test_panel_draws_a_timeline_figure():
     """The lessons' usual ``draw``: the panel runs it on the result without an error."""
-    box = panel(lambda n: [Span(f"Task {i}", "waiting", 0, 0.01) for i in range(n)],
-                draw=plot_timeline, controls={"n": IntSlider(2)})
+    box = panel(
+        lambda n: [Span(f"Task {i}", "waiting", 0, 0.01) for i in range(n)],
+        draw=plot_timeline,
+        controls={"n": IntSlider(2)},
+    )
     assert find(box, Label)[0].value.startswith("done in ")
 
 
@@ -65,7 +75,7 @@ def test_panel_shows_errors_as_messages(capsys):
     assert find(box, Label)[0].value == "failed (see below)"
     assert printed_lines(capsys) == ["ValueError: 7 is too many"]
     button = find(box, Button)[0]
-    assert not button.disabled                       # the student can try again
+    assert not button.disabled  # the student can try again
     slider.value = 2
     button.click()
     assert printed_lines(capsys) == ["ran with 2"]
@@ -74,23 +84,28 @@ def test_panel_shows_errors_as_messages(capsys):
 
 def printed_lines(capsys):
     """What the panel printed (outside a kernel, its Output widget lets prints through)."""
-    return [line.replace("\x1b[2K", "") for line in capsys.readouterr().out.splitlines()
-            if line.replace("\x1b[2K", "")]
+    return [
+        line.replace("\x1b[2K", "")
+        for line in capsys.readouterr().out.splitlines()
+        if line.replace("\x1b[2K", "")
+    ]
 
 
 def test_interrupt_shows_one_line_and_stops_the_servers_left_running(capsys):
     """Kernel > Interrupt during a run: no traceback, one line, no server left behind."""
     import labkit
+
     started = []
 
     def run_load(n):
-        started.append(labkit.serve("select_echo"))      # a run interrupted before its clean-up
+        started.append(labkit.serve("select_echo"))  # a run interrupted before its clean-up
         raise KeyboardInterrupt
 
-    box = panel(run_load, draw=plot_timeline, controls={"n": IntSlider(7)})   # must not raise
+    box = panel(run_load, draw=plot_timeline, controls={"n": IntSlider(7)})  # must not raise
     assert find(box, Label)[0].value == "interrupted"
     assert printed_lines(capsys) == [
-        "Interrupted: run_load(n=7); stopped the servers it left running: select_echo."]
+        "Interrupted: run_load(n=7); stopped the servers it left running: select_echo."
+    ]
     assert not started[0].alive
 
 
@@ -104,7 +119,8 @@ def test_interrupt_inside_a_with_block_says_no_server_is_running(capsys):
     before = set(labkit.running())
     panel(run_load, draw=plot_timeline, controls={"n": IntSlider(3)})
     assert printed_lines(capsys) == [
-        "Interrupted: run_load(n=3); no server it started is still running."]
+        "Interrupted: run_load(n=3); no server it started is still running."
+    ]
     assert set(labkit.running()) == before
 
 
@@ -115,14 +131,19 @@ def test_file_clients_progress_counts_connects_and_transfers(tmp_path):
 
     import labkit
     from labkit.clients.files import run_file_clients
+
     data = Path(__file__).resolve().parent.parent / "data"
     sha = hashlib.sha256((data / "lyrics.txt").read_bytes()).hexdigest()
     with labkit.serve("selectors_files", root=data, upload_dir=tmp_path) as srv:
         for mode in ("threads", "selectors"):
             seen = []
             result = run_file_clients(
-                srv.address, 200, expected_sha256=sha, mode=mode,
-                progress=lambda done, total, seen=seen: seen.append((done, total)))
+                srv.address,
+                200,
+                expected_sha256=sha,
+                mode=mode,
+                progress=lambda done, total, seen=seen: seen.append((done, total)),
+            )
             assert result.served == 200 and not result.errors
             assert {total for _, total in seen} == {600}, mode
             steps = [done for done, _ in seen]
