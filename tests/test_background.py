@@ -1,34 +1,18 @@
 """labkit.serve: the READY handshake, start failures, and never leaving a server behind."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 import labkit
-from labkit.background import ServerStartError
+from labkit.background import ServerHandle, ServerStartError
+from labkit.clients.load import receive_exactly
 from labkit.servers import NAMES
-
-
-def pid_alive(pid):
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_dead(pid, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.02)
-    return not pid_alive(pid)
+from processes import pid_alive, read_line, wait_dead
 
 
 def test_ready_handshake_gives_loopback_address_and_pid():
@@ -67,12 +51,34 @@ def test_stop_all_stops_every_server():
     assert labkit.running() == []
 
 
-def test_stop_is_idempotent_and_child_output_is_captured():
+CHATTY = textwrap.dedent("""
+    import json, os, sys, time
+    print("hello on stdout", flush=True)
+    print("hello on stderr", file=sys.stderr, flush=True)
+    print("READY " + json.dumps({"host": "127.0.0.1", "port": 9, "pid": os.getpid()}), flush=True)
+    time.sleep(60)
+""")
+
+
+def test_stop_is_idempotent_and_child_output_is_captured(capfd):
+    srv = ServerHandle("chatty", [sys.executable, "-c", CHATTY])
+    srv.wait_ready(10)
+    srv.stop()
+    assert not srv.alive and not pid_alive(srv.pid)
+    srv.stop()                                    # again: nothing to do, and no error
+    assert not srv.alive
+    # what it printed, on either stream, is in its log and never in ours; READY is consumed
+    assert srv.log().splitlines() == ["hello on stdout", "hello on stderr"]
+    assert srv.port == 9
+    out, err = capfd.readouterr()
+    assert "hello on" not in out + err
+
+
+def test_a_real_servers_protocol_lines_are_consumed_not_logged():
     srv = labkit.serve("selectors_echo")
     srv.stop()
     srv.stop()
-    assert not srv.alive
-    assert "READY" not in srv.log()   # protocol lines are consumed, not logged
+    assert not srv.alive and "READY" not in srv.log()
 
 
 def test_stats_counts_connections():
@@ -107,11 +113,65 @@ def test_server_dies_within_2s_when_its_parent_is_killed():
         parent.wait()
 
 
-def test_server_ignores_sigint_sent_to_the_parents_group():
-    # Jupyter's "interrupt" sends SIGINT to the kernel's process group; our server is not in it.
+FORKING_PARENT = textwrap.dedent("""
+    import os, time, labkit
+    srv = labkit.serve("selectors_echo")
+    copy = os.fork()               # without exec: the copy holds the server's stdin pipe too
+    if copy == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(srv.pid, copy, flush=True)
+    time.sleep(600)
+""")
+
+
+def test_server_dies_within_2s_when_its_parent_is_killed_even_if_the_parent_forked():
+    parent = subprocess.Popen([sys.executable, "-c", FORKING_PARENT], stdout=subprocess.PIPE,
+                              text=True)
+    copy = None
+    try:
+        server_pid, copy = map(int, read_line(parent, 30).split())
+        assert pid_alive(server_pid) and pid_alive(copy)
+        parent.send_signal(signal.SIGKILL)       # its stdin pipe stays open: the copy holds it
+        parent.wait(5)
+        assert wait_dead(server_pid, 2.0), "server outlived its SIGKILLed (forked) parent"
+        assert pid_alive(copy)                   # so it was not the lifeline's EOF
+    finally:
+        parent.kill()
+        parent.wait()
+        if copy:
+            os.kill(copy, signal.SIGKILL)
+            assert wait_dead(copy, 5)
+
+
+INTERRUPTED_PARENT = textwrap.dedent("""
+    import signal, sys, labkit
+    # like a Jupyter kernel: SIGINT interrupts the work at hand, it does not end the process
+    signal.signal(signal.SIGINT, lambda *_: print("interrupted", flush=True))
     with labkit.serve("select_echo") as srv:
-        assert os.getpgid(srv.pid) != os.getpgid(0)
-        assert os.getsid(srv.pid) == srv.pid
+        print(srv.pid, srv.port, flush=True)
+        sys.stdin.readline()       # until the test is done
+""")
+
+
+def test_server_ignores_sigint_sent_to_the_parents_group():
+    # Jupyter's "interrupt" sends SIGINT to the kernel's whole process group; the server,
+    # in a session of its own, is not in it.
+    parent = subprocess.Popen([sys.executable, "-c", INTERRUPTED_PARENT], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        server_pid, port = map(int, read_line(parent, 30).split())
+        os.killpg(parent.pid, signal.SIGINT)     # the parent leads its group, as a kernel does
+        assert read_line(parent).strip() == "interrupted"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"still here")
+            assert receive_exactly(sock, 10) == b"still here"
+        assert pid_alive(server_pid) and os.getsid(server_pid) == server_pid
+        parent.communicate("done\n", timeout=10)  # the parent stops it on its way out
+        assert parent.returncode == 0 and wait_dead(server_pid, 2)
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 @pytest.mark.parametrize("name", NAMES)

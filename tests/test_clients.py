@@ -6,7 +6,7 @@ import pytest
 
 import labkit
 from labkit.clients.load import LoadResult, run_echo_clients
-from labkit.fetch import fetch_with
+from labkit.runs import fetch_with
 from labkit.timeline import max_concurrent
 
 PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"
@@ -74,7 +74,7 @@ def test_without_mark_queue_a_row_is_round_trips_only():
 def test_a_fetch_run_with_no_answer_at_all_says_so():
     """Lesson 04's panel once reported "done" over 50 refused requests: a run in which the
     server never answered must say so, and refuse to pass for a result when asked."""
-    from labkit.fetch import NoAnswer
+    from labkit.clients.pages import NoAnswer
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]                                # nothing listens here

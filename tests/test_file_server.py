@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.clients.files import (ReplyReader, get_file, list_files, put_file,
-                                  run_file_clients)
+from labkit.clients.files import ReplyReader, get_file, list_files, put_file
+from labkit.runs import run_file_clients
 from labkit.protocol import Parser, request_bytes
 from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood, part_files
 

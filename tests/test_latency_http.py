@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.fetch import fetch_one, fetch_with
+from labkit.clients.pages import fetch_one
+from labkit.runs import fetch_with
 from labkit.timeline import Recorder, Span, max_concurrent
 
 PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"

@@ -8,7 +8,7 @@ import pytest
 
 import labkit
 from labkit.timeline import max_concurrent, spans_from_json
-from test_background import pid_alive, wait_dead
+from processes import pid_alive, wait_dead
 
 
 def test_gevent_sleepers_patched_overlap_unpatched_do_not():
@@ -85,7 +85,7 @@ def test_gevent_file_clients_report_progress_from_the_first_connect(tmp_path):
     import hashlib
     from pathlib import Path
 
-    from labkit.clients.files import run_file_clients
+    from labkit.runs import run_file_clients
     data = Path(__file__).resolve().parent.parent / "data"
     sha = hashlib.sha256((data / "lyrics.txt").read_bytes()).hexdigest()
     seen = []

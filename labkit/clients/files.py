@@ -1,11 +1,13 @@
 """Clients of the lesson 08 file server: download a file, upload it back, verify every byte.
 
-Three ways to run N clients, all checking the same things (the SHA-256 of each download against
-the file and against the server's header, and the server's confirmation of each upload):
+Two ways to run N clients here, both checking the same things (the SHA-256 of each download
+against the file and against the server's header, and the server's confirmation of each upload):
 
 * ``threads``:   one thread per client, blocking sockets (the original course's way);
-* ``selectors``: one thread for all clients, each a generator task on lesson 05's event loop;
-* ``gevent``:    the thread code on greenlets, in a monkey-patched child process.
+* ``selectors``: one thread for all clients, each a generator task on lesson 05's event loop.
+
+A third, ``gevent`` (the thread code on greenlets, in a monkey-patched child process), is
+``labkit.runs.run_file_clients``'s: it runs ``labkit/scripts/gevent_file_clients.py``.
 
 Each client's download and upload are recorded as Spans ("download", "upload"). Progress counts
 three steps per client (connected, downloaded, uploaded), so it moves from the first connect.
@@ -22,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from labkit.limits import check_client_count
+from labkit.progress import Progress, Throttled
 from labkit.protocol import SIZE, End, Parser, ProtocolError, Response, request_bytes
 from labkit.timeline import Recorder, Span, WithSpans
 
 __all__ = ["FileLoadResult", "ReplyReader", "get_file", "put_file", "list_files", "get_file_buggy",
            "run_file_clients", "MODES"]
 
-MODES = ("threads", "selectors", "gevent")
+MODES = ("threads", "selectors")       # in this process; labkit.runs adds "gevent"
 
 
 # -- one request, blocking -------------------------------------------------------------------
@@ -161,19 +164,11 @@ class _Tally:
             self.result.errors.append(f"{who}: {type(err).__name__}: {err}")
 
 
-class _Progress:
-    """Calls ``progress(steps, total)`` from the thread that runs the clients, about 100 times
-    a run (a widget redrawn 30,000 times would slow the run it shows)."""
-
-    def __init__(self, tally: _Tally, progress: Callable[[int, int], None] | None) -> None:
-        self.tally, self.progress, self.shown = tally, progress, -1
-        self.every = max(1, tally.total // 100)
-
-    def update(self, final: bool = False) -> None:
-        steps = self.tally.steps
-        if self.progress and (final or steps - self.shown >= self.every) and steps != self.shown:
-            self.shown = steps
-            self.progress(steps, self.tally.total)
+def _progress_of(tally: _Tally, progress: Progress | None) -> Callable[..., None]:
+    """``show_progress(final=False)``: report the steps done so far, about 100 times a run;
+    called from the one thread that runs the clients."""
+    report = Throttled(progress)
+    return lambda final=False: report(tally.steps, tally.total, final)
 
 
 # -- threads (and greenlets, once patched) ---------------------------------------------------
@@ -194,19 +189,19 @@ def _thread_client(address, name, index, rec, tally, timeout):
         tally.error(who, err)
 
 
-def _run_threads(address, n, name, tally, rec, progress, timeout):
+def _run_threads(address, n, name, tally, rec, show_progress, timeout):
     threads = [threading.Thread(target=_thread_client, daemon=True,
                                 args=(address, name, i, rec, tally, timeout))
                for i in range(1, n + 1)]
     for t in threads:
         t.start()
-        progress.update()                          # clients connect while others start
+        show_progress()                            # clients connect while others start
     deadline = time.monotonic() + timeout * 3
     for t in threads:
         while t.is_alive() and time.monotonic() < deadline:
             t.join(0.1)                            # wake up often to move the progress bar
-            progress.update()
-    progress.update(final=True)
+            show_progress()
+    show_progress(final=True)
 
 
 # -- selectors: generator tasks on one event loop --------------------------------------------
@@ -253,30 +248,26 @@ def _task_client(address, name, index, rec, tally, show_progress):
         show_progress()
 
 
-def _run_selectors(address, n, name, tally, rec, progress, timeout):
+def _run_selectors(address, n, name, tally, rec, show_progress, timeout):
     from labkit.eventloop.generators import run
-    run([_task_client(address, name, i, rec, tally, progress.update) for i in range(1, n + 1)])
-    progress.update(final=True)
+    run([_task_client(address, name, i, rec, tally, show_progress) for i in range(1, n + 1)])
+    show_progress(final=True)
 
 
 def run_file_clients(address: tuple[str, int], n_clients: int = 500, name: str = "lyrics.txt",
                      expected_sha256: str = "", mode: str = "threads",
-                     progress: Callable[[int, int], None] | None = None,
+                     progress: Progress | None = None,
                      timeout: float = 60.0) -> FileLoadResult:
     """``n_clients`` clients at once, each: GET ``name``, verify, PUT it back, verify."""
     if mode not in MODES:
-        raise ValueError(f"mode is one of {MODES}, not {mode!r}")
+        raise ValueError(f"mode is one of {MODES} here (gevent runs through labkit.runs), "
+                         f"not {mode!r}")
     check_client_count(n_clients)                  # a clear message instead of EMFILE
-    if mode == "gevent":
-        from labkit.background import run_script
-        done = run_script("gevent_file_clients", address[0], address[1], n_clients, name,
-                          expected_sha256, on_progress=progress, timeout=timeout * 5)
-        return FileLoadResult.from_dict(done.data["result"])
     result, rec = FileLoadResult(n_clients, mode), Recorder()
     tally = _Tally(result, expected_sha256)
     start = time.perf_counter()
     runner = _run_threads if mode == "threads" else _run_selectors
-    runner(address, n_clients, name, tally, rec, _Progress(tally, progress), timeout)
+    runner(address, n_clients, name, tally, rec, _progress_of(tally, progress), timeout)
     result.elapsed = time.perf_counter() - start
     result.spans = list(rec.spans)
     return result

@@ -15,9 +15,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
-
 from labkit.limits import check_client_count
+from labkit.progress import Progress, Throttled
 from labkit.timeline import Recorder, Span, WithSpans
 
 __all__ = ["LoadResult", "run_echo_clients", "one_echo_client"]
@@ -111,7 +110,7 @@ def receive_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def run_echo_clients(address: tuple[str, int], n_clients: int = 100, messages: int = 3,
-                     size: int = 1024, progress: Callable[[int, int], None] | None = None,
+                     size: int = 1024, progress: Progress | None = None,
                      timeout: float = 30.0, pause: float = 0.0,
                      mark_queue: bool = False) -> LoadResult:
     """Start ``n_clients`` threads at once, each one echo client; wait for all of them.
@@ -124,13 +123,13 @@ def run_echo_clients(address: tuple[str, int], n_clients: int = 100, messages: i
                                 args=(address, f"Client {i}", rec, result, lock, messages, size,
                                       i, timeout, pause, mark_queue))
                for i in range(1, n_clients + 1)]
+    report = Throttled(progress)
     start = time.perf_counter()
     for t in threads:
         t.start()
     for done, t in enumerate(threads, 1):
         t.join(timeout * (messages + 1))
-        if progress and (done % max(1, n_clients // 50) == 0 or done == n_clients):
-            progress(done, n_clients)
+        report(done, n_clients)
     result.elapsed = time.perf_counter() - start
     result.spans = list(rec.spans)
     return result

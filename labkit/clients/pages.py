@@ -2,7 +2,9 @@
 
     run = timed_run(download_many_sequential, urls)     # one after another
     run = timed_run(download_many_threads, urls)        # a thread per request (a pool)
-    run = fetch_with("gevent", urls)                    # greenlets, in a monkey-patched child
+
+The gevent strategy (``labkit/scripts/fetch_gevent.py``) uses this same harness, in a
+monkey-patched child process; ``labkit.runs.fetch_with`` chooses where each strategy runs.
 
 Every strategy calls the same ``fetch_one``, which records a Span per request and returns the
 status and the SHA-256 of the body, so that every byte is checked. Errors (a 503, a refused
@@ -19,12 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from labkit.progress import Progress, Throttled
 from labkit.timeline import Recorder, Span, WithSpans, busy_time
 
-Progress = Callable[[int, int], None]      # progress(done, total), called as requests finish
-
 __all__ = ["PageResult", "FetchRun", "NoAnswer", "fetch_one", "download_many_sequential",
-           "download_many_threads", "timed_run", "fetch_with", "STRATEGIES"]
+           "download_many_threads", "timed_run", "STRATEGIES", "Progress"]
 
 
 @dataclass
@@ -125,27 +126,15 @@ def download_many_threads(urls: list[str], rec: Recorder, progress: Progress | N
 
 def timed_run(download_many: Callable, urls: list[str], strategy: str = "",
               progress: Progress | None = None) -> FetchRun:
-    """The one harness: time ``download_many(urls, rec)`` and collect its results and Spans."""
+    """The one harness: time ``download_many(urls, rec)`` and collect its results and Spans.
+    ``progress(done, total)`` is called about 100 times, however many the requests."""
     rec = Recorder()
     start, cpu_start = time.perf_counter(), time.process_time()
-    results = download_many(urls, rec, progress=progress)
+    results = download_many(urls, rec, progress=Throttled(progress) if progress else None)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     name = strategy or download_many.__name__.removeprefix("download_many_")
     return FetchRun(name, elapsed, results, rec.spans, cpu)
 
 
-def fetch_with(strategy: str, urls: list[str], progress: Progress | None = None) -> FetchRun:
-    """Run one strategy: ``sequential`` and ``threads`` here, ``gevent`` in a child process."""
-    if strategy == "gevent":
-        import json
-
-        from labkit.background import run_script
-        done = run_script("fetch_gevent", json.dumps(urls), on_progress=progress)
-        return FetchRun.from_dict(done.data["run"])
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    return timed_run(STRATEGIES[strategy], urls, strategy, progress)
-
-
-STRATEGIES = {"sequential": download_many_sequential, "threads": download_many_threads,
-              "gevent": None}
+#: the strategies that run in this process, by name
+STRATEGIES = {"sequential": download_many_sequential, "threads": download_many_threads}

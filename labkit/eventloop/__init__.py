@@ -42,8 +42,8 @@ def command_line(fetch_many: Callable[[list[str]], list[bytes]], description: st
     if add_arguments:
         add_arguments(p)
     args = p.parse_args()
-    import labkit
-    with labkit.serve("latency_http", delay=args.delay) as srv:
+    from labkit.background import serve   # only here: the loops themselves start no process
+    with serve("latency_http", delay=args.delay) as srv:
         urls = [f"http://{srv.host}:{srv.port}/pages/page-48k.html?id={i}" for i in range(args.n)]
         started = time.perf_counter()
         bodies = fetch_many(urls)

@@ -8,7 +8,7 @@ of descriptors (EMFILE) it stops accepting for a moment instead of crashing.
     python -m labkit.servers.blocking_echo --port 0
 """
 
-from labkit.servers import launch
+from labkit import launch
 
 
 def serve(listener, args):

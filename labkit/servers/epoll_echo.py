@@ -17,7 +17,7 @@ descriptors (EMFILE) the server stops accepting for a moment (``accept_paused``)
 """
 import select
 
-from labkit.servers import launch
+from labkit import launch
 
 HIGH_WATER = 1 << 20
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT

@@ -14,7 +14,7 @@ monkey.patch_all()   # first: launch's listener and every socket after it are ge
 
 import gevent                                  # noqa: E402
 
-from labkit.servers import launch              # noqa: E402
+from labkit import launch                      # noqa: E402
 
 
 def serve(listener, args):

@@ -12,7 +12,7 @@ monkey.patch_all()
 
 import gevent                                  # noqa: E402
 
-from labkit.servers import launch              # noqa: E402
+from labkit import launch                      # noqa: E402
 
 
 def serve(listener, args):

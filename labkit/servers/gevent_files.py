@@ -17,7 +17,7 @@ from gevent.server import StreamServer          # noqa: E402
 
 from labkit import filestore, protocol          # noqa: E402
 from labkit.protocol import Body, End, Request  # noqa: E402
-from labkit.servers import launch               # noqa: E402
+from labkit import launch                       # noqa: E402
 
 CHUNK = 64 * 1024
 active = 0

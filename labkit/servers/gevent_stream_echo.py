@@ -17,7 +17,7 @@ monkey.patch_all()
 from gevent.pool import Pool                   # noqa: E402
 from gevent.server import StreamServer         # noqa: E402
 
-from labkit.servers import launch              # noqa: E402
+from labkit import launch                      # noqa: E402
 
 active = 0
 client_timeout = 30.0      # set from --client-timeout: a silent client must not hold a slot forever

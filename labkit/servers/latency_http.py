@@ -35,7 +35,7 @@ from urllib.parse import parse_qs             # noqa: E402
 import gevent                                 # noqa: E402
 from gevent.pywsgi import WSGIHandler, WSGIServer   # noqa: E402
 
-from labkit.servers import launch             # noqa: E402
+from labkit import launch                     # noqa: E402
 
 MAX_DELAY = 30.0
 

@@ -12,7 +12,7 @@ out of descriptors (EMFILE), counted as ``accept_paused``.
 """
 import select
 
-from labkit.servers import launch
+from labkit import launch
 
 HIGH_WATER = 1 << 20          # stop reading from a client that is this far behind in reading
 READ, WRITE = select.POLLIN, select.POLLOUT

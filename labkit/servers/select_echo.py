@@ -19,7 +19,7 @@ Its limits, and what it does at each one:
 import select
 import sys
 
-from labkit.servers import launch
+from labkit import launch
 
 HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
 FD_SETSIZE = 1024      # select() cannot watch descriptors numbered this or more (Linux)

@@ -11,7 +11,7 @@ part of it, and the rest is silently lost. (The fix, in select_echo: keep ``buff
 import queue
 import select
 
-from labkit.servers import launch
+from labkit import launch
 
 
 def serve(listener, args):

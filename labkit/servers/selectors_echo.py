@@ -9,7 +9,7 @@ side, and stop accepting for a moment when out of descriptors (EMFILE: ``accept_
 """
 import selectors
 
-from labkit.servers import launch
+from labkit import launch
 
 HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE

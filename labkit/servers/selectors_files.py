@@ -24,7 +24,7 @@ from collections import deque
 
 from labkit import filestore, protocol
 from labkit.protocol import Body, End, Request
-from labkit.servers import launch
+from labkit import launch
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CHUNK = 64 * 1024

@@ -13,7 +13,7 @@ it receives is echoed after that many seconds, and one client's wait never delay
 import threading
 import time
 
-from labkit.servers import launch
+from labkit import launch
 
 
 def serve(listener, args):
