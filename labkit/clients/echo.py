@@ -14,7 +14,7 @@ import selectors
 import socket
 import time
 
-__all__ = ["echo_roundtrip", "random_pieces", "echo_late_reader"]
+__all__ = ["echo_roundtrip", "random_pieces", "echo_late_reader", "push_without_reading"]
 
 
 def random_pieces(total: int, rng: random.Random, largest: int = 8192) -> list[int]:
@@ -108,3 +108,21 @@ def echo_late_reader(address: tuple[str, int], payload: bytes, read_after: float
             received += chunk
         sender.join(5)
     return bytes(received)
+
+
+def push_without_reading(address: tuple[str, int], offer: int = 64 << 20,
+                         stuck_after: float = 1.0) -> int:
+    """Send up to ``offer`` bytes, read nothing; return how many the socket took before it
+    stayed full for ``stuck_after`` seconds (TCP's flow control pushing back)."""
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.setblocking(False)
+        chunk, sent = bytes(65536), 0
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_WRITE)
+            while sent < offer:
+                try:
+                    sent += sock.send(chunk)        # non-blocking: takes what fits, or raises
+                except BlockingIOError:             # full: wait until it takes more, or stop
+                    if not sel.select(stuck_after):
+                        break
+        return sent

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 from ipywidgets import IntSlider
 
 import labkit
-from labkit.clients.echo import echo_late_reader
+from labkit.clients.echo import echo_late_reader, push_without_reading
 from labkit.clients.load import receive_exactly, run_echo_clients
 from labkit.limits import SCALED_DOWN
 from labkit.widgets import panel
@@ -59,17 +59,22 @@ left.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
 threading.Timer(0.2, right.sendall, [b"late"]).start()
 started = time.perf_counter()
 data, waited = left.recv(100), time.perf_counter() - started
-blocking_ok = not nonblocking(left) and data == b"late" and waited >= 0.15
-print(f"blocking (O_NONBLOCK off): recv slept until the data came, about 0.2 s: {blocking_ok}")
+labkit.claim("blocking (O_NONBLOCK off): recv slept until the data came, about 0.2 s",
+             not nonblocking(left) and data == b"late" and waited >= 0.15,
+             measured=f"{data!r} after {waited:.3f} s")
 
+# %% [markdown]
+# The same socket with a timeout, then non-blocking:
+
+# %%
 left.settimeout(0.2)
 started = time.perf_counter()
 try:
     left.recv(100)
 except TimeoutError:
     waited = time.perf_counter() - started
-timeout_ok = nonblocking(left) and 0.15 <= waited < 5
-print(f"settimeout(0.2): O_NONBLOCK is on, Python waited 0.2 s, then TimeoutError: {timeout_ok}")
+labkit.claim("settimeout(0.2): O_NONBLOCK is on, Python waited 0.2 s, then TimeoutError",
+             nonblocking(left) and 0.15 <= waited < 5, measured=f"{waited:.3f} s")
 
 left.setblocking(False)
 started = time.perf_counter()
@@ -77,15 +82,14 @@ try:
     left.recv(100)
 except BlockingIOError:
     waited = time.perf_counter() - started
-nonblocking_ok = nonblocking(left) and waited < 0.1
-print("non-blocking (O_NONBLOCK on): recv raised BlockingIOError without waiting:",
-      nonblocking_ok)
+labkit.claim("non-blocking (O_NONBLOCK on): recv raised BlockingIOError without waiting",
+             nonblocking(left) and waited < 0.1, measured=f"{waited:.3f} s")
 
 right.sendall(b"hello")
 readable, _, _ = select.select([left], [], [], 1.0)
-print("select says it is readable now:", readable == [left], "| recv:", left.recv(100))
+labkit.claim("select says it is readable now", readable == [left])
+print("recv:", left.recv(100))
 left.close(); right.close()
-assert blocking_ok and timeout_ok and nonblocking_ok and readable == [left]
 
 # %% [markdown]
 # ## The select server
@@ -117,7 +121,8 @@ with labkit.serve("select_echo") as server:
             print(f"socket {i} got back: {answers[-1]!r}")
     for s in socks:
         s.close()
-assert answers == [part for part in parts for _ in socks]
+labkit.claim("each socket got back exactly each part it sent",
+             answers == [part for part in parts for _ in socks])
 
 # %% [markdown]
 # ## Bug 1: ignoring what `send` returns
@@ -148,13 +153,12 @@ naive_fast, naive_ok, naive_lost, naive_stats = outcomes["select_echo_naive"]
 fixed_fast, fixed_ok, fixed_lost, _ = outcomes["select_echo"]
 fast_ok = all(f.round_trips == 60 and f.bytes_verified == 60 * 4096 and not f.errors
               for f in (naive_fast, fixed_fast))
-print("fast readers: every byte came back from both servers:", fast_ok)
-print("late reader, naive server: echo intact:", naive_ok, "| bytes lost:", naive_lost > 0,
-      "| it counted what it dropped:", naive_stats["bytes_lost"] == naive_lost)
-print("late reader, fixed server: echo intact:", fixed_ok, "| bytes lost:", fixed_lost)
-assert fast_ok
-assert not naive_ok and naive_lost == naive_stats["bytes_lost"] > 0
-assert fixed_ok and fixed_lost == 0
+labkit.claim("fast readers: every byte came back from both servers", fast_ok)
+labkit.claim("late reader, naive server: the echo lost bytes, and the server counted them",
+             not naive_ok and naive_lost == naive_stats["bytes_lost"] > 0,
+             measured=f"lost {naive_lost}, counted {naive_stats['bytes_lost']}")
+labkit.claim("late reader, fixed server: echo intact, no byte lost", fixed_ok and fixed_lost == 0,
+             measured=f"lost {fixed_lost}")
 
 # %% [markdown]
 # The fix is two lines: `sent = conn.send(buf)`, then `del buf[:sent]`. The fixed server also
@@ -164,30 +168,21 @@ assert fixed_ok and fixed_lost == 0
 # wait too: TCP's flow control. Here a client offers 64 MB and reads nothing:
 
 # %%
-from labkit.servers.select_echo import HIGH_WATER
+labkit.show(push_without_reading)
 
-def push_without_reading(address, offer=64 << 20, stuck_after=1.0):
-    """Send up to ``offer`` bytes, read nothing; return how many the socket took before it
-    stayed full for ``stuck_after`` seconds."""
-    with socket.create_connection(address, timeout=5) as sock:
-        sock.setblocking(False)
-        chunk, sent = bytes(65536), 0
-        while sent < offer:
-            try:
-                sent += sock.send(chunk)             # non-blocking: takes what fits, or raises
-            except BlockingIOError:                  # full: wait until it takes more, or stop
-                if not select.select([], [sock], [], stuck_after)[1]:
-                    break
-        return sent
+# %%
+from labkit.servers.select_echo import HIGH_WATER
 
 with labkit.serve("select_echo") as server:
     pushed = push_without_reading(server.address)
     counters = server.stats()
 held = counters["bytes_in"] - counters["bytes_out"]   # read from the client, not yet echoed
-print("the client's send had to wait long before 64 MB:", pushed < 64 << 20)
-print("the server held at most HIGH_WATER plus one recv (64 KiB):", held <= HIGH_WATER + 65536)
-print("the rest waited in the kernel's socket buffers:", pushed - counters["bytes_in"] > 0)
-assert pushed < 64 << 20 and held <= HIGH_WATER + 65536 and pushed > counters["bytes_in"]
+measured = f"pushed {pushed:,}, server read {counters['bytes_in']:,}, held {held:,}"
+labkit.claim("the client's send had to wait long before 64 MB", pushed < 64 << 20, measured)
+labkit.claim("the server held at most HIGH_WATER plus one recv (64 KiB)",
+             held <= HIGH_WATER + 65536, measured)
+labkit.claim("the rest waited in the kernel's socket buffers", pushed > counters["bytes_in"],
+             measured)
 
 # %% [markdown]
 # ## poll and epoll
@@ -211,9 +206,9 @@ VARIANTS = {"select_echo": {}, "poll_echo": {}, "epoll_echo (level)": {},
 for variant, options in VARIANTS.items():
     with labkit.serve(variant.split()[0], **options) as server:
         result = run_echo_clients(server.address, n_clients=300, messages=3, size=4096)
-    print(f"{variant:<20} round trips {result.round_trips}, errors {len(result.errors)}, "
-          f"every byte verified: {result.bytes_verified == 300 * 3 * 4096}")
-    assert result.round_trips == 900 and not result.errors
+    labkit.claim(f"{variant}: 900 round trips, no errors, every byte verified",
+                 result.round_trips == 900 and not result.errors
+                 and result.bytes_verified == 300 * 3 * 4096, measured=result.summary())
 
 # %% [markdown]
 # ## Level-triggered or edge-triggered?
@@ -242,7 +237,9 @@ for edge in (False, True):
     first, second, third = experiment(edge)
     print(f"{'edge-triggered' if edge else 'level-triggered':<15}: reported at first: {first}, "
           f"again with 6 bytes left unread: {second}, after new data: {third}")
-assert experiment(False) == (True, True, True) and experiment(True) == (True, False, True)
+labkit.claim("level-triggered reported all three times", experiment(False) == (True, True, True))
+labkit.claim("edge-triggered did not report the 6 bytes left unread, only the new one",
+             experiment(True) == (True, False, True))
 
 # %% [markdown]
 # Edge-triggered reports the arrival, not the presence, of data: the 6 unread bytes were not
@@ -283,6 +280,11 @@ def plot_costs(costs):
     plt.close(fig)
     return fig
 
+# %% [markdown]
+# From 10 sockets to the most measured, how much more a call costs, and what one more watched
+# socket adds:
+
+# %%
 def per_extra_socket(costs, kind):
     """What one more watched socket adds to a call: the slope from 10 sockets to the most
     this kind was measured with (select stops below descriptor 1024)."""
@@ -293,13 +295,12 @@ costs = watch_cost(labkit.fit_clients(10_000, what="sockets"))   # fewer if ulim
 slope = {kind: per_extra_socket(costs, kind)[0] for kind in ("select", "poll", "epoll")}
 growth = {kind: per_extra_socket(costs, kind)[1] for kind in ("select", "poll")}
 for kind in ("select", "poll"):
-    print(f"{kind}: costs at least 10x more with the most sockets than with 10:",
-          growth[kind] >= 10)
-print("epoll: one more socket adds less than 1/20 of what it adds to select or poll:",
-      slope["epoll"] < min(slope["select"], slope["poll"]) / 20)
-print("selectors.DefaultSelector here is", selectors.DefaultSelector.__name__)
-assert min(growth.values()) >= 10 and slope["epoll"] < min(slope["select"], slope["poll"]) / 20
-assert selectors.DefaultSelector is selectors.EpollSelector
+    labkit.claim(f"{kind}: costs at least 10x more with the most sockets than with 10",
+                 growth[kind] >= 10, measured=f"{growth[kind]:.1f}x")
+labkit.claim("epoll: one more socket adds less than 1/20 of what it adds to select or poll",
+             slope["epoll"] < min(slope["select"], slope["poll"]) / 20, measured=str(slope))
+labkit.claim("selectors.DefaultSelector here is EpollSelector",
+             selectors.DefaultSelector is selectors.EpollSelector)
 plot_costs(costs)
 
 # %% [markdown]
@@ -331,19 +332,19 @@ try:
 except ValueError as err:
     refused = err
 print("select() with descriptor 1500:", f"ValueError: {refused}")
+labkit.claim("select() refuses it: out of range", "out of range" in str(refused))
 poller = select.poll()
 poller.register(1500, select.POLLIN)
 answer = poller.poll(0)                        # [(descriptor, events)]
 exists = soft_limit > 1500
 invalid = [fd for fd, events in answer if events & select.POLLNVAL]
-print("poll() accepts descriptor 1500 and answers for it:", [fd for fd, _ in answer] == [1500])
-print("it answers POLLNVAL exactly when no descriptor 1500 exists here:",
-      (invalid == [1500]) == (not exists))
 if exists:
     os.close(1500)
 probe.close()
-assert "out of range" in str(refused)
-assert [fd for fd, _ in answer] == [1500] and (invalid == [1500]) == (not exists)
+labkit.claim("poll() accepts descriptor 1500 and answers for it",
+             [fd for fd, _ in answer] == [1500])
+labkit.claim("it answers POLLNVAL exactly when no descriptor 1500 exists here",
+             (invalid == [1500]) == (not exists))
 
 # %% [markdown]
 # The original course's selectors server hit a wall at about 500 clients on Windows with

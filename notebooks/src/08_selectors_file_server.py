@@ -37,10 +37,14 @@ from labkit.clients.files import (MODES, ReplyReader, get_file, get_file_buggy, 
 from labkit.timeline import max_concurrent, plot_timeline
 from labkit.widgets import panel
 
-DATA = Path("../data")
+DATA = labkit.DATA
 LYRICS = (DATA / "lyrics.txt").read_bytes()
 LYRICS_SHA = hashlib.sha256(LYRICS).hexdigest()
 print(f"lyrics.txt: {len(LYRICS):,} bytes, {len(LYRICS.decode())} characters")
+
+# A file client's two phases are this lesson's own states, beside the course's (running,
+# waiting, queued, idle): the timelines below draw them in these colours.
+FILE_STATES = {"download": "#2ca02c", "upload": "#9467bd"}
 
 # %% [markdown]
 # ## The protocol: every message says where it ends
@@ -79,10 +83,10 @@ def join_body(events):
     return b"".join(e.data for e in events if isinstance(e, protocol.Body))
 
 print("header:", whole[0])
-print("same header and body either way:",
-      whole[0] == byte_by_byte[0] and join_body(whole) == join_body(byte_by_byte) == LYRICS)
 print("events when fed whole:", len(whole), "| fed byte by byte:", len(byte_by_byte))
-assert join_body(byte_by_byte) == LYRICS and isinstance(byte_by_byte[-1], protocol.End)
+labkit.claim("same header and body either way, and both end with End",
+             whole[0] == byte_by_byte[0] and join_body(whole) == join_body(byte_by_byte) == LYRICS
+             and isinstance(byte_by_byte[-1], protocol.End))
 
 # %% [markdown]
 # ## The server
@@ -104,14 +108,17 @@ server = labkit.serve("selectors_files", root=DATA, upload_dir=uploads.name)
 with socket.create_connection(server.address, timeout=10) as sock:
     print("LIST:", list_files(sock))
     header, body = get_file(sock, "lyrics.txt")
-    print("GET: ", header.ok, f"{header.size:,} bytes, SHA-256 matches the file:",
-          hashlib.sha256(body).hexdigest() == header.sha256 == LYRICS_SHA)
+    print("GET: ", header.ok, f"{header.size:,} bytes")
+    labkit.claim("GET: the SHA-256 of the body matches the header's and the file's",
+                 hashlib.sha256(body).hexdigest() == header.sha256 == LYRICS_SHA)
     print("\n".join(body.decode().splitlines()[4:7]))
     confirmed = put_file(sock, "my-copy.txt", body)
-    print("PUT:  the server confirms the hash of what it received:", confirmed.sha256 == LYRICS_SHA)
+    labkit.claim("PUT: the server confirms the hash of what it received",
+                 confirmed.sha256 == LYRICS_SHA)
     missing, _ = get_file(sock, "nothing-here.txt")
     print("GET of a missing file:", f"ERR {missing.code} {missing.message}")
-assert (Path(uploads.name) / "my-copy.txt").read_bytes() == LYRICS
+labkit.claim("the upload is in the server's folder, byte for byte",
+             (Path(uploads.name) / "my-copy.txt").read_bytes() == LYRICS)
 
 # %% [markdown]
 # ## The framing bug of the original course
@@ -130,21 +137,20 @@ with socket.create_connection(server.address, timeout=10) as sock:
         failure = None
     except (ValueError, UnicodeDecodeError) as err:
         failure = err
-print(f"the buggy client failed: {type(failure).__name__}")
-assert isinstance(failure, UnicodeDecodeError), failure     # before we read failure.reason
+labkit.claim("the buggy client failed: UnicodeDecodeError",        # before we read .reason
+             isinstance(failure, UnicodeDecodeError), measured=repr(failure))
 
 with socket.create_connection(server.address, timeout=10) as sock:
     sock.sendall(protocol.request_bytes("GET", "lyrics.txt"))
     time.sleep(0.1)                                  # let the whole reply arrive
     first = sock.recv(1024)
 header_length = len(protocol.ok_header(len(LYRICS), LYRICS_SHA))
-print(f"its first recv(1024) holds the {header_length}-byte header and "
-      f"{len(first) - header_length} bytes of the file:", len(first) == 1024)
-print("the buggy client's 1,024 bytes end in the middle of a character:",
-      failure.reason == "unexpected end of data")
-assert failure.reason == "unexpected end of data"
-assert len(first) == 1024
-assert first.startswith(protocol.ok_header(len(LYRICS), LYRICS_SHA))
+labkit.claim(f"its first recv(1024) holds the {header_length}-byte header and "
+             f"{1024 - header_length} bytes of the file",
+             len(first) == 1024 and first.startswith(protocol.ok_header(len(LYRICS), LYRICS_SHA)),
+             measured=f"{len(first)} bytes")
+labkit.claim("the buggy client's 1,024 bytes end in the middle of a character",
+             failure.reason == "unexpected end of data", measured=failure.reason)
 
 # %% [markdown]
 # 1,024 bytes held the 73-byte header and 951 bytes of the poems, cut in the middle of a
@@ -160,15 +166,12 @@ assert first.startswith(protocol.ok_header(len(LYRICS), LYRICS_SHA))
 
 # %%
 result = run_file_clients(server.address, n_clients=500, expected_sha256=LYRICS_SHA)
-print(f"downloads verified: {result.downloads_ok}, uploads confirmed: {result.uploads_ok}, "
-      f"mismatches: {result.mismatches}, errors: {len(result.errors)}")
-print("every client served:", result.served == 500)
-print("transfers of different clients overlapped:", max_concurrent(result.spans) > 1)
-assert (result.downloads_ok, result.uploads_ok, result.mismatches) == (500, 500, 0)
-assert result.errors == []
-assert max_concurrent(result.spans) > 1
+labkit.claim("every client served: 500 downloads verified, 500 uploads confirmed, no error",
+             (result.downloads_ok, result.uploads_ok, result.mismatches) == (500, 500, 0)
+             and result.errors == [], measured=result.summary())
+labkit.claim("transfers of different clients overlapped", max_concurrent(result.spans) > 1)
 plot_timeline(result.spans, title=f"500 clients: download (green), then upload (purple); "
-                                  f"{result.elapsed:.2f} s in all")
+                                  f"{result.elapsed:.2f} s in all", states=FILE_STATES)
 
 # %% [markdown]
 # Each row is a client: the green bar is its download, the purple one its upload, drawn
@@ -180,6 +183,17 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
 # sockets as generator tasks on lesson 05's event loop; and the thread code on greenlets in a
 # monkey-patched child process. Then the same load against `gevent_files`, the same protocol
 # written as blocking code on gevent.
+#
+# The one-thread clients reuse lesson 05's generator loop (`labkit.eventloop.generators.run`).
+# Each client is one generator, written top to bottom like the blocking client: where it would
+# block it yields `(socket, event)`, and `yield from` passes up the waits of its parts
+# (sending a request, reading a reply). The loop resumes it when that socket is ready:
+
+# %%
+from labkit.clients import files
+
+labkit.show(files._task_client)
+labkit.show(files._run_selectors)
 
 # %%
 # Fewer where ulimit -n is low (it says so), leaving room for the pipes of the servers it starts.
@@ -193,10 +207,9 @@ with labkit.serve("gevent_files", root=DATA, upload_dir=uploads.name) as gevent_
         gevent_server.address, n_clients, expected_sha256=LYRICS_SHA, mode="selectors")
 
 for name, run in runs.items():
-    print(f"{name:<34} served every client: {run.served == n_clients}, "
-          f"mismatches {run.mismatches}, errors {len(run.errors)}")
-assert all(run.served == n_clients and not run.mismatches and not run.errors
-           for run in runs.values())
+    labkit.claim(f"{name}: served every client, no mismatch, no error",
+                 run.served == n_clients and not run.mismatches and not run.errors,
+                 measured=run.summary())
 
 fig, ax = plt.subplots(figsize=(7, 2.6))
 ax.barh(list(runs), [run.elapsed for run in runs.values()], color="#2ca02c")
@@ -227,12 +240,11 @@ all_accepted = proc.wait_until(lambda: server.stats()["connections"] == accepted
 fds_during, threads_during = proc.open_files(server.pid), proc.threads(server.pid)
 for sock in idle_clients:
     sock.close()
-print("the server accepted all 300:", all_accepted)
-print("300 clients connected: the server holds 300 more file descriptors:",
-      fds_during - fds_before == 300)
-print("and the same number of threads:", threads_during == threads_before)
-assert all_accepted
-assert fds_during - fds_before == 300 and threads_during == threads_before
+labkit.claim("the server accepted all 300", all_accepted)
+labkit.claim("300 clients connected: the server holds 300 more file descriptors",
+             fds_during - fds_before == 300, measured=f"{fds_during - fds_before} more")
+labkit.claim("and the same number of threads", threads_during == threads_before,
+             measured=f"{threads_before} before, {threads_during} during")
 
 # %% [markdown]
 # So it is the open-file limit (`ulimit -n`), not threads, that bounds how many clients one
@@ -267,15 +279,15 @@ with tempfile.TemporaryDirectory(prefix="lesson08-big-") as big_folder:
         rss_growth_mib = (proc.status_kib(srv.pid) - rss_before) / 1024
         header, body = ReplyReader(sock).next()                  # now read it all
 held = len(protocol.ok_header(len(big), header.sha256)) + read_from_file - sent_while_not_reading
-print("while the client did not read, the server read less than a quarter of the file:",
-      read_from_file < len(big) / 4)
-print("what it read and had not sent was at most HIGH_WATER + CHUNK (320 KiB):",
-      held <= HIGH_WATER + CHUNK)
-print("its memory grew by less than 4 MiB, for a 64 MiB file:", rss_growth_mib < 4)
-print("then the client read it all, SHA-256 verified:",
-      hashlib.sha256(body).hexdigest() == header.sha256 == hashlib.sha256(big).hexdigest())
-assert read_from_file < len(big) / 4 and held <= HIGH_WATER + CHUNK and rss_growth_mib < 4
-assert hashlib.sha256(body).hexdigest() == hashlib.sha256(big).hexdigest()
+measured = f"read {read_from_file:,}, held {held:,}, memory +{rss_growth_mib:.1f} MiB"
+labkit.claim("while the client did not read, the server read less than a quarter of the file",
+             read_from_file < len(big) / 4, measured)
+labkit.claim("what it read and had not sent was at most HIGH_WATER + CHUNK (320 KiB)",
+             held <= HIGH_WATER + CHUNK, measured)
+labkit.claim("its memory grew by less than 4 MiB, for a 64 MiB file", rss_growth_mib < 4,
+             measured)
+labkit.claim("then the client read it all, SHA-256 verified",
+             hashlib.sha256(body).hexdigest() == header.sha256 == hashlib.sha256(big).hexdigest())
 
 # %% [markdown]
 # The bytes it did send wait in the kernel's socket buffers, on both sides; the rest of the
@@ -301,23 +313,24 @@ def panel_uploads():
     return sorted(Path(tempfile.gettempdir()).glob(PANEL_UPLOADS + "*"))
 
 checked = run_clients(n_clients=300, mode="gevent", server_name="gevent_files")
-print("300 gevent clients against gevent_files, all served:", checked.served == 300)
-print("the run's uploads were deleted with their folder:", panel_uploads() == [])
-assert checked.served == 300 and not checked.errors and panel_uploads() == []
+labkit.claim("300 gevent clients against gevent_files, all served",
+             checked.served == 300 and not checked.errors, measured=checked.summary())
+labkit.claim("the run's uploads were deleted with their folder", panel_uploads() == [])
 try:
     run_clients(n_clients=labkit.max_clients() + 1)
     refused = None
 except labkit.TooManyClients as err:
     refused = str(err)
-print("too many clients: refused before starting, saying how many fit and how to raise "
-      "the limit:", refused is not None and "at most about" in refused and "ulimit -n" in refused)
-assert refused is not None and "at most about" in refused and "ulimit -n" in refused
+labkit.claim("too many clients: refused before starting, saying how many fit and how to raise "
+             "the limit",
+             refused is not None and "at most about" in refused and "ulimit -n" in refused,
+             measured=str(refused))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 panel(run_clients,
       draw=lambda r: plot_timeline(r.spans, title=f"{r.clients:,} {r.mode} clients, "
-                                                  f"{r.elapsed:.1f} s"),
+                                                  f"{r.elapsed:.1f} s", states=FILE_STATES),
       controls={"n_clients": IntSlider(min(1000, labkit.max_clients()), min=10, max=10_000,
                                        step=10, description="clients"),
                 "mode": Dropdown(options=list(MODES), value="selectors",
@@ -329,7 +342,7 @@ panel(run_clients,
 # %%
 server.stop()
 uploads.cleanup()
-print("server stopped:", not server.alive)
+labkit.claim("the server stopped", not server.alive)
 
 # %% [markdown]
 # ## Summary
