@@ -1,4 +1,9 @@
-"""Every exercise accepts its reference answer and rejects wrong ones with advice."""
+"""Every exercise accepts its reference answer and rejects wrong ones with advice, and its
+worked answer shows code that passes its own check."""
+import importlib
+import inspect
+import re
+
 import pytest
 
 from labkit import exercises
@@ -8,7 +13,7 @@ ALL = [(n, k) for n in exercises.LESSONS for k in exercises.exercises_of(n)]
 
 
 @pytest.mark.parametrize("number,k", ALL)
-def test_reference_answer_passes(number, k, capsys):
+def test_worked_solution_passes(number, k, capsys):
     chosen = exercises.Lesson(number, exercises.exercises_of(number))
     assert chosen.passed(k, chosen.exercises[k].solution())
     assert f"Exercise {k}: correct!" in capsys.readouterr().out
@@ -61,7 +66,7 @@ def test_wrong_coroutine_logic_is_explained(capsys):
         while True:
             value = yield best
             best = value if best is None else min(best, value)
-    hint, check = lesson(1)
+    hint, check, answer = lesson(1)
     check(1, running_min)
     assert "expected" in capsys.readouterr().out
 
@@ -69,13 +74,13 @@ def test_wrong_coroutine_logic_is_explained(capsys):
 def test_answer_that_raises_is_reported_not_raised(capsys):
     def broken():
         yield 1 / 0
-    _, check = lesson(1)
+    _, check, _ = lesson(1)
     check(1, broken)
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
 def test_hints_come_one_at_a_time(capsys):
-    hint, _ = lesson(1)
+    hint, _, _ = lesson(1)
     hint(1)
     hint(1)
     out = capsys.readouterr().out.splitlines()
@@ -83,8 +88,91 @@ def test_hints_come_one_at_a_time(capsys):
 
 
 def test_unknown_exercise_or_lesson():
-    hint, _ = lesson(1)
+    hint, _, _ = lesson(1)
     with pytest.raises(ValueError, match="has exercises"):
         hint(9)
     with pytest.raises(ValueError, match="no exercises for lesson"):
         lesson(99)
+
+
+# -- every exercise is complete, and answer(n) shows a solution that passes its own check --------
+@pytest.mark.parametrize("number,k", ALL)
+def test_every_exercise_has_question_hints_checker_solution_and_answer(number, k):
+    ex = exercises.exercises_of(number)[k]
+    assert ex.question.strip(), "no question"
+    assert ex.hints and all(h.strip() for h in ex.hints), "no hint"
+    assert callable(ex.checker), "no checker"
+    assert f"check({k}, " in ex.answer, "the worked solution must end by checking its answer"
+    assert len(ex.why.split()) >= 12 and ex.why.rstrip().endswith("."), "say why, in a sentence"
+    assert ex.solution() is not None
+
+
+def shown_code(out: str, k: int) -> str:
+    """The code that answer(k) printed: between its heading and "Why it is right"."""
+    head = f"Exercise {k}, a worked solution:\n\n"
+    assert out.startswith(head), out
+    code, sep, _ = out[len(head):].partition("\n\nWhy it is right: ")
+    assert sep, out
+    return code
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_answer_shows_code_and_why(number, k, capsys):
+    _, _, answer = chosen = lesson(number)
+    assert capsys.readouterr().out == "", "lesson(n) must not print (no spoilers on the page)"
+    answer(k)
+    out = capsys.readouterr().out
+    ex = chosen.exercises[k]
+    assert shown_code(out, k) == ex.answer
+    why = out.partition("Why it is right: ")[2]
+    assert " ".join(why.split()) == ex.why
+    assert all(len(line) <= 100 for line in out.splitlines()), "keep it readable in a notebook"
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_the_shown_solution_passes_its_check(number, k, capsys):
+    """Run exactly the code answer(k) printed, with the real check: the shown solution cannot
+    drift from the checker."""
+    chosen = lesson(number)
+    chosen.answer(k)
+    code = shown_code(capsys.readouterr().out, k)
+    verdicts = []
+    namespace = {**chosen.exercises[k].lesson_names,
+                 "check": lambda n, answer: verdicts.append((n, chosen.passed(n, answer)))}
+    exec(compile(code, f"<answer({k}) of lesson {number}>", "exec"), namespace)
+    assert verdicts == [(k, True)], capsys.readouterr().out
+    assert f"Exercise {k}: correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_written_solutions_are_the_modules_own_code(number, k):
+    """When the exercise asks for a function or class, the worked solution shows the module's
+    reference (its source, by inspect): the very object the checker's own tests run."""
+    ex = exercises.exercises_of(number)[k]
+    if not re.search(r"\bWrite (a class )?`", ex.question):
+        return
+    module = importlib.import_module(f"labkit.exercises.lesson{number:02d}")
+    checked = re.search(rf"^check\({k}, (\w+)\)$", ex.answer, re.M)
+    assert checked, ex.answer
+    assert inspect.getsource(getattr(module, checked[1])).strip() in ex.answer
+
+
+def test_answer_to_an_unknown_exercise_lists_the_valid_ones():
+    _, _, answer = lesson(8)
+    with pytest.raises(ValueError, match=r"lesson 08 has exercises 1, 2, 3, 4, 5, not 99"):
+        answer(99)
+
+
+def test_question_prints_the_question(capsys):
+    chosen = lesson(2)
+    chosen.question(2)
+    out = capsys.readouterr().out
+    assert out.startswith("Exercise 2. What are `a` and `b`?")
+    assert "b = g.switch(a)" in out
+
+
+def test_a_solution_must_check_exactly_once():
+    ex = exercises.exercises_of(4)[1]
+    ex.answer = "x = 3.0"
+    with pytest.raises(RuntimeError, match="calls check once, not 0 times"):
+        ex.solution()

@@ -1,21 +1,153 @@
-"""Exercises at the end of each lesson: ``hint(n)`` nudges, ``check(n, answer)`` says if you have it.
+"""Exercises at the end of each lesson: a hint, a check and a worked answer, one call away.
 
     from labkit.exercises import lesson
-    hint, check = lesson(1)
+    hint, check, answer = lesson(1)
     hint(1)                  # the first hint; call again for the next one
-    check(1, running_max)    # True when right; a message that helps when not
+    check(1, running_max)    # says why it is right, or what to look at
+    answer(1)                # a worked solution and why it is right (try first!)
+    lesson(1).question(1)    # the question, as the notebook states it
 
-Each exercise's checker runs your answer on fresh inputs, so it cannot be fooled by a constant,
-and it never crashes on a wrong answer: it explains what went wrong.
+Each lesson's exercises live in one module, ``labkit/exercises/lessonNN.py``, whose
+``exercises()`` returns ``{n: Exercise}``. An exercise holds its question once (the notebook's
+markdown states exactly that text: ``tests/test_exercise_texts.py`` proves it), its hints, a
+checker, and its worked solution as code that ends with ``check(n, ...)``: ``answer(n)`` prints
+that code and the tests run it through the checker, so the two cannot drift apart.
+
+Each checker runs your answer on fresh inputs, so it cannot be fooled by a constant, and it
+never crashes on a wrong answer: it explains what went wrong.
 """
+
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+import inspect
+import re
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from labkit.exercises.core import Exercise, Lesson, NotYet
+__all__ = ["lesson", "exercises_of", "Exercise", "NotYet", "Lesson", "LESSONS", "worked"]
 
-__all__ = ["lesson", "exercises_of", "Exercise", "NotYet", "Lesson", "LESSONS"]
+
+class NotYet(Exception):
+    """Raised by a checker with the message the student should read."""
+
+
+@dataclass
+class Exercise:
+    question: str  # markdown, exactly as the lesson's notebook states it (after "Exercise n.")
+    hints: list[str]
+    checker: Callable[[Any], str]  # returns the praise, raises NotYet with advice
+    # The worked solution: code a student could put in the exercise's cell, ending with
+    # ``check(n, ...)``. ``answer(n)`` prints it; ``solution()`` runs it.
+    answer: str
+    why: str  # one or two sentences: why that solution is right
+    # Names the worked solution takes from the lesson's notebook (e.g. its ``run_fetch``),
+    # given here so that ``solution()`` runs outside the notebook too.
+    lesson_names: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Other answers a student could rightly give, written differently from the worked one (the
+    # course's tests require at least two, so a checker never rejects a correct answer), and
+    # wrong answers it must reject with advice. Each is a function that returns the answer.
+    also_correct: list[Callable[[], Any]] = field(default_factory=list, repr=False)
+    wrong: list[Callable[[], Any]] = field(default_factory=list, repr=False)
+    shown_hints: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.question = textwrap.dedent(self.question).strip()
+        self.answer = textwrap.dedent(self.answer).strip()
+        self.why = " ".join(self.why.split())
+
+    def solution(self) -> Any:
+        """Run the worked solution; return what it hands to ``check``."""
+        handed: list[Any] = []
+        namespace = {**self.lesson_names, "check": lambda n, answer: handed.append(answer)}
+        exec(compile(self.answer, "<worked solution>", "exec"), namespace)
+        if len(handed) != 1:
+            raise RuntimeError(f"a worked solution calls check once, not {len(handed)} times")
+        return handed[0]
+
+
+def worked(n: int, solution: Callable[..., Any], imports: str = "") -> str:
+    """The worked solution of exercise ``n`` when it is a function or class: its source (so the
+    code that is shown is the code the tests run), then the call that checks it."""
+    source = textwrap.dedent(inspect.getsource(solution)).strip()
+    head = f"{textwrap.dedent(imports).strip()}\n\n\n" if imports else ""
+    return f"{head}{source}\n\n\ncheck({n}, {solution.__name__})"
+
+
+def _no_answer(answer: Any) -> bool:
+    if inspect.isclass(answer):  # a class template: every method still a placeholder
+        methods = [f for f in vars(answer).values() if inspect.isfunction(f)]
+        return bool(methods) and all(_returns_nothing(f) for f in methods)
+    return answer is ... or answer is None or (callable(answer) and _returns_nothing(answer))
+
+
+def _returns_nothing(fn: Callable[..., Any]) -> bool:
+    """A placeholder function whose body is only ``...`` or ``pass``."""
+    try:
+        lines = [ln.strip() for ln in inspect.getsource(fn).splitlines()[1:]]
+    except (OSError, TypeError):
+        return False
+    body = [ln for ln in lines if ln and not ln.startswith(("#", '"""', "'''"))]
+    return bool(body) and all(ln in ("...", "pass") or ln.startswith("...") for ln in body)
+
+
+class Lesson:
+    """One lesson's exercises. Unpacks as ``hint, check, answer``."""
+
+    def __init__(self, number: int, exercises: dict[int, Exercise]) -> None:
+        self.number = number
+        self.exercises = exercises
+
+    def __iter__(self) -> Iterator[Callable[..., Any]]:
+        return iter((self.hint, self.check, self.answer))
+
+    def _get(self, n: int) -> Exercise:
+        if n not in self.exercises:
+            raise ValueError(
+                f"lesson {self.number:02d} has exercises "
+                f"{', '.join(map(str, self.exercises))}, not {n}"
+            )
+        return self.exercises[n]
+
+    def question(self, n: int) -> None:
+        """Print exercise ``n``'s question, as the notebook states it."""
+        print(f"Exercise {n}. {self._get(n).question}")
+
+    def hint(self, n: int) -> None:
+        """Print the next hint for exercise ``n`` (the last one repeats)."""
+        ex = self._get(n)
+        i = min(ex.shown_hints, len(ex.hints) - 1)
+        ex.shown_hints += 1
+        print(f"Hint {i + 1}/{len(ex.hints)} for exercise {n}: {ex.hints[i]}")
+
+    def answer(self, n: int) -> None:
+        """Print a worked solution of exercise ``n`` and why it is right."""
+        ex = self._get(n)
+        why = textwrap.fill(f"Why it is right: {ex.why}", width=96)
+        print(f"Exercise {n}, a worked solution:\n\n{ex.answer}\n\n{why}")
+
+    def check(self, n: int, answer: Any) -> None:
+        """Check an answer; print why it is right, or what to look at."""
+        self.passed(n, answer)
+
+    def passed(self, n: int, answer: Any) -> bool:
+        """Like check, and return True when the answer is right."""
+        ex = self._get(n)
+        if _no_answer(answer):
+            print(f"Exercise {n}: no answer yet. Replace the ... with yours; hint({n}) helps.")
+            return False
+        try:
+            praise = ex.checker(answer)
+        except NotYet as advice:
+            print(f"Exercise {n}: not yet. {advice}")
+            return False
+        except Exception as exc:  # the student's code raised: say so, don't crash
+            print(f"Exercise {n}: not yet. Your answer raised {type(exc).__name__}: {exc}")
+            return False
+        print(f"Exercise {n}: correct! {praise}")
+        return True
 
 
 def _loader(number: int) -> Callable[[], dict[int, Exercise]]:
@@ -23,19 +155,47 @@ def _loader(number: int) -> Callable[[], dict[int, Exercise]]:
 
 
 # One module per lesson: labkit/exercises/lessonNN.py, each with exercises() -> {n: Exercise}.
-LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {
-    int(n): _loader(int(n)) for n in ['01', '02', '03', '04', '05', '06', '07', '08']}
+# Imported on first use, so that a lesson's checker imports (gevent, servers) load only there.
+LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {n: _loader(n) for n in range(1, 9)}
 
 
-def lesson(number: int) -> tuple[Callable[[int], None], Callable[[int, Any], None]]:
-    """``hint`` and ``check`` for one lesson's exercises."""
+def lesson(number: int) -> Lesson:
+    """One lesson's exercises: ``hint, check, answer = lesson(n)``; also ``.question(n)``."""
     if number not in LESSONS:
-        raise ValueError(f"no exercises for lesson {number}; lessons with exercises: "
-                         f"{', '.join(map(str, LESSONS))}")
-    chosen = Lesson(number, LESSONS[number]())
-    return chosen.hint, chosen.check
+        raise ValueError(
+            f"no exercises for lesson {number}; lessons with exercises: "
+            f"{', '.join(map(str, LESSONS))}"
+        )
+    return Lesson(number, LESSONS[number]())
 
 
 def exercises_of(number: int) -> dict[int, Exercise]:
     """The exercises of one lesson (fresh objects), for tests and instructors."""
     return LESSONS[number]()
+
+
+# -- shared checking helpers -------------------------------------------------------------------
+def expect_equal(answer: Any, expected: Any, what: str) -> None:
+    if answer != expected:
+        raise NotYet(f"{what}: you said {answer!r}.")
+
+
+def words_of(answer: Any) -> list[str]:
+    """Accept "A0 B0 A1" or ["A0", "B0", "A1"]."""
+    if isinstance(answer, str):
+        return answer.replace(",", " ").split()
+    return [str(a) for a in answer]
+
+
+def close_to(answer: float, expected: float, tolerance: float) -> bool:
+    return abs(float(answer) - expected) <= tolerance * expected
+
+
+def chosen_option(answer: Any, options: dict[str, str]) -> str | None:
+    """The letter of a multiple-choice answer: "b", "(B)", "b) because ...", or a sentence that
+    names exactly one option by its own words (``options`` maps letters to those words)."""
+    text = str(answer).strip().lower()
+    if m := re.match(r"\(?([a-z])\s*(?:[):.,]|$)", text):
+        return m.group(1) if m.group(1) in options else None
+    named = [letter for letter, words in options.items() if words in text]
+    return named[0] if len(named) == 1 else None

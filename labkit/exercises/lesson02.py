@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of, chosen_option
+from labkit.exercises import Exercise, NotYet, chosen_option, expect_equal, words_of
 
 
 def _check_left_right(answer: Any) -> str:
@@ -47,28 +47,87 @@ def _check_choice_io(answer: Any) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("What does the left/right program print, in order?",
-                    ["Follow the switches by hand: main -> left -> right -> ...",
-                     "Where does control go when a greenlet's function returns?"],
-                    _check_left_right, lambda: ["L1", "R1", "L2"],
-                    also_correct=[lambda: "L1 R1 L2", lambda: "l1, r1, l2",
-                                  lambda: ("L1", "R1", "L2")],
-                    wrong=[lambda: "L1 R1 L2 R2", lambda: "L1 L2 R1 R2"]),
-        2: Exercise("What are a and b in the doubler program? Answer (a, b).",
-                    ["The first g.switch(10) starts doubler(10).",
-                     "main.switch(x * 2) hands x * 2 back as the result of g.switch(...)."],
-                    _check_doubler, lambda: (20, 40),
-                    also_correct=[lambda: [20, 40], lambda: "(20, 40)", lambda: "a=20, b=40"],
-                    wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40, lambda: "(20, 80)"]),
-        3: Exercise("Two greenlets each call sock.recv() on a socket whose data arrives after "
-                    "0.1 s. Why does the run take 0.2 s? (a) greenlets run on two threads that "
-                    "share a lock, (b) recv blocks the one thread and greenlet never switches "
-                    "by itself, (c) the OS runs greenlets one at a time",
-                    ["Lesson 02 measured exactly this."],
-                    _check_choice_io, lambda: "b",
-                    also_correct=[lambda: "(B)", lambda: "b) recv blocks the one thread",
-                                  lambda: "recv blocks the one thread and greenlet never "
-                                          "switches by itself"],
-                    wrong=[lambda: "a", lambda: "c",
-                           lambda: "greenlets run on two threads that share a lock"]),
+        1: Exercise(
+            """
+            What does this print, in order? Answer like `"L1 R1 ..."`. Predict first,
+            then run it to see.
+
+            ```python
+            out = []
+            def left():  out.append("L1"); r.switch(); out.append("L2")
+            def right(): out.append("R1"); l.switch(); out.append("R2")
+            l, r = greenlet(left), greenlet(right)
+            l.switch()
+            ```""",
+            ["Follow the switches by hand: main -> left -> right -> ...",
+             "Where does control go when a greenlet's function returns?"],
+            _check_left_right,
+            answer="""
+            from greenlet import greenlet
+
+            out = []
+            def left():  out.append("L1"); r.switch(); out.append("L2")
+            def right(): out.append("R1"); l.switch(); out.append("R2")
+            l, r = greenlet(left), greenlet(right)
+            l.switch()
+            check(1, out)""",
+            why="""left records L1 and switches to right; right records R1 and switches back
+            to left, which resumes after its switch and records L2. When left returns, control
+            goes to its parent, the main greenlet, not back to right: right stays suspended and
+            R2 is never recorded.""",
+            also_correct=[lambda: "L1 R1 L2", lambda: "l1, r1, l2",
+                          lambda: ("L1", "R1", "L2")],
+            wrong=[lambda: "L1 R1 L2 R2", lambda: "L1 L2 R1 R2"]),
+        2: Exercise(
+            """
+            What are `a` and `b`? Answer `(a, b)`.
+
+            ```python
+            main = getcurrent()
+            def doubler(x):
+                while True:
+                    x = main.switch(x * 2)
+            g = greenlet(doubler)
+            a = g.switch(10)
+            b = g.switch(a)
+            ```""",
+            ["The first g.switch(10) starts doubler(10).",
+             "main.switch(x * 2) hands x * 2 back as the result of g.switch(...)."],
+            _check_doubler,
+            answer="""
+            from greenlet import getcurrent, greenlet
+
+            main = getcurrent()
+            def doubler(x):
+                while True:
+                    x = main.switch(x * 2)
+            g = greenlet(doubler)
+            a = g.switch(10)
+            b = g.switch(a)
+            check(2, (a, b))""",
+            why="""`g.switch(10)` starts doubler(10), which switches 20 back to main: a = 20.
+            `g.switch(a)` resumes doubler, where `main.switch(...)` returns 20 as the new x,
+            and it switches 40 back: b = 40. switch(x) passes x in and returns whatever the
+            other side switches back.""",
+            also_correct=[lambda: [20, 40], lambda: "(20, 40)", lambda: "a=20, b=40"],
+            wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40, lambda: "(20, 80)"]),
+        3: Exercise(
+            """
+            Two greenlets each call `sock.recv()` on a socket whose answer arrives 0.1 s
+            after they ask. Why does the run take 0.2 s? (a) greenlets run on two threads that
+            share a lock, (b) `recv` blocks the one thread and greenlet never switches by
+            itself, (c) the OS runs greenlets one at a time. Answer `"a"`, `"b"` or `"c"`.""",
+            ["Lesson 02 measured exactly this."],
+            _check_choice_io,
+            answer="""
+            check(3, "b")""",
+            why="""A greenlet gives up control only where it calls switch(), and a blocking
+            `recv` is a plain call that stops the one thread until its answer arrives: the
+            second greenlet starts its wait only after the first one's ends, 0.1 s + 0.1 s.
+            gevent adds the switch at every wait.""",
+            also_correct=[lambda: "(B)", lambda: "b) recv blocks the one thread",
+                          lambda: "recv blocks the one thread and greenlet never "
+                                  "switches by itself"],
+            wrong=[lambda: "a", lambda: "c",
+                   lambda: "greenlets run on two threads that share a lock"]),
     }

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise, expect_equal, words_of, close_to
+import gevent
+
+from labkit.exercises import Exercise, NotYet, close_to, expect_equal, words_of, worked
 
 
 def _check_wakeup_order(answer: Any) -> str:
@@ -29,9 +32,8 @@ def _check_pool_time(answer: Any) -> str:
     return "Pool(2) runs 6 tasks in 3 rounds of 50 ms: about 150 ms."
 
 
-def _nap_reference(seconds):
-    import gevent
-    gevent.sleep(seconds)
+def nap(seconds):
+    gevent.sleep(seconds)  # the hub runs other greenlets meanwhile, and wakes this one on time
 
 
 def _nap_on_an_event(seconds):
@@ -40,13 +42,11 @@ def _nap_on_an_event(seconds):
 
 
 def _nap_with_a_timeout(seconds):
-    import gevent
     with gevent.Timeout(seconds, False):
         gevent.sleep(10 * seconds + 1)      # cut short, silently, by the Timeout
 
 
 def _check_nap(fn: Callable) -> str:
-    import gevent
     start = time.perf_counter()
     gevent.joinall([gevent.spawn(fn, 0.05) for _ in range(5)], timeout=2)
     elapsed = time.perf_counter() - start
@@ -60,25 +60,58 @@ def _check_nap(fn: Callable) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("Greenlets tea (sleeps 0.03 s), toast (0.01 s) and eggs (0.02 s) are spawned "
-                    "in that order and each prints its name after sleeping. Output order?",
-                    ["All three start sleeping at about the same moment."],
-                    _check_wakeup_order, lambda: ["toast", "eggs", "tea"],
-                    also_correct=[lambda: "toast eggs tea", lambda: "Toast, Eggs, Tea"],
-                    wrong=[lambda: "tea toast eggs", lambda: "tea eggs toast"]),
-        2: Exercise("A Pool(2) runs 6 tasks that each gevent.sleep(0.05). About how many "
-                    "milliseconds does the whole run take?",
-                    ["At most 2 run at once; the timeline of the Pool section shows rounds."],
-                    _check_pool_time, lambda: 150,
-                    also_correct=[lambda: 3 * 50.0, lambda: 158,       # what run_pool(2, 6) shows
-                                  lambda: "150 ms"],
-                    wrong=[lambda: 300, lambda: 50, lambda: 100,
-                           lambda: 0.15]),                            # seconds, not ms
-        3: Exercise("Write nap(seconds) so that five greenlets napping 0.05 s at once finish "
-                    "in about 0.05 s, not 0.25 s.",
-                    ["time.sleep blocks the whole thread.", "gevent has its own sleep."],
-                    _check_nap, lambda: _nap_reference,
-                    also_correct=[lambda: _nap_on_an_event, lambda: _nap_with_a_timeout],
-                    wrong=[lambda: time.sleep,                         # blocks: naps don't overlap
-                           lambda: (lambda seconds: None)]),           # does not wait at all
+        1: Exercise(
+            """
+            Greenlets `tea` (sleeps 0.03 s), `toast` (0.01 s) and `eggs` (0.02 s) are
+            spawned in that order; each prints its name after `gevent.sleep`. In what order are
+            the names printed? Answer like `"tea toast eggs"`.""",
+            ["All three start sleeping at about the same moment."],
+            _check_wakeup_order,
+            answer="""
+            import gevent
+
+            names = []
+
+            def cook(name, seconds):
+                gevent.sleep(seconds)
+                print(name)
+                names.append(name)
+
+            gevent.joinall([gevent.spawn(cook, "tea", 0.03), gevent.spawn(cook, "toast", 0.01),
+                            gevent.spawn(cook, "eggs", 0.02)])
+            check(1, names)""",
+            why="""All three start sleeping at about the same moment: gevent.sleep hands control
+            to the hub, which wakes each greenlet when its timer fires, toast at 10 ms, eggs at
+            20 ms, tea at 30 ms. The order they were spawned in does not matter.""",
+            also_correct=[lambda: "toast eggs tea", lambda: "Toast, Eggs, Tea"],
+            wrong=[lambda: "tea toast eggs", lambda: "tea eggs toast"]),
+        2: Exercise(
+            """
+            A `Pool(2)` runs 6 tasks that each `gevent.sleep(0.05)`. About how many
+            milliseconds does the whole run take? Check your answer with `run_pool(2, 6)`.""",
+            ["At most 2 run at once; the timeline of the Pool section shows rounds."],
+            _check_pool_time,
+            answer="""
+            check(2, 6 / 2 * 50)   # 6 tasks, 2 at a time: 3 rounds of 50 ms""",
+            why="""Pool(2) lets at most 2 tasks run at once and starts the next one only when
+            one ends, so 6 tasks run in 3 rounds of 50 ms: about 150 ms (`run_pool(2, 6)`
+            measures a little more).""",
+            also_correct=[lambda: 3 * 50.0, lambda: 158,       # what run_pool(2, 6) shows
+                          lambda: "150 ms"],
+            wrong=[lambda: 300, lambda: 50, lambda: 100,
+                   lambda: 0.15]),                            # seconds, not ms
+        3: Exercise(
+            """
+            Write `nap(seconds)` so that five greenlets napping 0.05 s at once finish in
+            about 0.05 s, not 0.25 s.""",
+            ["time.sleep blocks the whole thread.", "gevent has its own sleep."],
+            _check_nap,
+            answer=worked(3, nap, imports="import gevent"),
+            why="""`time.sleep` blocks the whole thread, so five naps would run one after
+            another (0.25 s). `gevent.sleep` hands control to the hub, which runs the other
+            greenlets and wakes each nap when its timer fires: the five naps overlap, about
+            0.05 s in all.""",
+            also_correct=[lambda: _nap_on_an_event, lambda: _nap_with_a_timeout],
+            wrong=[lambda: time.sleep,                         # blocks: naps don't overlap
+                   lambda: (lambda seconds: None)]),           # does not wait at all
     }

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise
+from labkit.exercises import Exercise, NotYet
 
 PAGES = Path(__file__).resolve().parents[2] / "data" / "pages"
 
@@ -34,15 +34,21 @@ def _check_patch_first(answer: Any) -> str:
 _measured: list[float] = []      # measured once per session: a run of 50 requests takes ~1 s
 
 
+def run_fetch(n_requests: int, latency: float) -> Any:
+    """What the lesson's ``run_fetch`` does with gevent: ``n_requests`` requests to a fresh
+    latency_http that answers each after ``latency`` seconds; the run (a FetchRun)."""
+    from labkit.background import serve
+    from labkit.runs import fetch_with  # gevent runs in a patched child process
+    with serve("latency_http", root=PAGES, delay=latency) as srv:
+        base = f"http://{srv.host}:{srv.port}/pages/page-48k.html"
+        run = fetch_with("gevent", [f"{base}?id={i}" for i in range(1, n_requests + 1)])
+    return run.raise_if_unanswered()
+
+
 def measured_overlap() -> float:
     """The overlap gevent reaches here, now: 50 requests of 0.2 s to a fresh latency_http."""
     if not _measured:
-        from labkit.background import serve
-        from labkit.fetch import fetch_with
-        with serve("latency_http", root=PAGES, delay=0.2) as srv:
-            base = f"http://{srv.host}:{srv.port}/pages/page-48k.html"
-            run = fetch_with("gevent", [f"{base}?id={i}" for i in range(1, 51)])
-        _measured.append(run.raise_if_unanswered().overlap)
+        _measured.append(run_fetch(50, 0.2).overlap)
     return _measured[0]
 
 
@@ -63,31 +69,63 @@ def _check_overlap(answer: Any) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("30 requests, each answered after 0.1 s, fetched one after another: about "
-                    "how many seconds?",
-                    ["The first timeline of this lesson shows the sequential case."],
-                    _check_sequential_time, lambda: 3.0,
-                    also_correct=[lambda: 3, lambda: 3.2, lambda: "3.1"],
-                    wrong=[lambda: 0.1, lambda: 30, lambda: 0.3]),
-        2: Exercise("The same 30 requests with gevent: about how many seconds?",
-                    ["How long does the slowest single request take?"],
-                    _check_gevent_time, lambda: 0.11,
-                    also_correct=[lambda: 0.1, lambda: 0.15, lambda: "0.12"],
-                    wrong=[lambda: 3.0, lambda: 0.0033, lambda: 1.0]),
-        3: Exercise("Which line must come first in a program that uses gevent with ordinary "
-                    "blocking libraries? Answer with the line of code.",
-                    ["The patch_too_late script shows what happens otherwise."],
-                    _check_patch_first, lambda: "from gevent import monkey; monkey.patch_all()",
-                    also_correct=[lambda: "import gevent.monkey; gevent.monkey.patch_all()",
-                                  lambda: "monkey.patch_all()",
-                                  lambda: "gevent.monkey.patch_all(thread=False)"],
-                    wrong=[lambda: "import gevent", lambda: "from gevent import monkey",
-                           lambda: "monkey.patch_all"]),
-        4: Exercise("A run's overlap is its total waiting time divided by its wall time. What "
-                    "overlap does gevent reach for 50 requests of 0.2 s? Try it with the panel.",
-                    ["Sequential: overlap 1. Perfectly concurrent: overlap N.",
-                     "run_fetch(50, 0.2).overlap measures it."],
-                    _check_overlap, lambda: round(measured_overlap()),
-                    also_correct=[lambda: 50, lambda: 0.9 * measured_overlap(), lambda: "45"],
-                    wrong=[lambda: 1, lambda: 5, lambda: 100, lambda: 500]),
+        1: Exercise(
+            """
+            30 requests, each answered after 0.1 s, fetched one after another: about how
+            many seconds?""",
+            ["The first timeline of this lesson shows the sequential case."],
+            _check_sequential_time,
+            answer="""
+            check(1, 30 * 0.1)   # each request waits its full 0.1 s before the next one""",
+            why="""One after the other, each request waits its full 0.1 s before the next one
+            is sent, so sequential time is the sum of the latencies: 30 x 0.1 s = 3 s, plus a
+            little per request.""",
+            also_correct=[lambda: 3, lambda: 3.2, lambda: "3.1"],
+            wrong=[lambda: 0.1, lambda: 30, lambda: 0.3]),
+        2: Exercise(
+            """
+            The same 30 requests with gevent: about how many seconds?""",
+            ["How long does the slowest single request take?"],
+            _check_gevent_time,
+            answer="""
+            check(2, 0.1)   # one latency: the 30 waits overlap""",
+            why="""gevent sends all 30 requests at once and they wait together, so the run
+            takes about as long as the slowest single request: one latency, 0.1 s, plus a
+            little overhead.""",
+            also_correct=[lambda: 0.11, lambda: 0.15, lambda: "0.12"],
+            wrong=[lambda: 3.0, lambda: 0.0033, lambda: 1.0]),
+        3: Exercise(
+            """
+            Which line must come first in a program that uses gevent with ordinary
+            blocking libraries? Answer with the line of code, as a string.""",
+            ["The patch_too_late script shows what happens otherwise."],
+            _check_patch_first,
+            answer="""
+            check(3, "from gevent import monkey; monkey.patch_all()")""",
+            why="""patch_all() replaces the blocking functions of socket, ssl, time, threading
+            and more with cooperative ones. A module that imported them before the patch keeps
+            the blocking originals (the patch_too_late script), so the patch comes first.""",
+            also_correct=[lambda: "import gevent.monkey; gevent.monkey.patch_all()",
+                          lambda: "monkey.patch_all()",
+                          lambda: "gevent.monkey.patch_all(thread=False)"],
+            wrong=[lambda: "import gevent", lambda: "from gevent import monkey",
+                   lambda: "monkey.patch_all"]),
+        4: Exercise(
+            """
+            A run's *overlap* is its total waiting time divided by its wall time. What
+            overlap does gevent reach for 50 requests of 0.2 s each? Measure it with the panel
+            (or `run_fetch(50, 0.2).overlap`) and answer with a number.""",
+            ["Sequential: overlap 1. Perfectly concurrent: overlap N.",
+             "In the panel: 50 requests, latency 0.2 s, strategy gevent; the summary above "
+             "the timeline shows the overlap."],
+            _check_overlap,
+            answer="""
+            check(4, run_fetch(50, 0.2).overlap)   # run_fetch: the lesson's, above the panel""",
+            why="""50 requests of 0.2 s wait 10 s in all, and with gevent they wait together:
+            the run takes a little more than 0.2 s, so the overlap is a little under 50. It is
+            not quite 50 because the requests don't all start at the same instant, and each
+            costs a little CPU time.""",
+            lesson_names={"run_fetch": run_fetch},
+            also_correct=[lambda: 50, lambda: 0.9 * measured_overlap(), lambda: "45"],
+            wrong=[lambda: 1, lambda: 5, lambda: 100, lambda: 500]),
     }

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise, close_to, chosen_option
+from labkit.exercises import Exercise, NotYet, chosen_option, close_to, worked
 
 
-def _call_later_reference(loop, delay, callback):
+def call_later(loop, delay, callback):
     async def later():
-        await loop.sleep(delay)
+        await loop.sleep(delay)  # only this small task waits: the loop runs the others
         callback()
+
     return loop.create_task(later())
 
 
@@ -136,29 +138,54 @@ def _check_best_fit(answer: Any) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("Write call_later(loop, delay, callback) for labkit.eventloop.futures.Loop: "
-                    "callback() runs about delay seconds later, while other tasks go on.",
-                    ["Make a small coroutine that awaits loop.sleep(delay), then calls callback.",
-                     "Hand that coroutine to loop.create_task(...) and return the task."],
-                    _check_call_later, lambda: _call_later_reference,
-                    also_correct=[lambda: _call_later_on_the_timer,
-                                  lambda: _call_later_with_arguments],
-                    wrong=[lambda: (lambda loop, delay, callback: callback()),  # no timer
-                           lambda: _call_later_that_blocks]),
-        2: Exercise("Three tasks each compute for 0.05 s, wait 0.2 s for I/O, then compute for "
-                    "0.05 s more, on one event loop. About how many seconds does the run take?",
-                    ["Draw it: computing blocks the loop, waiting does not.",
-                     "The last task starts waiting at 0.15 s. After their waits, the three "
-                     "second halves take turns too."],
-                    _check_predicted_total, lambda: 0.5,          # what the lesson's loop measures
-                    also_correct=[lambda: 0.4,                      # the drawing, explained
-                                  lambda: "500 ms", lambda: "0.51 s"],
-                    wrong=[lambda: 0.35, lambda: 0.25, lambda: 0.3, lambda: 3.0, lambda: 350]),
-        3: Exercise("Which suits an event loop best? (a) resizing 1,000 images (b) a chat server "
-                    "with 5,000 mostly idle connections (c) one large matrix multiplication",
-                    ["The section 'When is the event-driven model the right choice?'"],
-                    _check_best_fit, lambda: "b",
-                    also_correct=[lambda: "(B)", lambda: "b: the chat server",
-                                  lambda: "the chat server with 5,000 mostly idle connections"],
-                    wrong=[lambda: "a", lambda: "c", lambda: "resizing 1,000 images"]),
+        1: Exercise(
+            """
+            Write `call_later(loop, delay, callback)` for `labkit.eventloop.futures.Loop`:
+            `callback()` runs about `delay` seconds later, while other tasks go on.""",
+            ["Make a small coroutine that awaits loop.sleep(delay), then calls callback.",
+             "Hand that coroutine to loop.create_task(...) and return the task."],
+            _check_call_later,
+            answer=worked(1, call_later),
+            why="""`await loop.sleep(delay)` suspends only the small task `later`: the loop goes
+            on running the other tasks and resumes it when the timer is due, and then it calls
+            callback(). A timer is just a Future that the loop completes when its time
+            comes.""",
+            also_correct=[lambda: _call_later_on_the_timer,
+                          lambda: _call_later_with_arguments],
+            wrong=[lambda: (lambda loop, delay, callback: callback()),  # no timer
+                   lambda: _call_later_that_blocks]),
+        2: Exercise(
+            """
+            Predict a timeline: three tasks each compute for 0.05 s, wait 0.2 s for I/O,
+            then compute for 0.05 s more, on one event loop. About how many seconds does the run
+            take? Then check it: in the cell that defines the tasks, set `COMPUTE = 0.05` and
+            every value of `WAITS` to 0.2, run that cell and the one that runs the three models
+            (its server lives in a `with` block, so running it again is safe), and print
+            `totals["event loop"]`. If the run disagrees with your drawing, the checker's
+            answer says why.""",
+            ["Draw it: computing blocks the loop, waiting does not.",
+             "The last task starts waiting at 0.15 s. After their waits, the three "
+             "second halves take turns too."],
+            _check_predicted_total,
+            answer="""
+            check(2, 3 * 0.05 + 0.2 + 3 * 0.05)   # first halves, the shared wait, second halves""",
+            why="About 0.50 s: " + WHY,
+            also_correct=[lambda: 0.4,                      # the drawing, explained
+                          lambda: "500 ms", lambda: "0.51 s"],
+            wrong=[lambda: 0.35, lambda: 0.25, lambda: 0.3, lambda: 3.0, lambda: 350]),
+        3: Exercise(
+            """
+            Which suits an event loop best? (a) resizing 1,000 images, (b) a chat server
+            with 5,000 mostly idle connections, (c) one large matrix multiplication. Answer
+            `"a"`, `"b"` or `"c"`.""",
+            ["The section 'When is the event-driven model the right choice?'"],
+            _check_best_fit,
+            answer="""
+            check(3, "b")""",
+            why="""An event loop shines with many independent tasks that mostly wait: 5,000
+            idle connections cost it one thread and a little memory each. Resizing images and
+            multiplying matrices compute, and on one thread computing does not overlap.""",
+            also_correct=[lambda: "(B)", lambda: "b: the chat server",
+                          lambda: "the chat server with 5,000 mostly idle connections"],
+            wrong=[lambda: "a", lambda: "c", lambda: "resizing 1,000 images"]),
     }

@@ -6,17 +6,18 @@ import random
 import re
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise
+from labkit.exercises import Exercise, NotYet, worked
 
 FIRST, REST = 1000, 200_000     # bytes the checker sends: a first piece, then more than one recv
 
 
 # -- exercise 1: handle(conn) ------------------------------------------------------------------
-def _handle_reference(conn):
-    with conn:
-        while data := conn.recv(65536):    # b"": the client closed
+def handle(conn):
+    with conn:  # closes the socket when we are done
+        while data := conn.recv(65536):  # whatever has arrived; b"" once the client closed
             conn.sendall(data)
 
 
@@ -153,7 +154,7 @@ def _read_to_eof(sock: socket.socket, size: int, stop: Callable[[], bool] = lamb
     while len(data) < size:
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             if stop():
                 break
             continue
@@ -215,29 +216,56 @@ def _names_empty_bytes(text: str) -> bool:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("Write handle(conn): echo each piece of data as soon as it arrives, and "
-                    "return when the client closes. (It is tested with a plain thread and a "
-                    "socketpair; the client waits for the echo of its first message before it "
-                    "sends the rest.)",
-                    ["recv returns b'' once the other side has closed.",
-                     "while data := conn.recv(65536): conn.sendall(data)"],
-                    _check_handle, lambda: _handle_reference,
-                    also_correct=[lambda: _handle_recv_into, lambda: _handle_makefile,
-                                  lambda: _handle_send_loop],
-                    wrong=[lambda: _handle_one_recv, lambda: _handle_spinning,
-                           lambda: _handle_echo_at_eof, lambda: _handle_never_returns]),
-        2: Exercise("A StreamServer with spawn=Pool(10) gets 100 clients at once; each keeps its "
-                    "handler busy 0.1 s. About how many seconds until all are served?",
-                    ["Pool(10): an 11th handler starts only when one of the 10 ends."],
-                    _check_pool_rounds, lambda: 1.0,
-                    also_correct=[lambda: 1, lambda: 1.1, lambda: "1.05"],
-                    wrong=[lambda: 0.1, lambda: 10, lambda: 0.5, lambda: 1000]),
-        3: Exercise("What does sock.recv(1024) return once the other side has closed the "
-                    "connection (and everything it sent has been read)?",
-                    ["Try it: a, b = socket.socketpair(); b.close(); a.recv(1024)"],
-                    _check_eof_value, lambda: b"",
-                    also_correct=[lambda: "b''", lambda: "empty bytes",
-                                  lambda: 'An empty bytes object, b""'],
-                    wrong=[lambda: b"\n", lambda: "", lambda: 0, lambda: bytearray(),
-                           lambda: "an empty string", lambda: "None"]),
+        1: Exercise(
+            """
+            Write `handle(conn)`: echo each piece of data as soon as it arrives, and
+            return when the client closes. (The check runs it in a plain thread against a
+            socket pair; like the lesson's clients, it waits for the echo of its first message
+            before it sends the rest.)""",
+            ["recv returns b'' once the other side has closed.",
+             "while data := conn.recv(65536): conn.sendall(data)"],
+            _check_handle,
+            answer=worked(1, handle),
+            why="""recv returns whatever has arrived, so echoing each piece at once keeps a
+            client that waits for its echo going; sendall sends all of it. recv returns b''
+            only once the client has closed: that ends the loop, and `with` closes the
+            socket.""",
+            also_correct=[lambda: _handle_recv_into, lambda: _handle_makefile,
+                          lambda: _handle_send_loop],
+            wrong=[lambda: _handle_one_recv, lambda: _handle_spinning,
+                   lambda: _handle_echo_at_eof, lambda: _handle_never_returns]),
+        2: Exercise(
+            """
+            A `StreamServer` with `spawn=Pool(10)` gets 100 clients at once; each keeps
+            its handler busy for 0.1 s. About how many seconds until all are served?""",
+            ["Pool(10): an 11th handler starts only when one of the 10 ends."],
+            _check_pool_rounds,
+            answer="""
+            check(2, 100 / 10 * 0.1)   # 10 rounds of 10 handlers, 0.1 s each""",
+            why="""Pool(10) runs at most 10 handlers at once, and an 11th starts only when one
+            of them ends: 100 clients are served in 10 rounds of 0.1 s, about 1 s (a little
+            more in practice).""",
+            also_correct=[lambda: 1, lambda: 1.1, lambda: "1.05"],
+            wrong=[lambda: 0.1, lambda: 10, lambda: 0.5, lambda: 1000]),
+        3: Exercise(
+            """
+            What does `sock.recv(1024)` return once the other side has closed the
+            connection and everything it sent has been read?""",
+            ["Try it: a, b = socket.socketpair(); b.close(); a.recv(1024)"],
+            _check_eof_value,
+            answer="""
+            import socket
+
+            a, b = socket.socketpair()
+            b.close()                  # the other side closes
+            a.settimeout(2)            # a test never waits forever (this recv returns at once)
+            with a:
+                check(3, a.recv(1024))""",
+            why="""Once the other side has closed and everything it sent has been read, recv
+            returns b'', empty bytes, at once and every time: that is how a socket says "end
+            of stream", so a receive loop stops on it.""",
+            also_correct=[lambda: "b''", lambda: "empty bytes",
+                          lambda: 'An empty bytes object, b""'],
+            wrong=[lambda: b"\n", lambda: "", lambda: 0, lambda: bytearray(),
+                   lambda: "an empty string", lambda: "None"]),
     }

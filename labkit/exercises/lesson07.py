@@ -5,17 +5,18 @@ import re
 import select
 import selectors
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise
+from labkit.exercises import Exercise, NotYet, worked
 
 
-def _send_some_reference(sock, buffer):
+def send_some(sock, buffer):
     try:
-        sent = sock.send(buffer)
-    except BlockingIOError:
+        sent = sock.send(buffer)  # takes what fits in the kernel's buffer, says how much
+    except BlockingIOError:  # nothing fits right now
         return 0
-    del buffer[:sent]
+    del buffer[:sent]  # keep exactly the rest for the next call
     return sent
 
 
@@ -165,39 +166,82 @@ def _check_windows(answer: Any) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("Which call's cost stays flat as the number of watched sockets grows: select, "
-                    "poll or epoll?", ["The figure of the cost section."],
-                    _check_flat_cost, lambda: "epoll",
-                    also_correct=[lambda: "EpollSelector", lambda: selectors.EpollSelector,
-                                  lambda: "select.epoll()", lambda: "epoll stays flat"],
-                    wrong=[lambda: "poll", lambda: "select", lambda: "kqueue",
-                           lambda: "PollSelector", lambda: "select and poll"]),
-        2: Exercise("Write send_some(sock, buffer) for a non-blocking socket: send what the "
-                    "kernel takes, remove exactly that from the front of the bytearray, return "
-                    "the count (0 if it would block).",
-                    ["sent = sock.send(buffer); del buffer[:sent]",
-                     "send raises BlockingIOError when nothing fits."],
-                    _check_send_some, lambda: _send_some_reference,
-                    also_correct=[lambda: _send_some_sliced, lambda: _send_some_until_full],
-                    wrong=[lambda: _send_some_forgets, lambda: _send_some_raises,
-                           lambda: _send_some_drops_all]),
-        3: Exercise("Edge-triggered epoll reported EPOLLIN for 10 bytes; you read 4. If nothing "
-                    "new arrives, does the next poll() report the socket again? (True/False)",
-                    ["The edge- vs level-triggered section has this exact experiment."],
-                    _check_edge, lambda: False,
-                    also_correct=[lambda: "no", lambda: 0,
-                                  lambda: "No: nothing new arrived, so there is no new edge"],
-                    wrong=[lambda: True, lambda: "yes", lambda: 1,
-                           lambda: "Yes, 6 bytes are still unread"]),
-        4: Exercise("Why did the original course's selectors server fail at about 500 clients "
-                    "on Windows? (a) its DefaultSelector there is select, which takes at most "
-                    "512 sockets on Windows, (b) the machine ran out of ports, (c) 500 threads "
-                    "were too many for Windows",
-                    ["Read the error message of the select section again."],
-                    _check_windows, lambda: "a",
-                    also_correct=[lambda: "(a)",
-                                  lambda: "a) DefaultSelector is select, 512 sockets at most",
-                                  lambda: "select's FD_SETSIZE is 512 on Windows"],
-                    wrong=[lambda: "b", lambda: "c", lambda: "(b) it ran out of ports",
-                           lambda: "too many threads"]),
+        1: Exercise(
+            """
+            Which call's cost stays flat as the number of watched sockets grows:
+            `"select"`, `"poll"` or `"epoll"`?""",
+            ["The figure of the cost section."],
+            _check_flat_cost,
+            answer="""
+            check(1, "epoll")""",
+            why="""select and poll hand the kernel the whole list of watched sockets on every
+            call, and it scans them all, so their cost grows with the list. epoll keeps the
+            watched set in the kernel and returns only the ready sockets: its cost stays
+            flat.""",
+            also_correct=[lambda: "EpollSelector", lambda: selectors.EpollSelector,
+                          lambda: "select.epoll()", lambda: "epoll stays flat"],
+            wrong=[lambda: "poll", lambda: "select", lambda: "kqueue",
+                   lambda: "PollSelector", lambda: "select and poll"]),
+        2: Exercise(
+            """
+            Write `send_some(sock, buffer)` for a non-blocking socket: send what the
+            kernel takes, remove exactly that from the front of the `bytearray`, and return the
+            count (0 if nothing fits).""",
+            ["sent = sock.send(buffer); del buffer[:sent]",
+             "send raises BlockingIOError when nothing fits."],
+            _check_send_some,
+            answer=worked(2, send_some),
+            why="""On a non-blocking socket, send takes only what fits in the kernel's buffer
+            and returns how much that was; `del buffer[:sent]` keeps exactly the rest, in
+            order, for the next call. BlockingIOError means nothing fitted: 0 sent, buffer
+            unchanged.""",
+            also_correct=[lambda: _send_some_sliced, lambda: _send_some_until_full],
+            wrong=[lambda: _send_some_forgets, lambda: _send_some_raises,
+                   lambda: _send_some_drops_all]),
+        3: Exercise(
+            """
+            Edge-triggered epoll reported `EPOLLIN` for 10 bytes; you read 4. If nothing
+            new arrives, does the next `poll()` report the socket again? Answer `True` or
+            `False`.""",
+            ["The edge- vs level-triggered section has this exact experiment."],
+            _check_edge,
+            answer="""
+            import select
+            import socket
+
+            a, b = socket.socketpair()
+            a.setblocking(False)       # as an epoll server's sockets are: recv never waits
+            with a, b, select.epoll() as ep:
+                ep.register(a, select.EPOLLIN | select.EPOLLET)
+                b.send(b"0123456789")
+                ep.poll(1)             # the edge: 10 bytes arrived
+                a.recv(4)              # read 4; 6 are left
+                again = ep.poll(0.1)   # nothing new arrives
+            check(3, bool(again))""",
+            why="""Edge-triggered epoll reports changes: 10 bytes arriving is an edge, 6 bytes
+            still unread are not. With nothing new, the next poll is silent, so with EPOLLET a
+            server reads until BlockingIOError (EAGAIN), or the rest waits forever.""",
+            also_correct=[lambda: "no", lambda: 0,
+                          lambda: "No: nothing new arrived, so there is no new edge"],
+            wrong=[lambda: True, lambda: "yes", lambda: 1,
+                   lambda: "Yes, 6 bytes are still unread"]),
+        4: Exercise(
+            """
+            Why did the original course's selectors server fail at about 500 clients on
+            Windows? (a) its `DefaultSelector` there is select, which takes at most 512 sockets
+            on Windows, (b) the machine ran out of ports, (c) 500 threads were too many for
+            Windows. Answer `"a"`, `"b"` or `"c"`.""",
+            ["Read the error message of the select section again."],
+            _check_windows,
+            answer="""
+            check(4, "a")""",
+            why="""The error was "too many file descriptors in select()": on Windows,
+            DefaultSelector is select, and Python builds it there for at most 512 sockets
+            (FD_SETSIZE), so the server failed near 500 clients. Linux's select stops at
+            descriptor 1024.""",
+            also_correct=[lambda: "(a)",
+                          lambda: "a) DefaultSelector is select, 512 sockets at most",
+                          lambda: "select's FD_SETSIZE is 512 on Windows"],
+            wrong=[lambda: "b", lambda: "c", lambda: "(b) it ran out of ports",
+                   lambda: "too many threads"]),
     }

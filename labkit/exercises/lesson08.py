@@ -5,9 +5,10 @@ import hashlib
 import io
 import random
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from labkit.exercises.core import NotYet, Exercise
+from labkit.exercises import Exercise, NotYet, worked
 
 
 def _check_data_in_first_recv(answer: Any) -> str:
@@ -19,12 +20,12 @@ def _check_data_in_first_recv(answer: Any) -> str:
 
 
 # -- exercise 2: split a whole stream of replies ----------------------------------------------
-def _split_replies_reference(stream: bytes) -> list[bytes]:
+def split_replies(stream):
     bodies = []
     while stream:
-        header, _, rest = stream.partition(b"\n")
-        size = int(header.split()[1])
-        bodies.append(rest[:size])
+        header, _, rest = stream.partition(b"\n")  # a header ends at the first newline
+        size = int(header.split()[1])  # OK <size> <sha256>
+        bodies.append(rest[:size])  # a body ends where its size says, whatever it holds
         stream = rest[size:]
     return bodies
 
@@ -106,7 +107,7 @@ def _check_fds(answer: Any) -> str:
 
 
 # -- exercise 5: parse replies incrementally ---------------------------------------------------
-class _RepliesReference:
+class Replies:
     """Bytes in, in any pieces; each body out as soon as its last byte is in."""
 
     def __init__(self):
@@ -176,7 +177,7 @@ class _RepliesOnLabkitParser:
 class _RepliesPerChunk:                              # wrong: forgets what the last chunk left
     def feed(self, chunk):
         try:
-            return _split_replies_reference(chunk)
+            return split_replies(chunk)
         except (ValueError, IndexError):
             return []
 
@@ -240,46 +241,87 @@ def _check_replies(make: Callable) -> str:
 
 def exercises() -> dict[int, Exercise]:
     return {
-        1: Exercise("A GET reply for a 123,456-byte file starts with the header 'OK 123456 <64 "
-                    "hex digits>\\n'. The client's first recv(1024) returned 1024 bytes. How "
-                    "many of them are file data?",
-                    ["Add up the header's characters, newline included."],
-                    _check_data_in_first_recv, lambda: 949,
-                    also_correct=[lambda: 949.0, lambda: "1,024 - 75 = 949 bytes"],
-                    wrong=[lambda: 1024, lambda: 1023, lambda: 75, lambda: 951,
-                           lambda: "75 bytes of header"]),
-        2: Exercise("Write split_replies(stream) -> list of bodies, for a byte string holding "
-                    "several 'OK <size> <sha256>\\n<body>' replies back to back.",
-                    ["header, _, rest = stream.partition(b'\\n')",
-                     "size = int(header.split()[1]); the body is rest[:size]"],
-                    _check_split_replies, lambda: _split_replies_reference,
-                    also_correct=[lambda: _split_replies_by_offset,
-                                  lambda: _split_replies_file_like, lambda: _split_replies_lazily],
-                    wrong=[lambda: (lambda stream: [part.split(b"\n", 1)[1]
-                                                    for part in stream.split(b"OK ")[1:]]),
-                           lambda: (lambda stream: stream.split(b"\n")[1::2])]),
-        3: Exercise("Which name does the server refuse? (a) 歌词.txt (b) ../secret "
-                    "(c) notes-2024.txt", ["labkit.protocol.check_name decides."],
-                    _check_refused_name, lambda: "b",
-                    also_correct=[lambda: "../secret", lambda: "B",
-                                  lambda: "(b) ../secret: its path leads out of the folder"],
-                    wrong=[lambda: "a", lambda: "c", lambda: "歌词.txt", lambda: "notes-2024.txt",
-                           lambda: "../secret or 歌词.txt"]),
-        4: Exercise("At least how many file descriptors does the server process need to hold "
-                    "10,000 clients connected at once?",
-                    ["What is a socket, to the operating system?"], _check_fds, lambda: 10_005,
-                    also_correct=[lambda: 10_001, lambda: "10,000",
-                                  lambda: "10,001: one per client, plus the listener"],
-                    wrong=[lambda: 1024, lambda: 20_000, lambda: 1, lambda: "about 1,000"]),
-        5: Exercise("Write a class Replies whose feed(chunk) takes the bytes of a stream of "
-                    "'OK <size> <sha256>\\n<body>' replies in pieces of any size, and returns "
-                    "the list of bodies that this piece completed (often []).",
-                    ["Keep a buffer in the object: bytes that arrive before they are useful "
-                     "wait there for the next feed.",
-                     "Two states: waiting for a header line (look for b'\\n' in the buffer), "
-                     "or inside a body of <size> bytes (wait until the buffer holds them).",
-                     "After a body, loop: the same piece may hold the next header too."],
-                    _check_replies, lambda: _RepliesReference,
-                    also_correct=[lambda: _RepliesCounting, lambda: _RepliesOnLabkitParser],
-                    wrong=[lambda: _RepliesPerChunk, lambda: _RepliesByLines]),
+        1: Exercise(
+            r"""
+            A GET reply for a 123,456-byte file starts with the header
+            `OK 123456 <64 hex digits>\n`. The client's first `recv(1024)` returned 1,024 bytes.
+            How many of them are file data?""",
+            ["Add up the header's characters, newline included."],
+            _check_data_in_first_recv,
+            answer="""
+            header = b"OK 123456 " + b"0" * 64 + b"\\n"   # OK, 6 digits, 64 hex, 2 spaces, \\n
+            check(1, 1024 - len(header))""",
+            why="""The header is 2 + 1 + 6 + 1 + 64 + 1 = 75 bytes, so the other 1,024 - 75 =
+            949 bytes of that first recv are the start of the file: a client keeps them, and
+            never assumes that a recv holds only the header.""",
+            also_correct=[lambda: 949.0, lambda: "1,024 - 75 = 949 bytes"],
+            wrong=[lambda: 1024, lambda: 1023, lambda: 75, lambda: 951,
+                   lambda: "75 bytes of header"]),
+        2: Exercise(
+            r"""
+            Write `split_replies(stream)`, returning the list of bodies in a byte string
+            that holds several `OK <size> <sha256>\n<body>` replies back to back. (Bodies may
+            contain anything, newlines and the letters `OK` included.)""",
+            ["header, _, rest = stream.partition(b'\\n')",
+             "size = int(header.split()[1]); the body is rest[:size]"],
+            _check_split_replies,
+            answer=worked(2, split_replies),
+            why="""A header ends at the first newline, but a body may hold anything, newlines
+            and 'OK' included: the size in its header, not its content, says where it ends. So
+            take exactly `size` bytes after each header, and start again with the rest.""",
+            also_correct=[lambda: _split_replies_by_offset,
+                          lambda: _split_replies_file_like, lambda: _split_replies_lazily],
+            wrong=[lambda: (lambda stream: [part.split(b"\n", 1)[1]
+                                            for part in stream.split(b"OK ")[1:]]),
+                   lambda: (lambda stream: stream.split(b"\n")[1::2])]),
+        3: Exercise(
+            """
+            Which name does the server refuse? (a) `歌词.txt`, (b) `../secret`,
+            (c) `notes-2024.txt`. Answer `"a"`, `"b"` or `"c"`.""",
+            ["labkit.protocol.check_name decides."],
+            _check_refused_name,
+            answer="""
+            check(3, "b")""",
+            why="""A name with a path in it, such as `../secret`, could reach outside the
+            served folder, so check_name refuses it (403). Chinese characters, digits and
+            dashes make plain names.""",
+            also_correct=[lambda: "../secret", lambda: "B",
+                          lambda: "(b) ../secret: its path leads out of the folder"],
+            wrong=[lambda: "a", lambda: "c", lambda: "歌词.txt", lambda: "notes-2024.txt",
+                   lambda: "../secret or 歌词.txt"]),
+        4: Exercise(
+            """
+            At least how many file descriptors does the server process need to hold
+            10,000 clients connected at once?""",
+            ["What is a socket, to the operating system?"],
+            _check_fds,
+            answer="""
+            # a socket per client; the listener, the selector, stdin, stdout, stderr
+            check(4, 10_000 + 5)""",
+            why="""To the operating system a socket is a file descriptor: 10,000 connected
+            clients are 10,000 descriptors in the server's process, plus the listening socket
+            and a handful more, so its open-file limit (ulimit -n) must be above 10,000.""",
+            also_correct=[lambda: 10_001, lambda: "10,000",
+                          lambda: "10,001: one per client, plus the listener"],
+            wrong=[lambda: 1024, lambda: 20_000, lambda: 1, lambda: "about 1,000"]),
+        5: Exercise(
+            r"""
+            The skill of this lesson: parse incrementally. Write a class `Replies` whose
+            `feed(chunk)` takes the bytes of a stream of `OK <size> <sha256>\n<body>` replies,
+            in pieces of any size (one byte, half a header, three replies at once), and returns
+            the list of bodies that this piece completed (often `[]`). The check feeds it byte
+            by byte and in random pieces.""",
+            ["Keep a buffer in the object: bytes that arrive before they are useful "
+             "wait there for the next feed.",
+             "Two states: waiting for a header line (look for b'\\n' in the buffer), "
+             "or inside a body of <size> bytes (wait until the buffer holds them).",
+             "After a body, loop: the same piece may hold the next header too."],
+            _check_replies,
+            answer=worked(5, Replies),
+            why="""The object keeps what a piece leaves over (half a header, part of a body)
+            in its buffer, and remembers whether it waits for a header or is inside a body of
+            `size` bytes. Each body is returned from the feed that completes it, and the loop
+            goes on, because one piece may hold several replies.""",
+            also_correct=[lambda: _RepliesCounting, lambda: _RepliesOnLabkitParser],
+            wrong=[lambda: _RepliesPerChunk, lambda: _RepliesByLines]),
     }
