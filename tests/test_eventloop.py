@@ -116,3 +116,38 @@ def test_each_step_runs_from_the_command_line(step):
                           "--delay", "0.05"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("5 pages of [48708] bytes")
+
+
+def test_cpu_trials_measure_the_three_models_on_cpu_only_tasks():
+    """Lesson 05's counter-example: threads get no more CPU than one core, the loop runs the
+    tasks one after another, and the quietest round is one of the rounds."""
+    import time
+
+    from labkit.eventloop.cpu_trials import Trials, one_after_another
+    from labkit.eventloop.models import work
+
+    def cpu_task(rec, name):
+        start = time.thread_time()
+        work(rec, name, 0.02)
+        return time.thread_time() - start
+
+    async def cpu_coroutine(loop, rec, name):
+        return cpu_task(rec, name)
+
+    names = ["Task 1", "Task 2", "Task 3"]
+    trials = Trials.run(cpu_task, cpu_coroutine, names, rounds=2)
+    assert len(trials.rounds) == 2
+    assert all(set(r) == {"sequential", "threads", "event loop"} for r in trials.rounds)
+    assert all(len(cpu) == 3 and all(c > 0 for c in cpu)
+               for r in trials.rounds for _, cpu in r.values())
+    assert trials.always_one_after_another("sequential")
+    assert trials.always_one_after_another("event loop")
+    assert trials.threads_cores() < 1.5                      # the GIL: one core at most
+    assert trials.wall_over_work("event loop") > 0.5
+    assert trials.quietest() in trials.rounds
+    alive, cpu = trials.threads_alive_and_cpu(trials.rounds[0])
+    assert len(alive) == len(cpu) == 3 and all(a > 0 for a in alive)
+    overlapping = [Span("Task 1", "running", 0, 2), Span("Task 2", "running", 1, 3)]
+    assert not one_after_another(overlapping, ["Task 1", "Task 2"])
+    assert one_after_another(overlapping[:1] + [Span("Task 2", "running", 2, 3)],
+                             ["Task 1", "Task 2"])
