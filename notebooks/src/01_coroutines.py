@@ -444,12 +444,13 @@ plt.show()
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint
-# (call it again for the next one); `check(n, answer)` tells you if you have it.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(1)
+hint, check, answer = lesson(1)
 
 # %% [markdown]
 # **Exercise 1.** Write a coroutine `running_max()` that, after priming, answers each

@@ -269,10 +269,14 @@ plot_timeline(rec.close(), title="greenlets + blocking recv: the waits do not ov
 # * Greenlets switch only where you say so. A blocking call blocks all of them.
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(2)
+hint, check, answer = lesson(2)
 
 # %% [markdown]
 # **Exercise 1.** What does this print, in order? Answer like `"L1 R1 ..."`. Predict first,

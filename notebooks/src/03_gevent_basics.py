@@ -277,10 +277,14 @@ compare_timelines({"time.sleep, not patched": labkit.timeline.spans_from_json(pl
 #   Never in a Jupyter kernel: use a child process.
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(3)
+hint, check, answer = lesson(3)
 
 # %% [markdown]
 # **Exercise 1.** Greenlets `tea` (sleeps 0.03 s), `toast` (0.01 s) and `eggs` (0.02 s) are

@@ -343,10 +343,14 @@ panel(run_fetch, draw=lambda run: plot_timeline(run.spans, title=run.summary()[:
 # * Failed requests are results: count them, don't crash.
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(4)
+hint, check, answer = lesson(4)
 
 # %% [markdown]
 # **Exercise 1.** 30 requests, each answered after 0.1 s, fetched one after another: about how
@@ -369,8 +373,9 @@ check(2, ...)
 check(3, ...)
 
 # %% [markdown]
-# **Exercise 4.** What overlap does gevent reach for 50 requests of 0.2 s each? Measure it with
-# the panel (or `run_fetch(50, 0.2).overlap`) and answer with a number.
+# **Exercise 4.** A run's *overlap* is its total waiting time divided by its wall time. What
+# overlap does gevent reach for 50 requests of 0.2 s each? Measure it with the panel (or
+# `run_fetch(50, 0.2).overlap`) and answer with a number.
 
 # %%
 check(4, ...)

@@ -462,10 +462,14 @@ server.stop()
 #   straight-line code.
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(5)
+hint, check, answer = lesson(5)
 
 # %% [markdown]
 # **Exercise 1.** Write `call_later(loop, delay, callback)` for `labkit.eventloop.futures.Loop`:

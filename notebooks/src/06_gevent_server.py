@@ -265,10 +265,14 @@ panel(run_clients, draw=lambda r: plot_timeline(r.spans, title=r.summary()[:90])
 #   as its own state (`queued`), or it looks like a slow answer.
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(6)
+hint, check, answer = lesson(6)
 
 # %% [markdown]
 # **Exercise 1.** Write `handle(conn)`: echo each piece of data as soon as it arrives, and

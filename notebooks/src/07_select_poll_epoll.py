@@ -377,10 +377,14 @@ panel(watch_cost, draw=plot_costs,
 #   descriptor 1024 or above (512 sockets on Windows).
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(7)
+hint, check, answer = lesson(7)
 
 # %% [markdown]
 # **Exercise 1.** Which call's cost stays flat as the number of watched sockets grows:

@@ -360,10 +360,14 @@ labkit.claim("the server stopped", not server.alive)
 # and records what it measured on the machine that ran it in `benchmarks/results.md`.
 #
 # ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
 
 # %%
 from labkit.exercises import lesson
-hint, check = lesson(8)
+hint, check, answer = lesson(8)
 
 # %% [markdown]
 # **Exercise 1.** A GET reply for a 123,456-byte file starts with the header
