@@ -7,16 +7,18 @@ refuse anything whose real path leaves the folder (a symbolic link out).
 Every ``OSError`` (no descriptor left, a full disk) becomes a ``ProtocolError`` with its ERR
 code, so a server answers it like any other refusal instead of dying of it.
 """
+
 from __future__ import annotations
 
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
 
 from labkit.protocol import ProtocolError, check_name, ok_header
 
@@ -50,7 +52,7 @@ class Upload:
 
     def write(self, data: bytes) -> None:
         with self._or_discard():
-            self.file.write(data)          # a local disk write: fast enough not to matter here
+            self.file.write(data)  # a local disk write: fast enough not to matter here
         self.sha.update(data)
 
     def finish(self) -> bytes:
@@ -62,7 +64,7 @@ class Upload:
 
     def discard(self) -> None:
         """The client left mid-upload: an incomplete file must never become visible."""
-        with contextlib.suppress(OSError):    # a full disk may fail the flush; unlink anyway
+        with contextlib.suppress(OSError):  # a full disk may fail the flush; unlink anyway
             self.file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.file.name)
@@ -80,10 +82,10 @@ class Upload:
 class FileStore:
     def __init__(self, root: Path, upload_dir: Path, own_upload_dir: bool = False) -> None:
         self.root, self.upload_dir = Path(root).resolve(), Path(upload_dir)
-        self.own_upload_dir = own_upload_dir              # we made it, so we remove it at stop
-        self._sha: dict[str, tuple[int, int, str]] = {}   # name -> (mtime, size, sha256)
+        self.own_upload_dir = own_upload_dir  # we made it, so we remove it at stop
+        self._sha: dict[str, tuple[int, int, str]] = {}  # name -> (mtime, size, sha256)
 
-    def open(self, name: str) -> tuple[bytes, BinaryIO]:
+    def open(self, name: str) -> tuple[bytes, io.BufferedReader]:
         """The OK header of file ``name`` and the file, open for reading. ProtocolError 404 if
         it is not ours to serve, 503 if no descriptor is left to open it."""
         path = self.root / check_name(name)
@@ -97,14 +99,14 @@ class FileStore:
                 file.close()
                 raise
 
-    def _header(self, name: str, file: BinaryIO) -> bytes:
-        stat = os.fstat(file.fileno())                     # of the file we send, not the path
+    def _header(self, name: str, file: io.BufferedReader) -> bytes:
+        stat = os.fstat(file.fileno())  # of the file we send, not the path
         cached = self._sha.get(name)
         if not cached or cached[:2] != (stat.st_mtime_ns, stat.st_size):
             digest = hashlib.file_digest(file, "sha256").hexdigest()
             cached = (stat.st_mtime_ns, stat.st_size, digest)
             file.seek(0)
-            self._sha[name] = cached                       # hash each file once, not per GET
+            self._sha[name] = cached  # hash each file once, not per GET
         return ok_header(stat.st_size, cached[2])
 
     def listing(self) -> bytes:
@@ -139,8 +141,11 @@ def add_arguments(p) -> None:
     """The command-line options both file servers share."""
     default_root = Path(__file__).resolve().parent.parent / "data"
     p.add_argument("--root", default=str(default_root), help="folder whose files GET serves")
-    p.add_argument("--upload-dir", default="", help="where PUT stores files (default: a new "
-                                                     "temporary folder, removed at stop)")
+    p.add_argument(
+        "--upload-dir",
+        default="",
+        help="where PUT stores files (default: a new temporary folder, removed at stop)",
+    )
     p.add_argument("--max-upload", type=int, default=64 << 20, help="largest PUT, in bytes")
 
 
@@ -160,7 +165,7 @@ def from_arguments(args) -> FileStore:
         raise NotADirectoryError(f"--root {root}: no such folder")
     if args.upload_dir:
         upload_dir = Path(args.upload_dir)
-        upload_dir.mkdir(parents=True, exist_ok=True)      # raises, naming the path, if it can't
+        upload_dir.mkdir(parents=True, exist_ok=True)  # raises, naming the path, if it can't
         if not os.access(upload_dir, os.W_OK | os.X_OK):
             raise PermissionError(f"--upload-dir {upload_dir}: not writable")
     else:
