@@ -1,5 +1,6 @@
 """Every exercise accepts its reference answer and rejects wrong ones with advice, and its
 worked answer shows code that passes its own check."""
+
 import importlib
 import inspect
 import re
@@ -53,11 +54,36 @@ def test_every_exercise_lists_wrong_answers():
 
 def test_a_class_template_is_not_an_answer(capsys):
     class Replies:
-        def feed(self, chunk):
-            ...   # your code here
+        def feed(self, chunk): ...  # your code here
+
     chosen = exercises.Lesson(8, exercises.exercises_of(8))
     assert not chosen.passed(5, Replies)
     assert "no answer yet" in capsys.readouterr().out
+
+
+def test_placeholders_in_any_layout_are_not_answers(capsys):
+    """The notebook's templates, as written and as ``ruff format`` rewrites them."""
+
+    def on_its_own_line():
+        pass  # your code here
+
+    def with_a_docstring():
+        """Your code here."""
+        ...  # noqa: PIE790 (the placeholder under test)
+
+    def on_the_def_line(): ...  # your code here
+
+    async def a_coroutine(): ...
+
+    def a_real_answer():
+        return ...
+
+    _, check, _ = lesson(1)
+    for placeholder in (on_its_own_line, with_a_docstring, on_the_def_line, a_coroutine):
+        check(1, placeholder)
+        assert "no answer yet" in capsys.readouterr().out, placeholder.__name__
+    check(1, a_real_answer)
+    assert "not yet" in capsys.readouterr().out
 
 
 def test_wrong_coroutine_logic_is_explained(capsys):
@@ -66,6 +92,7 @@ def test_wrong_coroutine_logic_is_explained(capsys):
         while True:
             value = yield best
             best = value if best is None else min(best, value)
+
     hint, check, answer = lesson(1)
     check(1, running_min)
     assert "expected" in capsys.readouterr().out
@@ -74,6 +101,7 @@ def test_wrong_coroutine_logic_is_explained(capsys):
 def test_answer_that_raises_is_reported_not_raised(capsys):
     def broken():
         yield 1 / 0
+
     _, check, _ = lesson(1)
     check(1, broken)
     assert "ZeroDivisionError" in capsys.readouterr().out
@@ -111,7 +139,7 @@ def shown_code(out: str, k: int) -> str:
     """The code that answer(k) printed: between its heading and "Why it is right"."""
     head = f"Exercise {k}, a worked solution:\n\n"
     assert out.startswith(head), out
-    code, sep, _ = out[len(head):].partition("\n\nWhy it is right: ")
+    code, sep, _ = out[len(head) :].partition("\n\nWhy it is right: ")
     assert sep, out
     return code
 
@@ -137,8 +165,10 @@ def test_the_shown_solution_passes_its_check(number, k, capsys):
     chosen.answer(k)
     code = shown_code(capsys.readouterr().out, k)
     verdicts = []
-    namespace = {**chosen.exercises[k].lesson_names,
-                 "check": lambda n, answer: verdicts.append((n, chosen.passed(n, answer)))}
+    namespace = {
+        **chosen.exercises[k].lesson_names,
+        "check": lambda n, answer: verdicts.append((n, chosen.passed(n, answer))),
+    }
     exec(compile(code, f"<answer({k}) of lesson {number}>", "exec"), namespace)
     assert verdicts == [(k, True)], capsys.readouterr().out
     assert f"Exercise {k}: correct!" in capsys.readouterr().out
@@ -152,7 +182,7 @@ def test_written_solutions_are_the_modules_own_code(number, k):
     if not re.search(r"\bWrite (a class )?`", ex.question):
         return
     module = importlib.import_module(f"labkit.exercises.lesson{number:02d}")
-    checked = re.search(rf"^check\({k}, (\w+)\)$", ex.answer, re.M)
+    checked = re.search(rf"^check\({k}, (\w+)\)$", ex.answer, re.MULTILINE)
     assert checked, ex.answer
     assert inspect.getsource(getattr(module, checked[1])).strip() in ex.answer
 

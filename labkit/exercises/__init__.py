@@ -19,6 +19,7 @@ never crashes on a wrong answer: it explains what went wrong.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -84,13 +85,27 @@ def _no_answer(answer: Any) -> bool:
 
 
 def _returns_nothing(fn: Callable[..., Any]) -> bool:
-    """A placeholder function whose body is only ``...`` or ``pass``."""
+    """A placeholder function whose body is only ``...`` or ``pass`` (after any docstring),
+    on its own line or on the ``def`` line (as ``ruff format`` writes it)."""
     try:
-        lines = [ln.strip() for ln in inspect.getsource(fn).splitlines()[1:]]
-    except (OSError, TypeError):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):  # no source, or a lambda inside an expression
         return False
-    body = [ln for ln in lines if ln and not ln.startswith(("#", '"""', "'''"))]
-    return bool(body) and all(ln in ("...", "pass") or ln.startswith("...") for ln in body)
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    if not defs:
+        return False
+    body = defs[0].body
+    if body and _is_constant(body[0], str):  # the docstring
+        body = body[1:]
+    return bool(body) and all(isinstance(s, ast.Pass) or _is_constant(s, type(...)) for s in body)
+
+
+def _is_constant(statement: ast.stmt, kind: type) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, kind)
+    )
 
 
 class Lesson:

@@ -1,4 +1,5 @@
 """Lesson 02's exercises: greenlet."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,10 @@ def _check_left_right(answer: Any) -> str:
     got = [w.upper() for w in words_of(answer)]
     if got != ["L1", "R1", "L2"]:
         hint = " R2 is never printed: why?" if "R2" in got else ""
-        raise NotYet(f"you said {' '.join(got)}.{hint} When left finishes, control goes to its "
-                     "parent (the main greenlet), not back to right.")
+        raise NotYet(
+            f"you said {' '.join(got)}.{hint} When left finishes, control goes to its "
+            "parent (the main greenlet), not back to right."
+        )
     return "A finished greenlet returns to its parent; right stays suspended forever."
 
 
@@ -30,8 +33,11 @@ def _check_doubler(answer: Any) -> str:
         raise NotYet("answer with two numbers: (a, b).") from None
     if len(pair) != 2:
         raise NotYet(f"answer with two numbers, (a, b); you gave {len(pair)}.")
-    expect_equal(pair, (20, 40), "a is what doubler first switches back (10 * 2); "
-                 "b is doubler's answer to the value of a")
+    expect_equal(
+        pair,
+        (20, 40),
+        "a is what doubler first switches back (10 * 2); b is doubler's answer to the value of a",
+    )
     return "switch(x) passes x in and returns whatever the other side switches back."
 
 
@@ -40,8 +46,10 @@ _CHOICES = {"a": "two threads", "b": "blocks the one thread", "c": "the os runs"
 
 def _check_choice_io(answer: Any) -> str:
     if chosen_option(answer, _CHOICES) != "b":
-        raise NotYet("answer \"a\", \"b\" or \"c\". A greenlet gives up control only where it "
-                     "calls switch(); a blocking recv never does.")
+        raise NotYet(
+            'answer "a", "b" or "c". A greenlet gives up control only where it '
+            "calls switch(); a blocking recv never does."
+        )
     return "greenlet only switches where you tell it to. gevent adds the switch at every wait."
 
 
@@ -59,8 +67,10 @@ def exercises() -> dict[int, Exercise]:
             l, r = greenlet(left), greenlet(right)
             l.switch()
             ```""",
-            ["Follow the switches by hand: main -> left -> right -> ...",
-             "Where does control go when a greenlet's function returns?"],
+            [
+                "Follow the switches by hand: main -> left -> right -> ...",
+                "Where does control go when a greenlet's function returns?",
+            ],
             _check_left_right,
             answer="""
             from greenlet import greenlet
@@ -75,9 +85,9 @@ def exercises() -> dict[int, Exercise]:
             to left, which resumes after its switch and records L2. When left returns, control
             goes to its parent, the main greenlet, not back to right: right stays suspended and
             R2 is never recorded.""",
-            also_correct=[lambda: "L1 R1 L2", lambda: "l1, r1, l2",
-                          lambda: ("L1", "R1", "L2")],
-            wrong=[lambda: "L1 R1 L2 R2", lambda: "L1 L2 R1 R2"]),
+            also_correct=[lambda: "L1 R1 L2", lambda: "l1, r1, l2", lambda: ("L1", "R1", "L2")],
+            wrong=[lambda: "L1 R1 L2 R2", lambda: "L1 L2 R1 R2"],
+        ),
         2: Exercise(
             """
             What are `a` and `b`? Answer `(a, b)`.
@@ -91,8 +101,10 @@ def exercises() -> dict[int, Exercise]:
             a = g.switch(10)
             b = g.switch(a)
             ```""",
-            ["The first g.switch(10) starts doubler(10).",
-             "main.switch(x * 2) hands x * 2 back as the result of g.switch(...)."],
+            [
+                "The first g.switch(10) starts doubler(10).",
+                "main.switch(x * 2) hands x * 2 back as the result of g.switch(...).",
+            ],
             _check_doubler,
             answer="""
             from greenlet import getcurrent, greenlet
@@ -110,7 +122,8 @@ def exercises() -> dict[int, Exercise]:
             and it switches 40 back: b = 40. switch(x) passes x in and returns whatever the
             other side switches back.""",
             also_correct=[lambda: [20, 40], lambda: "(20, 40)", lambda: "a=20, b=40"],
-            wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40, lambda: "(20, 80)"]),
+            wrong=[lambda: (20, 20), lambda: (10, 20), lambda: 40, lambda: "(20, 80)"],
+        ),
         3: Exercise(
             """
             Two greenlets each call `sock.recv()` on a socket whose answer arrives 0.1 s
@@ -125,9 +138,15 @@ def exercises() -> dict[int, Exercise]:
             `recv` is a plain call that stops the one thread until its answer arrives: the
             second greenlet starts its wait only after the first one's ends, 0.1 s + 0.1 s.
             gevent adds the switch at every wait.""",
-            also_correct=[lambda: "(B)", lambda: "b) recv blocks the one thread",
-                          lambda: "recv blocks the one thread and greenlet never "
-                                  "switches by itself"],
-            wrong=[lambda: "a", lambda: "c",
-                   lambda: "greenlets run on two threads that share a lock"]),
+            also_correct=[
+                lambda: "(B)",
+                lambda: "b) recv blocks the one thread",
+                lambda: "recv blocks the one thread and greenlet never switches by itself",
+            ],
+            wrong=[
+                lambda: "a",
+                lambda: "c",
+                lambda: "greenlets run on two threads that share a lock",
+            ],
+        ),
     }

@@ -1,4 +1,5 @@
 """Lesson 03's exercises: gevent basics."""
+
 from __future__ import annotations
 
 import time
@@ -11,22 +12,30 @@ from labkit.exercises import Exercise, NotYet, close_to, expect_equal, words_of,
 
 
 def _check_wakeup_order(answer: Any) -> str:
-    expect_equal([w.lower() for w in words_of(answer)], ["toast", "eggs", "tea"],
-                 "they finish in the order their sleeps end")
+    expect_equal(
+        [w.lower() for w in words_of(answer)],
+        ["toast", "eggs", "tea"],
+        "they finish in the order their sleeps end",
+    )
     return "gevent.sleep hands control to the hub, which wakes each greenlet when its timer fires."
 
 
 def _milliseconds(answer: Any) -> float:
     """150, 150.0, "150" or "150 ms"."""
-    return float(answer.strip().lower().removesuffix("ms")) if isinstance(answer, str) \
+    return (
+        float(answer.strip().lower().removesuffix("ms"))
+        if isinstance(answer, str)
         else float(answer)
+    )
 
 
 def _check_pool_time(answer: Any) -> str:
     ms = _milliseconds(answer)
     if close_to(ms * 1000, 150, 0.2):
-        raise NotYet(f"{answer} looks like seconds; the question asks for milliseconds "
-                     f"({answer} s is {ms * 1000:g} ms).")
+        raise NotYet(
+            f"{answer} looks like seconds; the question asks for milliseconds "
+            f"({answer} s is {ms * 1000:g} ms)."
+        )
     if not close_to(ms, 150, 0.2):
         raise NotYet(f"{answer} ms. Six tasks, two at a time: how many rounds of 50 ms?")
     return "Pool(2) runs 6 tasks in 3 rounds of 50 ms: about 150 ms."
@@ -38,12 +47,13 @@ def nap(seconds):
 
 def _nap_on_an_event(seconds):
     from gevent.event import Event
-    Event().wait(timeout=seconds)          # nobody sets it: returns after the timeout
+
+    Event().wait(timeout=seconds)  # nobody sets it: returns after the timeout
 
 
 def _nap_with_a_timeout(seconds):
     with gevent.Timeout(seconds, False):
-        gevent.sleep(10 * seconds + 1)      # cut short, silently, by the Timeout
+        gevent.sleep(10 * seconds + 1)  # cut short, silently, by the Timeout
 
 
 def _check_nap(fn: Callable) -> str:
@@ -53,8 +63,10 @@ def _check_nap(fn: Callable) -> str:
     if elapsed < 0.045:
         raise NotYet(f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: does nap wait at all?")
     if elapsed > 0.15:
-        raise NotYet(f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: they ran one after the "
-                     "other. Which sleep lets other greenlets run?")
+        raise NotYet(
+            f"five naps of 0.05 s took {elapsed * 1000:.0f} ms: they ran one after the "
+            "other. Which sleep lets other greenlets run?"
+        )
     return f"five naps overlapped: {elapsed * 1000:.0f} ms for 5 x 50 ms."
 
 
@@ -84,7 +96,8 @@ def exercises() -> dict[int, Exercise]:
             to the hub, which wakes each greenlet when its timer fires, toast at 10 ms, eggs at
             20 ms, tea at 30 ms. The order they were spawned in does not matter.""",
             also_correct=[lambda: "toast eggs tea", lambda: "Toast, Eggs, Tea"],
-            wrong=[lambda: "tea toast eggs", lambda: "tea eggs toast"]),
+            wrong=[lambda: "tea toast eggs", lambda: "tea eggs toast"],
+        ),
         2: Exercise(
             """
             A `Pool(2)` runs 6 tasks that each `gevent.sleep(0.05)`. About how many
@@ -96,10 +109,13 @@ def exercises() -> dict[int, Exercise]:
             why="""Pool(2) lets at most 2 tasks run at once and starts the next one only when
             one ends, so 6 tasks run in 3 rounds of 50 ms: about 150 ms (`run_pool(2, 6)`
             measures a little more).""",
-            also_correct=[lambda: 3 * 50.0, lambda: 158,       # what run_pool(2, 6) shows
-                          lambda: "150 ms"],
-            wrong=[lambda: 300, lambda: 50, lambda: 100,
-                   lambda: 0.15]),                            # seconds, not ms
+            also_correct=[
+                lambda: 3 * 50.0,
+                lambda: 158,  # what run_pool(2, 6) shows
+                lambda: "150 ms",
+            ],
+            wrong=[lambda: 300, lambda: 50, lambda: 100, lambda: 0.15],
+        ),  # seconds, not ms
         3: Exercise(
             """
             Write `nap(seconds)` so that five greenlets napping 0.05 s at once finish in
@@ -112,6 +128,9 @@ def exercises() -> dict[int, Exercise]:
             greenlets and wakes each nap when its timer fires: the five naps overlap, about
             0.05 s in all.""",
             also_correct=[lambda: _nap_on_an_event, lambda: _nap_with_a_timeout],
-            wrong=[lambda: time.sleep,                         # blocks: naps don't overlap
-                   lambda: (lambda seconds: None)]),           # does not wait at all
+            wrong=[
+                lambda: time.sleep,  # blocks: naps don't overlap
+                lambda: lambda seconds: None,
+            ],
+        ),  # does not wait at all
     }

@@ -1,4 +1,5 @@
 """Lesson 04's exercises: synchronous vs asynchronous I/O."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,9 @@ PAGES = Path(__file__).resolve().parents[2] / "data" / "pages"
 def _check_sequential_time(answer: Any) -> str:
     if not 2.9 <= float(answer) <= 4.0:
         raise NotYet(f"{answer} s. One after the other, each request waits its full 0.1 s.")
-    return ("30 x 0.1 s = 3 s, plus a little per request: sequential time is the sum of the "
-            "latencies.")
+    return (
+        "30 x 0.1 s = 3 s, plus a little per request: sequential time is the sum of the latencies."
+    )
 
 
 def _check_gevent_time(answer: Any) -> str:
@@ -25,13 +27,15 @@ def _check_gevent_time(answer: Any) -> str:
 
 def _check_patch_first(answer: Any) -> str:
     if not re.search(r"patch_all\s*\(", str(answer)):
-        raise NotYet("which call makes the standard library's blocking calls cooperative? "
-                     "Give the line that calls it.")
+        raise NotYet(
+            "which call makes the standard library's blocking calls cooperative? "
+            "Give the line that calls it."
+        )
     return "patch_all() first, before anything imports socket, ssl, time or threading."
 
 
 # -- exercise 4: the overlap this machine reaches ----------------------------------------------
-_measured: list[float] = []      # measured once per session: a run of 50 requests takes ~1 s
+_measured: list[float] = []  # measured once per session: a run of 50 requests takes ~1 s
 
 
 def run_fetch(n_requests: int, latency: float) -> Any:
@@ -39,6 +43,7 @@ def run_fetch(n_requests: int, latency: float) -> Any:
     latency_http that answers each after ``latency`` seconds; the run (a FetchRun)."""
     from labkit.background import serve
     from labkit.runs import fetch_with  # gevent runs in a patched child process
+
     with serve("latency_http", root=PAGES, delay=latency) as srv:
         base = f"http://{srv.host}:{srv.port}/pages/page-48k.html"
         run = fetch_with("gevent", [f"{base}?id={i}" for i in range(1, n_requests + 1)])
@@ -55,16 +60,22 @@ def measured_overlap() -> float:
 def _check_overlap(answer: Any) -> str:
     answer, here = float(answer), measured_overlap()
     if answer > 50:
-        raise NotYet(f"{answer}. Overlap is seconds of waiting per second of wall time; 50 "
-                     "requests can't wait more than 50 seconds per second.")
+        raise NotYet(
+            f"{answer}. Overlap is seconds of waiting per second of wall time; 50 "
+            "requests can't wait more than 50 seconds per second."
+        )
     if answer < 0.6 * here:
-        raise NotYet(f"{answer}. Overlap is seconds of waiting per second of wall time: 50 "
-                     f"requests of 0.2 s, all waiting together; this machine reached {here:.0f} "
-                     "just now. Measure it yourself: "
-                     "run_fetch(50, 0.2).overlap")
-    return (f"this machine reached {here:.0f} just now; 50 would be perfect. The requests don't "
-            "all start at the same instant, and each costs a little CPU time, so the wall time "
-            "is a bit more than 0.2 s.")
+        raise NotYet(
+            f"{answer}. Overlap is seconds of waiting per second of wall time: 50 "
+            f"requests of 0.2 s, all waiting together; this machine reached {here:.0f} "
+            "just now. Measure it yourself: "
+            "run_fetch(50, 0.2).overlap"
+        )
+    return (
+        f"this machine reached {here:.0f} just now; 50 would be perfect. The requests don't "
+        "all start at the same instant, and each costs a little CPU time, so the wall time "
+        "is a bit more than 0.2 s."
+    )
 
 
 def exercises() -> dict[int, Exercise]:
@@ -81,7 +92,8 @@ def exercises() -> dict[int, Exercise]:
             is sent, so sequential time is the sum of the latencies: 30 x 0.1 s = 3 s, plus a
             little per request.""",
             also_correct=[lambda: 3, lambda: 3.2, lambda: "3.1"],
-            wrong=[lambda: 0.1, lambda: 30, lambda: 0.3]),
+            wrong=[lambda: 0.1, lambda: 30, lambda: 0.3],
+        ),
         2: Exercise(
             """
             The same 30 requests with gevent: about how many seconds?""",
@@ -93,7 +105,8 @@ def exercises() -> dict[int, Exercise]:
             takes about as long as the slowest single request: one latency, 0.1 s, plus a
             little overhead.""",
             also_correct=[lambda: 0.11, lambda: 0.15, lambda: "0.12"],
-            wrong=[lambda: 3.0, lambda: 0.0033, lambda: 1.0]),
+            wrong=[lambda: 3.0, lambda: 0.0033, lambda: 1.0],
+        ),
         3: Exercise(
             """
             Which line must come first in a program that uses gevent with ordinary
@@ -105,19 +118,27 @@ def exercises() -> dict[int, Exercise]:
             why="""patch_all() replaces the blocking functions of socket, ssl, time, threading
             and more with cooperative ones. A module that imported them before the patch keeps
             the blocking originals (the patch_too_late script), so the patch comes first.""",
-            also_correct=[lambda: "import gevent.monkey; gevent.monkey.patch_all()",
-                          lambda: "monkey.patch_all()",
-                          lambda: "gevent.monkey.patch_all(thread=False)"],
-            wrong=[lambda: "import gevent", lambda: "from gevent import monkey",
-                   lambda: "monkey.patch_all"]),
+            also_correct=[
+                lambda: "import gevent.monkey; gevent.monkey.patch_all()",
+                lambda: "monkey.patch_all()",
+                lambda: "gevent.monkey.patch_all(thread=False)",
+            ],
+            wrong=[
+                lambda: "import gevent",
+                lambda: "from gevent import monkey",
+                lambda: "monkey.patch_all",
+            ],
+        ),
         4: Exercise(
             """
             A run's *overlap* is its total waiting time divided by its wall time. What
             overlap does gevent reach for 50 requests of 0.2 s each? Measure it with the panel
             (or `run_fetch(50, 0.2).overlap`) and answer with a number.""",
-            ["Sequential: overlap 1. Perfectly concurrent: overlap N.",
-             "In the panel: 50 requests, latency 0.2 s, strategy gevent; the summary above "
-             "the timeline shows the overlap."],
+            [
+                "Sequential: overlap 1. Perfectly concurrent: overlap N.",
+                "In the panel: 50 requests, latency 0.2 s, strategy gevent; the summary above "
+                "the timeline shows the overlap.",
+            ],
             _check_overlap,
             answer="""
             check(4, run_fetch(50, 0.2).overlap)   # run_fetch: the lesson's, above the panel""",
@@ -127,5 +148,6 @@ def exercises() -> dict[int, Exercise]:
             costs a little CPU time.""",
             lesson_names={"run_fetch": run_fetch},
             also_correct=[lambda: 50, lambda: 0.9 * measured_overlap(), lambda: "45"],
-            wrong=[lambda: 1, lambda: 5, lambda: 100, lambda: 500]),
+            wrong=[lambda: 1, lambda: 5, lambda: 100, lambda: 500],
+        ),
     }

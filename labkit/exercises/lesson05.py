@@ -1,4 +1,5 @@
 """Lesson 05's exercises: the event-driven model."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ def call_later(loop, delay, callback):
 
 
 def _call_later_on_the_timer(loop, delay, callback):
-    timer = loop.sleep(delay)                            # a Future the loop completes later
+    timer = loop.sleep(delay)  # a Future the loop completes later
     timer.add_done_callback(lambda _: callback())
     return timer
 
@@ -32,12 +33,13 @@ def _call_later_with_arguments(loop, delay, callback):
 
 
 def _call_later_that_blocks(loop, delay, callback):
-    time.sleep(delay)                                    # stops the whole loop meanwhile
+    time.sleep(delay)  # stops the whole loop meanwhile
     callback()
 
 
 def _check_call_later(fn: Callable) -> str:
     from labkit.eventloop.futures import Loop
+
     fired = []
     start = time.perf_counter()
 
@@ -53,20 +55,24 @@ def _check_call_later(fn: Callable) -> str:
         loop.run_until_complete(main())
     names = [name for name, _ in fired]
     if names != ["early", "late"]:
-        raise NotYet(f"callbacks fired: {names or 'none'}; expected early, then late. Does your "
-                     "task await loop.sleep(delay) before calling the callback?")
+        raise NotYet(
+            f"callbacks fired: {names or 'none'}; expected early, then late. Does your "
+            "task await loop.sleep(delay) before calling the callback?"
+        )
     late_at = fired[1][1]
     if late_at < 0.05:
         raise NotYet(f"the 0.06 s callback fired after {late_at} s: it did not wait.")
     return "a timer is just a Future that the loop completes when its time comes."
 
 
-MEASURED = 0.50     # what the lesson's loop takes: the requests leave together at 0.15 s
-DRAWN = 0.40        # the drawing in which each request leaves the moment its task stops computing
-WHY = ("the three first halves take turns until 0.15 s; a task's request leaves only when the "
-       "loop next checks its socket, after all three have computed, so all three waits run "
-       "from about 0.15 s to 0.35 s, and the three second halves then take turns until about "
-       "0.50 s.")
+MEASURED = 0.50  # what the lesson's loop takes: the requests leave together at 0.15 s
+DRAWN = 0.40  # the drawing in which each request leaves the moment its task stops computing
+WHY = (
+    "the three first halves take turns until 0.15 s; a task's request leaves only when the "
+    "loop next checks its socket, after all three have computed, so all three waits run "
+    "from about 0.15 s to 0.35 s, and the three second halves then take turns until about "
+    "0.50 s."
+)
 
 
 def measure_three_tasks(compute_s: float = 0.05, wait_s: float = 0.2) -> float:
@@ -83,8 +89,8 @@ def measure_three_tasks(compute_s: float = 0.05, wait_s: float = 0.2) -> float:
 
     async def task(name, sock):
         work(rec, name, compute_s)
-        await loop.wait_for(sock, futures.selectors.EVENT_WRITE)   # "send the request"
-        await loop.sleep(wait_s)                                   # the server's delay
+        await loop.wait_for(sock, futures.selectors.EVENT_WRITE)  # "send the request"
+        await loop.sleep(wait_s)  # the server's delay
         work(rec, name, compute_s)
 
     pairs = [socket.socketpair() for _ in range(3)]
@@ -115,15 +121,19 @@ def _check_predicted_total(answer: Any) -> str:
     if close_to(seconds, MEASURED, 0.1):
         return "the lesson's loop measures about 0.50 s: " + WHY
     if close_to(seconds, DRAWN, 0.1):
-        return ("0.40 s is right for a loop that sends each request the moment its task stops "
-                "computing (waits end at 0.25, 0.30 and 0.35 s). On the lesson's loop the run "
-                "measures about 0.50 s: " + WHY)
+        return (
+            "0.40 s is right for a loop that sends each request the moment its task stops "
+            "computing (waits end at 0.25, 0.30 and 0.35 s). On the lesson's loop the run "
+            "measures about 0.50 s: " + WHY
+        )
     if seconds > MEASURED and seconds <= 1.1 * measure_three_tasks():
         return "this machine measures about that right now (it is busy); unloaded: " + WHY
     unit = " (in seconds: 500 ms is 0.5)" if seconds > 10 else ""
-    raise NotYet(f"{answer!r}{unit}. The three computations cannot overlap (one thread), the "
-                 "waits can. When does the last task's wait start and end, and what does each "
-                 "task still do after its wait?")
+    raise NotYet(
+        f"{answer!r}{unit}. The three computations cannot overlap (one thread), the "
+        "waits can. When does the last task's wait start and end, and what does each "
+        "task still do after its wait?"
+    )
 
 
 _CHOICES = {"a": "resizing", "b": "chat server", "c": "matrix"}
@@ -131,8 +141,10 @@ _CHOICES = {"a": "resizing", "b": "chat server", "c": "matrix"}
 
 def _check_best_fit(answer: Any) -> str:
     if chosen_option(answer, _CHOICES) != "b":
-        raise NotYet("answer \"a\", \"b\" or \"c\". Look for many independent tasks that "
-                     "mostly wait; computing is not waiting.")
+        raise NotYet(
+            'answer "a", "b" or "c". Look for many independent tasks that '
+            "mostly wait; computing is not waiting."
+        )
     return "thousands of mostly idle connections: many tasks, independent, mostly waiting."
 
 
@@ -142,18 +154,22 @@ def exercises() -> dict[int, Exercise]:
             """
             Write `call_later(loop, delay, callback)` for `labkit.eventloop.futures.Loop`:
             `callback()` runs about `delay` seconds later, while other tasks go on.""",
-            ["Make a small coroutine that awaits loop.sleep(delay), then calls callback.",
-             "Hand that coroutine to loop.create_task(...) and return the task."],
+            [
+                "Make a small coroutine that awaits loop.sleep(delay), then calls callback.",
+                "Hand that coroutine to loop.create_task(...) and return the task.",
+            ],
             _check_call_later,
             answer=worked(1, call_later),
             why="""`await loop.sleep(delay)` suspends only the small task `later`: the loop goes
             on running the other tasks and resumes it when the timer is due, and then it calls
             callback(). A timer is just a Future that the loop completes when its time
             comes.""",
-            also_correct=[lambda: _call_later_on_the_timer,
-                          lambda: _call_later_with_arguments],
-            wrong=[lambda: (lambda loop, delay, callback: callback()),  # no timer
-                   lambda: _call_later_that_blocks]),
+            also_correct=[lambda: _call_later_on_the_timer, lambda: _call_later_with_arguments],
+            wrong=[
+                lambda: lambda loop, delay, callback: callback(),  # no timer
+                lambda: _call_later_that_blocks,
+            ],
+        ),
         2: Exercise(
             """
             Predict a timeline: three tasks each compute for 0.05 s, wait 0.2 s for I/O,
@@ -163,16 +179,22 @@ def exercises() -> dict[int, Exercise]:
             (its server lives in a `with` block, so running it again is safe), and print
             `totals["event loop"]`. If the run disagrees with your drawing, the checker's
             answer says why.""",
-            ["Draw it: computing blocks the loop, waiting does not.",
-             "The last task starts waiting at 0.15 s. After their waits, the three "
-             "second halves take turns too."],
+            [
+                "Draw it: computing blocks the loop, waiting does not.",
+                "The last task starts waiting at 0.15 s. After their waits, the three "
+                "second halves take turns too.",
+            ],
             _check_predicted_total,
             answer="""
             check(2, 3 * 0.05 + 0.2 + 3 * 0.05)   # first halves, the shared wait, second halves""",
             why="About 0.50 s: " + WHY,
-            also_correct=[lambda: 0.4,                      # the drawing, explained
-                          lambda: "500 ms", lambda: "0.51 s"],
-            wrong=[lambda: 0.35, lambda: 0.25, lambda: 0.3, lambda: 3.0, lambda: 350]),
+            also_correct=[
+                lambda: 0.4,  # the drawing, explained
+                lambda: "500 ms",
+                lambda: "0.51 s",
+            ],
+            wrong=[lambda: 0.35, lambda: 0.25, lambda: 0.3, lambda: 3.0, lambda: 350],
+        ),
         3: Exercise(
             """
             Which suits an event loop best? (a) resizing 1,000 images, (b) a chat server
@@ -185,7 +207,11 @@ def exercises() -> dict[int, Exercise]:
             why="""An event loop shines with many independent tasks that mostly wait: 5,000
             idle connections cost it one thread and a little memory each. Resizing images and
             multiplying matrices compute, and on one thread computing does not overlap.""",
-            also_correct=[lambda: "(B)", lambda: "b: the chat server",
-                          lambda: "the chat server with 5,000 mostly idle connections"],
-            wrong=[lambda: "a", lambda: "c", lambda: "resizing 1,000 images"]),
+            also_correct=[
+                lambda: "(B)",
+                lambda: "b: the chat server",
+                lambda: "the chat server with 5,000 mostly idle connections",
+            ],
+            wrong=[lambda: "a", lambda: "c", lambda: "resizing 1,000 images"],
+        ),
     }

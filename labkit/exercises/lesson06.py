@@ -1,4 +1,5 @@
 """Lesson 06's exercises: a gevent socket server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ from typing import Any
 
 from labkit.exercises import Exercise, NotYet, worked
 
-FIRST, REST = 1000, 200_000     # bytes the checker sends: a first piece, then more than one recv
+FIRST, REST = 1000, 200_000  # bytes the checker sends: a first piece, then more than one recv
 
 
 # -- exercise 1: handle(conn) ------------------------------------------------------------------
@@ -44,8 +45,8 @@ def _handle_send_loop(conn):
             data = conn.recv(1024)
             if not data:
                 return
-            while data:                    # send returns how much it took: send the rest too
-                data = data[conn.send(data):]
+            while data:  # send returns how much it took: send the rest too
+                data = data[conn.send(data) :]
     finally:
         conn.close()
 
@@ -75,6 +76,7 @@ def _handle_echo_at_eof(conn):
 def _handle_never_returns(conn):
     """Wrong: echoes, but waits forever once the client has closed."""
     import time
+
     while True:
         data = conn.recv(65536)
         if data:
@@ -92,11 +94,13 @@ def _check_handle(fn: Callable) -> str:
     payload = random.Random(6).randbytes(FIRST + REST)
     try:
         echoed = _talk(client, payload)
-        worker.join(2.0)                       # it should return soon after our EOF
+        worker.join(2.0)  # it should return soon after our EOF
         if worker.is_alive():
-            raise NotYet("after the client closed, handle() kept running (spinning on b'' or "
-                         "waiting for more). Return when recv returns b''.")
-        server_side.close()                    # the handler may leave it open: that is fine
+            raise NotYet(
+                "after the client closed, handle() kept running (spinning on b'' or "
+                "waiting for more). Return when recv returns b''."
+            )
+        server_side.close()  # the handler may leave it open: that is fine
         echoed += _read_to_eof(client, len(payload) - len(echoed))
     finally:
         _unblock(server_side)
@@ -107,7 +111,7 @@ def _check_handle(fn: Callable) -> str:
 def _run_quietly(fn: Callable, conn: socket.socket) -> None:
     try:
         fn(conn)
-    except OSError:                            # we shut its socket down to stop it
+    except OSError:  # we shut its socket down to stop it
         pass
 
 
@@ -120,14 +124,16 @@ def _talk(client: socket.socket, payload: bytes) -> bytes:
         client.sendall(payload[:FIRST])
         echoed = _read_exactly(client, FIRST)
     except OSError as err:
-        raise NotYet(f"sent {FIRST} bytes, no echo came back within 2 s ({type(err).__name__}). "
-                     "Echo each piece as soon as recv returns it: the client waits for the echo "
-                     "of its first message before it sends more or closes.") from None
+        raise NotYet(
+            f"sent {FIRST} bytes, no echo came back within 2 s ({type(err).__name__}). "
+            "Echo each piece as soon as recv returns it: the client waits for the echo "
+            "of its first message before it sends more or closes."
+        ) from None
 
     def send_rest():
         try:
             client.sendall(payload[FIRST:])
-            client.shutdown(socket.SHUT_WR)    # the client is done: EOF for the handler
+            client.shutdown(socket.SHUT_WR)  # the client is done: EOF for the handler
         except OSError:
             pass
 
@@ -141,7 +147,7 @@ def _talk(client: socket.socket, payload: bytes) -> bytes:
 def _read_exactly(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
-        chunk = sock.recv(size - len(data))    # the 2 s timeout ends any wait
+        chunk = sock.recv(size - len(data))  # the 2 s timeout ends any wait
         if not chunk:
             break
         data += chunk
@@ -178,12 +184,16 @@ def _unblock(conn: socket.socket) -> None:
 def _verdict(payload: bytes, echoed: bytes) -> str:
     if hashlib.sha256(echoed).digest() != hashlib.sha256(payload).digest():
         if payload.startswith(echoed):
-            raise NotYet(f"sent {len(payload):,} bytes, {len(echoed):,} came back. One recv "
-                         "returns whatever has arrived, not the whole stream: keep reading "
-                         "until recv returns b''.")
+            raise NotYet(
+                f"sent {len(payload):,} bytes, {len(echoed):,} came back. One recv "
+                "returns whatever has arrived, not the whole stream: keep reading "
+                "until recv returns b''."
+            )
         raise NotYet("the bytes that came back differ from those sent.")
-    return (f"all {len(payload):,} bytes came back intact (length and SHA-256), and it returned "
-            "once the client had closed.")
+    return (
+        f"all {len(payload):,} bytes came back intact (length and SHA-256), and it returned "
+        "once the client had closed."
+    )
 
 
 # -- exercises 2 and 3 -------------------------------------------------------------------------
@@ -192,8 +202,9 @@ def _check_pool_rounds(answer: Any) -> str:
         raise NotYet(f"{answer}: that looks like milliseconds; the question asks for seconds.")
     if not 0.9 <= float(answer) <= 1.3:
         raise NotYet(f"{answer} s (seconds)? At most 10 at a time, each 0.1 s: how many rounds?")
-    return ("100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in "
-            "practice).")
+    return (
+        "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in practice)."
+    )
 
 
 def _check_eof_value(answer: Any) -> str:
@@ -222,18 +233,28 @@ def exercises() -> dict[int, Exercise]:
             return when the client closes. (The check runs it in a plain thread against a
             socket pair; like the lesson's clients, it waits for the echo of its first message
             before it sends the rest.)""",
-            ["recv returns b'' once the other side has closed.",
-             "while data := conn.recv(65536): conn.sendall(data)"],
+            [
+                "recv returns b'' once the other side has closed.",
+                "while data := conn.recv(65536): conn.sendall(data)",
+            ],
             _check_handle,
             answer=worked(1, handle),
             why="""recv returns whatever has arrived, so echoing each piece at once keeps a
             client that waits for its echo going; sendall sends all of it. recv returns b''
             only once the client has closed: that ends the loop, and `with` closes the
             socket.""",
-            also_correct=[lambda: _handle_recv_into, lambda: _handle_makefile,
-                          lambda: _handle_send_loop],
-            wrong=[lambda: _handle_one_recv, lambda: _handle_spinning,
-                   lambda: _handle_echo_at_eof, lambda: _handle_never_returns]),
+            also_correct=[
+                lambda: _handle_recv_into,
+                lambda: _handle_makefile,
+                lambda: _handle_send_loop,
+            ],
+            wrong=[
+                lambda: _handle_one_recv,
+                lambda: _handle_spinning,
+                lambda: _handle_echo_at_eof,
+                lambda: _handle_never_returns,
+            ],
+        ),
         2: Exercise(
             """
             A `StreamServer` with `spawn=Pool(10)` gets 100 clients at once; each keeps
@@ -246,7 +267,8 @@ def exercises() -> dict[int, Exercise]:
             of them ends: 100 clients are served in 10 rounds of 0.1 s, about 1 s (a little
             more in practice).""",
             also_correct=[lambda: 1, lambda: 1.1, lambda: "1.05"],
-            wrong=[lambda: 0.1, lambda: 10, lambda: 0.5, lambda: 1000]),
+            wrong=[lambda: 0.1, lambda: 10, lambda: 0.5, lambda: 1000],
+        ),
         3: Exercise(
             """
             What does `sock.recv(1024)` return once the other side has closed the
@@ -264,8 +286,18 @@ def exercises() -> dict[int, Exercise]:
             why="""Once the other side has closed and everything it sent has been read, recv
             returns b'', empty bytes, at once and every time: that is how a socket says "end
             of stream", so a receive loop stops on it.""",
-            also_correct=[lambda: "b''", lambda: "empty bytes",
-                          lambda: 'An empty bytes object, b""'],
-            wrong=[lambda: b"\n", lambda: "", lambda: 0, lambda: bytearray(),
-                   lambda: "an empty string", lambda: "None"]),
+            also_correct=[
+                lambda: "b''",
+                lambda: "empty bytes",
+                lambda: 'An empty bytes object, b""',
+            ],
+            wrong=[
+                lambda: b"\n",
+                lambda: "",
+                lambda: 0,
+                lambda: bytearray(),
+                lambda: "an empty string",
+                lambda: "None",
+            ],
+        ),
     }

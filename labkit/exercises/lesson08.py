@@ -1,4 +1,5 @@
 """Lesson 08's exercises: the selectors file server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +13,12 @@ from labkit.exercises import Exercise, NotYet, worked
 
 
 def _check_data_in_first_recv(answer: Any) -> str:
-    numbers = re.findall(r"\d[\d,_]*(?:\.\d+)?", str(answer))     # the last: "1024 - 75 = 949"
+    numbers = re.findall(r"\d[\d,_]*(?:\.\d+)?", str(answer))  # the last: "1024 - 75 = 949"
     if not numbers or float(re.sub("[,_]", "", numbers[-1])) != 949:
-        raise NotYet(f"{answer}. Count this header: 'OK', a space, '123456' (6 digits, not the "
-                     "4 of the lesson's file), a space, 64 hex digits, and the newline.")
+        raise NotYet(
+            f"{answer}. Count this header: 'OK', a space, '123456' (6 digits, not the "
+            "4 of the lesson's file), a space, 64 hex digits, and the newline."
+        )
     return "75 bytes of header, so 949 bytes of the file came with it: never assume they don't."
 
 
@@ -36,7 +39,7 @@ def _split_replies_by_offset(stream: bytes) -> list[bytes]:
     while at < len(stream):
         end = stream.index(b"\n", at)
         size = int(stream[at:end].split(b" ")[1])
-        bodies.append(stream[end + 1:end + 1 + size])
+        bodies.append(stream[end + 1 : end + 1 + size])
         at = end + 1 + size
     return bodies
 
@@ -60,10 +63,17 @@ def _split_replies_lazily(stream: bytes):
 
 def _replies(rng: random.Random, count: int) -> tuple[bytes, list[bytes]]:
     """A stream of OK replies whose bodies hold newlines and even 'OK 5 ' (and may be empty)."""
-    bodies = [rng.choice([b"", rng.randbytes(rng.randint(1, 300)) + b"\n OK 5 ",
-                          b"OK 3 abc\n" * rng.randint(1, 3)]) for _ in range(count)]
-    stream = b"".join(f"OK {len(b)} {hashlib.sha256(b).hexdigest()}\n".encode() + b
-                      for b in bodies)
+    bodies = [
+        rng.choice(
+            [
+                b"",
+                rng.randbytes(rng.randint(1, 300)) + b"\n OK 5 ",
+                b"OK 3 abc\n" * rng.randint(1, 3),
+            ]
+        )
+        for _ in range(count)
+    ]
+    stream = b"".join(f"OK {len(b)} {hashlib.sha256(b).hexdigest()}\n".encode() + b for b in bodies)
     return stream, bodies
 
 
@@ -74,10 +84,12 @@ def _check_split_replies(fn: Callable) -> str:
         got = fn(stream)
         if got is None:
             raise NotYet("split_replies returned None: return the list of bodies.")
-        if list(got) != bodies:                      # a generator of the bodies is right too
-            raise NotYet("the bodies came out wrong. A body may contain newlines and even 'OK', "
-                         "or be empty: after a header, take exactly <size> bytes, whatever "
-                         "they are.")
+        if list(got) != bodies:  # a generator of the bodies is right too
+            raise NotYet(
+                "the bodies came out wrong. A body may contain newlines and even 'OK', "
+                "or be empty: after a header, take exactly <size> bytes, whatever "
+                "they are."
+            )
     return "the length in the header, not the content, says where each body ends."
 
 
@@ -98,12 +110,15 @@ def _check_refused_name(answer: Any) -> str:
 
 
 def _check_fds(answer: Any) -> str:
-    number = re.search(r"\d[\d,_]*", str(answer))          # 10005, "10,000", "10,001 or so"
+    number = re.search(r"\d[\d,_]*", str(answer))  # 10005, "10,000", "10,001 or so"
     if not number or not 10_000 <= int(re.sub("[,_]", "", number[0])) <= 10_100:
-        raise NotYet(f"{answer}. Each connected client is one socket, and a socket is a file "
-                     "descriptor, in the server's process.")
-    return ("10,000 sockets plus a handful (the listener, the selector, stdin...): ulimit -n "
-            "matters.")
+        raise NotYet(
+            f"{answer}. Each connected client is one socket, and a socket is a file "
+            "descriptor, in the server's process."
+        )
+    return (
+        "10,000 sockets plus a handful (the listener, the selector, stdin...): ulimit -n matters."
+    )
 
 
 # -- exercise 5: parse replies incrementally ---------------------------------------------------
@@ -111,22 +126,22 @@ class Replies:
     """Bytes in, in any pieces; each body out as soon as its last byte is in."""
 
     def __init__(self):
-        self.buffer, self.size = bytearray(), None   # size: the body we are in, if any
+        self.buffer, self.size = bytearray(), None  # size: the body we are in, if any
 
     def feed(self, chunk):
         self.buffer += chunk
-        bodies = []
+        bodies: list[bytes] = []
         while True:
-            if self.size is None:                    # waiting for a header line
+            if self.size is None:  # waiting for a header line
                 end = self.buffer.find(b"\n")
                 if end < 0:
                     return bodies
                 self.size = int(self.buffer[:end].split()[1])
-                del self.buffer[:end + 1]
-            if len(self.buffer) < self.size:         # the body is not all here yet
+                del self.buffer[: end + 1]
+            if len(self.buffer) < self.size:  # the body is not all here yet
                 return bodies
-            bodies.append(bytes(self.buffer[:self.size]))
-            del self.buffer[:self.size]
+            bodies.append(bytes(self.buffer[: self.size]))
+            del self.buffer[: self.size]
             self.size = None
 
 
@@ -146,9 +161,12 @@ class _RepliesCounting:
                     self.missing, self.body = int(self.header.split()[1]), b""
                     self.header = b""
             else:
-                take = chunk[:self.missing]
-                self.body, chunk, self.missing = self.body + take, chunk[len(take):], \
-                    self.missing - len(take)
+                take = chunk[: self.missing]
+                self.body, chunk, self.missing = (
+                    self.body + take,
+                    chunk[len(take) :],
+                    self.missing - len(take),
+                )
                 if self.missing == 0:
                     done.append(self.body)
                     self.missing = None
@@ -160,10 +178,12 @@ class _RepliesOnLabkitParser:
 
     def __init__(self):
         from labkit.protocol import Parser
+
         self.parser, self.body = Parser("response"), b""
 
     def feed(self, chunk):
         from labkit.protocol import Body, End
+
         done = []
         for event in self.parser.feed(chunk):
             if isinstance(event, Body):
@@ -174,7 +194,7 @@ class _RepliesOnLabkitParser:
         return done
 
 
-class _RepliesPerChunk:                              # wrong: forgets what the last chunk left
+class _RepliesPerChunk:  # wrong: forgets what the last chunk left
     def feed(self, chunk):
         try:
             return split_replies(chunk)
@@ -182,7 +202,7 @@ class _RepliesPerChunk:                              # wrong: forgets what the l
             return []
 
 
-class _RepliesByLines:                               # wrong: a body is not one line
+class _RepliesByLines:  # wrong: a body is not one line
     def __init__(self):
         self.buffer = b""
 
@@ -194,13 +214,13 @@ class _RepliesByLines:                               # wrong: a body is not one 
 
 def _pieces(stream: bytes, how: str, rng: random.Random) -> list[bytes]:
     if how == "byte by byte":
-        return [stream[i:i + 1] for i in range(len(stream))]
+        return [stream[i : i + 1] for i in range(len(stream))]
     if how == "whole":
         return [stream]
     pieces, at = [], 0
     while at < len(stream):
         size = rng.choice([1, 2, 3, 7, 64, 500, 4096])
-        pieces.append(stream[at:at + size])
+        pieces.append(stream[at : at + size])
         at += size
     return pieces
 
@@ -211,8 +231,10 @@ def _bodies_as_fed(make: Callable, pieces: list[bytes], how: str) -> list[tuple[
     for i, piece in enumerate(pieces):
         out = parser.feed(piece)
         if not isinstance(out, list):
-            raise NotYet(f"feed returned {out!r}: return the list of bodies that this piece "
-                         "completed (often [], an empty list).")
+            raise NotYet(
+                f"feed returned {out!r}: return the list of bodies that this piece "
+                "completed (often [], an empty list)."
+            )
         got += [(i, bytes(body)) for body in out]
     return got
 
@@ -225,17 +247,21 @@ def _check_replies(make: Callable) -> str:
             pieces = _pieces(stream, how, rng)
             got = _bodies_as_fed(make, pieces, how)
             if [body for _, body in got] != bodies:
-                raise NotYet(f"fed {how}, {len(bodies)} replies gave {len(got)} bodies, not the "
-                             "same ones: keep the bytes a piece leaves over (half a header, part "
-                             "of a body) for the next feed, and take exactly <size> bytes.")
+                raise NotYet(
+                    f"fed {how}, {len(bodies)} replies gave {len(got)} bodies, not the "
+                    "same ones: keep the bytes a piece leaves over (half a header, part "
+                    "of a body) for the next feed, and take exactly <size> bytes."
+                )
             if how == "byte by byte":
-                at, ends = 0, []                     # where each body's last byte is
+                at, ends = 0, []  # where each body's last byte is
                 for body in bodies:
                     at = stream.index(b"\n", at) + 1 + len(body)
                     ends.append(at - 1)
                 if [i for i, _ in got] != ends:
-                    raise NotYet("every body came out, but not as soon as its last byte arrived: "
-                                 "return each body from the feed that completes it.")
+                    raise NotYet(
+                        "every body came out, but not as soon as its last byte arrived: "
+                        "return each body from the feed that completes it."
+                    )
     return "byte by byte or in any pieces, the same bodies: that is an incremental parser."
 
 
@@ -255,25 +281,40 @@ def exercises() -> dict[int, Exercise]:
             949 bytes of that first recv are the start of the file: a client keeps them, and
             never assumes that a recv holds only the header.""",
             also_correct=[lambda: 949.0, lambda: "1,024 - 75 = 949 bytes"],
-            wrong=[lambda: 1024, lambda: 1023, lambda: 75, lambda: 951,
-                   lambda: "75 bytes of header"]),
+            wrong=[
+                lambda: 1024,
+                lambda: 1023,
+                lambda: 75,
+                lambda: 951,
+                lambda: "75 bytes of header",
+            ],
+        ),
         2: Exercise(
             r"""
             Write `split_replies(stream)`, returning the list of bodies in a byte string
             that holds several `OK <size> <sha256>\n<body>` replies back to back. (Bodies may
             contain anything, newlines and the letters `OK` included.)""",
-            ["header, _, rest = stream.partition(b'\\n')",
-             "size = int(header.split()[1]); the body is rest[:size]"],
+            [
+                "header, _, rest = stream.partition(b'\\n')",
+                "size = int(header.split()[1]); the body is rest[:size]",
+            ],
             _check_split_replies,
             answer=worked(2, split_replies),
             why="""A header ends at the first newline, but a body may hold anything, newlines
             and 'OK' included: the size in its header, not its content, says where it ends. So
             take exactly `size` bytes after each header, and start again with the rest.""",
-            also_correct=[lambda: _split_replies_by_offset,
-                          lambda: _split_replies_file_like, lambda: _split_replies_lazily],
-            wrong=[lambda: (lambda stream: [part.split(b"\n", 1)[1]
-                                            for part in stream.split(b"OK ")[1:]]),
-                   lambda: (lambda stream: stream.split(b"\n")[1::2])]),
+            also_correct=[
+                lambda: _split_replies_by_offset,
+                lambda: _split_replies_file_like,
+                lambda: _split_replies_lazily,
+            ],
+            wrong=[
+                lambda: (
+                    lambda stream: [part.split(b"\n", 1)[1] for part in stream.split(b"OK ")[1:]]
+                ),
+                lambda: lambda stream: stream.split(b"\n")[1::2],
+            ],
+        ),
         3: Exercise(
             """
             Which name does the server refuse? (a) `歌词.txt`, (b) `../secret`,
@@ -285,10 +326,19 @@ def exercises() -> dict[int, Exercise]:
             why="""A name with a path in it, such as `../secret`, could reach outside the
             served folder, so check_name refuses it (403). Chinese characters, digits and
             dashes make plain names.""",
-            also_correct=[lambda: "../secret", lambda: "B",
-                          lambda: "(b) ../secret: its path leads out of the folder"],
-            wrong=[lambda: "a", lambda: "c", lambda: "歌词.txt", lambda: "notes-2024.txt",
-                   lambda: "../secret or 歌词.txt"]),
+            also_correct=[
+                lambda: "../secret",
+                lambda: "B",
+                lambda: "(b) ../secret: its path leads out of the folder",
+            ],
+            wrong=[
+                lambda: "a",
+                lambda: "c",
+                lambda: "歌词.txt",
+                lambda: "notes-2024.txt",
+                lambda: "../secret or 歌词.txt",
+            ],
+        ),
         4: Exercise(
             """
             At least how many file descriptors does the server process need to hold
@@ -301,9 +351,13 @@ def exercises() -> dict[int, Exercise]:
             why="""To the operating system a socket is a file descriptor: 10,000 connected
             clients are 10,000 descriptors in the server's process, plus the listening socket
             and a handful more, so its open-file limit (ulimit -n) must be above 10,000.""",
-            also_correct=[lambda: 10_001, lambda: "10,000",
-                          lambda: "10,001: one per client, plus the listener"],
-            wrong=[lambda: 1024, lambda: 20_000, lambda: 1, lambda: "about 1,000"]),
+            also_correct=[
+                lambda: 10_001,
+                lambda: "10,000",
+                lambda: "10,001: one per client, plus the listener",
+            ],
+            wrong=[lambda: 1024, lambda: 20_000, lambda: 1, lambda: "about 1,000"],
+        ),
         5: Exercise(
             r"""
             The skill of this lesson: parse incrementally. Write a class `Replies` whose
@@ -311,11 +365,13 @@ def exercises() -> dict[int, Exercise]:
             in pieces of any size (one byte, half a header, three replies at once), and returns
             the list of bodies that this piece completed (often `[]`). The check feeds it byte
             by byte and in random pieces.""",
-            ["Keep a buffer in the object: bytes that arrive before they are useful "
-             "wait there for the next feed.",
-             "Two states: waiting for a header line (look for b'\\n' in the buffer), "
-             "or inside a body of <size> bytes (wait until the buffer holds them).",
-             "After a body, loop: the same piece may hold the next header too."],
+            [
+                "Keep a buffer in the object: bytes that arrive before they are useful "
+                "wait there for the next feed.",
+                "Two states: waiting for a header line (look for b'\\n' in the buffer), "
+                "or inside a body of <size> bytes (wait until the buffer holds them).",
+                "After a body, loop: the same piece may hold the next header too.",
+            ],
             _check_replies,
             answer=worked(5, Replies),
             why="""The object keeps what a piece leaves over (half a header, part of a body)
@@ -323,5 +379,6 @@ def exercises() -> dict[int, Exercise]:
             `size` bytes. Each body is returned from the feed that completes it, and the loop
             goes on, because one piece may hold several replies.""",
             also_correct=[lambda: _RepliesCounting, lambda: _RepliesOnLabkitParser],
-            wrong=[lambda: _RepliesPerChunk, lambda: _RepliesByLines]),
+            wrong=[lambda: _RepliesPerChunk, lambda: _RepliesByLines],
+        ),
     }
