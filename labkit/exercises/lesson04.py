@@ -64,6 +64,8 @@ def _check_overlap(answer: Any) -> str:
             f"{answer}. Overlap is seconds of waiting per second of wall time; 50 "
             "requests can't wait more than 50 seconds per second."
         )
+    if answer < 0.6 * here:  # below ours: measure again, the machine may be busier now
+        here = min(here, run_fetch(50, 0.2).overlap)
     if answer < 0.6 * here:
         raise NotYet(
             f"{answer}. Overlap is seconds of waiting per second of wall time: 50 "
