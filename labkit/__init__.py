@@ -5,6 +5,10 @@
         ...
     print(labkit.doctor())                        # is this machine ready?
 """
+# scripts/_run.py loads labkit.child and labkit.limits from their files before this package
+# (a script must patch with gevent first); naming them here makes ``labkit.child`` an
+# attribute of the package in that case too, not only an entry in sys.modules.
+from labkit import child, limits  # noqa: F401
 from labkit.background import (ScriptError, ScriptResult, ServerHandle, ServerStartError,
                                run_script, running, serve, stop_all)
 from labkit.claims import DATA, ClaimFailed, claim

@@ -237,10 +237,13 @@ class Child:
                 payload = json.loads(rest) if handler else None
             except ValueError:               # not a protocol line after all: plain output
                 handler = None
-            if handler:
-                handler(payload)
-            else:
+            if not handler:
                 self._log.append(line)
+                continue
+            try:
+                handler(payload)
+            except Exception as err:         # a bad handler must not stop the reading
+                self._log.append(f"({tag} handler failed: {type(err).__name__}: {err}) {line}")
 
     @staticmethod
     def _read_lines(pipe: Any, into: collections.deque[str]) -> None:

@@ -94,3 +94,45 @@ def test_gevent_file_clients_report_progress_from_the_first_connect(tmp_path):
                                   progress=lambda done, total: seen.append((done, total)))
     assert result.served == 100 and not result.errors
     assert {total for _, total in seen} == {300} and seen[-1] == (300, 300)
+
+
+PATCHES_FIRST = textwrap.dedent("""
+    import sys
+    # what the runner loaded before this line: labkit's protocol and limits, from their files
+    loaded = sorted(m for m in sys.modules
+                    if m.split(".")[0] in ("labkit", "gevent", "socket", "ssl", "matplotlib"))
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from gevent import monkey
+        monkey.patch_all()
+    import socket, time
+    import labkit.child
+    from labkit.scripts import report
+    report(loaded_before_the_script=loaded, warnings=[str(w.message) for w in caught],
+           socket=socket.socket.__module__, sleep=time.sleep.__module__,
+           threading_patched=monkey.is_module_patched("threading"),
+           one_protocol_module=report is labkit.child.report is sys.modules["labkit.child"].report)
+""")
+
+
+def test_a_gevent_script_still_patches_before_anything_else_is_imported(tmp_path):
+    script = tmp_path / "patches_first.py"
+    script.write_text(PATCHES_FIRST)
+    run = labkit.run_script(script)
+    assert run.data["loaded_before_the_script"] == ["labkit.child", "labkit.limits"]
+    assert run.data["warnings"] == [] and run.stderr == ""
+    assert run.data["socket"].startswith("gevent") and run.data["sleep"].startswith("gevent")
+    assert run.data["threading_patched"] and run.data["one_protocol_module"]
+
+
+def test_patched_too_late_keeps_its_blocking_socket_and_patched_first_does_not():
+    with labkit.serve("latency_http", delay=0.1) as srv:
+        url = f"http://{srv.host}:{srv.port}/pages/page-48k.html?x=1"
+        early = labkit.run_script("patch_too_late", url, 5)
+        late = labkit.run_script("patch_too_late", url, 5, "--late")
+    assert early.data["socket_class"] == "gevent._socket3.socket" and early.data["ok"] == 5
+    assert late.data["socket_class"] == "socket.socket" and late.data["ok"] == 5
+    assert late.data["elapsed"] >= 0.5                       # five waits of 0.1 s, one by one
+    assert early.data["elapsed"] < 0.6 * late.data["elapsed"]  # the same five waits, overlapping
+    assert early.stderr == late.stderr == ""
