@@ -10,7 +10,8 @@ closed connection burns a core. The servers' CPU time is read from ``/proc`` thr
 from __future__ import annotations
 
 import time
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 __all__ = ["idle_cpu"]
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterable, Iterator
 
 __all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timelines",
            "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
@@ -149,7 +149,7 @@ class GreenletTrace:
         if target:
             self.recorder.switch(target, "running")
 
-    def __enter__(self) -> "GreenletTrace":
+    def __enter__(self) -> GreenletTrace:
         import greenlet
         self._previous = greenlet.settrace(self._on_event)
         return self

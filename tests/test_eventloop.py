@@ -11,11 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from storm import fd_count
 
 import labkit
 from labkit.eventloop import callbacks, futures, generators
 from labkit.timeline import Span, max_concurrent
-from storm import fd_count
 
 PAGE = Path(__file__).resolve().parent.parent / "data" / "pages" / "page-479k.html"
 

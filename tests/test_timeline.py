@@ -5,9 +5,21 @@ import time
 import pytest
 from greenlet import greenlet
 
-from labkit.timeline import (STATE_COLORS, STATES, GreenletTrace, Recorder, Span, _figure_png, busy_time,
-                             compare_timelines, duration, max_concurrent, plot_timeline,
-                             spans_from_json, spans_to_json)
+from labkit.timeline import (
+    STATE_COLORS,
+    STATES,
+    GreenletTrace,
+    Recorder,
+    Span,
+    _figure_png,
+    busy_time,
+    compare_timelines,
+    duration,
+    max_concurrent,
+    plot_timeline,
+    spans_from_json,
+    spans_to_json,
+)
 
 
 def test_span_rejects_nameless_states_and_negative_lengths():
@@ -29,10 +41,12 @@ def test_the_course_states_are_shared_and_a_lesson_declares_its_own():
         compare_timelines({"a": spans}, states={"download": "#2ca02c"})
     lesson = {"download": "#2ca02c", "upload": "#9467bd"}
     from matplotlib.colors import to_rgb
-    for fig in (plot_timeline(spans, states=lesson), compare_timelines({"a": spans}, states=lesson)):
+    for fig in (plot_timeline(spans, states=lesson),
+                compare_timelines({"a": spans}, states=lesson)):
         colors = {tuple(c.get_facecolor()[0][:3]) for c in fig.axes[0].collections}
         assert colors == {to_rgb(c) for c in ("#2ca02c", "#9467bd", STATE_COLORS["waiting"])}
-        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["waiting", "download", "upload"]
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert legend == ["waiting", "download", "upload"]
     assert "download" not in STATE_COLORS                      # declaring changed nothing shared
     assert max_concurrent(spans) == 2                          # a lesson's states count as busy
     assert max_concurrent(spans + [Span("Client 3", "queued", 0, 1)]) == 2

@@ -14,8 +14,8 @@ thread used (``time.thread_time()``).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from labkit.eventloop.models import run_event_loop, run_sequential, run_threads
 from labkit.timeline import Span, duration
@@ -51,7 +51,7 @@ class Trials:
 
     @classmethod
     def run(cls, task: Callable, coroutine: Callable, names: list[str],
-            rounds: int = 3) -> "Trials":
+            rounds: int = 3) -> Trials:
         """The three models in turns, ``rounds`` times (a busy moment hits all of them alike)."""
         return cls([cpu_runs(task, coroutine, list(names)) for _ in range(rounds)], list(names))
 

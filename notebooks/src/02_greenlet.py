@@ -20,7 +20,7 @@
 import socket
 import time
 
-from greenlet import GreenletExit, getcurrent, greenlet
+from greenlet import getcurrent, greenlet
 
 import labkit
 from labkit import bench
