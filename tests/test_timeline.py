@@ -81,16 +81,16 @@ def test_greenlet_trace_records_who_runs_when():
 
     def left():
         busy(0.01)
-        r.switch()
+        rg.switch()
         busy(0.01)
 
     def right():
         busy(0.02)
-        l.switch()
+        lg.switch()
 
-    l, r = greenlet(left), greenlet(right)
-    with GreenletTrace({l: "L", r: "R"}) as trace:
-        l.switch()
+    lg, rg = greenlet(left), greenlet(right)
+    with GreenletTrace({lg: "L", rg: "R"}) as trace:
+        lg.switch()
     pairs = [(a, b) for a, b in trace.switches if a and b]
     assert pairs == [("L", "R"), ("R", "L")]
     runs = [(s.task, s.state) for s in trace.spans]
