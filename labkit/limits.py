@@ -12,7 +12,8 @@ import resource
 __all__ = ["raise_open_file_limit", "max_clients", "check_client_count", "TooManyClients",
            "fit_clients", "SCALED_DOWN"]
 
-# What this process was given when it started, before labkit raised anything (the doctor reports it).
+# What this process was given when it started, before labkit raised anything (the doctor
+# reports it).
 STARTED_WITH: tuple[int, int] = resource.getrlimit(resource.RLIMIT_NOFILE)
 RESERVED_FDS = 64   # stdin/out/err, the selector, pipes, imported libraries, the kernel's sockets
 
