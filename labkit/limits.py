@@ -4,18 +4,25 @@ A process may raise its own soft limit up to the hard limit, which we do once. E
 needs one descriptor in the client process and one in the server process (they are separate
 processes, so each side counts against its own limit), plus a few dozen for Python itself.
 """
+
 from __future__ import annotations
 
 import os
 import resource
 
-__all__ = ["raise_open_file_limit", "max_clients", "check_client_count", "TooManyClients",
-           "fit_clients", "SCALED_DOWN"]
+__all__ = [
+    "raise_open_file_limit",
+    "max_clients",
+    "check_client_count",
+    "TooManyClients",
+    "fit_clients",
+    "SCALED_DOWN",
+]
 
 # What this process was given when it started, before labkit raised anything (the doctor
 # reports it).
 STARTED_WITH: tuple[int, int] = resource.getrlimit(resource.RLIMIT_NOFILE)
-RESERVED_FDS = 64   # stdin/out/err, the selector, pipes, imported libraries, the kernel's sockets
+RESERVED_FDS = 64  # stdin/out/err, the selector, pipes, imported libraries, the kernel's sockets
 
 
 class TooManyClients(ValueError):
@@ -59,14 +66,16 @@ def check_client_count(n: int, what: str = "clients") -> None:
             f"fewer {what}, "
             f"or raise the limit before starting Jupyter: `ulimit -n {n + 2 * RESERVED_FDS}` in "
             f"the shell (an administrator can raise the hard limit in "
-            f"/etc/security/limits.conf).")
+            f"/etc/security/limits.conf)."
+        )
 
 
-SCALED_DOWN = "Scaled down for this machine:"   # tests/nbval-sanitize.cfg drops these lines
+SCALED_DOWN = "Scaled down for this machine:"  # tests/nbval-sanitize.cfg drops these lines
 
 
-def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS,
-                what: str = "clients") -> int:
+def fit_clients(
+    wanted: int, per_client: int = 1, spare: int = RESERVED_FDS, what: str = "clients"
+) -> int:
     """The number of clients to run: ``wanted`` if they fit under this process's open-file
     limit (``per_client`` descriptors each, ``spare`` kept for Python and the kernel), else as
     many as fit, after printing one sentence that says so and why.
@@ -78,8 +87,10 @@ def fit_clients(wanted: int, per_client: int = 1, spare: int = RESERVED_FDS,
         return wanted
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = wanted * per_client + open_now() + spare
-    print(f"{SCALED_DOWN} {wanted:,} {what} need about {need:,} open files, but this process "
-          f"may open {soft:,} (ulimit -n), so this run uses {fits:,}.")
+    print(
+        f"{SCALED_DOWN} {wanted:,} {what} need about {need:,} open files, but this process "
+        f"may open {soft:,} (ulimit -n), so this run uses {fits:,}."
+    )
     return fits
 
 
