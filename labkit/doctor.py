@@ -1,8 +1,9 @@
 """Check that this machine can run the course: versions, limits, and a live echo server.
 
-    python -m labkit doctor          # from a shell
-    print(labkit.doctor())           # from a notebook
+python -m labkit doctor          # from a shell
+print(labkit.doctor())           # from a notebook
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -24,7 +25,7 @@ class Check:
     value: str
     ok: bool
     advice: str = ""
-    note: str = ""          # true and worth knowing, but nothing is broken
+    note: str = ""  # true and worth knowing, but nothing is broken
 
 
 @dataclass
@@ -41,14 +42,21 @@ class DoctorReport:
         failed = [c.name for c in self.checks if not c.ok]
         scaled = [c.note for c in self.checks if c.note.startswith(limits.SCALED_DOWN)]
         if not failed:
-            return "\n".join([*scaled, f"all {len(self.checks)} checks passed: this machine is "
-                                       "ready for the course"])
+            return "\n".join(
+                [
+                    *scaled,
+                    f"all {len(self.checks)} checks passed: this machine is ready for the course",
+                ]
+            )
         return f"{len(failed)} of {len(self.checks)} checks failed: {', '.join(failed)}"
 
     def __str__(self) -> str:
-        rows = [f"  {'ok ' if c.ok else 'BAD'}  {c.name:<12} {c.value}"
-                + (f"\n       -> {c.advice}" if c.advice else "")
-                + (f"\n       note: {c.note}" if c.note else "") for c in self.checks]
+        rows = [
+            f"  {'ok ' if c.ok else 'BAD'}  {c.name:<12} {c.value}"
+            + (f"\n       -> {c.advice}" if c.advice else "")
+            + (f"\n       note: {c.note}" if c.note else "")
+            for c in self.checks
+        ]
         return "\n".join(["asynclab doctor", *rows, self.verdict])
 
 
@@ -79,20 +87,32 @@ def _open_files() -> Check:
     soft, hard = limits.raise_open_file_limit()
     given = f"started with {soft0:,} (hard {hard0:,})"
     if soft < 1024:
-        return Check("open files", given, False, "the course needs at least 1,024: "
-                     "`ulimit -n 4096` before starting Jupyter")
+        return Check(
+            "open files",
+            given,
+            False,
+            "the course needs at least 1,024: `ulimit -n 4096` before starting Jupyter",
+        )
     note = ""
     if soft0 < soft:
-        note = (f"labkit raised this process's soft limit to {soft:,}, and every server and "
-                f"script it starts raises its own: nothing to do. A program of your own must do "
-                f"the same (resource.setrlimit) or run after `ulimit -n {soft}`.")
+        note = (
+            f"labkit raised this process's soft limit to {soft:,}, and every server and "
+            f"script it starts raises its own: nothing to do. A program of your own must do "
+            f"the same (resource.setrlimit) or run after `ulimit -n {soft}`."
+        )
     if hard < LARGEST_RUN + 2 * limits.RESERVED_FDS:
-        note = (f"{limits.SCALED_DOWN} the hard limit is {hard:,} open files, so the lessons "
-                f"that hold thousands of sockets run with fewer clients and say so. For the "
-                f"full runs, raise it (Docker: --ulimit nofile=65536:65536; a JupyterHub "
-                f"administrator: the spawner's ulimit setting).")
-    return Check("open files", f"{given}; now {soft:,}: up to ~{limits.max_clients():,} "
-                 f"clients per process", True, note=note)
+        note = (
+            f"{limits.SCALED_DOWN} the hard limit is {hard:,} open files, so the lessons "
+            f"that hold thousands of sockets run with fewer clients and say so. For the "
+            f"full runs, raise it (Docker: --ulimit nofile=65536:65536; a JupyterHub "
+            f"administrator: the spawner's ulimit setting)."
+        )
+    return Check(
+        "open files",
+        f"{given}; now {soft:,}: up to ~{limits.max_clients():,} clients per process",
+        True,
+        note=note,
+    )
 
 
 LINUX_ONLY = "lesson 07 (epoll) and the /proc measurements of lessons 06-08"
@@ -103,29 +123,41 @@ def _platform() -> Check:
     value = f"{system} {platform.release()} ({platform.machine()})"
     if system == "Linux":
         return Check("platform", value, True)
-    advice = (f"{LINUX_ONLY} need Linux. On Windows, run the course in WSL2 (Ubuntu); on macOS, "
-              f"in a Linux container (Docker) or a Linux VM; everything else runs as is.")
-    return Check("platform", value, system == "Darwin", advice if system != "Darwin" else "",
-                 note=advice if system == "Darwin" else "")
+    advice = (
+        f"{LINUX_ONLY} need Linux. On Windows, run the course in WSL2 (Ubuntu); on macOS, "
+        f"in a Linux container (Docker) or a Linux VM; everything else runs as is."
+    )
+    return Check(
+        "platform",
+        value,
+        system == "Darwin",
+        advice if system != "Darwin" else "",
+        note=advice if system == "Darwin" else "",
+    )
 
 
 def _live_echo() -> Check:
     from labkit.background import serve
     from labkit.clients.echo import echo_roundtrip
-    payload = bytes(range(256)) * 256                   # 64 KiB
+
+    payload = bytes(range(256)) * 256  # 64 KiB
     try:
         with serve("selectors_echo") as srv:
             back = echo_roundtrip(srv.address, payload, timeout=10)
         ok = back == payload
-        return Check("echo server", f"started, echoed {len(back):,} bytes "
-                     f"{'intact' if ok else 'CORRUPTED'}, stopped", ok)
-    except Exception as exc:                            # report, don't crash the doctor
+        return Check(
+            "echo server",
+            f"started, echoed {len(back):,} bytes {'intact' if ok else 'CORRUPTED'}, stopped",
+            ok,
+        )
+    except Exception as exc:  # report, don't crash the doctor
         return Check("echo server", f"failed: {exc}".splitlines()[0], False, str(exc))
 
 
 def doctor() -> DoctorReport:
     """Run every check and return the report (``print`` it for a table)."""
-    report = DoctorReport([_python(), _platform(), *map(_package, PACKAGES), _selector(),
-                           _open_files()])
+    report = DoctorReport(
+        [_python(), _platform(), *map(_package, PACKAGES), _selector(), _open_files()]
+    )
     report.checks.append(_live_echo())
     return report

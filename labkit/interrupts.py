@@ -6,6 +6,7 @@ replaces it, for interrupts that pass through labkit only, with one line: where 
 which labkit function was running, and which background servers are still running (a server
 started in a ``with`` block has already been stopped by it). Other errors are shown as usual.
 """
+
 from __future__ import annotations
 
 from types import TracebackType
@@ -36,9 +37,13 @@ def describe(tb: TracebackType | None) -> str | None:
     if inside is None:
         return None
     from labkit.background import running
+
     servers = [f"{s.name} (pid {s.pid})" for s in running()]
-    left = (f"still running: {', '.join(servers)}; labkit.stop_all() stops them"
-            if servers else "no background server is left running")
+    left = (
+        f"still running: {', '.join(servers)}; labkit.stop_all() stops them"
+        if servers
+        else "no background server is left running"
+    )
     where = f" at line {cell_line} of the cell" if cell_line else ""
     return f"Interrupted{where}, inside {inside}(); {left}."
 
@@ -46,7 +51,7 @@ def describe(tb: TracebackType | None) -> str | None:
 def _handler(shell, etype, value, tb, tb_offset=None):
     """IPython's custom-exception hook: it must show the error itself."""
     story = describe(tb)
-    if story is None:                  # not ours: the usual traceback
+    if story is None:  # not ours: the usual traceback
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
     else:
         shell._showtraceback(etype, value, [f"KeyboardInterrupt: {story}"])

@@ -13,6 +13,7 @@ a short, unique prefix in the temporary folder instead: ``/tmp/asynclab-kernel-<
 * ``ServerIPCKernelManager``: for JupyterLab; the course's Jupyter config
   (labkit/jupyter/jupyter_server_config.json) names it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,6 +55,7 @@ def _server_class():
     """JupyterLab's kernel manager with the same defaults (jupyter_server is imported only when
     JupyterLab asks for this class)."""
     from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
     return type("ServerIPCKernelManager", (IPCDefaults, ServerKernelManager), {})
 
 

@@ -16,6 +16,7 @@ lesson and compares it with its stored outputs) would fail on the student's edit
 
 The tests collect only ``tests/`` and ``notebooks/``: nothing in ``my-work/`` can fail them.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,9 @@ def fresh_copy(number: str, work: Path = WORK) -> Path:
     """A fresh copy of lesson ``number`` in ``work``; an existing one is kept under a new name."""
     matches = [p for p in lessons() if p.name.startswith(f"{int(number):02d}_")]
     if not matches:
-        raise SystemExit(f"no lesson {number!r}; lessons: "
-                         f"{', '.join(p.name[:2] for p in lessons())}")
+        raise SystemExit(
+            f"no lesson {number!r}; lessons: {', '.join(p.name[:2] for p in lessons())}"
+        )
     source = matches[0]
     target = work / source.name
     work.mkdir(exist_ok=True)
@@ -74,7 +76,7 @@ def _is_course_original(path: Path) -> bool:
         return False
 
 
-_redirected: dict[Path, Path] = {}     # course original -> where this server saves it
+_redirected: dict[Path, Path] = {}  # course original -> where this server saves it
 
 
 def keep_course_pristine(model: dict, path: str, contents_manager, **_) -> None:
@@ -90,16 +92,20 @@ def keep_course_pristine(model: dict, path: str, contents_manager, **_) -> None:
         return
     import nbformat
     from tornado.web import HTTPError
+
     WORK.mkdir(exist_ok=True)
     copy = _redirected.get(original, WORK / original.name)
-    if original not in _redirected and copy.exists():    # earlier work: never overwrite it
+    if original not in _redirected and copy.exists():  # earlier work: never overwrite it
         copy = WORK / f"{original.stem} (saved {_stamp()}).ipynb"
     _redirected[original] = copy
     copy.write_text(nbformat.writes(nbformat.from_dict(model["content"])), encoding="utf-8")
-    raise HTTPError(403, f"This is the course's original notebook, kept as shipped so the "
-                         f"instructors' tests pass. Your version was saved to my-work/"
-                         f"{copy.name}: open that one to go on (`python -m labkit lab` opens "
-                         f"my-work/ for you).")
+    raise HTTPError(
+        403,
+        f"This is the course's original notebook, kept as shipped so the "
+        f"instructors' tests pass. Your version was saved to my-work/"
+        f"{copy.name}: open that one to go on (`python -m labkit lab` opens "
+        f"my-work/ for you).",
+    )
 
 
 def lab(argv: list[str]) -> int:
@@ -114,4 +120,4 @@ def lab(argv: list[str]) -> int:
     if start.exists() and not any(not a.startswith("-") for a in argv):
         command.append(str(start))
     os.execv(sys.executable, command)
-    return 0                            # not reached: execv replaces this process
+    return 0  # not reached: execv replaces this process
