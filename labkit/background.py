@@ -33,7 +33,7 @@ from labkit.servers import NAMES
 __all__ = ["serve", "stop_all", "ServerHandle", "ServerStartError", "running", "run_script",
            "ScriptResult", "ScriptError"]
 
-_running: set["ServerHandle"] = set()
+_running: set[ServerHandle] = set()
 _lock = threading.Lock()
 
 
@@ -105,7 +105,7 @@ class ServerHandle:
             _running.discard(self)
         self.child.stop(grace)
 
-    def __enter__(self) -> "ServerHandle":
+    def __enter__(self) -> ServerHandle:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -203,7 +203,8 @@ def run_script(name: str | Path, *args: Any, timeout: float = 120.0, check: bool
         timed_out = child.alive
         child.stop()
     _pass_on(progress, on_progress)    # the last ones, read after it exited
-    result = ScriptResult(script.stem, child.returncode, data, child.log(), child.errors(),
+    code = child.process.returncode      # it has exited: stop() waited for it
+    result = ScriptResult(script.stem, code, data, child.log(), child.errors(),
                           time.perf_counter() - started)
     if check and (timed_out or result.returncode != 0):
         why = f"was killed after {timeout:g} s" if timed_out else \

@@ -26,6 +26,7 @@ This module imports only the standard library: ``_run.py`` loads it before a scr
 its chance to monkey-patch with gevent, and under that patching its threads and locks must
 still be real ones (``original``).
 """
+
 from __future__ import annotations
 
 import collections
@@ -35,15 +36,28 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
 
-__all__ = ["emit", "report", "progress", "at_stop", "exit_now", "follow_parent",
-           "start_signal_thread", "original", "real_lock", "Child", "child_env", "PARENT_PID"]
+__all__ = [
+    "emit",
+    "report",
+    "progress",
+    "at_stop",
+    "exit_now",
+    "follow_parent",
+    "start_signal_thread",
+    "original",
+    "real_lock",
+    "Child",
+    "child_env",
+    "PARENT_PID",
+]
 
-PARENT_PID = "LABKIT_PARENT_PID"     # the environment variable that names the parent
-PARENT_POLL = 0.25                   # seconds between two looks at getppid()
+PARENT_PID = "LABKIT_PARENT_PID"  # the environment variable that names the parent
+PARENT_POLL = 0.25  # seconds between two looks at getppid()
 LOG_LINES_KEPT = 2000
 
 
@@ -52,6 +66,7 @@ def original(module: str, name: str) -> Any:
     """The un-patched function, even when gevent has monkey-patched this process."""
     if "gevent.monkey" in sys.modules:
         from gevent import monkey
+
         return monkey.get_original(module, name)
     return getattr(__import__(module), name)
 
@@ -110,7 +125,7 @@ def exit_now(code: int) -> None:
     while _cleanups:
         try:
             _cleanups.pop()()
-        except Exception as err:            # a clean-up that fails must not keep us alive
+        except Exception as err:  # a clean-up that fails must not keep us alive
             sys.stderr.write(f"clean-up failed: {err!r}\n")
     with _print_lock:
         sys.stdout.flush()
@@ -124,10 +139,10 @@ def _lifeline(commands: dict[str, Callable[[], None]]) -> None:
     pending = b""
     while True:
         try:
-            chunk = read(0, 4096)           # blocks this thread only; it is not a greenlet
+            chunk = read(0, 4096)  # blocks this thread only; it is not a greenlet
         except OSError:
             chunk = b""
-        if not chunk:                       # EOF: whoever started us is gone
+        if not chunk:  # EOF: whoever started us is gone
             exit_now(0)
         pending += chunk
         while b"\n" in pending:
@@ -192,7 +207,7 @@ def child_env() -> dict[str, str]:
 
 def _signal_group(pid: int, sig: int) -> None:
     try:
-        os.killpg(pid, sig)          # the child leads its own session: this hits its children too
+        os.killpg(pid, sig)  # the child leads its own session: this hits its children too
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -205,48 +220,62 @@ class Child:
     ``stderr_apart`` stderr is kept in ``errors()``; without, it is part of ``log()``. The
     child never writes to our own stdout/stderr (under Jupyter, the kernel's)."""
 
-    def __init__(self, argv: list[str], name: str = "",
-                 on: dict[str, Callable[[Any], None]] | None = None,
-                 stderr_apart: bool = False, log_lines: int = LOG_LINES_KEPT) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        name: str = "",
+        on: dict[str, Callable[[Any], None]] | None = None,
+        stderr_apart: bool = False,
+        log_lines: int = LOG_LINES_KEPT,
+    ) -> None:
         self.argv, self.name = argv, name or Path(argv[0]).name
         self.handlers = dict(on or {})
         self._log: collections.deque[str] = collections.deque(maxlen=log_lines)
         self._errors: collections.deque[str] = collections.deque(maxlen=log_lines)
         self._stop_lock = threading.Lock()
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
-            start_new_session=True, env=child_env(), close_fds=True)
+            start_new_session=True,
+            env=child_env(),
+            close_fds=True,
+        )
         self.pid = self.process.pid
-        self._readers = [threading.Thread(target=self._read_tagged, daemon=True,
-                                          name=f"labkit-child-{self.name}")]
-        if stderr_apart:
-            self._readers.append(threading.Thread(
-                target=self._read_lines, args=(self.process.stderr, self._errors), daemon=True,
-                name=f"labkit-child-{self.name}-stderr"))
+        stdin, stdout, stderr = self.process.stdin, self.process.stdout, self.process.stderr
+        assert stdin is not None and stdout is not None  # pipes, as asked above
+        self._stdin, self._pipes = stdin, [stdout]
+        self._readers = [self._reader(self._read_tagged, stdout)]
+        if stderr is not None:  # stderr_apart
+            self._pipes.append(stderr)
+            self._readers.append(self._reader(self._read_lines, stderr, self._errors))
         for reader in self._readers:
             reader.start()
 
+    def _reader(self, read: Callable[..., None], *args: Any) -> threading.Thread:
+        return threading.Thread(target=read, args=args, daemon=True, name=f"labkit-{self.name}")
+
     # -- output ------------------------------------------------------------------------------
-    def _read_tagged(self) -> None:
-        for raw in self.process.stdout:
+    def _read_tagged(self, pipe: IO[bytes]) -> None:
+        for raw in pipe:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             tag, _, rest = line.partition(" ")
             handler = self.handlers.get(tag)
             try:
                 payload = json.loads(rest) if handler else None
-            except ValueError:               # not a protocol line after all: plain output
+            except ValueError:  # not a protocol line after all: plain output
                 handler = None
             if not handler:
                 self._log.append(line)
                 continue
             try:
                 handler(payload)
-            except Exception as err:         # a bad handler must not stop the reading
+            except Exception as err:  # a bad handler must not stop the reading
                 self._log.append(f"({tag} handler failed: {type(err).__name__}: {err}) {line}")
 
     @staticmethod
-    def _read_lines(pipe: Any, into: collections.deque[str]) -> None:
+    def _read_lines(pipe: IO[bytes], into: collections.deque[str]) -> None:
         for raw in pipe:
             into.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
@@ -260,8 +289,8 @@ class Child:
 
     def send(self, line: str) -> None:
         """Write one line to the child's stdin (the lifeline), e.g. ``stats``."""
-        self.process.stdin.write(line.encode() + b"\n")
-        self.process.stdin.flush()
+        self._stdin.write(line.encode() + b"\n")
+        self._stdin.flush()
 
     # -- life cycle --------------------------------------------------------------------------
     @property
@@ -294,15 +323,15 @@ class Child:
                     _signal_group(self.pid, signal.SIGKILL)
                     self.process.wait(grace)
             try:
-                self.process.stdin.close()   # EOF on the lifeline of anything left in the group
+                self._stdin.close()  # EOF on the lifeline of anything left in the group
             except OSError:
                 pass
             self.finish_reading()
-            for reader, pipe in zip(self._readers, (self.process.stdout, self.process.stderr)):
-                if pipe and not reader.is_alive():   # closing under a reader would block
+            for reader, pipe in zip(self._readers, self._pipes):
+                if not reader.is_alive():  # closing under a reader would block
                     pipe.close()
 
-    def __enter__(self) -> "Child":
+    def __enter__(self) -> Child:
         return self
 
     def __exit__(self, *exc: Any) -> None:

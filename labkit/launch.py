@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
 
 from labkit.child import at_stop, emit, exit_now, follow_parent, real_lock, start_signal_thread
 from labkit.limits import raise_open_file_limit
@@ -138,7 +138,7 @@ class CountsAcceptPauses:
 
     def do_read(self):                   # gevent's server calls it to accept one client
         try:
-            return super().do_read()
+            return super().do_read()  # type: ignore[misc]  # the server class's own
         except OSError:                  # EMFILE: gevent pauses accepting, then retries
             counters.add(accept_paused=1)
             raise

@@ -9,13 +9,14 @@ through, and the last one always does (``done == total``, or ``final=True``)::
     for done, job in enumerate(finished, 1):
         report(done, len(jobs))
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Progress", "Throttled"]
 
-Progress = Callable[[int, int], None]      # progress(done, total)
+Progress = Callable[[int, int], None]  # progress(done, total)
 
 
 class Throttled:

@@ -8,6 +8,7 @@ module makes that choice, once, for the lessons::
     run = fetch_with("gevent", urls)                       # lesson 04: a FetchRun
     result = run_file_clients(address, 500, mode="gevent")  # lesson 08: a FileLoadResult
 """
+
 from __future__ import annotations
 
 import json
@@ -37,18 +38,32 @@ def fetch_with(strategy: str, urls: list[str], progress: Progress | None = None)
     return pages.timed_run(pages.STRATEGIES[strategy], urls, strategy, progress)
 
 
-def run_file_clients(address: tuple[str, int], n_clients: int = 500, name: str = "lyrics.txt",
-                     expected_sha256: str = "", mode: str = "threads",
-                     progress: Progress | None = None,
-                     timeout: float = 60.0) -> FileLoadResult:
+def run_file_clients(
+    address: tuple[str, int],
+    n_clients: int = 500,
+    name: str = "lyrics.txt",
+    expected_sha256: str = "",
+    mode: str = "threads",
+    progress: Progress | None = None,
+    timeout: float = 60.0,
+) -> FileLoadResult:
     """``n_clients`` clients at once, each: GET ``name``, verify, PUT it back, verify; in this
     process (``threads``, ``selectors``) or on greenlets in a patched child (``gevent``)."""
     if mode not in MODES:
         raise ValueError(f"mode is one of {MODES}, not {mode!r}")
     if mode != "gevent":
-        return files.run_file_clients(address, n_clients, name, expected_sha256, mode,
-                                      progress, timeout)
-    check_client_count(n_clients)       # a clear message instead of EMFILE, before any start
-    done = run_script("gevent_file_clients", address[0], address[1], n_clients, name,
-                      expected_sha256, on_progress=progress, timeout=timeout * 5)
+        return files.run_file_clients(
+            address, n_clients, name, expected_sha256, mode, progress, timeout
+        )
+    check_client_count(n_clients)  # a clear message instead of EMFILE, before any start
+    done = run_script(
+        "gevent_file_clients",
+        address[0],
+        address[1],
+        n_clients,
+        name,
+        expected_sha256,
+        on_progress=progress,
+        timeout=timeout * 5,
+    )
     return FileLoadResult.from_dict(done.data["result"])

@@ -1,7 +1,8 @@
 """Process helpers shared by the tests: is a pid alive, wait until it is dead, read a line.
 
-    from processes import pid_alive, wait_dead
+from processes import pid_alive, wait_dead
 """
+
 from __future__ import annotations
 
 import select

@@ -7,12 +7,12 @@ import sys
 import textwrap
 
 import pytest
+from processes import pid_alive, read_line, wait_dead
 
 import labkit
 from labkit.background import ServerHandle, ServerStartError
 from labkit.clients.load import receive_exactly
 from labkit.servers import NAMES
-from processes import pid_alive, read_line, wait_dead
 
 
 def test_ready_handshake_gives_loopback_address_and_pid():

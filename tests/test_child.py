@@ -1,4 +1,5 @@
 """labkit.child: the one protocol between labkit and its child processes, both sides."""
+
 import json
 import os
 import signal
@@ -7,12 +8,12 @@ import textwrap
 import time
 
 import pytest
+from processes import pid_alive, wait_dead
 
 import labkit
 from labkit import child
 from labkit.child import Child
 from labkit.progress import Throttled
-from processes import pid_alive, wait_dead
 
 
 def python(code: str) -> list[str]:
@@ -26,14 +27,20 @@ def run_to_end(c: Child) -> None:
 
 def test_tagged_lines_go_to_their_handler_and_other_lines_to_the_log():
     seen = []
-    c = Child(python("""
+    c = Child(
+        python("""
         print('READY {"port": 7}')
         print("hello")
         print('STATS {"connections": 2}')
         print("READY but not JSON")
         print("NOTAG {}")
-    """), "talker", on={"READY": lambda p: seen.append(("READY", p)),
-                        "STATS": lambda p: seen.append(("STATS", p))})
+    """),
+        "talker",
+        on={
+            "READY": lambda p: seen.append(("READY", p)),
+            "STATS": lambda p: seen.append(("STATS", p)),
+        },
+    )
     run_to_end(c)
     assert seen == [("READY", {"port": 7}), ("STATS", {"connections": 2})]
     assert c.log().splitlines() == ["hello", "READY but not JSON", "NOTAG {}"]
@@ -57,12 +64,15 @@ def test_stderr_joins_the_log_or_is_kept_apart():
 
 
 def test_stop_sends_sigterm_then_sigkill_to_a_child_that_ignores_it():
-    c = Child(python("""
+    c = Child(
+        python("""
         import signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("ignoring SIGTERM", flush=True)
         time.sleep(60)
-    """), "stubborn")
+    """),
+        "stubborn",
+    )
     deadline = time.monotonic() + 10
     while "ignoring" not in c.log() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -70,7 +80,7 @@ def test_stop_sends_sigterm_then_sigkill_to_a_child_that_ignores_it():
     c.stop(grace=0.5)
     assert c.returncode == -signal.SIGKILL and time.monotonic() - started >= 0.5
     assert not pid_alive(c.pid)
-    c.stop()                                     # idempotent
+    c.stop()  # idempotent
     assert c.returncode == -signal.SIGKILL
 
 
@@ -82,12 +92,16 @@ def test_stop_ends_an_ordinary_child_with_sigterm():
 
 def test_the_child_runs_in_its_own_session_with_our_pid_in_its_environment():
     info = {}
-    c = Child(python("""
+    c = Child(
+        python("""
         import json, os
         print("INFO " + json.dumps({"sid": os.getsid(0), "pid": os.getpid(),
                                     "parent": os.environ["LABKIT_PARENT_PID"],
                                     "unbuffered": os.environ["PYTHONUNBUFFERED"]}))
-    """), "env", on={"INFO": info.update})
+    """),
+        "env",
+        on={"INFO": info.update},
+    )
     run_to_end(c)
     assert info == {"sid": c.pid, "pid": c.pid, "parent": str(os.getpid()), "unbuffered": "1"}
 
@@ -106,7 +120,8 @@ def test_emit_report_and_progress_write_one_json_line_each(capsys):
 
 def test_a_script_reports_progress_and_a_result_and_keeps_stderr_apart(tmp_path):
     script = tmp_path / "steps.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, sys
         from labkit.scripts import progress, report
         print("working")
@@ -114,7 +129,8 @@ def test_a_script_reports_progress_and_a_result_and_keeps_stderr_apart(tmp_path)
             progress(done, 3)
         print("a warning", file=sys.stderr)
         report(answer=42, parent_pid_left=os.environ.get("LABKIT_PARENT_PID"))
-    """))
+    """)
+    )
     seen = []
     result = labkit.run_script(script, on_progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
@@ -127,8 +143,10 @@ def test_a_script_reports_progress_and_a_result_and_keeps_stderr_apart(tmp_path)
 def test_a_script_that_runs_too_long_is_stopped_and_reported(tmp_path):
     pid_file = tmp_path / "pid"
     script = tmp_path / "forever.py"
-    script.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                      "print('started', flush=True)\ntime.sleep(60)\n")
+    script.write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "print('started', flush=True)\ntime.sleep(60)\n"
+    )
     started = time.monotonic()
     result = labkit.run_script(script, timeout=1, check=False)
     assert 1 <= time.monotonic() - started < 10
@@ -148,6 +166,6 @@ def test_throttled_progress_passes_about_a_hundred_calls_and_always_the_last():
     report = Throttled(lambda done, total: few.append(done))
     for done in range(1, 4):
         report(done, 3)
-    report(3, 3, final=True)                     # already shown: not again
+    report(3, 3, final=True)  # already shown: not again
     assert few == [1, 2, 3]
-    Throttled(None)(1, 1)                        # no progress wanted: nothing to call
+    Throttled(None)(1, 1)  # no progress wanted: nothing to call

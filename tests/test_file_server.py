@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood, part_files
 
 import labkit
 from labkit.clients.files import ReplyReader, get_file, list_files, put_file
-from labkit.runs import run_file_clients
 from labkit.protocol import Parser, request_bytes
-from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood, part_files
+from labkit.runs import run_file_clients
 
 LYRICS = Path(__file__).resolve().parent.parent / "data" / "lyrics.txt"
 SERVERS = ["selectors_files", "gevent_files"]

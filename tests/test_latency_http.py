@@ -138,7 +138,8 @@ def test_a_bad_root_fails_the_start_with_the_reason(root):
         labkit.serve("latency_http", root=root)
 
 
-@pytest.mark.parametrize("path", ["/<script>alert(1)</script>", "/pages/page-48k.html?delay=<b>x</b>"])
+@pytest.mark.parametrize(
+    "path", ["/<script>alert(1)</script>", "/pages/page-48k.html?delay=<b>x</b>"])
 def test_error_replies_are_plain_text_never_html(server, path):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(server.base + urllib.request.quote(path, safe="/?="), timeout=10)

@@ -5,10 +5,10 @@ import sys
 import textwrap
 
 import pytest
+from processes import pid_alive, wait_dead
 
 import labkit
 from labkit.timeline import max_concurrent, spans_from_json
-from processes import pid_alive, wait_dead
 
 
 def test_gevent_sleepers_patched_overlap_unpatched_do_not():
@@ -50,7 +50,8 @@ def test_script_dies_with_its_parent(tmp_path):
         import subprocess, sys, threading, time, labkit
         from pathlib import Path
         # run_script blocks; a thread lets us learn the child's pid meanwhile
-        threading.Thread(target=labkit.run_script, args=(Path({str(child)!r}),), daemon=True).start()
+        threading.Thread(target=labkit.run_script, args=(Path({str(child)!r}),),
+                         daemon=True).start()
         time.sleep(60)
     """)
     parent = subprocess.Popen([sys.executable, "-c", parent_code])

@@ -20,8 +20,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 from labkit.limits import check_client_count
 from labkit.progress import Progress, Throttled
@@ -40,7 +41,8 @@ class ReplyReader:
     calls, and keeps what arrived early (the start of the next reply) for later."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self.sock, self.parser, self.events = sock, Parser("response"), deque()
+        self.sock, self.parser = sock, Parser("response")
+        self.events: deque[Any] = deque()   # what the parser found, not yet taken
         self.header: Response | None = None
         self.body = bytearray()
 
@@ -51,6 +53,7 @@ class ReplyReader:
             if isinstance(event, Response):
                 self.header, self.body = event, bytearray()
             elif isinstance(event, End):
+                assert self.header, "the parser yields a reply's header before its end"
                 return self.header, bytes(self.body)
             else:
                 self.body += event.data

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+
 from labkit.limits import check_client_count
 from labkit.progress import Progress, Throttled
 from labkit.timeline import Recorder, Span, WithSpans

@@ -17,9 +17,9 @@ import hashlib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from labkit.progress import Progress, Throttled
 from labkit.timeline import Recorder, Span, WithSpans, busy_time
@@ -61,7 +61,7 @@ class FetchRun(WithSpans):
             text += f". NO REQUEST GOT AN ANSWER; the first error: {self.results[0].error}"
         return text
 
-    def raise_if_unanswered(self) -> "FetchRun":
+    def raise_if_unanswered(self) -> FetchRun:
         """Return the run, or raise NoAnswer if every request failed without an answer."""
         if self.results and not self.answered:
             raise NoAnswer(f"all {len(self.results)} requests failed without an answer (is the "
@@ -81,7 +81,7 @@ class FetchRun(WithSpans):
         return busy_time(self.spans, state="waiting") / self.elapsed if self.elapsed else 0.0
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FetchRun":
+    def from_dict(cls, data: dict) -> FetchRun:
         run = super().from_dict(data)
         run.results = [PageResult(**r) for r in data["results"]]
         return run

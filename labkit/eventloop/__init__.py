@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 
@@ -25,7 +25,7 @@ def http_get_request(url: str) -> tuple[tuple[str, int], bytes]:
     parts = urlsplit(url)
     query = f"?{parts.query}" if parts.query else ""
     request = f"GET {parts.path}{query} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n"
-    return (parts.hostname, parts.port), request.encode()
+    return (parts.hostname or "localhost", parts.port or 80), request.encode()
 
 
 def body_of(response: bytes) -> bytes:
@@ -42,7 +42,7 @@ def command_line(fetch_many: Callable[[list[str]], list[bytes]], description: st
     if add_arguments:
         add_arguments(p)
     args = p.parse_args()
-    from labkit.background import serve   # only here: the loops themselves start no process
+    from labkit.background import serve  # only here: the loops themselves start no process
     with serve("latency_http", delay=args.delay) as srv:
         urls = [f"http://{srv.host}:{srv.port}/pages/page-48k.html?id={i}" for i in range(args.n)]
         started = time.perf_counter()

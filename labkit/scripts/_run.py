@@ -22,6 +22,7 @@ LABKIT = Path(__file__).resolve().parent.parent
 def load_plain(name):
     """``labkit.NAME`` from its file, without importing the labkit package."""
     spec = importlib.util.spec_from_file_location(f"labkit.{name}", LABKIT / f"{name}.py")
+    assert spec and spec.loader, f"labkit/{name}.py is missing"
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

@@ -9,14 +9,14 @@ from gevent import monkey
 
 monkey.patch_all()   # first, before urllib (or anything that uses sockets) is imported
 
-import json          # noqa: E402
-import sys           # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
 
-import gevent        # noqa: E402
+import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
 from labkit.clients.pages import fetch_one, timed_run  # noqa: E402
-from labkit.scripts import progress, report            # noqa: E402
+from labkit.scripts import progress, report  # noqa: E402
 
 
 def download_many_gevent(urls, rec, progress=None, max_open=1000):

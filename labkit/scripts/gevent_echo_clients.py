@@ -1,6 +1,6 @@
 """The threaded echo clients of labkit.clients.load, run on greenlets.
 
-    python labkit/scripts/_run.py labkit/scripts/gevent_echo_clients.py HOST PORT N [MESSAGES SIZE PAUSE]
+    labkit.run_script("gevent_echo_clients", HOST, PORT, N[, MESSAGES, SIZE, PAUSE])
 
 After monkey patching, ``threading.Thread`` starts a greenlet and ``socket`` is gevent's: the
 very same client code now runs N clients on one OS thread. The script reports the most OS
@@ -12,15 +12,15 @@ from gevent import monkey
 
 monkey.patch_all()   # first: threading and socket become gevent's
 
-import os                                         # noqa: E402
-import sys                                        # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 
-import gevent                                     # noqa: E402
+import gevent  # noqa: E402
 
 from labkit.clients.load import run_echo_clients  # noqa: E402
-from labkit.scripts import progress, report       # noqa: E402
+from labkit.scripts import progress, report  # noqa: E402
 
-os_threads = []      # sampled at every progress step, while the clients run
+os_threads: list[int] = []  # sampled at every progress step, while the clients run
 
 
 def progress_and_count(done, total):

@@ -9,10 +9,10 @@ from gevent import monkey
 
 monkey.patch_all()   # first: threading and socket become gevent's
 
-import sys                                           # noqa: E402
+import sys  # noqa: E402
 
-from labkit.clients.files import run_file_clients   # noqa: E402
-from labkit.scripts import progress, report          # noqa: E402
+from labkit.clients.files import run_file_clients  # noqa: E402
+from labkit.scripts import progress, report  # noqa: E402
 
 if __name__ == "__main__":
     host, port, n, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -10,21 +10,21 @@ import sys
 
 LATE = "--late" in sys.argv
 if LATE:
-    from socket import socket        # bound now: the standard library's blocking socket class
+    from socket import socket  # bound now: the standard library's blocking socket class
 
-from gevent import monkey
+from gevent import monkey  # noqa: E402  (after the late import, on purpose)
 
 monkey.patch_all()
 
 if not LATE:
-    from socket import socket        # bound after patching: gevent's cooperative socket class
+    from socket import socket  # bound after patching: gevent's cooperative socket class
 
-import time                          # noqa: E402
+import time  # noqa: E402
 
-import gevent                        # noqa: E402
+import gevent  # noqa: E402
 
 from labkit.eventloop import http_get_request  # noqa: E402
-from labkit.scripts import report    # noqa: E402
+from labkit.scripts import report  # noqa: E402
 from labkit.timeline import Recorder  # noqa: E402
 
 

@@ -14,6 +14,7 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 
 from labkit.limits import raise_open_file_limit
 from labkit.scripts import progress, report
@@ -30,7 +31,7 @@ def idle_sockets(n):
 
 def watchers(fds):
     """One zero-timeout call per kind that watches exactly ``fds`` for reading."""
-    calls = {}
+    calls: dict[str, Callable[[], object]] = {}
     if max(fds) < SELECT_LIMIT:
         calls["select"] = lambda: select.select(fds, [], [], 0)
     poller = select.poll()
