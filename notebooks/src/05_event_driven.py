@@ -225,7 +225,7 @@ async def cpu_coroutine(loop, rec, name):
 # %%
 from labkit.eventloop import cpu_trials
 
-labkit.show(cpu_trials.Trials.wall_over_work)
+labkit.show(cpu_trials.Trials)
 
 # %%
 trials = cpu_trials.Trials.run(cpu_task, cpu_coroutine, list(WAITS), rounds=3)
