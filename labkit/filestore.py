@@ -10,6 +10,7 @@ code, so a server answers it like any other refusal instead of dying of it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import hashlib
@@ -137,7 +138,7 @@ def _servable(path: Path) -> bool:
     return path.is_file() and not path.is_symlink()
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     """The command-line options both file servers share."""
     default_root = Path(__file__).resolve().parent.parent / "data"
     p.add_argument("--root", default=str(default_root), help="folder whose files GET serves")
@@ -149,7 +150,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-upload", type=int, default=64 << 20, help="largest PUT, in bytes")
 
 
-def setup(args) -> Callable[[], None]:
+def setup(args: argparse.Namespace) -> Callable[[], None]:
     """Both file servers' setup (``launch.run(..., setup=filestore.setup)``): before READY,
     check and make the folders (a bad --root stops the server with the reason), put the store
     on ``args.store``, and hand back its clean-up: no unfinished upload outlives the server."""
@@ -157,7 +158,7 @@ def setup(args) -> Callable[[], None]:
     return args.store.close
 
 
-def from_arguments(args) -> FileStore:
+def from_arguments(args: argparse.Namespace) -> FileStore:
     """Check and make the folders; an OSError here says which option is wrong (the servers call
     this before READY, so ``labkit.serve`` fails with the reason)."""
     root = Path(args.root)

@@ -9,12 +9,14 @@ started in a ``with`` block has already been stopped by it). Other errors are sh
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import Iterator
+from types import FrameType, TracebackType
+from typing import Any
 
 __all__ = ["install", "describe"]
 
 
-def _frames(tb: TracebackType | None):
+def _frames(tb: TracebackType | None) -> Iterator[tuple[FrameType, int]]:
     while tb is not None:
         yield tb.tb_frame, tb.tb_lineno
         tb = tb.tb_next
@@ -48,7 +50,13 @@ def describe(tb: TracebackType | None) -> str | None:
     return f"Interrupted{where}, inside {inside}(); {left}."
 
 
-def _handler(shell, etype, value, tb, tb_offset=None):
+def _handler(
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: TracebackType | None,
+    tb_offset: int | None = None,
+) -> None:
     """IPython's custom-exception hook: it must show the error itself."""
     story = describe(tb)
     if story is None:  # not ours: the usual traceback

@@ -51,7 +51,7 @@ class IPCKernelManager(IPCDefaults, KernelManager):
 
 
 @functools.cache
-def _server_class():
+def _server_class() -> type:
     """JupyterLab's kernel manager with the same defaults (jupyter_server is imported only when
     JupyterLab asks for this class)."""
     from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
@@ -59,7 +59,7 @@ def _server_class():
     return type("ServerIPCKernelManager", (IPCDefaults, ServerKernelManager), {})
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "ServerIPCKernelManager":
         return _server_class()
     raise AttributeError(name)

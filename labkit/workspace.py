@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["COURSE", "WORK", "prepare", "fresh_copy", "keep_course_pristine", "lab"]
 
@@ -79,7 +80,7 @@ def _is_course_original(path: Path) -> bool:
 _redirected: dict[Path, Path] = {}  # course original -> where this server saves it
 
 
-def keep_course_pristine(model: dict, path: str, contents_manager, **_) -> None:
+def keep_course_pristine(model: dict, path: str, contents_manager: Any, **_: Any) -> None:
     """JupyterLab's pre-save hook: a save of a course original goes to ``my-work/`` instead.
 
     The hook may only refuse a save (with an HTTP error JupyterLab shows in a dialog), so it
