@@ -25,7 +25,9 @@ import matplotlib.pyplot as plt
 from ipywidgets import Dropdown, FloatSlider, IntSlider
 
 import labkit
-from labkit.fetch import NoAnswer, fetch_with
+from labkit.clients import pages
+from labkit.clients.pages import NoAnswer
+from labkit.runs import fetch_with
 from labkit.timeline import compare_timelines, max_concurrent, plot_timeline
 from labkit.widgets import panel
 
@@ -105,13 +107,13 @@ labkit.claim("gevent was faster than one after another", three.elapsed < sequent
 # harness. Only `download_many` differs.
 
 # %%
-labkit.show(labkit.fetch.fetch_one)
+labkit.show(pages.fetch_one)
 
 # %%
-labkit.show(labkit.fetch.download_many_sequential)
+labkit.show(pages.download_many_sequential)
 
 # %%
-labkit.show(labkit.fetch.download_many_threads)
+labkit.show(pages.download_many_threads)
 
 # %% [markdown]
 # And the gevent strategy, the whole script run in the child process. Note the first two lines:

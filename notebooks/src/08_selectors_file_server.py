@@ -32,8 +32,8 @@ from ipywidgets import Dropdown, IntSlider
 
 import labkit
 from labkit import protocol
-from labkit.clients.files import (MODES, ReplyReader, get_file, get_file_buggy, list_files,
-                                  put_file, run_file_clients)
+from labkit.clients.files import ReplyReader, get_file, get_file_buggy, list_files, put_file
+from labkit.runs import MODES, run_file_clients
 from labkit.timeline import max_concurrent, plot_timeline
 from labkit.widgets import panel
 
