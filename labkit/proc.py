@@ -8,14 +8,23 @@
 
 Linux only (the doctor says which lessons need it).
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
-__all__ = ["open_files", "threads", "status_kib", "file_offset", "cpu_seconds", "settled",
-           "wait_until"]
+__all__ = [
+    "open_files",
+    "threads",
+    "status_kib",
+    "file_offset",
+    "cpu_seconds",
+    "settled",
+    "wait_until",
+]
 
 T = TypeVar("T")
 
