@@ -193,6 +193,11 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
 from labkit.clients import files
 
 labkit.show(files._task_client)
+
+# %% [markdown]
+# and all of them run as tasks of that one loop:
+
+# %%
 labkit.show(files._run_selectors)
 
 # %%
