@@ -63,7 +63,7 @@ class WithSpans:
     (results come back from child processes as JSON)."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]  # a mixin: self is a dataclass
 
     @classmethod
     def from_dict(cls, data: dict):
@@ -293,16 +293,16 @@ def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0,
     """Several timelines stacked on one shared time axis, so the difference is seen
     (``states``: a lesson's own states and their colours, as for ``plot_timeline``)."""
     from matplotlib.figure import Figure
-    runs = {name: list(spans) for name, spans in runs.items()}
-    colors = _colors([s for spans in runs.values() for s in spans], states)
-    heights = [min(len(_task_order(s)), 60) + 1.5 for s in runs.values()]
+    lists = {name: list(spans) for name, spans in runs.items()}
+    colors = _colors([s for spans in lists.values() for s in spans], states)
+    heights = [min(len(_task_order(s)), 60) + 1.5 for s in lists.values()]
     row = min(0.3, 8.0 / sum(heights))               # many rows: thinner rows, not a taller page
     fig = Figure(figsize=(width, 0.6 + row * sum(heights)), layout="constrained")
-    axes = fig.subplots(len(runs), 1, sharex=True, gridspec_kw={"height_ratios": heights},
+    axes = fig.subplots(len(lists), 1, sharex=True, gridspec_kw={"height_ratios": heights},
                         squeeze=False)[:, 0]
-    for ax, (name, spans) in zip(axes, runs.items()):
+    for ax, (name, spans) in zip(axes, lists.items()):
         _draw(ax, spans, f"{name}: {duration(spans) * 1000:.0f} ms", colors)
         if ax is not axes[-1]:
             ax.set_xlabel("")
-    _legend(fig, [s for spans in runs.values() for s in spans], colors)
+    _legend(fig, [s for spans in lists.values() for s in spans], colors)
     return fig

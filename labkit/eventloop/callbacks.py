@@ -21,11 +21,10 @@ class Fetcher:
         self.address, self.outgoing = http_get_request(url)
         self.selector, self.on_done = selector, on_done
         self.response = bytearray()
-        self.sock: socket.socket | None = None
+        self.sock = socket.socket()
+        self.sock.setblocking(False)                       # no call on it will ever wait
 
     def start(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setblocking(False)
         self.sock.connect_ex(self.address)                 # returns at once: "in progress"
         self.selector.register(self.sock, selectors.EVENT_WRITE, self.writable)
 
@@ -47,17 +46,17 @@ class Fetcher:
         self.on_done(self)
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
+        self.sock.close()                                  # closing twice does no harm
 
 
 def fetch_many(urls: list[str]) -> list[bytes]:
     finished: list[Fetcher] = []
     with selectors.DefaultSelector() as selector:
-        fetchers = [Fetcher(url, selector, finished.append) for url in urls]
+        fetchers: list[Fetcher] = []
         try:
-            for f in fetchers:
-                f.start()
+            for url in urls:
+                fetchers.append(Fetcher(url, selector, finished.append))
+                fetchers[-1].start()
             while len(finished) < len(fetchers):           # the event loop
                 events = selector.select(timeout=30)
                 if not events:

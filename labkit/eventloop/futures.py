@@ -17,21 +17,23 @@ import selectors
 import socket
 import time
 from collections import deque
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from labkit.eventloop import body_of, http_get_request
 
 
 class Future:
     def __init__(self) -> None:
-        self.done, self.result, self._callbacks = False, None, []
+        self.done, self.result = False, None
+        self._callbacks: list[Callable[[Future], None]] = []
 
     def set_result(self, result: Any) -> None:
         self.done, self.result = True, result
         for callback in self._callbacks:
             callback(self)
 
-    def add_done_callback(self, callback: Callable[["Future"], None]) -> None:
+    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
         self._callbacks.append(callback)
 
     def __await__(self):
@@ -43,7 +45,7 @@ class Future:
 class Task(Future):
     """Runs a coroutine step by step; is itself a Future for the coroutine's return value."""
 
-    def __init__(self, loop: "Loop", coro: Coroutine) -> None:
+    def __init__(self, loop: Loop, coro: Coroutine) -> None:
         super().__init__()
         self.loop, self.coro = loop, coro
         loop.tasks.append(self)
@@ -67,7 +69,7 @@ class Loop:
         self.tasks: list[Task] = []
         self._tie = itertools.count()
 
-    def __enter__(self) -> "Loop":
+    def __enter__(self) -> Loop:
         return self
 
     def __exit__(self, *exc) -> None:

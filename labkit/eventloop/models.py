@@ -13,8 +13,9 @@ program had the core) is drawn ``waiting``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from labkit.eventloop import futures
 from labkit.timeline import Recorder, Span
