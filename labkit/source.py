@@ -27,7 +27,7 @@ def source_of(target: Any) -> str:
     return inspect.getsource(target)
 
 
-def show(target: Any):
+def show(target: Any) -> Any:
     """Display the source with syntax highlighting (plain text outside Jupyter)."""
     from IPython.display import Code
     return Code(source_of(target), language="python")

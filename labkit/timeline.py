@@ -24,6 +24,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:                  # matplotlib is imported only when a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timelines",
            "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
@@ -66,7 +71,7 @@ class WithSpans:
         return asdict(self)  # type: ignore[call-overload]  # a mixin: self is a dataclass
 
     @classmethod
-    def from_dict(cls, data: dict):
+    def from_dict(cls, data: dict) -> Any:
         return cls(**{**data, "spans": spans_from_json(data["spans"])})
 
 
@@ -136,10 +141,10 @@ class GreenletTrace:
         self.switches: list[tuple[str | None, str | None]] = []
         self._previous = None
 
-    def label(self, g) -> str | None:
+    def label(self, g: Any) -> str | None:
         return self.names.get(g)
 
-    def _on_event(self, event: str, args) -> None:
+    def _on_event(self, event: str, args: tuple[Any, Any]) -> None:
         if event not in ("switch", "throw"):
             return
         origin, target = (self.label(g) for g in args)
@@ -154,7 +159,7 @@ class GreenletTrace:
         self._previous = greenlet.settrace(self._on_event)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         import greenlet
         greenlet.settrace(self._previous)
         self.recorder.close()
@@ -194,7 +199,7 @@ def max_concurrent(spans: Iterable[Span], states: Iterable[str] | None = None) -
 
 
 # -- figures -----------------------------------------------------------------------------------
-def _figure_png(fig) -> bytes:
+def _figure_png(fig: Figure) -> bytes:
     import io
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -238,7 +243,7 @@ def _colors(spans: list[Span], states: dict[str, str] | None) -> dict[str, str]:
     return colors
 
 
-def _draw(ax, spans: list[Span], title: str | None, colors: dict[str, str],
+def _draw(ax: Axes, spans: list[Span], title: str | None, colors: dict[str, str],
           max_rows: int = 60) -> None:
     tasks = _task_order(spans)
     total = len(tasks)
@@ -264,7 +269,7 @@ def _draw(ax, spans: list[Span], title: str | None, colors: dict[str, str],
         ax.set_title(title, loc="left", fontsize=10)
 
 
-def _legend(fig, spans: list[Span], colors: dict[str, str]) -> None:
+def _legend(fig: Figure, spans: list[Span], colors: dict[str, str]) -> None:
     from matplotlib.patches import Patch
     used = [st for st in colors if any(s.state == st for s in spans)]
     fig.legend([Patch(color=colors[st]) for st in used], used, loc="upper right",
@@ -272,7 +277,7 @@ def _legend(fig, spans: list[Span], colors: dict[str, str]) -> None:
 
 
 def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float = 9.0,
-                  states: dict[str, str] | None = None):
+                  states: dict[str, str] | None = None) -> Figure:
     """One row per task, time in ms along x; returns a matplotlib Figure (shown by Jupyter).
 
     ``states`` maps a lesson's own states (beyond the course's ``STATES``) to their colours.
@@ -289,7 +294,7 @@ def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float 
 
 
 def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0,
-                      states: dict[str, str] | None = None):
+                      states: dict[str, str] | None = None) -> Figure:
     """Several timelines stacked on one shared time axis, so the difference is seen
     (``states``: a lesson's own states and their colours, as for ``plot_timeline``)."""
     from matplotlib.figure import Figure
