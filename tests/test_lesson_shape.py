@@ -66,7 +66,8 @@ def _values(args: list[ast.expr]) -> list[ast.expr]:
 
 def printed_claims(cell: str) -> list[str]:
     """Claims stated twice: a print of a truth (``print("fast:", t < 1)``) that should be
-    ``labkit.claim``, or a print immediately followed by an assert of what it printed."""
+    ``labkit.claim``, a print immediately followed by an assert of what it printed, or a
+    sentence printed right after the assert (or the loop of asserts) that checked it."""
     found = []
     tree = ast.parse(cell)
     for node in ast.walk(tree):
@@ -80,6 +81,12 @@ def printed_claims(cell: str) -> list[str]:
                 args = stmt.value.args
                 if any(_truth(a) for a in args):
                     found.append(ast.unparse(stmt))
+                    continue
+                before = body[i - 1] if i else None
+                if isinstance(before, (ast.For, ast.While)):
+                    before = before.body[-1]
+                if isinstance(before, ast.Assert) and args and all(map(_sentence, args)):
+                    found.append(ast.unparse(stmt))   # the check, then its sentence, apart
                     continue
                 following = body[i + 1] if i + 1 < len(body) else None
                 if isinstance(following, ast.Assert) and args and _sentence(args[0]):
@@ -125,5 +132,8 @@ def test_the_checks_can_fail():
     assert printed_claims('print(f"ok: {ok}")\nassert ok')
     assert not printed_claims('print("\\n".join(said))\nassert said == ["hi"]')
     assert not printed_claims('print(echoed)\nassert echoed == "hi"')
+    assert printed_claims('assert ok\nprint("every page verified")')
+    assert printed_claims('for b in bodies:\n    assert b\nprint(f"all {n} verified")')
+    assert not printed_claims('assert ok\nprint("values:", values)')
     assert uses_claim(['import labkit\nlabkit.claim("it holds", True)'])
     assert not uses_claim(['print("it holds:", True)'])

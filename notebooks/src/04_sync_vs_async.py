@@ -70,9 +70,9 @@ started = time.perf_counter()
 bodies = [fetch(name) for name in SIZES]
 sequential_3 = time.perf_counter() - started
 
-for name, body in zip(SIZES, bodies):
-    assert hashlib.sha256(body).digest() == hashlib.sha256((PAGES / name).read_bytes()).digest()
-print("every page matches its file byte for byte (SHA-256)")
+labkit.claim("every page matches its file byte for byte (SHA-256)",
+             all(hashlib.sha256(body).digest() == hashlib.sha256((PAGES / n).read_bytes()).digest()
+                 for n, body in zip(SIZES, bodies)))
 labkit.claim("three requests of 0.2 s took at least 0.6 s", sequential_3 >= 0.6,
              measured=f"{sequential_3:.3f} s")
 
@@ -87,9 +87,9 @@ labkit.claim("three requests of 0.2 s took at least 0.6 s", sequential_3 >= 0.6,
 # %%
 three = fetch_with("gevent", [page_url(name) for name in SIZES])
 for name, result in zip(SIZES, three.results):
-    assert result.status == 200
-    assert result.sha256 == hashlib.sha256((PAGES / name).read_bytes()).hexdigest()
-    print(f"{result.size:>9,} bytes of {name}, SHA-256 verified")
+    labkit.claim(f"{result.size:>9,} bytes of {name}, SHA-256 verified", result.status == 200
+                 and result.sha256 == hashlib.sha256((PAGES / name).read_bytes()).hexdigest(),
+                 measured=f"status {result.status}")
 
 labkit.claim("all three requests were sent before the first answer came",
              max_concurrent(three.spans) == 3)          # one "waiting" span per request
@@ -130,9 +130,9 @@ urls = [page_url("page-48k.html", i, delay=LATENCY) for i in range(1, N + 1)]
 runs = {strategy: fetch_with(strategy, urls) for strategy in ("sequential", "threads", "gevent")}
 
 expected = hashlib.sha256((PAGES / "page-48k.html").read_bytes()).hexdigest()
-for run in runs.values():
-    assert run.statuses == {200: N} and all(r.sha256 == expected for r in run.results)
-print(f"all {3 * N} downloads complete and verified")
+labkit.claim(f"all {3 * N} downloads complete and verified",
+             all(run.statuses == {200: N} and all(r.sha256 == expected for r in run.results)
+                 for run in runs.values()), measured=str({s: r.statuses for s, r in runs.items()}))
 
 sequential = runs["sequential"].elapsed
 labkit.claim("sequential takes at least the sum of the latencies (6 s), and at most 50% more",
