@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Final, Literal
 
 from labkit.child import at_stop, emit, exit_now, follow_parent, real_lock, start_signal_thread
 from labkit.limits import raise_open_file_limit
@@ -75,10 +76,10 @@ counters = Counters()
 # listen backlog. Retrying at once would only spin, so every server pauses accepting for a moment
 # (as gevent's own servers do) and goes on serving the clients it has.
 ACCEPT_PAUSE = 0.1      # seconds
-PAUSED = "paused"       # what accept() returns when out of descriptors
+PAUSED: Final = "paused"  # what accept() returns when out of descriptors
 
 
-def accept(listener: socket.socket) -> socket.socket | str | None:
+def accept(listener: socket.socket) -> socket.socket | Literal["paused"] | None:
     """``listener.accept()`` that survives running out of descriptors: the new socket; None if
     nobody is waiting (a non-blocking listener, or the client gave up); PAUSED, counted as
     ``accept_paused``, when out of descriptors: the caller stops accepting for ACCEPT_PAUSE."""

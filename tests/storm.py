@@ -25,6 +25,7 @@ from typing import Iterator
 
 from labkit.proc import open_files as fd_count
 from labkit.proc import status_kib as rss_kib
+from processes import pid_alive
 
 # Sizes and counts that non-ASCII "digits" and long names should never crash.
 NASTY_NUMBERS = ["²", "①", "٣", "１２", "-1", "+5", " 7", "1e3", "0x10", "9" * 40, "", "١٠"]
@@ -32,11 +33,8 @@ NASTY_NAMES = ["é" * 128, "a" * 300, "😀" * 70, "..", ".", "a/b", "\\x", "\x0
 
 
 def alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    """True while ``pid`` exists and is not a zombie."""
+    return pid_alive(pid)
 
 
 def cap_open_files(pid: int, limit: int) -> None:

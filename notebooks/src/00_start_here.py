@@ -43,8 +43,8 @@
 # * Cells with sliders and a **Run** button redraw their figure when you change a setting.
 #   Next to each, a plain cell calls the same function with fixed values, so you can read the
 #   code that the widget runs.
-# * Each lesson ends with exercises. `hint(n)` gives a nudge and `check(n, answer)` tells you
-#   whether you have it.
+# * Each lesson ends with exercises. `hint(n)` gives a nudge, `check(n, answer)` tells you
+#   whether you have it, and `answer(n)` shows a worked solution with why it is right.
 
 # %% [markdown]
 # ## Is this machine ready?
