@@ -7,6 +7,7 @@ Two guards make a green run mean something:
 * Every process started during the run (servers, kernels, scripts, JupyterLab) carries a marker
   in its environment. If any of them is still alive when the run ends, the run fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,9 @@ def pytest_configure(config):
     os.environ[MARKER] = uuid.uuid4().hex
     # nbval's kernels talk over Unix sockets, not five TCP ports each (labkit/ipc_kernels.py)
     import nbval.kernel
+
     from labkit.ipc_kernels import IPCKernelManager
+
     nbval.kernel.KernelManager = IPCKernelManager
     # The sanitize file applies however pytest was called (`pytest`, `pytest --nbval notebooks/`).
     if hasattr(config.option, "nbval_sanitize_with") and not config.option.nbval_sanitize_with:
@@ -38,11 +41,16 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     notebook = getattr(item, "parent", None)
-    if call.when == "call" and getattr(notebook, "timed_out", False) and \
-            (hasattr(report, "wasxfail") or report.passed):
+    if (
+        call.when == "call"
+        and getattr(notebook, "timed_out", False)
+        and (hasattr(report, "wasxfail") or report.passed)
+    ):
         report.outcome = "failed"
-        report.longrepr = (f"{item.nodeid}: an earlier cell of this notebook timed out, so this "
-                           "cell's result means nothing (nbval alone would not count it as failed).")
+        report.longrepr = (
+            f"{item.nodeid}: an earlier cell of this notebook timed out, so this "
+            "cell's result means nothing (nbval alone would not count it as failed)."
+        )
         if hasattr(report, "wasxfail"):
             del report.wasxfail
 
@@ -58,7 +66,7 @@ def _our_processes(run_id: str) -> list[tuple[int, str]]:
                 continue
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:                      # gone meanwhile, or not ours to read
+        except OSError:  # gone meanwhile, or not ours to read
             continue
         if state != "Z":
             found.append((int(entry.name), cmd.strip()[:160]))
@@ -71,9 +79,10 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from labkit import stop_all
     from labkit.ipc_kernels import remove_leftover_sockets
-    stop_all()                                # ours, in this process: stopped by design
+
+    stop_all()  # ours, in this process: stopped by design
     grace = float(os.environ.get("ASYNCLAB_LEFTOVER_GRACE", "10"))
-    deadline = time.monotonic() + grace       # kernels and servers get a moment to exit
+    deadline = time.monotonic() + grace  # kernels and servers get a moment to exit
     while (left := _our_processes(run_id)) and time.monotonic() < deadline:
         time.sleep(0.2)
     remove_leftover_sockets(run_id)
@@ -85,7 +94,7 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_sep("=", "LEFTOVER PROCESSES", red=True)
             reporter.write_line(message)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        for pid, _ in left:                   # don't leave them for the next run either
+        for pid, _ in left:  # don't leave them for the next run either
             try:
                 os.kill(pid, 9)
             except OSError:

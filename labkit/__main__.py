@@ -1,10 +1,11 @@
 """Use labkit from a shell.
 
-    python -m labkit lab [--fresh NN]   copy the lessons to my-work/ (once), open JupyterLab there
-    python -m labkit doctor             check this machine
-    python -m labkit serve NAME [...]   run a teaching server in the foreground (Ctrl-C stops it)
-    python -m labkit servers            list the teaching servers
+python -m labkit lab [--fresh NN]   copy the lessons to my-work/ (once), open JupyterLab there
+python -m labkit doctor             check this machine
+python -m labkit serve NAME [...]   run a teaching server in the foreground (Ctrl-C stops it)
+python -m labkit servers            list the teaching servers
 """
+
 import os
 import sys
 
@@ -15,11 +16,13 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     if command == "doctor":
         from labkit.doctor import doctor
+
         report = doctor()
         print(report)
         return 0 if report.ok else 1
     if command == "lab":
         from labkit.workspace import lab
+
         return lab(argv[1:])
     if command == "servers":
         print("\n".join(NAMES))

@@ -14,6 +14,7 @@ Both are thin layers on ``labkit.child.Child``, which is why neither outlives th
   when it is done or runs too long): SIGTERM first, SIGKILL if it does not go within seconds.
 * Its stdout and stderr never reach the kernel's own: a thread reads them into ``log()``.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -30,8 +31,16 @@ from labkit.child import Child
 from labkit.progress import Progress
 from labkit.servers import NAMES
 
-__all__ = ["serve", "stop_all", "ServerHandle", "ServerStartError", "running", "run_script",
-           "ScriptResult", "ScriptError"]
+__all__ = [
+    "serve",
+    "stop_all",
+    "ServerHandle",
+    "ServerStartError",
+    "running",
+    "run_script",
+    "ScriptResult",
+    "ScriptError",
+]
 
 _running: set[ServerHandle] = set()
 _lock = threading.Lock()
@@ -75,7 +84,7 @@ class ServerHandle:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
             if not self.alive:
-                self.child.finish_reading(1)     # collect its last words
+                self.child.finish_reading(1)  # collect its last words
                 self._fail(f"it exited with code {self.child.returncode}")
             if time.monotonic() > deadline:
                 self._fail(f"it did not print READY within {timeout:g} s")
@@ -83,9 +92,11 @@ class ServerHandle:
     def _fail(self, why: str) -> None:
         self.stop()
         tail = self.log(last=20) or "(no output)"
-        raise ServerStartError(f"labkit server {self.name!r} failed to start: {why}.\n"
-                               f"command: {' '.join(self.argv)}\n"
-                               f"--- last log lines ---\n{tail}")
+        raise ServerStartError(
+            f"labkit server {self.name!r} failed to start: {why}.\n"
+            f"command: {' '.join(self.argv)}\n"
+            f"--- last log lines ---\n{tail}"
+        )
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server process has used so far, from /proc."""
@@ -122,7 +133,7 @@ def _option_flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + key.replace("_", "-")
         if value is True:
             flags.append(flag)
-        elif value is not False and value is not None:   # 0 is a value: --port 0
+        elif value is not False and value is not None:  # 0 is a value: --port 0
             flags += [flag, str(value)]
     return flags
 
@@ -173,14 +184,19 @@ class ScriptError(RuntimeError):
 class ScriptResult:
     name: str
     returncode: int
-    data: dict[str, Any] = field(default_factory=dict)   # what the script report()ed
-    stdout: str = ""                                      # its output, without the RESULT line
+    data: dict[str, Any] = field(default_factory=dict)  # what the script report()ed
+    stdout: str = ""  # its output, without the RESULT line
     stderr: str = ""
     elapsed: float = 0.0
 
 
-def run_script(name: str | Path, *args: Any, timeout: float = 120.0, check: bool = True,
-               on_progress: Progress | None = None) -> ScriptResult:
+def run_script(
+    name: str | Path,
+    *args: Any,
+    timeout: float = 120.0,
+    check: bool = True,
+    on_progress: Progress | None = None,
+) -> ScriptResult:
     """Run ``labkit/scripts/NAME.py`` (or a script at a Path) in a child process.
 
     Returns what the script ``report()``ed. The child runs in its own session with a stdin
@@ -194,21 +210,29 @@ def run_script(name: str | Path, *args: Any, timeout: float = 120.0, check: bool
     data: dict[str, Any] = {}
     progress: queue.SimpleQueue[dict[str, int]] = queue.SimpleQueue()
     started = time.perf_counter()
-    child = Child([sys.executable, str(runner), str(script), *map(str, args)], script.stem,
-                  on={"RESULT": data.update, "PROGRESS": progress.put}, stderr_apart=True)
+    child = Child(
+        [sys.executable, str(runner), str(script), *map(str, args)],
+        script.stem,
+        on={"RESULT": data.update, "PROGRESS": progress.put},
+        stderr_apart=True,
+    )
     try:
         while not child.wait(0.05) and time.perf_counter() - started < timeout:
             _pass_on(progress, on_progress)
-    finally:                           # also on KeyboardInterrupt: never leave it running
+    finally:  # also on KeyboardInterrupt: never leave it running
         timed_out = child.alive
         child.stop()
-    _pass_on(progress, on_progress)    # the last ones, read after it exited
-    code = child.process.returncode      # it has exited: stop() waited for it
-    result = ScriptResult(script.stem, code, data, child.log(), child.errors(),
-                          time.perf_counter() - started)
+    _pass_on(progress, on_progress)  # the last ones, read after it exited
+    code = child.process.returncode  # it has exited: stop() waited for it
+    result = ScriptResult(
+        script.stem, code, data, child.log(), child.errors(), time.perf_counter() - started
+    )
     if check and (timed_out or result.returncode != 0):
-        why = f"was killed after {timeout:g} s" if timed_out else \
-            f"exited with code {result.returncode}"
+        why = (
+            f"was killed after {timeout:g} s"
+            if timed_out
+            else f"exited with code {result.returncode}"
+        )
         tail = "\n".join((result.stderr or result.stdout).splitlines()[-25:])
         raise ScriptError(f"lesson script {script.stem!r} {why}.\n--- its last output ---\n{tail}")
     return result

@@ -3,13 +3,19 @@
 Every function returns seconds per operation, measured now on this machine; the lessons compare
 two of them measured in the same run, never a number against a constant.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 
-__all__ = ["compute", "generator_switch_cost", "greenlet_switch_cost", "thread_handoff_cost",
-           "lock_handoff_cost"]
+__all__ = [
+    "compute",
+    "generator_switch_cost",
+    "greenlet_switch_cost",
+    "thread_handoff_cost",
+    "lock_handoff_cost",
+]
 
 
 def compute(seconds: float) -> None:
@@ -25,13 +31,14 @@ def compute(seconds: float) -> None:
 
 def generator_switch_cost(n: int = 200_000) -> float:
     """Seconds for one switch into a generator coroutine and back (one ``send``)."""
+
     def echo():
         value = None
         while True:
-            value = yield value        # control goes back to the caller here
+            value = yield value  # control goes back to the caller here
 
     coro = echo()
-    next(coro)                         # prime it: run up to the first yield
+    next(coro)  # prime it: run up to the first yield
     send = coro.send
     start = time.perf_counter()
     for i in range(n):
@@ -55,7 +62,7 @@ def greenlet_switch_cost(n: int = 200_000) -> float:
     for i in range(n):
         switch(i)
     elapsed = time.perf_counter() - start
-    g.throw()                          # finish it (GreenletExit)
+    g.throw()  # finish it (GreenletExit)
     return elapsed / n
 
 
@@ -67,14 +74,14 @@ def thread_handoff_cost(n: int = 5_000) -> float:
         for _ in range(n):
             ping.wait()
             ping.clear()
-            pong.set()                 # wake the main thread
+            pong.set()  # wake the main thread
 
     t = threading.Thread(target=partner)
     t.start()
     start = time.perf_counter()
     for _ in range(n):
-        ping.set()                     # wake the partner ...
-        pong.wait()                    # ... and sleep until it wakes us
+        ping.set()  # wake the partner ...
+        pong.wait()  # ... and sleep until it wakes us
         pong.clear()
     elapsed = time.perf_counter() - start
     t.join()
@@ -91,16 +98,16 @@ def lock_handoff_cost(n: int = 5_000) -> float:
 
     def partner():
         for _ in range(n):
-            if not partner_turn.acquire(timeout=10):   # sleeps until main releases it
+            if not partner_turn.acquire(timeout=10):  # sleeps until main releases it
                 return
-            main_turn.release()                        # wake main
+            main_turn.release()  # wake main
 
     t = threading.Thread(target=partner)
     t.start()
     start = time.perf_counter()
     for _ in range(n):
-        partner_turn.release()                         # wake the partner ...
-        if not main_turn.acquire(timeout=10):          # ... and sleep until it wakes us
+        partner_turn.release()  # wake the partner ...
+        if not main_turn.acquire(timeout=10):  # ... and sleep until it wakes us
             raise TimeoutError("the partner thread stopped answering")
     elapsed = time.perf_counter() - start
     t.join(timeout=10)

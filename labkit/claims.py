@@ -7,6 +7,7 @@ prints ``✔ the event loop used ...`` when it holds. When it does not, it print
 the measured numbers and raises ``ClaimFailed``, so ``pytest --nbval`` fails on that cell. The
 printed line never contains the numbers when the claim holds: stored outputs stay stable.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -23,6 +23,7 @@ A server module defines ``serve(listener, args)`` and ends with::
 
 Try it: ``python -m labkit.servers.selectors_echo --port 0``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,20 @@ from typing import Final, Literal
 from labkit.child import at_stop, emit, exit_now, follow_parent, real_lock, start_signal_thread
 from labkit.limits import raise_open_file_limit
 
-__all__ = ["run", "counters", "emit", "parser", "at_stop", "SetupError", "accept",
-           "accept_waiting", "AcceptPause", "ACCEPT_PAUSE", "PAUSED", "CountsAcceptPauses"]
+__all__ = [
+    "run",
+    "counters",
+    "emit",
+    "parser",
+    "at_stop",
+    "SetupError",
+    "accept",
+    "accept_waiting",
+    "AcceptPause",
+    "ACCEPT_PAUSE",
+    "PAUSED",
+    "CountsAcceptPauses",
+]
 
 
 class SetupError(Exception):
@@ -75,7 +88,7 @@ counters = Counters()
 # With every descriptor in use (EMFILE/ENFILE), accept() fails and the client stays queued in the
 # listen backlog. Retrying at once would only spin, so every server pauses accepting for a moment
 # (as gevent's own servers do) and goes on serving the clients it has.
-ACCEPT_PAUSE = 0.1      # seconds
+ACCEPT_PAUSE = 0.1  # seconds
 PAUSED: Final = "paused"  # what accept() returns when out of descriptors
 
 
@@ -87,7 +100,7 @@ def accept(listener: socket.socket) -> socket.socket | Literal["paused"] | None:
         conn, _ = listener.accept()
     except (BlockingIOError, ConnectionAbortedError):
         return None
-    except OSError:                      # EMFILE/ENFILE: no descriptor for it yet
+    except OSError:  # EMFILE/ENFILE: no descriptor for it yet
         counters.add(accept_paused=1)
         return PAUSED
     return conn
@@ -105,9 +118,9 @@ def accept_waiting(listener: socket.socket) -> socket.socket:
 class AcceptPause:
     """For an event-loop server: while out of descriptors, stop watching the listener.
 
-        if launch.accept(listener) == launch.PAUSED: unwatch it; pause.begin()
-        wait for events with timeout=pause.timeout()
-        if pause.over(): watch the listener again
+    if launch.accept(listener) == launch.PAUSED: unwatch it; pause.begin()
+    wait for events with timeout=pause.timeout()
+    if pause.over(): watch the listener again
     """
 
     def __init__(self) -> None:
@@ -137,10 +150,10 @@ class CountsAcceptPauses:
     """Mix into a gevent server class (StreamServer, WSGIServer): gevent already pauses
     accepting when out of descriptors and retries; this also counts it (``accept_paused``)."""
 
-    def do_read(self):                   # gevent's server calls it to accept one client
+    def do_read(self):  # gevent's server calls it to accept one client
         try:
             return super().do_read()  # type: ignore[misc]  # the server class's own
-        except OSError:                  # EMFILE: gevent pauses accepting, then retries
+        except OSError:  # EMFILE: gevent pauses accepting, then retries
             counters.add(accept_paused=1)
             raise
 
@@ -150,11 +163,18 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=first_line)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port to bind; 0 lets the OS choose")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow binding a non-loopback address (off: this is a shared machine)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address (off: this is a shared machine)",
+    )
     p.add_argument("--backlog", type=int, default=4096, help="listen() backlog")
-    p.add_argument("--client-timeout", type=float, default=30.0,
-                   help="seconds a blocking server waits on a silent client before dropping it")
+    p.add_argument(
+        "--client-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a blocking server waits on a silent client before dropping it",
+    )
     return p
 
 
@@ -169,15 +189,20 @@ def is_loopback(host: str) -> bool:
 
 def bind(args: argparse.Namespace) -> socket.socket:
     if not is_loopback(args.host) and not args.allow_remote:
-        sys.exit(f"refusing to bind {args.host!r}: this course serves on loopback only "
-                 "(127.0.0.1). Pass --allow-remote if you really mean it.")
+        sys.exit(
+            f"refusing to bind {args.host!r}: this course serves on loopback only "
+            "(127.0.0.1). Pass --allow-remote if you really mean it."
+        )
     return socket.create_server((args.host, args.port), backlog=args.backlog)
 
 
-def run(serve: Callable[[socket.socket, argparse.Namespace], None], description: str | None,
-        add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-        argv: list[str] | None = None,
-        setup: Callable[[argparse.Namespace], Callable[[], None] | None] | None = None) -> None:
+def run(
+    serve: Callable[[socket.socket, argparse.Namespace], None],
+    description: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: list[str] | None = None,
+    setup: Callable[[argparse.Namespace], Callable[[], None] | None] | None = None,
+) -> None:
     """Parse arguments, set up, bind, announce READY, and run ``serve`` until stopped.
 
     ``setup(args)`` runs before READY and may add to ``args`` what ``serve`` needs; it raises
@@ -189,7 +214,7 @@ def run(serve: Callable[[socket.socket, argparse.Namespace], None], description:
         add_arguments(p)
     args = p.parse_args(argv)
     raise_open_file_limit()
-    start_signal_thread()          # before setup: a stop during setup still cleans up
+    start_signal_thread()  # before setup: a stop during setup still cleans up
     try:
         cleanup = setup(args) if setup else None
         if cleanup:
@@ -204,8 +229,9 @@ def run(serve: Callable[[socket.socket, argparse.Namespace], None], description:
     code = 0
     try:
         serve(listener, args)
-    except BaseException:          # a crash: show why in the log, then clean up all the same
+    except BaseException:  # a crash: show why in the log, then clean up all the same
         import traceback
+
         traceback.print_exc()
         code = 1
     finally:

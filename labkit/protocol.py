@@ -29,17 +29,29 @@ NUL, and does not start with ``.``.
 ``Parser`` takes the bytes in whatever pieces they arrive and returns complete events; tests feed
 it every possible split of valid frames, and garbage.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-__all__ = ["ProtocolError", "Request", "Response", "Body", "End", "Parser", "check_name",
-           "MAX_HEADER", "request_bytes", "ok_header", "err_header"]
+__all__ = [
+    "ProtocolError",
+    "Request",
+    "Response",
+    "Body",
+    "End",
+    "Parser",
+    "check_name",
+    "MAX_HEADER",
+    "request_bytes",
+    "ok_header",
+    "err_header",
+]
 
 MAX_HEADER = 1024
-MAX_NAME_BYTES = 200                               # of UTF-8: fits any file system's name
-COMMANDS = {"GET": 1, "PUT": 2, "LIST": 0}         # command -> number of arguments
+MAX_NAME_BYTES = 200  # of UTF-8: fits any file system's name
+COMMANDS = {"GET": 1, "PUT": 2, "LIST": 0}  # command -> number of arguments
 # Numbers on the wire are ASCII digits: [0-9], not \d or str.isdigit(), which also take "²".
 SIZE, CODE, SHA256 = re.compile("[0-9]{1,19}"), re.compile("[0-9]{3}"), re.compile("[0-9a-f]{64}")
 
@@ -54,23 +66,23 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    command: str          # GET, PUT or LIST
+    command: str  # GET, PUT or LIST
     name: str = ""
-    size: int = 0         # PUT: the number of body bytes that follow
+    size: int = 0  # PUT: the number of body bytes that follow
 
 
 @dataclass(frozen=True)
 class Response:
     ok: bool
-    size: int = 0         # OK: the number of body bytes that follow
+    size: int = 0  # OK: the number of body bytes that follow
     sha256: str = ""
-    code: int = 0         # ERR: the error code and message
+    code: int = 0  # ERR: the error code and message
     message: str = ""
 
 
 @dataclass(frozen=True)
 class Body:
-    data: bytes           # part of the body of the current frame
+    data: bytes  # part of the body of the current frame
 
 
 @dataclass(frozen=True)
@@ -80,10 +92,15 @@ class End:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it may name a file in the server's folder; raise ProtocolError 403."""
-    encoded = name.encode("utf-8", "replace")      # a lone surrogate becomes "?": refused below
-    bad = (not name or len(encoded) > MAX_NAME_BYTES or encoded.decode() != name or
-           name.startswith(".") or any(c in name for c in "/\\\0") or
-           any(c.isspace() for c in name))
+    encoded = name.encode("utf-8", "replace")  # a lone surrogate becomes "?": refused below
+    bad = (
+        not name
+        or len(encoded) > MAX_NAME_BYTES
+        or encoded.decode() != name
+        or name.startswith(".")
+        or any(c in name for c in "/\\\0")
+        or any(c.isspace() for c in name)
+    )
     if bad:
         raise ProtocolError(403, f"file name refused: {name[:60]!r}")
     return name
@@ -102,8 +119,9 @@ def parse_request_header(line: str, max_body: int) -> Request:
     parts = line.split(" ")
     command = parts[0]
     if command not in COMMANDS or len(parts) != COMMANDS[command] + 1:
-        raise ProtocolError(400, f"expected GET <name>, PUT <name> <size> or LIST, "
-                                 f"got {line[:60]!r}")
+        raise ProtocolError(
+            400, f"expected GET <name>, PUT <name> <size> or LIST, got {line[:60]!r}"
+        )
     if command == "LIST":
         return Request("LIST")
     name = check_name(parts[1])
@@ -116,8 +134,9 @@ def parse_response_header(line: str, max_body: int) -> Response:
         return Response(True, _size(parts[1], max_body), parts[2])
     if parts[0] == "ERR" and len(parts) >= 2 and CODE.fullmatch(parts[1]):
         return Response(False, code=int(parts[1]), message=parts[2] if len(parts) > 2 else "")
-    raise ProtocolError(400, f"expected OK <size> <sha256> or ERR <code> <message>, "
-                             f"got {line[:60]!r}")
+    raise ProtocolError(
+        400, f"expected OK <size> <sha256> or ERR <code> <message>, got {line[:60]!r}"
+    )
 
 
 class Parser:
@@ -133,7 +152,7 @@ class Parser:
             raise ValueError("kind is 'request' or 'response'")
         self.kind, self.max_body = kind, max_body
         self._buffer = bytearray()
-        self._remaining: int | None = None    # body bytes still expected; None: in a header
+        self._remaining: int | None = None  # body bytes still expected; None: in a header
         self._failed = False
 
     @property
@@ -159,8 +178,8 @@ class Parser:
         if self._remaining is None:
             return self._header(events)
         if self._remaining and self._buffer:
-            part = bytes(self._buffer[:self._remaining])
-            del self._buffer[:len(part)]
+            part = bytes(self._buffer[: self._remaining])
+            del self._buffer[: len(part)]
             self._remaining -= len(part)
             events.append(Body(part))
         if self._remaining == 0:
@@ -176,7 +195,7 @@ class Parser:
                 raise ProtocolError(400, f"no header end within {MAX_HEADER} bytes")
             return False
         raw = bytes(self._buffer[:end])
-        del self._buffer[:end + 1]
+        del self._buffer[: end + 1]
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -203,5 +222,5 @@ def ok_header(size: int, sha256: str) -> bytes:
 
 
 def err_header(code: int, message: str) -> bytes:
-    line = f"ERR {code} {message}".replace("\n", " ").encode()[:MAX_HEADER - 1]
-    return line.decode("utf-8", "ignore").encode() + b"\n"   # never cut a character in half
+    line = f"ERR {code} {message}".replace("\n", " ").encode()[: MAX_HEADER - 1]
+    return line.decode("utf-8", "ignore").encode() + b"\n"  # never cut a character in half

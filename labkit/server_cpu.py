@@ -7,6 +7,7 @@ A server that waits properly uses next to no CPU while idle; one whose handler s
 closed connection burns a core. The servers' CPU time is read from ``/proc`` through
 ``ServerHandle.cpu_seconds()``.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,9 @@ class HasCpuSeconds(Protocol):
     def cpu_seconds(self) -> float: ...
 
 
-def idle_cpu(servers: Mapping[str, HasCpuSeconds], burn: float = 0.3,
-             longest: float = 6.0) -> tuple[dict[str, float], float]:
+def idle_cpu(
+    servers: Mapping[str, HasCpuSeconds], burn: float = 0.3, longest: float = 6.0
+) -> tuple[dict[str, float], float]:
     """CPU seconds each server uses over one window with no client connected, and the window's
     length: we watch until one server has used ``burn`` seconds, or for ``longest`` seconds."""
     before = {name: srv.cpu_seconds() for name, srv in servers.items()}

@@ -1,4 +1,5 @@
 """Show the exact code that runs, in a notebook: ``labkit.show("select_echo")``."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,9 +15,11 @@ def source_of(target: Any) -> str:
     a module, a function or a class."""
     if isinstance(target, str) and target.startswith("scripts/"):
         from labkit import scripts
+
         return scripts.path(target.split("/", 1)[1]).read_text(encoding="utf-8")
     if isinstance(target, str):
         from labkit.servers import NAMES
+
         module = f"labkit.servers.{target}" if target in NAMES else target
         # Read the file, never import it: importing a gevent server would monkey-patch the
         # Jupyter kernel itself, which breaks it.
@@ -30,4 +33,5 @@ def source_of(target: Any) -> str:
 def show(target: Any) -> Any:
     """Display the source with syntax highlighting (plain text outside Jupyter)."""
     from IPython.display import Code
+
     return Code(source_of(target), language="python")

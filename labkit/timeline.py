@@ -16,6 +16,7 @@ the same way in every lesson::
 
     plot_timeline(file_spans, states={"download": "#2ca02c", "upload": "#9467bd"})
 """
+
 from __future__ import annotations
 
 import json
@@ -26,20 +27,32 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:                  # matplotlib is imported only when a figure is drawn
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Span", "Recorder", "GreenletTrace", "plot_timeline", "compare_timelines",
-           "spans_to_json", "spans_from_json", "duration", "max_concurrent", "busy_time",
-           "STATES", "STATE_COLORS", "show_figures_inline", "WithSpans"]
+__all__ = [
+    "Span",
+    "Recorder",
+    "GreenletTrace",
+    "plot_timeline",
+    "compare_timelines",
+    "spans_to_json",
+    "spans_from_json",
+    "duration",
+    "max_concurrent",
+    "busy_time",
+    "STATES",
+    "STATE_COLORS",
+    "show_figures_inline",
+    "WithSpans",
+]
 
 #: the states every lesson shares
 STATES = ("running", "waiting", "queued", "idle")
 #: one colour per state, in every figure of the course (waiting is grey, as in the classic
 #: figures; queued, a wait for the server to start serving at all, is orange)
-STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "queued": "#ff7f0e",
-                "idle": "#f2f2f2"}
+STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "queued": "#ff7f0e", "idle": "#f2f2f2"}
 #: states in which a task is not doing or waiting for its own work (max_concurrent skips them)
 NOT_BUSY = ("queued", "idle")
 
@@ -156,11 +169,13 @@ class GreenletTrace:
 
     def __enter__(self) -> GreenletTrace:
         import greenlet
+
         self._previous = greenlet.settrace(self._on_event)
         return self
 
     def __exit__(self, *exc: object) -> None:
         import greenlet
+
         greenlet.settrace(self._previous)
         self.recorder.close()
 
@@ -192,7 +207,7 @@ def max_concurrent(spans: Iterable[Span], states: Iterable[str] | None = None) -
         if busy and s.end > s.start:
             edges += [(s.start, 1), (s.end, -1)]
     level = best = 0
-    for _, step in sorted(edges):                     # at a tie, -1 sorts before +1
+    for _, step in sorted(edges):  # at a tie, -1 sorts before +1
         level += step
         best = max(best, level)
     return best
@@ -201,6 +216,7 @@ def max_concurrent(spans: Iterable[Span], states: Iterable[str] | None = None) -
 # -- figures -----------------------------------------------------------------------------------
 def _figure_png(fig: Figure) -> bytes:
     import io
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
@@ -213,11 +229,13 @@ def show_figures_inline() -> None:
     them), and this kernel's inline backend only draws pyplot's own figures.
     """
     import sys
-    if "IPython" not in sys.modules:   # not in Jupyter (a server, a script): import nothing,
-        return                          # above all not numpy, whose BLAS starts threads
+
+    if "IPython" not in sys.modules:  # not in Jupyter (a server, a script): import nothing,
+        return  # above all not numpy, whose BLAS starts threads
     shell = sys.modules["IPython"].get_ipython()
     if shell is not None:
         from matplotlib.figure import Figure
+
         shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_png)
 
 
@@ -238,31 +256,43 @@ def _colors(spans: list[Span], states: dict[str, str] | None) -> dict[str, str]:
     colors = {**STATE_COLORS, **(states or {})}
     unknown = sorted({s.state for s in spans} - set(colors))
     if unknown:
-        raise ValueError(f"states {unknown} are not the course's {STATES}: a lesson that records "
-                         f"its own states declares them, e.g. states={{{unknown[0]!r}: '#2ca02c'}}")
+        raise ValueError(
+            f"states {unknown} are not the course's {STATES}: a lesson that records "
+            f"its own states declares them, e.g. states={{{unknown[0]!r}: '#2ca02c'}}"
+        )
     return colors
 
 
-def _draw(ax: Axes, spans: list[Span], title: str | None, colors: dict[str, str],
-          max_rows: int = 60) -> None:
+def _draw(
+    ax: Axes, spans: list[Span], title: str | None, colors: dict[str, str], max_rows: int = 60
+) -> None:
     tasks = _task_order(spans)
     total = len(tasks)
-    if total > max_rows:                              # thousands of clients: show a sample
+    if total > max_rows:  # thousands of clients: show a sample
         step = total / max_rows
         tasks = [tasks[int(i * step)] for i in range(max_rows)]
     if total > 30:
-        ax.set_ylabel(f"{total:,} tasks, one per row" if total <= max_rows
-                      else f"{max_rows} of {total:,} tasks, one per row")
+        ax.set_ylabel(
+            f"{total:,} tasks, one per row"
+            if total <= max_rows
+            else f"{max_rows} of {total:,} tasks, one per row"
+        )
     row = {t: i for i, t in enumerate(tasks)}
     for state, color in colors.items():
         for task in tasks:
-            bars = [(s.start * 1000, max(s.length * 1000, 0.05)) for s in spans
-                    if s.task == task and s.state == state]
+            bars = [
+                (s.start * 1000, max(s.length * 1000, 0.05))
+                for s in spans
+                if s.task == task and s.state == state
+            ]
             if bars:
                 ax.broken_barh(bars, (row[task] - 0.4, 0.8), color=color)
-    ax.set_yticks(range(len(tasks)), tasks if len(tasks) <= 30 else [""] * len(tasks),
-                  fontsize=10 if len(tasks) <= 12 else 7)
-    ax.set_ylim(len(tasks) - 0.5, -0.5)               # first task on top
+    ax.set_yticks(
+        range(len(tasks)),
+        tasks if len(tasks) <= 30 else [""] * len(tasks),
+        fontsize=10 if len(tasks) <= 12 else 7,
+    )
+    ax.set_ylim(len(tasks) - 0.5, -0.5)  # first task on top
     ax.set_xlabel("time (ms)")
     ax.grid(axis="x", alpha=0.3)
     if title:
@@ -271,18 +301,30 @@ def _draw(ax: Axes, spans: list[Span], title: str | None, colors: dict[str, str]
 
 def _legend(fig: Figure, spans: list[Span], colors: dict[str, str]) -> None:
     from matplotlib.patches import Patch
+
     used = [st for st in colors if any(s.state == st for s in spans)]
-    fig.legend([Patch(color=colors[st]) for st in used], used, loc="upper right",
-               ncol=len(used), frameon=False, fontsize=9)
+    fig.legend(
+        [Patch(color=colors[st]) for st in used],
+        used,
+        loc="upper right",
+        ncol=len(used),
+        frameon=False,
+        fontsize=9,
+    )
 
 
-def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float = 9.0,
-                  states: dict[str, str] | None = None) -> Figure:
+def plot_timeline(
+    spans: Iterable[Span],
+    title: str | None = None,
+    width: float = 9.0,
+    states: dict[str, str] | None = None,
+) -> Figure:
     """One row per task, time in ms along x; returns a matplotlib Figure (shown by Jupyter).
 
     ``states`` maps a lesson's own states (beyond the course's ``STATES``) to their colours.
     """
     from matplotlib.figure import Figure
+
     spans = list(spans)
     colors = _colors(spans, states)
     rows = min(len(_task_order(spans)), 60)
@@ -293,18 +335,21 @@ def plot_timeline(spans: Iterable[Span], title: str | None = None, width: float 
     return fig
 
 
-def compare_timelines(runs: dict[str, Iterable[Span]], width: float = 9.0,
-                      states: dict[str, str] | None = None) -> Figure:
+def compare_timelines(
+    runs: dict[str, Iterable[Span]], width: float = 9.0, states: dict[str, str] | None = None
+) -> Figure:
     """Several timelines stacked on one shared time axis, so the difference is seen
     (``states``: a lesson's own states and their colours, as for ``plot_timeline``)."""
     from matplotlib.figure import Figure
+
     lists = {name: list(spans) for name, spans in runs.items()}
     colors = _colors([s for spans in lists.values() for s in spans], states)
     heights = [min(len(_task_order(s)), 60) + 1.5 for s in lists.values()]
-    row = min(0.3, 8.0 / sum(heights))               # many rows: thinner rows, not a taller page
+    row = min(0.3, 8.0 / sum(heights))  # many rows: thinner rows, not a taller page
     fig = Figure(figsize=(width, 0.6 + row * sum(heights)), layout="constrained")
-    axes = fig.subplots(len(lists), 1, sharex=True, gridspec_kw={"height_ratios": heights},
-                        squeeze=False)[:, 0]
+    axes = fig.subplots(
+        len(lists), 1, sharex=True, gridspec_kw={"height_ratios": heights}, squeeze=False
+    )[:, 0]
     for ax, (name, spans) in zip(axes, lists.items()):
         _draw(ax, spans, f"{name}: {duration(spans) * 1000:.0f} ms", colors)
         if ax is not axes[-1]:

@@ -11,6 +11,7 @@ the progress bar. An error (say, more clients than the open-file limit allows) i
 panel as a message, not a traceback; so is an interrupt (Kernel > Interrupt during a run), after
 which every server the run started and left running is stopped.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -26,9 +27,14 @@ from labkit import background
 __all__ = ["panel"]
 
 
-def panel(run: Callable[..., Any], draw: Callable[[Any], Any], controls: dict[str, w.Widget],
-          title: str = "", summary: Callable[[Any], str] | None = None,
-          run_now: bool = True) -> w.VBox:
+def panel(
+    run: Callable[..., Any],
+    draw: Callable[[Any], Any],
+    controls: dict[str, w.Widget],
+    title: str = "",
+    summary: Callable[[Any], str] | None = None,
+    run_now: bool = True,
+) -> w.VBox:
     """A panel that calls ``run(**control values)`` on Run and shows ``draw(result)``."""
     button = w.Button(description="Run", button_style="primary", icon="play")
     bar = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="50%"))
@@ -55,12 +61,12 @@ def panel(run: Callable[..., Any], draw: Callable[[Any], Any], controls: dict[st
                     print(summary(result))
             bar.value = bar.max
             status.value = f"done in {time.perf_counter() - started:.1f} s"
-        except Exception as exc:                 # show it where the student is looking
+        except Exception as exc:  # show it where the student is looking
             out.clear_output(wait=True)
             with out:
                 print(f"{type(exc).__name__}: {exc}")
             status.value = "failed (see below)"
-        except KeyboardInterrupt:                # Kernel > Interrupt: one line, no traceback
+        except KeyboardInterrupt:  # Kernel > Interrupt: one line, no traceback
             out.clear_output(wait=True)
             with out:
                 print(interrupted(run, values, servers_before))
@@ -88,5 +94,7 @@ def interrupted(run: Callable[..., Any], values: dict[str, Any], servers_before:
     still = [h.name for h in left if h.alive]
     if still:
         return f"Interrupted: {call}; could not stop {', '.join(still)} (labkit.stop_all())."
-    return f"Interrupted: {call}; stopped the servers it left running: " \
+    return (
+        f"Interrupted: {call}; stopped the servers it left running: "
         f"{', '.join(h.name for h in left)}."
+    )

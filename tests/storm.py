@@ -11,6 +11,7 @@ storms; each fuzz test decides what a storm is for its protocol.
             ...
         Health.of(srv.pid).assert_back_to(before)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,13 +20,14 @@ import resource
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+
+from processes import pid_alive
 
 from labkit.proc import open_files as fd_count
 from labkit.proc import status_kib as rss_kib
-from processes import pid_alive
 
 # Sizes and counts that non-ASCII "digits" and long names should never crash.
 NASTY_NUMBERS = ["²", "①", "٣", "１２", "-1", "+5", " 7", "1e3", "0x10", "9" * 40, "", "١٠"]
@@ -53,11 +55,17 @@ class Health:
     rss_kib: int
 
     @classmethod
-    def of(cls, pid: int) -> "Health":
+    def of(cls, pid: int) -> Health:
         return cls(fd_count(pid), rss_kib(pid))
 
-    def assert_back_to(self, before: "Health", pid: int, fd_slack: int = 8,
-                       rss_slack_kib: int = 16 * 1024, wait: float = 10.0) -> None:
+    def assert_back_to(
+        self,
+        before: Health,
+        pid: int,
+        fd_slack: int = 8,
+        rss_slack_kib: int = 16 * 1024,
+        wait: float = 10.0,
+    ) -> None:
         """Wait (servers close idle sockets on their own time) until descriptors and memory are
         back near ``before``; fail with both numbers if they never are."""
         deadline = time.monotonic() + wait
@@ -89,7 +97,7 @@ def flood(host: str, port: int, count: int, timeout: float = 5.0) -> Iterator[li
 def junk(rng: random.Random, size: int) -> bytes:
     """Random bytes, sometimes with newlines and ASCII words mixed in, as fuzzers send."""
     parts, total = [], 0
-    while total < size:                    # a running total: sum() each round is quadratic
+    while total < size:  # a running total: sum() each round is quadratic
         kind = rng.random()
         if kind < 0.4:
             parts.append(rng.randbytes(rng.randint(1, 64)))
@@ -107,10 +115,12 @@ def send_half_close_read(host: str, port: int, data: bytes, timeout: float = 20.
     closes. Sends from a thread while reading, so a server that answers as it reads (an echo)
     never deadlocks against us; a server that never closes fails with a timeout."""
     with socket.create_connection((host, port), timeout=timeout) as s:
+
         def send_all() -> None:
             with contextlib.suppress(OSError):
                 s.sendall(data)
                 s.shutdown(socket.SHUT_WR)
+
         sender = threading.Thread(target=send_all, daemon=True)
         sender.start()
         received = bytearray()
@@ -120,8 +130,9 @@ def send_half_close_read(host: str, port: int, data: bytes, timeout: float = 20.
         return bytes(received)
 
 
-def send_and_vanish(host: str, port: int, data: bytes, half_close: bool = False,
-                    timeout: float = 5.0) -> None:
+def send_and_vanish(
+    host: str, port: int, data: bytes, half_close: bool = False, timeout: float = 5.0
+) -> None:
     """Connect, send ``data`` (as much as the server takes), then leave without reading:
     by half-closing (shutdown SHUT_WR, then close) or by a reset (SO_LINGER 0)."""
     with socket.create_connection((host, port), timeout=timeout) as s:
@@ -130,4 +141,6 @@ def send_and_vanish(host: str, port: int, data: bytes, half_close: bool = False,
             if half_close:
                 s.shutdown(socket.SHUT_WR)
             else:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )

@@ -1,4 +1,5 @@
 """labkit.serve: the READY handshake, start failures, and never leaving a server behind."""
+
 import os
 import signal
 import socket
@@ -65,7 +66,7 @@ def test_stop_is_idempotent_and_child_output_is_captured(capfd):
     srv.wait_ready(10)
     srv.stop()
     assert not srv.alive and not pid_alive(srv.pid)
-    srv.stop()                                    # again: nothing to do, and no error
+    srv.stop()  # again: nothing to do, and no error
     assert not srv.alive
     # what it printed, on either stream, is in its log and never in ours; READY is consumed
     assert srv.log().splitlines() == ["hello on stdout", "hello on stderr"]
@@ -83,6 +84,7 @@ def test_a_real_servers_protocol_lines_are_consumed_not_logged():
 
 def test_stats_counts_connections():
     import socket
+
     with labkit.serve("selectors_echo") as srv:
         for _ in range(3):
             with socket.create_connection(srv.address, timeout=5) as s:
@@ -105,7 +107,7 @@ def test_server_dies_within_2s_when_its_parent_is_killed():
     try:
         server_pid = int(parent.stdout.readline())
         assert pid_alive(server_pid)
-        parent.send_signal(signal.SIGKILL)       # no atexit, no finally: only the lifeline
+        parent.send_signal(signal.SIGKILL)  # no atexit, no finally: only the lifeline
         parent.wait(5)
         assert wait_dead(server_pid, 2.0), "server outlived its SIGKILLed parent"
     finally:
@@ -126,16 +128,17 @@ FORKING_PARENT = textwrap.dedent("""
 
 
 def test_server_dies_within_2s_when_its_parent_is_killed_even_if_the_parent_forked():
-    parent = subprocess.Popen([sys.executable, "-c", FORKING_PARENT], stdout=subprocess.PIPE,
-                              text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", FORKING_PARENT], stdout=subprocess.PIPE, text=True
+    )
     copy = None
     try:
         server_pid, copy = map(int, read_line(parent, 30).split())
         assert pid_alive(server_pid) and pid_alive(copy)
-        parent.send_signal(signal.SIGKILL)       # its stdin pipe stays open: the copy holds it
+        parent.send_signal(signal.SIGKILL)  # its stdin pipe stays open: the copy holds it
         parent.wait(5)
         assert wait_dead(server_pid, 2.0), "server outlived its SIGKILLed (forked) parent"
-        assert pid_alive(copy)                   # so it was not the lifeline's EOF
+        assert pid_alive(copy)  # so it was not the lifeline's EOF
     finally:
         parent.kill()
         parent.wait()
@@ -157,11 +160,16 @@ INTERRUPTED_PARENT = textwrap.dedent("""
 def test_server_ignores_sigint_sent_to_the_parents_group():
     # Jupyter's "interrupt" sends SIGINT to the kernel's whole process group; the server,
     # in a session of its own, is not in it.
-    parent = subprocess.Popen([sys.executable, "-c", INTERRUPTED_PARENT], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_PARENT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         server_pid, port = map(int, read_line(parent, 30).split())
-        os.killpg(parent.pid, signal.SIGINT)     # the parent leads its group, as a kernel does
+        os.killpg(parent.pid, signal.SIGINT)  # the parent leads its group, as a kernel does
         assert read_line(parent).strip() == "interrupted"
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"still here")

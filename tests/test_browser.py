@@ -9,6 +9,7 @@ make this pass. Chromium comes from Debian (`apt-get install chromium`); Playwri
 it and never downloads a browser. Without Chromium the test is skipped (on a laptop) or fails
 (in CI, where ASYNCLAB_REQUIRE_BROWSER=1).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
 RUN_TIMEOUT_MS = 120_000
@@ -42,8 +49,10 @@ pytestmark = pytest.mark.browser
 def _require_chromium():
     if CHROMIUM:
         return
-    message = ("Chromium is not installed, so the browser test cannot run. Install it with "
-               "`sudo apt-get install chromium` (Debian/Ubuntu); Playwright uses it as is.")
+    message = (
+        "Chromium is not installed, so the browser test cannot run. Install it with "
+        "`sudo apt-get install chromium` (Debian/Ubuntu); Playwright uses it as is."
+    )
     if os.environ.get("ASYNCLAB_REQUIRE_BROWSER"):
         pytest.fail(message)
     pytest.skip(message)
@@ -63,19 +72,37 @@ class JupyterLab:
 
     def __init__(self, root: Path, runtime: Path) -> None:
         self.token = uuid.uuid4().hex
-        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime),
-               "JUPYTER_CONFIG_DIR": str(runtime / "config"),
-               # the course's settings overrides, even when not installed into the venv
-               "JUPYTER_CONFIG_PATH": str(ROOT / "labkit" / "jupyter")}
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-               "--ServerApp.port=0", "--ServerApp.port_retries=0", "--allow-root",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
-               f"--LabApp.user_settings_dir={runtime / 'user-settings'}",
-               f"--LabApp.workspaces_dir={runtime / 'workspaces'}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        env = {
+            **os.environ,
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+            "JUPYTER_CONFIG_DIR": str(runtime / "config"),
+            # the course's settings overrides, even when not installed into the venv
+            "JUPYTER_CONFIG_PATH": str(ROOT / "labkit" / "jupyter"),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            "--ServerApp.port=0",
+            "--ServerApp.port_retries=0",
+            "--allow-root",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={runtime / 'user-settings'}",
+            f"--LabApp.workspaces_dir={runtime / 'workspaces'}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         self.log = open(runtime / "jupyterlab.log", "wb")
-        self.process = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.url = self._wait_for_url(runtime)
 
     def _wait_for_url(self, runtime: Path, timeout: float = 60) -> str:
@@ -100,8 +127,9 @@ class JupyterLab:
         return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
 
     def api(self, method: str, path: str) -> object:
-        req = urllib.request.Request(f"{self.url}{path}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             body = resp.read()
         return json.loads(body) if body else None
@@ -143,6 +171,7 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(lab):
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield b
@@ -169,7 +198,9 @@ def run_all(page) -> None:
             const failed = [...document.querySelectorAll('.jp-OutputArea-output')]
                 .some(e => e.textContent.includes('Traceback'));
             return failed || prompts.every(t => /\\[\\d+\\]/.test(t));
-        }""", timeout=RUN_TIMEOUT_MS)
+        }""",
+        timeout=RUN_TIMEOUT_MS,
+    )
     page.locator("#jp-main-statusbar").get_by_text("Idle").wait_for(timeout=RUN_TIMEOUT_MS)
 
 
@@ -178,7 +209,8 @@ def error_outputs(page) -> list[str]:
     return page.eval_on_selector_all(
         ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
         "els => els.filter(e => e.closest('.jp-OutputArea-child') && "
-        "e.textContent.includes('Traceback')).map(e => e.textContent)")
+        "e.textContent.includes('Traceback')).map(e => e.textContent)",
+    )
 
 
 def widget_panels(page):
@@ -207,7 +239,9 @@ def check_panel_redraws(page, panel) -> None:
     page.wait_for_function(
         "([el, before]) => { const img = el.querySelector('img');"
         " return img && img.getAttribute('src') !== before; }",
-        arg=[panel.element_handle(), before], timeout=RUN_TIMEOUT_MS)
+        arg=[panel.element_handle(), before],
+        timeout=RUN_TIMEOUT_MS,
+    )
 
 
 def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> list[str]:
@@ -219,8 +253,10 @@ def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> lis
         errors = error_outputs(page)
         if not errors:
             expected = expected_panels(relpath)
-            assert widget_panels(page).count() == expected, \
-                f"{relpath}: {widget_panels(page).count()} widget panels rendered, {expected} expected"
+            rendered = widget_panels(page).count()
+            assert rendered == expected, (
+                f"{relpath}: {rendered} widget panels rendered, {expected} expected"
+            )
             for i in range(expected):
                 panel = widget_panels(page).nth(i)
                 panel.scroll_into_view_if_needed()
@@ -236,8 +272,9 @@ def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> lis
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_jupyterlab(browser, lab, name):
     started = time.monotonic()
-    errors = run_notebook_in_browser(browser, lab, f"notebooks/{name}.ipynb",
-                                     ARTIFACTS / f"{name}.png")
+    errors = run_notebook_in_browser(
+        browser, lab, f"notebooks/{name}.ipynb", ARTIFACTS / f"{name}.png"
+    )
     assert not errors, f"{name} shows an error in JupyterLab:\n" + "\n".join(errors)
     print(f"{name}: ran in the browser in {time.monotonic() - started:.1f} s")
 
@@ -245,12 +282,15 @@ def test_notebook_runs_in_jupyterlab(browser, lab, name):
 def test_a_broken_notebook_fails_with_its_error(browser, lab):
     nb = nbformat.v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("print('fine')"),
-                nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken cell')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("print('fine')"),
+        nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken cell')"),
+    ]
     nbformat.write(nb, lab.root / "notebooks" / "zz_broken.ipynb")
     try:
-        errors = run_notebook_in_browser(browser, lab, "notebooks/zz_broken.ipynb",
-                                         ARTIFACTS / "zz_broken.png")
+        errors = run_notebook_in_browser(
+            browser, lab, "notebooks/zz_broken.ipynb", ARTIFACTS / "zz_broken.png"
+        )
     finally:
         (lab.root / "notebooks" / "zz_broken.ipynb").unlink()
     assert any("RuntimeError: deliberately broken cell" in e for e in errors), errors

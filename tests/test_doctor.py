@@ -14,8 +14,9 @@ def test_doctor_passes_here_and_prints_a_verdict():
 
 
 def test_doctor_command_line():
-    out = subprocess.run([sys.executable, "-m", "labkit", "doctor"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "labkit", "doctor"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "asynclab doctor" in out.stdout
 
@@ -28,7 +29,7 @@ def test_too_many_clients_says_why_and_what_to_do():
         assert "ulimit -n" in str(exc) and f"{n:,}" in str(exc)
     else:
         raise AssertionError("no error for more clients than descriptors")
-    limits.check_client_count(100)   # well within the limit: no error
+    limits.check_client_count(100)  # well within the limit: no error
 
 
 def _doctor_with_limit(soft, hard):
@@ -36,8 +37,14 @@ def _doctor_with_limit(soft, hard):
 
     def limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    return subprocess.run([sys.executable, "-m", "labkit", "doctor"], capture_output=True,
-                          text=True, timeout=60, preexec_fn=limit)
+
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+    )
 
 
 def test_doctor_reports_the_limit_the_process_was_given_not_its_own():
@@ -57,4 +64,5 @@ def test_doctor_under_a_hard_limit_of_1024_says_lessons_run_fewer_clients():
 
 def resource_hard():
     import resource
+
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]

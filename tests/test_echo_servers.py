@@ -1,4 +1,5 @@
 """Every echo server, over real loopback sockets: many clients, random pieces, exact bytes."""
+
 import hashlib
 import os
 import random
@@ -12,9 +13,17 @@ import labkit
 from labkit.clients.echo import echo_roundtrip, random_pieces
 
 # Every correct echo server, with its options; the broken ones are tested for their bug below.
-VARIANTS = {"blocking_echo": {}, "thread_echo": {}, "select_echo": {}, "selectors_echo": {},
-            "poll_echo": {}, "epoll_echo": {}, "epoll_echo-edge": {"edge": True},
-            "gevent_echo": {}, "gevent_stream_echo": {"pool": 1000}}
+VARIANTS = {
+    "blocking_echo": {},
+    "thread_echo": {},
+    "select_echo": {},
+    "selectors_echo": {},
+    "poll_echo": {},
+    "epoll_echo": {},
+    "epoll_echo-edge": {"edge": True},
+    "gevent_echo": {},
+    "gevent_stream_echo": {"pool": 1000},
+}
 CONCURRENT = [v for v in VARIANTS if v != "blocking_echo"]
 
 
@@ -39,7 +48,10 @@ def one_client(address, seed, size=64 * 1024):
     rng = random.Random(seed)
     payload = rng.randbytes(size)
     back = echo_roundtrip(address, payload, random_pieces(size, rng), timeout=60)
-    return (len(back), hashlib.sha256(back).hexdigest()), (size, hashlib.sha256(payload).hexdigest())
+    return (len(back), hashlib.sha256(back).hexdigest()), (
+        size,
+        hashlib.sha256(payload).hexdigest(),
+    )
 
 
 def test_200_concurrent_clients_get_exactly_their_bytes(echo_server):
@@ -56,8 +68,9 @@ def test_200_concurrent_clients_get_exactly_their_bytes(echo_server):
 
 def test_slow_reader_loses_nothing(echo_server):
     payload = random.Random(7).randbytes(4 * 1024 * 1024)  # far more than the socket buffers
-    back = echo_roundtrip(echo_server.address, payload, timeout=60, read_size=16384,
-                          read_pause=0.0005)
+    back = echo_roundtrip(
+        echo_server.address, payload, timeout=60, read_size=16384, read_pause=0.0005
+    )
     assert len(back) == len(payload)
     assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
 
@@ -65,16 +78,21 @@ def test_slow_reader_loses_nothing(echo_server):
 def test_500_concurrent_clients_with_random_sized_messages(echo_server):
     sizes = random.Random(500)
     with ThreadPoolExecutor(max_workers=500) as pool:
-        results = list(pool.map(lambda s: one_client(echo_server.address, s, size=sizes.randint(1, 20_000)),
-                                range(500)))
+        results = list(
+            pool.map(
+                lambda s: one_client(echo_server.address, s, size=sizes.randint(1, 20_000)),
+                range(500),
+            )
+        )
     assert all(got == want for got, want in results)
 
 
 def test_client_vanishing_mid_message_leaves_others_served(echo_server):
     import socket
+
     for _ in range(5):
         s = socket.create_connection(echo_server.address, timeout=5)
-        s.sendall(os.urandom(30_000))          # half a "message", then gone without reading
+        s.sendall(os.urandom(30_000))  # half a "message", then gone without reading
         s.close()
     got, want = one_client(echo_server.address, 1234, size=50_000)
     assert got == want
@@ -82,11 +100,14 @@ def test_client_vanishing_mid_message_leaves_others_served(echo_server):
 
 def test_a_client_that_half_closes_still_gets_its_whole_echo(echo_server):
     from storm import send_half_close_read
-    for size in (100_000, 3_000_000):              # below and above HIGH_WATER
+
+    for size in (100_000, 3_000_000):  # below and above HIGH_WATER
         payload = random.Random(size).randbytes(size)
         back = send_half_close_read(*echo_server.address, payload)
-        assert (len(back), hashlib.sha256(back).digest()) == \
-            (len(payload), hashlib.sha256(payload).digest())
+        assert (len(back), hashlib.sha256(back).digest()) == (
+            len(payload),
+            hashlib.sha256(payload).digest(),
+        )
 
 
 @pytest.mark.parametrize("name", CONCURRENT)
@@ -114,16 +135,18 @@ def test_slow_reader_does_not_stall_the_others(name):
 
 def test_server_survives_client_that_vanishes(echo_server):
     import socket
+
     s = socket.create_connection(echo_server.address, timeout=5)
     s.sendall(os.urandom(100_000))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    s.close()                                   # RST with unread echo pending
+    s.close()  # RST with unread echo pending
     got, want = one_client(echo_server.address, 99, size=10_000)
     assert got == want
 
 
 def test_naive_select_server_really_loses_data_and_the_fix_does_not():
     from labkit.clients.echo import echo_late_reader
+
     payload = random.Random(3).randbytes(16_000_000)
     with labkit.serve("select_echo_naive") as srv:
         back = echo_late_reader(srv.address, payload)
@@ -150,6 +173,7 @@ def test_spinning_gevent_server_really_burns_cpu_and_the_fix_does_not():
 
 def test_stream_server_pool_caps_concurrency():
     from labkit.clients.load import run_echo_clients
+
     with labkit.serve("gevent_stream_echo", pool=5) as srv:
         result = run_echo_clients(srv.address, n_clients=30, messages=2, pause=0.05)
         stats = srv.stats()
@@ -157,15 +181,17 @@ def test_stream_server_pool_caps_concurrency():
     assert stats["most_active"] == 5
 
 
-@pytest.mark.parametrize("name", ["blocking_echo", "thread_echo", "gevent_echo",
-                                  "gevent_stream_echo", "gevent_files"])
+@pytest.mark.parametrize(
+    "name", ["blocking_echo", "thread_echo", "gevent_echo", "gevent_stream_echo", "gevent_files"]
+)
 def test_a_silent_client_is_dropped_after_the_client_timeout(name):
     import socket
+
     with labkit.serve(name, client_timeout=0.5) as srv:
         with socket.create_connection(srv.address, timeout=5) as s:
             started = time.monotonic()
             said = b""
-            while chunk := s.recv(100):        # the server hung up on us (a file server may
-                said += chunk                  # say why first: "ERR 408 ...")...
-            assert 0.4 < time.monotonic() - started < 4   # ... after about the timeout
+            while chunk := s.recv(100):  # the server hung up on us (a file server may
+                said += chunk  # say why first: "ERR 408 ...")...
+            assert 0.4 < time.monotonic() - started < 4  # ... after about the timeout
             assert said == b"" or said.startswith(b"ERR 408")

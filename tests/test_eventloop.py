@@ -1,5 +1,6 @@
 """The event loop steps of lesson 05: correct bytes, real concurrency (from the server's own
 log, not from timings), a loop that never hangs, and the command lines."""
+
 import hashlib
 import json
 import os
@@ -35,12 +36,12 @@ def server_concurrency(srv):
 
 @pytest.mark.parametrize("step", [callbacks, generators, futures], ids=lambda m: m.__name__)
 def test_each_step_fetches_exact_pages_concurrently(server, step):
-    server_concurrency(server)                                   # start from an empty log
+    server_concurrency(server)  # start from an empty log
     urls = [f"http://{server.host}:{server.port}/pages/{PAGE.name}?id={i}" for i in range(25)]
     bodies = step.fetch_many(urls)
     want = hashlib.sha256(PAGE.read_bytes()).hexdigest()
     assert [hashlib.sha256(b).hexdigest() for b in bodies] == [want] * 25
-    assert server_concurrency(server) == 25                      # all 25 in flight at once
+    assert server_concurrency(server) == 25  # all 25 in flight at once
 
 
 def refused_url():
@@ -99,7 +100,7 @@ def test_timers_fire_in_order_and_tasks_await_each_other():
 
 def test_a_task_waiting_forever_raises_instead_of_hanging():
     loop = futures.Loop(idle_timeout=0.2)
-    a, b = socket.socketpair()                                   # nobody ever writes to b
+    a, b = socket.socketpair()  # nobody ever writes to b
 
     async def stuck():
         await loop.wait_for(a, futures.selectors.EVENT_READ)
@@ -112,8 +113,12 @@ def test_a_task_waiting_forever_raises_instead_of_hanging():
 
 @pytest.mark.parametrize("step", ["callbacks", "generators", "futures"])
 def test_each_step_runs_from_the_command_line(step):
-    out = subprocess.run([sys.executable, "-m", f"labkit.eventloop.{step}", "-n", "5",
-                          "--delay", "0.05"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", f"labkit.eventloop.{step}", "-n", "5", "--delay", "0.05"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("5 pages of [48708] bytes")
 
@@ -138,16 +143,18 @@ def test_cpu_trials_measure_the_three_models_on_cpu_only_tasks():
     trials = Trials.run(cpu_task, cpu_coroutine, names, rounds=2)
     assert len(trials.rounds) == 2
     assert all(set(r) == {"sequential", "threads", "event loop"} for r in trials.rounds)
-    assert all(len(cpu) == 3 and all(c > 0 for c in cpu)
-               for r in trials.rounds for _, cpu in r.values())
+    assert all(
+        len(cpu) == 3 and all(c > 0 for c in cpu) for r in trials.rounds for _, cpu in r.values()
+    )
     assert trials.always_one_after_another("sequential")
     assert trials.always_one_after_another("event loop")
-    assert trials.threads_cores() < 1.5                      # the GIL: one core at most
+    assert trials.threads_cores() < 1.5  # the GIL: one core at most
     assert trials.wall_over_work("event loop") > 0.5
     assert trials.quietest() in trials.rounds
     alive, cpu = trials.threads_alive_and_cpu(trials.rounds[0])
     assert len(alive) == len(cpu) == 3 and all(a > 0 for a in alive)
     overlapping = [Span("Task 1", "running", 0, 2), Span("Task 2", "running", 1, 3)]
     assert not one_after_another(overlapping, ["Task 1", "Task 2"])
-    assert one_after_another(overlapping[:1] + [Span("Task 2", "running", 2, 3)],
-                             ["Task 1", "Task 2"])
+    assert one_after_another(
+        overlapping[:1] + [Span("Task 2", "running", 2, 3)], ["Task 1", "Task 2"]
+    )

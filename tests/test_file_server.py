@@ -1,5 +1,6 @@
 """Both lesson 08 file servers against bad input, vanishing and slow clients, and load:
 they keep serving, lose no byte, leak no file descriptor, and never expose a partial upload."""
+
 import hashlib
 import os
 import random
@@ -28,7 +29,7 @@ def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
     shutil.copy(LYRICS, root / "lyrics.txt")
     (root / "big.bin").write_bytes(random.Random(1).randbytes(5_000_000))
-    (root / "escape").symlink_to("/etc/hostname")              # a link out of the root
+    (root / "escape").symlink_to("/etc/hostname")  # a link out of the root
     return root
 
 
@@ -89,8 +90,12 @@ def test_get_put_list_round_trip(server):
 
 
 def test_pipelined_requests_are_answered_in_order(server):
-    raw = request_bytes("GET", "lyrics.txt") + b"LIST\n" + request_bytes("PUT", "p.txt", b"abc") \
+    raw = (
+        request_bytes("GET", "lyrics.txt")
+        + b"LIST\n"
+        + request_bytes("PUT", "p.txt", b"abc")
         + request_bytes("GET", "nope.txt")
+    )
     with socket.create_connection(server.address, timeout=5) as s:
         s.sendall(raw)
         reader = ReplyReader(s)
@@ -101,10 +106,18 @@ def test_pipelined_requests_are_answered_in_order(server):
     assert replies[3][0].code == 404
 
 
-@pytest.mark.parametrize("raw,code", [
-    (os.urandom(3000), b"ERR 400"), (b"HELLO\n", b"ERR 400"), (b"x" * 5000, b"ERR 400"),
-    (b"GET ../pyproject.toml\n", b"ERR 403"), (b"GET /etc/passwd\n", b"ERR 403"),
-    (b"PUT a.txt 99999999\n", b"ERR 413"), (b"GET escape\n", b"ERR 404")])
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (os.urandom(3000), b"ERR 400"),
+        (b"HELLO\n", b"ERR 400"),
+        (b"x" * 5000, b"ERR 400"),
+        (b"GET ../pyproject.toml\n", b"ERR 403"),
+        (b"GET /etc/passwd\n", b"ERR 403"),
+        (b"PUT a.txt 99999999\n", b"ERR 413"),
+        (b"GET escape\n", b"ERR 404"),
+    ],
+)
 def test_bad_requests_get_an_error_and_the_server_goes_on(server, raw, code):
     assert talk(server, raw).startswith(code)
     assert still_serves(server)
@@ -112,10 +125,10 @@ def test_bad_requests_get_an_error_and_the_server_goes_on(server, raw, code):
 
 def test_truncated_upload_is_never_visible(server):
     with socket.create_connection(server.address, timeout=5) as s:
-        s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)     # then vanish
+        s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)  # then vanish
     time.sleep(0.3)
     assert still_serves(server)
-    assert not list(server.uploads.iterdir())                 # no file, no ".part-" leftover
+    assert not list(server.uploads.iterdir())  # no file, no ".part-" leftover
 
 
 def test_clients_vanishing_mid_download_and_fd_count_is_stable(server):
@@ -124,7 +137,7 @@ def test_clients_vanishing_mid_download_and_fd_count_is_stable(server):
     for _ in range(20):
         with socket.create_connection(server.address, timeout=5) as s:
             s.sendall(request_bytes("GET", "big.bin"))
-            s.recv(100_000)                                   # take a little, then vanish
+            s.recv(100_000)  # take a little, then vanish
         talk(server, os.urandom(200))
     assert open_fds(server.pid) == before, "the server leaked file descriptors"
     assert still_serves(server)
@@ -159,19 +172,25 @@ def test_a_slow_reader_does_not_stall_others_and_gets_every_byte(server):
 @pytest.mark.parametrize("mode", ["threads", "selectors", "gevent"])
 def test_2000_clients_get_and_put_with_every_hash_verified(root, tmp_path, mode):
     with labkit.serve("selectors_files", root=root, upload_dir=tmp_path) as srv:
-        result = run_file_clients(srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()),
-                                  mode=mode)
+        result = run_file_clients(
+            srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()), mode=mode
+        )
         stats = srv.stats()
-    assert (result.downloads_ok, result.uploads_ok, result.mismatches, result.errors) == \
-        (2000, 2000, 0, [])
+    assert (result.downloads_ok, result.uploads_ok, result.mismatches, result.errors) == (
+        2000,
+        2000,
+        0,
+        [],
+    )
     assert stats["gets"] == stats["puts"] == 2000
     assert len(list(tmp_path.iterdir())) == 2000
 
 
 def test_gevent_file_server_under_2000_greenlet_clients(root, tmp_path):
     with labkit.serve("gevent_files", root=root, upload_dir=tmp_path) as srv:
-        result = run_file_clients(srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()),
-                                  mode="gevent")
+        result = run_file_clients(
+            srv.address, 2000, expected_sha256=sha(LYRICS.read_bytes()), mode="gevent"
+        )
     assert (result.served, result.mismatches, result.errors) == (2000, 0, [])
 
 
@@ -195,13 +214,14 @@ def test_thousands_of_pipelined_gets_never_read_do_not_exhaust_descriptors(serve
     before = open_fds(server.pid)
     cap_open_files(server.pid, before + 100)
     hoarders = []
-    for _ in range(6):                     # each asks for 3,000 files and never reads a byte
+    for _ in range(6):  # each asks for 3,000 files and never reads a byte
         s = socket.create_connection(server.address, timeout=5)
         s.sendall(request_bytes("GET", "lyrics.txt") * 3000)
         hoarders.append(s)
     time.sleep(0.5)
-    assert server.alive and fd_count(server.pid) <= before + 6 + 6, \
+    assert server.alive and fd_count(server.pid) <= before + 6 + 6, (
         "the server holds a file open for every queued GET"
+    )
     assert still_serves(server)
     for s in hoarders:
         s.close()
@@ -216,13 +236,14 @@ def test_a_flood_past_the_descriptor_limit_pauses_accept_and_refuses_with_503(se
             deadline = time.monotonic() + 5
             while fd_count(server.pid) < limit and time.monotonic() < deadline:
                 time.sleep(0.05)
-            header, _ = get_file(good, "lyrics.txt")     # no descriptor left to open the file
+            header, _ = get_file(good, "lyrics.txt")  # no descriptor left to open the file
             assert (header.ok, header.code) == (False, 503) and server.alive
-        deadline = time.monotonic() + 10                   # 503 means "try again": the flood's
-        while (reply := get_file(good, "lyrics.txt"))[0].code == 503 and \
-                time.monotonic() < deadline:               # last sockets may still be closing
+        deadline = time.monotonic() + 10  # 503 means "try again": the flood's
+        while (reply := get_file(good, "lyrics.txt"))[
+            0
+        ].code == 503 and time.monotonic() < deadline:  # last sockets may still be closing
             time.sleep(0.1)
-        header, body = reply                               # the same connection goes on
+        header, body = reply  # the same connection goes on
         assert header.ok and sha(body) == sha(LYRICS.read_bytes())
     assert still_serves(server)
 
@@ -230,7 +251,7 @@ def test_a_flood_past_the_descriptor_limit_pauses_accept_and_refuses_with_503(se
 @pytest.mark.parametrize("name", SERVERS)
 def test_silent_clients_are_dropped_after_client_timeout_with_err_408(root, tmp_path, name):
     with labkit.serve(name, root=root, upload_dir=tmp_path, client_timeout=0.5) as srv:
-        assert still_serves(srv)                       # the server is fully up (its selector too)
+        assert still_serves(srv)  # the server is fully up (its selector too)
         before = open_fds(srv.pid)
         with flood(*srv.address, 20) as idle:
             time.sleep(2.0)
@@ -261,7 +282,7 @@ def test_stopping_mid_upload_leaves_no_part_file(tmp_path, name, how):
         if how == "SIGTERM":
             srv.process.send_signal(signal.SIGTERM)
         else:
-            srv.process.stdin.close()          # what the server sees when its parent dies
+            srv.process.stdin.close()  # what the server sees when its parent dies
         srv.process.wait(5)
     assert part_files(tmp_path) == []
 
@@ -269,9 +290,11 @@ def test_stopping_mid_upload_leaves_no_part_file(tmp_path, name, how):
 @pytest.mark.parametrize("name", SERVERS)
 def test_list_never_shows_unfinished_uploads_when_uploads_go_to_the_root(tmp_path, name):
     shutil.copy(LYRICS, tmp_path / "lyrics.txt")
-    with labkit.serve(name, root=tmp_path, upload_dir=tmp_path) as srv, \
-            socket.create_connection(srv.address, timeout=5) as half, \
-            socket.create_connection(srv.address, timeout=5) as s:
+    with (
+        labkit.serve(name, root=tmp_path, upload_dir=tmp_path) as srv,
+        socket.create_connection(srv.address, timeout=5) as half,
+        socket.create_connection(srv.address, timeout=5) as s,
+    ):
         half.sendall(b"PUT half.txt 100000\nxyz")
         deadline = time.monotonic() + 5
         while not part_files(tmp_path) and time.monotonic() < deadline:
@@ -292,6 +315,7 @@ def test_a_server_leaves_no_temporary_upload_folder_behind(name):
 def test_the_client_refuses_a_listing_with_non_ascii_sizes():
     """int() accepts "²" and "١٠"; a client must not believe a server that sends them."""
     from labkit.protocol import ProtocolError, ok_header
+
     for size in ("²", "١٠", "-1"):
         body = f"x {size}\n".encode()
         mine, theirs = socket.socketpair()

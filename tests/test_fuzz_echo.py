@@ -6,6 +6,7 @@ bytes, half-closes, clients that send megabytes and never read, clients that van
 must be alive, answer a good client byte for byte (length and SHA-256), and be back near its
 baseline of descriptors and memory (a client that does not read may cost about HIGH_WATER).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,20 +17,36 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from storm import (
+    Health,
+    alive,
+    cap_open_files,
+    flood,
+    junk,
+    rss_kib,
+    send_and_vanish,
+    send_half_close_read,
+)
 
 import labkit
 from labkit.clients.echo import echo_roundtrip, random_pieces
 from labkit.limits import raise_open_file_limit
-from storm import (Health, alive, cap_open_files, flood, junk, rss_kib, send_and_vanish,
-                   send_half_close_read)
 
 # Every echo server that must survive (the ones broken on purpose are not here). A short
 # --client-timeout, so that the blocking servers drop a non-reading client within the test.
-ECHO = {"blocking_echo": {}, "thread_echo": {}, "select_echo": {}, "poll_echo": {},
-        "epoll_echo": {}, "epoll_echo-edge": {"edge": True}, "selectors_echo": {},
-        "gevent_echo": {}, "gevent_stream_echo": {}}
+ECHO = {
+    "blocking_echo": {},
+    "thread_echo": {},
+    "select_echo": {},
+    "poll_echo": {},
+    "epoll_echo": {},
+    "epoll_echo-edge": {"edge": True},
+    "selectors_echo": {},
+    "gevent_echo": {},
+    "gevent_stream_echo": {},
+}
 CLIENT_TIMEOUT = 1.0
-HIGH_WATER = 1 << 20            # what the non-blocking servers buffer for one client, at most
+HIGH_WATER = 1 << 20  # what the non-blocking servers buffer for one client, at most
 MIB = 1024
 PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"
 
@@ -69,7 +86,7 @@ def vanishers(address, rng: random.Random, n: int = 10) -> None:
 def push_until_refused(sock: socket.socket, limit: int, seconds: float) -> int:
     """Send without reading until the server stops taking bytes (TCP back-pressure), ``limit``
     bytes went, or ``seconds`` passed. Returns how many bytes the kernel accepted."""
-    sock.settimeout(0.3)                   # a 0.3 s stall means the server stopped reading
+    sock.settimeout(0.3)  # a 0.3 s stall means the server stopped reading
     chunk, sent = bytes(256 * 1024), 0
     deadline = time.monotonic() + seconds
     while sent < limit and time.monotonic() < deadline:
@@ -101,7 +118,7 @@ def flood_past_the_limit(server, limit: int = 256, count: int = 400) -> None:
     cap_open_files(server.pid, limit)
     with flood(server.host, server.port, count, timeout=5) as socks:
         assert len(socks) > limit, "the flood did not get past the server's limit"
-        time.sleep(1.0)                    # the server meets EMFILE again and again meanwhile
+        time.sleep(1.0)  # the server meets EMFILE again and again meanwhile
         assert alive(server.pid), f"{server.name} died in the flood:\n{server.log(last=15)}"
 
 
@@ -118,7 +135,7 @@ class Findings:
             return
         try:
             storm(*args)
-        except Exception as err:           # noqa: BLE001 - every failure is a finding
+        except Exception as err:
             self.problems.append(f"{what}: {type(err).__name__}: {str(err)[:400]}")
 
     def assert_none(self):
@@ -151,9 +168,13 @@ def test_no_client_can_kill_or_bloat_an_echo_server(variant):
         found.check("clients that never read", assert_non_readers_cost_at_most_high_water, server)
         found.check("a flood past the open-file limit", flood_past_the_limit, server)
         found.check("a good client afterwards", good_echo, server.address, rng)
-        found.check("back to baseline", lambda: Health.of(server.pid).assert_back_to(
-            before, server.pid, rss_slack_kib=2 * HIGH_WATER // 1024 + 12 * MIB))
-        if variant != "blocking_echo":     # one client at a time never runs out of descriptors
+        found.check(
+            "back to baseline",
+            lambda: Health.of(server.pid).assert_back_to(
+                before, server.pid, rss_slack_kib=2 * HIGH_WATER // 1024 + 12 * MIB
+            ),
+        )
+        if variant != "blocking_echo":  # one client at a time never runs out of descriptors
             found.check("out of descriptors counted", assert_paused_accepting, server)
         found.assert_none()
 
@@ -166,9 +187,9 @@ def test_select_echo_refuses_what_select_cannot_watch_and_serves_the_rest():
         before = Health.of(server.pid)
         with flood(server.host, server.port, 1100, timeout=5) as socks:
             assert len(socks) == 1100
-            time.sleep(0.5)                # let the server accept (and refuse) them all
+            time.sleep(0.5)  # let the server accept (and refuse) them all
             assert alive(server.pid), server.log(last=15)
-            for s in socks[:5]:            # the first clients got descriptors below 1024
+            for s in socks[:5]:  # the first clients got descriptors below 1024
                 s.sendall(b"still here?")
                 assert s.recv(100) == b"still here?"
             refused = server.stats().get("refused", 0)
@@ -206,15 +227,17 @@ def read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, float]
 def bad_requests(server, rng: random.Random) -> None:
     """Garbage request lines and huge headers get a 4xx reply or a close, never a crash."""
     requests = [junk(rng, rng.randint(1, 20_000)) + b"\r\n\r\n" for _ in range(10)]
-    requests += [b"GET /pages/x HTTP/1.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n",
-                 b"GET /pages/x HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 20_000 + b"\r\n",
-                 b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n",
-                 b"GET /pages/page-48k.html?delay=" + "١٠".encode() + b" HTTP/1.1\r\n\r\n"]
+    requests += [
+        b"GET /pages/x HTTP/1.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n",
+        b"GET /pages/x HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 20_000 + b"\r\n",
+        b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /pages/page-48k.html?delay=" + "١٠".encode() + b" HTTP/1.1\r\n\r\n",
+    ]
     for request in requests:
         with socket.create_connection(server.address, timeout=5) as s:
             try:
                 s.sendall(request)
-            except OSError:                # the server may hang up before reading it all
+            except OSError:  # the server may hang up before reading it all
                 continue
             reply, _ = read_until_closed(s, within=10)
             assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply[:200]
@@ -235,7 +258,7 @@ def stalled_heads(server, n: int = 10) -> None:
             if time.monotonic() - started > 6:
                 raise AssertionError("a client trickling its headers was held for 6 s")
     except (BrokenPipeError, ConnectionResetError):
-        pass                                # closed by the server: what we want
+        pass  # closed by the server: what we want
     finally:
         trickler.close()
     for s in socks:
@@ -258,8 +281,9 @@ def good_page(server) -> None:
 
 def test_no_client_can_kill_or_bloat_latency_http():
     rng = random.Random("storm:latency_http")
-    with labkit.serve("latency_http", root=PAGES, delay=0.0, client_timeout=CLIENT_TIMEOUT,
-                      header_timeout=1.0) as server:
+    with labkit.serve(
+        "latency_http", root=PAGES, delay=0.0, client_timeout=CLIENT_TIMEOUT, header_timeout=1.0
+    ) as server:
         good_page(server)
         before = Health.of(server.pid)
         found = Findings(server)
@@ -269,7 +293,8 @@ def test_no_client_can_kill_or_bloat_latency_http():
         found.check("clients vanishing mid-request", vanishers, server.address, rng)
         found.check("a flood past the open-file limit", flood_past_the_limit, server)
         found.check("a good client afterwards", good_page, server)
-        found.check("back to baseline", lambda: Health.of(server.pid).assert_back_to(
-            before, server.pid))
+        found.check(
+            "back to baseline", lambda: Health.of(server.pid).assert_back_to(before, server.pid)
+        )
         found.check("out of descriptors counted", assert_paused_accepting, server)
         found.assert_none()

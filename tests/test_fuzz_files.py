@@ -7,6 +7,7 @@ server must be alive, answer a good client byte for byte (GET: length and SHA-25
 GET it back), hold about as many descriptors and as much memory as before, and have left no
 ``.part-`` file. Every malformed request along the way must be answered with an ERR line.
 """
+
 import hashlib
 import random
 import shutil
@@ -15,12 +16,22 @@ import time
 from pathlib import Path
 
 import pytest
+from storm import (
+    NASTY_NAMES,
+    NASTY_NUMBERS,
+    Health,
+    alive,
+    cap_open_files,
+    fd_count,
+    flood,
+    junk,
+    part_files,
+    send_and_vanish,
+)
 
 import labkit
 from labkit.clients.files import get_file, list_files, put_file
 from labkit.protocol import request_bytes
-from storm import (NASTY_NAMES, NASTY_NUMBERS, Health, alive, cap_open_files, fd_count, flood,
-                   junk, part_files, send_and_vanish)
 
 LYRICS = Path(__file__).resolve().parent.parent / "data" / "lyrics.txt"
 SEED = 20261130
@@ -53,11 +64,11 @@ def bad_requests(rng):
     for number in NASTY_NUMBERS:
         yield f"PUT x {number}\n".encode()
     for name in NASTY_NAMES + ["b" * 2000]:
-        raw = name.encode("utf-8", "surrogatepass")        # a lone surrogate: not UTF-8
+        raw = name.encode("utf-8", "surrogatepass")  # a lone surrogate: not UTF-8
         yield b"GET " + raw + b"\n"
         yield b"PUT " + raw + b" 3\nabc"
     yield b"GET \xff\xfe\n"
-    yield bytes(rng.randrange(32, 127) for _ in range(3000))   # no newline within 1,024 bytes
+    yield bytes(rng.randrange(32, 127) for _ in range(3000))  # no newline within 1,024 bytes
 
 
 def hoard(address, clients=5, gets=4000):
@@ -86,12 +97,17 @@ def serves_a_good_client(address, root, rng):
     payload = rng.randbytes(300_000)
     with socket.create_connection(address, timeout=10) as s:
         header, body = get_file(s, "big.bin")
-        assert (len(body), hashlib.sha256(body).hexdigest()) == \
-            (len(big), hashlib.sha256(big).hexdigest()) == (header.size, header.sha256)
+        assert (
+            (len(body), hashlib.sha256(body).hexdigest())
+            == (len(big), hashlib.sha256(big).hexdigest())
+            == (header.size, header.sha256)
+        )
         assert put_file(s, "back.bin", payload).sha256 == hashlib.sha256(payload).hexdigest()
         header, body = get_file(s, "back.bin")
-        assert (len(body), hashlib.sha256(body).digest()) == \
-            (len(payload), hashlib.sha256(payload).digest())
+        assert (len(body), hashlib.sha256(body).digest()) == (
+            len(payload),
+            hashlib.sha256(payload).digest(),
+        )
         assert set(list_files(s)) == {"lyrics.txt", "big.bin", "back.bin"}
 
 
@@ -116,15 +132,17 @@ def no_part_files_left(folder, wait=5.0):
 def test_no_client_can_kill_or_bloat_a_file_server(root, name):
     rng = random.Random(SEED)
     with labkit.serve(name, root=root, upload_dir=root, client_timeout=5) as srv:
-        serves_a_good_client(srv.address, root, rng)          # warm: selector, hash cache
+        serves_a_good_client(srv.address, root, rng)  # warm: selector, hash cache
         before = Health.of(srv.pid)
-        cap_open_files(srv.pid, FD_CAP)                       # so that a flood reaches it
+        cap_open_files(srv.pid, FD_CAP)  # so that a flood reaches it
         hoarders = hoard(srv.address)
         storm(srv.address, rng)
         with flood(*srv.address, FD_CAP + 150) as held:
             assert len(held) > FD_CAP
-            assert runs_into(FD_CAP, srv.pid), "the server died, or the flood never reached its limit"
-            time.sleep(0.3)                   # a while at its limit, the hoarders still held
+            assert runs_into(FD_CAP, srv.pid), (
+                "the server died, or the flood never reached its limit"
+            )
+            time.sleep(0.3)  # a while at its limit, the hoarders still held
             assert alive(srv.pid)
         for s in hoarders:
             s.close()

@@ -1,4 +1,5 @@
 """Kernel > Interrupt inside a labkit call shows one line that says what stopped."""
+
 import time
 
 import pytest
@@ -60,7 +61,8 @@ def test_an_interrupt_inside_labkit_is_one_line(kernel):
 
 def test_an_interrupt_elsewhere_keeps_its_traceback(kernel):
     km, kc = kernel
-    error = run_and_interrupt(km, kc, "import labkit, time\nprint('started', flush=True)\n"
-                                      "time.sleep(30)")
+    error = run_and_interrupt(
+        km, kc, "import labkit, time\nprint('started', flush=True)\ntime.sleep(30)"
+    )
     assert error["ename"] == "KeyboardInterrupt"
     assert len(error["traceback"]) > 1 and "Interrupted at line" not in str(error["traceback"])

@@ -1,5 +1,6 @@
 """The latency server honours delay, jitter and error rate, holds 1,000 slow requests at once,
 and returns exact bytes; each fetch strategy returns the right results and Spans."""
+
 import hashlib
 import json
 import socket
@@ -41,7 +42,10 @@ def log(server, clear=False):
 
 def test_the_three_pages_have_the_original_sizes():
     assert {p.name: p.stat().st_size for p in PAGES.glob("*.html")} == {
-        "page-48k.html": 48_708, "page-479k.html": 478_886, "page-56k.html": 55_867}
+        "page-48k.html": 48_708,
+        "page-479k.html": 478_886,
+        "page-56k.html": 55_867,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SHA))
@@ -63,14 +67,14 @@ def test_jitter_stays_within_bounds_and_varies(server):
     assert run.statuses == {200: 30}
     waits = [r["end"] - r["start"] for r in log(server)]
     assert min(waits) >= 0.05 - 0.005 and max(waits) <= 0.15 + 0.05
-    assert max(waits) - min(waits) > 0.03                    # it really varies
+    assert max(waits) - min(waits) > 0.03  # it really varies
 
 
 def test_error_rate_is_seeded_and_close_to_the_rate(server):
     urls = [f"{server.base}/pages/page-48k.html?error_rate=0.25&id={i}" for i in range(400)]
     first, again = fetch_with("gevent", urls), fetch_with("gevent", urls)
     assert set(first.statuses) == {200, 503}
-    assert 60 <= first.statuses[503] <= 140                 # 100 expected; binomial sd ~9
+    assert 60 <= first.statuses[503] <= 140  # 100 expected; binomial sd ~9
     assert [r.status for r in first.results] == [r.status for r in again.results]
     assert all(r.sha256 == SHA["page-48k.html"] for r in first.results if r.status == 200)
 
@@ -86,14 +90,21 @@ def test_holds_1000_concurrent_slow_requests(server):
     assert max_concurrent(served) == 1000
 
 
-@pytest.mark.parametrize("path,status", [
-    ("/pages/no-such.html", 404), ("/pages/../pyproject.toml", 404), ("/etc/passwd", 404),
-    ("/pages/page-48k.html?delay=abc", 400), ("/pages/page-48k.html?delay=-1", 400),
-    ("/pages/page-48k.html?error_rate=2", 400)])
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/pages/no-such.html", 404),
+        ("/pages/../pyproject.toml", 404),
+        ("/etc/passwd", 404),
+        ("/pages/page-48k.html?delay=abc", 400),
+        ("/pages/page-48k.html?delay=-1", 400),
+        ("/pages/page-48k.html?error_rate=2", 400),
+    ],
+)
 def test_bad_requests_get_clear_errors(server, path, status):
     got, body, _ = get(server.base + path)
     assert got == status and body
-    assert get(f"{server.base}/pages/page-56k.html")[0] == 200   # and it keeps serving
+    assert get(f"{server.base}/pages/page-56k.html")[0] == 200  # and it keeps serving
 
 
 def test_garbage_and_vanishing_clients_do_not_stop_the_server(server):
@@ -108,13 +119,17 @@ def test_garbage_and_vanishing_clients_do_not_stop_the_server(server):
 
 @pytest.mark.parametrize("strategy,overlap", [("sequential", 1), ("threads", 8), ("gevent", 8)])
 def test_each_strategy_returns_results_in_order_with_spans(server, strategy, overlap):
-    urls = [f"{server.base}/pages/{name}?delay=0.1&id={i}"
-            for i in range(8) for name in ["page-48k.html"]]
+    urls = [
+        f"{server.base}/pages/{name}?delay=0.1&id={i}"
+        for i in range(8)
+        for name in ["page-48k.html"]
+    ]
     urls[3] = f"{server.base}/pages/page-56k.html?delay=0.1"
     run = fetch_with(strategy, urls)
     assert [r.url for r in run.results] == urls
-    assert [r.sha256 for r in run.results] == [SHA["page-48k.html"]] * 3 + \
-        [SHA["page-56k.html"]] + [SHA["page-48k.html"]] * 4
+    assert [r.sha256 for r in run.results] == [SHA["page-48k.html"]] * 3 + [
+        SHA["page-56k.html"]
+    ] + [SHA["page-48k.html"]] * 4
     assert sorted(s.task for s in run.spans) == sorted(f"Request {i}" for i in range(1, 9))
     assert max_concurrent(run.spans) == overlap
 
@@ -122,7 +137,7 @@ def test_each_strategy_returns_results_in_order_with_spans(server, strategy, ove
 def test_no_answer_is_a_result_not_a_crash():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]              # nothing listens here
+        port = s.getsockname()[1]  # nothing listens here
     result = fetch_one(f"http://127.0.0.1:{port}/pages/x", Recorder(), "Request 1", timeout=5)
     assert result.status == 0 and "Connection" in result.error
 
@@ -139,13 +154,14 @@ def test_a_bad_root_fails_the_start_with_the_reason(root):
 
 
 @pytest.mark.parametrize(
-    "path", ["/<script>alert(1)</script>", "/pages/page-48k.html?delay=<b>x</b>"])
+    "path", ["/<script>alert(1)</script>", "/pages/page-48k.html?delay=<b>x</b>"]
+)
 def test_error_replies_are_plain_text_never_html(server, path):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(server.base + urllib.request.quote(path, safe="/?="), timeout=10)
     assert err.value.code in (400, 404)
     assert err.value.headers["Content-Type"].startswith("text/plain")
-    assert b"<" in err.value.read()             # it does quote the request: as text only
+    assert b"<" in err.value.read()  # it does quote the request: as text only
     with urllib.request.urlopen(f"{server.base}/pages/page-48k.html", timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/html")
 
@@ -161,7 +177,7 @@ def test_the_access_log_keeps_only_the_newest_records():
 def test_a_stalled_request_is_dropped_after_the_header_timeout():
     with labkit.serve("latency_http", root=PAGES, header_timeout=0.5) as srv:
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
-            s.sendall(b"GET /pages/page-48k.html HTTP/1.1\r\nHost: x\r\n")   # no end of head
+            s.sendall(b"GET /pages/page-48k.html HTTP/1.1\r\nHost: x\r\n")  # no end of head
             started = time.monotonic()
             assert s.recv(65536).startswith(b"HTTP/1.1 400")
             assert time.monotonic() - started < 3

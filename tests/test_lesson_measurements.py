@@ -1,5 +1,6 @@
 """Measurements the lessons used to define inline, now in labkit and shown with labkit.show:
 each still measures what its lesson claims."""
+
 import socket
 import threading
 
@@ -10,8 +11,8 @@ from labkit.server_cpu import idle_cpu
 
 def test_lock_handoff_cost_is_a_real_round_trip_between_threads():
     cost = bench.lock_handoff_cost(500)
-    assert 0 < cost < 0.01                                   # seconds per round trip
-    assert cost > bench.generator_switch_cost(20_000)        # lesson 01's claim, loosely
+    assert 0 < cost < 0.01  # seconds per round trip
+    assert cost > bench.generator_switch_cost(20_000)  # lesson 01's claim, loosely
 
 
 class FakeServer:

@@ -2,6 +2,7 @@
 
 Reads the percent-format sources in notebooks/src (what the notebooks are built from).
 """
+
 import ast
 import sys
 from pathlib import Path
@@ -19,19 +20,27 @@ MAX_CELL_LINES = 30
 
 
 def code_cells(source: Path) -> list[str]:
-    return [body for kind, body in build.parse(source.read_text(encoding="utf-8"))
-            if kind == "code"]
+    return [
+        body for kind, body in build.parse(source.read_text(encoding="utf-8")) if kind == "code"
+    ]
 
 
 def too_long(cells: list[str]) -> list[str]:
     """The first line and length of every cell over MAX_CELL_LINES lines."""
-    return [f"{len(c.splitlines())} lines: {c.splitlines()[0]!r}"
-            for c in cells if len(c.splitlines()) > MAX_CELL_LINES]
+    return [
+        f"{len(c.splitlines())} lines: {c.splitlines()[0]!r}"
+        for c in cells
+        if len(c.splitlines()) > MAX_CELL_LINES
+    ]
 
 
 def _is_print(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Name) and node.value.func.id == "print")
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "print"
+    )
 
 
 def _truth(node: ast.AST) -> bool:
@@ -44,13 +53,17 @@ def _truth(node: ast.AST) -> bool:
         return _truth(node.value)
     if isinstance(node, ast.JoinedStr):
         return any(_truth(v) for v in node.values)
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in ("all", "any", "isinstance"))
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("all", "any", "isinstance")
+    )
 
 
 def _sentence(node: ast.AST) -> bool:
-    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant)
-                                               and isinstance(node.value, str))
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
 
 
 def _values(args: list[ast.expr]) -> list[ast.expr]:
@@ -86,7 +99,7 @@ def printed_claims(cell: str) -> list[str]:
                 if isinstance(before, (ast.For, ast.While)):
                     before = before.body[-1]
                 if isinstance(before, ast.Assert) and args and all(map(_sentence, args)):
-                    found.append(ast.unparse(stmt))   # the check, then its sentence, apart
+                    found.append(ast.unparse(stmt))  # the check, then its sentence, apart
                     continue
                 following = body[i + 1] if i + 1 < len(body) else None
                 if isinstance(following, ast.Assert) and args and _sentence(args[0]):
@@ -99,9 +112,13 @@ def printed_claims(cell: str) -> list[str]:
 def uses_claim(cells: list[str]) -> bool:
     for cell in cells:
         for node in ast.walk(ast.parse(cell)):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "claim"
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "labkit"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "claim"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "labkit"
+            ):
                 return True
     return False
 
@@ -109,8 +126,10 @@ def uses_claim(cells: list[str]) -> bool:
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_no_code_cell_is_longer_than_a_screen(source):
     long_cells = too_long(code_cells(source))
-    assert not long_cells, (f"{source.name}: code cells over {MAX_CELL_LINES} lines (move the "
-                            f"plumbing into labkit and show it): {long_cells}")
+    assert not long_cells, (
+        f"{source.name}: code cells over {MAX_CELL_LINES} lines (move the "
+        f"plumbing into labkit and show it): {long_cells}"
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
@@ -118,8 +137,10 @@ def test_claims_go_through_labkit_claim(source):
     cells = code_cells(source)
     assert uses_claim(cells), f"{source.name} states no claim with labkit.claim"
     twice = [p for cell in cells for p in printed_claims(cell)]
-    assert not twice, (f"{source.name}: a printed truth or a print restated by the next assert; "
-                       f"write labkit.claim(sentence, condition, measured=...) once: {twice}")
+    assert not twice, (
+        f"{source.name}: a printed truth or a print restated by the next assert; "
+        f"write labkit.claim(sentence, condition, measured=...) once: {twice}"
+    )
 
 
 def test_the_checks_can_fail():

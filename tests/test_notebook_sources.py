@@ -1,4 +1,5 @@
 """Each notebook's cells are exactly its source in notebooks/src (edit the source, then build)."""
+
 import sys
 from pathlib import Path
 
@@ -20,8 +21,9 @@ def test_every_source_has_a_notebook_and_back():
 def test_notebook_matches_its_source(source):
     nb = nbformat.read(NOTEBOOKS / f"{source.stem}.ipynb", as_version=4)
     cells = [(c.cell_type, c.source) for c in nb.cells]
-    assert cells == build.parse(source.read_text(encoding="utf-8")), \
+    assert cells == build.parse(source.read_text(encoding="utf-8")), (
         f"run `python notebooks/build.py {source.stem}` after editing the source"
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)

@@ -1,21 +1,39 @@
 """Property tests of the framed protocol's incremental parser: any chunking of valid frames
 gives the same events; garbage, truncated and oversize frames give clear errors."""
+
 import hashlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit.protocol import (MAX_HEADER, Body, End, Parser, ProtocolError, Request, Response,
-                             check_name, err_header, ok_header, request_bytes)
+from labkit.protocol import (
+    MAX_HEADER,
+    Body,
+    End,
+    Parser,
+    ProtocolError,
+    Request,
+    Response,
+    check_name,
+    err_header,
+    ok_header,
+    request_bytes,
+)
 
-names = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"),
-                                       blacklist_characters="/\\."), min_size=1, max_size=40)
+names = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"), blacklist_characters="/\\."
+    ),
+    min_size=1,
+    max_size=40,
+)
 bodies = st.binary(max_size=3000)
 requests = st.one_of(
     st.builds(lambda n: ("GET", n, b""), names),
     st.builds(lambda n, b: ("PUT", n, b), names, bodies),
-    st.just(("LIST", "", b"")))
+    st.just(("LIST", "", b"")),
+)
 
 
 def feed_in_pieces(parser, data, cuts):
@@ -47,8 +65,9 @@ def test_any_split_of_valid_requests_parses_the_same(frames, cuts):
     data = b"".join(request_bytes(cmd, name, body) for cmd, name, body in frames)
     parser = Parser("request")
     got = collapse(feed_in_pieces(parser, data, cuts))
-    want = [(Request(cmd, name, len(body) if cmd == "PUT" else 0), body)
-            for cmd, name, body in frames]
+    want = [
+        (Request(cmd, name, len(body) if cmd == "PUT" else 0), body) for cmd, name, body in frames
+    ]
     assert got == want
     assert parser.idle
 
@@ -69,18 +88,31 @@ def test_garbage_never_crashes_the_parser(data):
     parser = Parser("request", max_body=10_000)
     try:
         for i in range(0, len(data), 7):
-            parser.feed(data[i:i + 7])
+            parser.feed(data[i : i + 7])
     except ProtocolError as err:
         assert err.code in (400, 403, 413) and err.message
-        with pytest.raises(ProtocolError):          # a broken stream stays broken
+        with pytest.raises(ProtocolError):  # a broken stream stays broken
             parser.feed(b"LIST\n")
 
 
-@pytest.mark.parametrize("frame,code", [
-    (b"DELETE x\n", 400), (b"GET\n", 400), (b"GET a b\n", 400), (b"PUT a\n", 400),
-    (b"PUT a -5\n", 400), (b"PUT a 1e3\n", 400), (b"PUT a 99999999999\n", 413),
-    (b"GET ../etc/passwd\n", 403), (b"GET /etc/passwd\n", 403), (b"GET .hidden\n", 403),
-    (b"GET a\\b\n", 403), (b"GET \xff\xfe\n", 400), (b"x" * MAX_HEADER, 400)])
+@pytest.mark.parametrize(
+    "frame,code",
+    [
+        (b"DELETE x\n", 400),
+        (b"GET\n", 400),
+        (b"GET a b\n", 400),
+        (b"PUT a\n", 400),
+        (b"PUT a -5\n", 400),
+        (b"PUT a 1e3\n", 400),
+        (b"PUT a 99999999999\n", 413),
+        (b"GET ../etc/passwd\n", 403),
+        (b"GET /etc/passwd\n", 403),
+        (b"GET .hidden\n", 403),
+        (b"GET a\\b\n", 403),
+        (b"GET \xff\xfe\n", 400),
+        (b"x" * MAX_HEADER, 400),
+    ],
+)
 def test_bad_frames_get_the_right_code(frame, code):
     with pytest.raises(ProtocolError) as err:
         Parser("request", max_body=1 << 20).feed(frame)
@@ -89,8 +121,10 @@ def test_bad_frames_get_the_right_code(frame, code):
 
 def test_truncated_frames_wait_for_more_and_are_not_idle():
     parser = Parser("request")
-    assert parser.feed(b"PUT song.txt 10\n12345") == [Request("PUT", "song.txt", 10),
-                                                     Body(b"12345")]
+    assert parser.feed(b"PUT song.txt 10\n12345") == [
+        Request("PUT", "song.txt", 10),
+        Body(b"12345"),
+    ]
     assert not parser.idle
     assert parser.feed(b"67890") == [Body(b"67890"), End()]
     assert parser.idle
@@ -98,9 +132,13 @@ def test_truncated_frames_wait_for_more_and_are_not_idle():
 
 
 def test_responses_round_trip():
-    events = Parser("response").feed(ok_header(3, "a" * 64) + b"abc" + err_header(404, "no such file"))
-    assert collapse(events) == [(Response(True, 3, "a" * 64), b"abc"),
-                                (Response(False, code=404, message="no such file"), b"")]
+    events = Parser("response").feed(
+        ok_header(3, "a" * 64) + b"abc" + err_header(404, "no such file")
+    )
+    assert collapse(events) == [
+        (Response(True, 3, "a" * 64), b"abc"),
+        (Response(False, code=404, message="no such file"), b""),
+    ]
 
 
 def test_error_header_never_splits_a_character():
@@ -129,8 +167,11 @@ def test_sizes_and_codes_are_ascii_digits_only_in_both_directions(number):
         assert err.value.code == 400
 
 
-@pytest.mark.parametrize("name", ["é" * 128, "😀" * 70, "a" * 300, "x\ud800", "名" * 67],
-                         ids=["e-acute-x128", "emoji-x70", "a-x300", "lone-surrogate", "cjk-x67"])
+@pytest.mark.parametrize(
+    "name",
+    ["é" * 128, "😀" * 70, "a" * 300, "x\ud800", "名" * 67],
+    ids=["e-acute-x128", "emoji-x70", "a-x300", "lone-surrogate", "cjk-x67"],
+)
 def test_names_too_long_in_utf8_bytes_or_not_encodable_are_refused(name):
     """A name's limit is in bytes on disk (Linux: 255 per name), not characters."""
     with pytest.raises(ProtocolError) as err:

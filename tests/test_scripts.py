@@ -1,4 +1,5 @@
 """labkit.run_script: results back as JSON, failures explained, never a process left behind."""
+
 import signal
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def test_watch_cost_measures_every_kind_and_select_only_below_fd_1024():
     costs = {int(n): c for n, c in run.data["costs"].items()}
     assert set(costs) == {10, 100, 1100}
     assert set(costs[10]) == set(costs[100]) == {"select", "poll", "epoll"}
-    assert set(costs[1100]) == {"poll", "epoll"}          # descriptors past 1023: no select
+    assert set(costs[1100]) == {"poll", "epoll"}  # descriptors past 1023: no select
     assert all(0 < seconds < 0.01 for c in costs.values() for seconds in c.values())
 
 
@@ -87,12 +88,18 @@ def test_gevent_file_clients_report_progress_from_the_first_connect(tmp_path):
     from pathlib import Path
 
     from labkit.runs import run_file_clients
+
     data = Path(__file__).resolve().parent.parent / "data"
     sha = hashlib.sha256((data / "lyrics.txt").read_bytes()).hexdigest()
     seen = []
     with labkit.serve("selectors_files", root=data, upload_dir=tmp_path) as srv:
-        result = run_file_clients(srv.address, 100, expected_sha256=sha, mode="gevent",
-                                  progress=lambda done, total: seen.append((done, total)))
+        result = run_file_clients(
+            srv.address,
+            100,
+            expected_sha256=sha,
+            mode="gevent",
+            progress=lambda done, total: seen.append((done, total)),
+        )
     assert result.served == 100 and not result.errors
     assert {total for _, total in seen} == {300} and seen[-1] == (300, 300)
 
@@ -134,6 +141,6 @@ def test_patched_too_late_keeps_its_blocking_socket_and_patched_first_does_not()
         late = labkit.run_script("patch_too_late", url, 5, "--late")
     assert early.data["socket_class"] == "gevent._socket3.socket" and early.data["ok"] == 5
     assert late.data["socket_class"] == "socket.socket" and late.data["ok"] == 5
-    assert late.data["elapsed"] >= 0.5                       # five waits of 0.1 s, one by one
+    assert late.data["elapsed"] >= 0.5  # five waits of 0.1 s, one by one
     assert early.data["elapsed"] < 0.6 * late.data["elapsed"]  # the same five waits, overlapping
     assert early.stderr == late.stderr == ""

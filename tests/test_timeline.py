@@ -1,4 +1,5 @@
 """Spans, recorders, the greenlet tracer, and the figures drawn from them."""
+
 import json
 import time
 
@@ -33,22 +34,28 @@ def test_the_course_states_are_shared_and_a_lesson_declares_its_own():
     """STATES is the course's vocabulary; lesson 08's download/upload are not part of it: the
     lesson declares them, with their colours, where it draws them."""
     assert STATES == ("running", "waiting", "queued", "idle") and set(STATE_COLORS) == set(STATES)
-    spans = [Span("Client 1", "download", 0, 0.1), Span("Client 1", "upload", 0.1, 0.2),
-             Span("Client 2", "waiting", 0, 0.05)]
+    spans = [
+        Span("Client 1", "download", 0, 0.1),
+        Span("Client 1", "upload", 0.1, 0.2),
+        Span("Client 2", "waiting", 0, 0.05),
+    ]
     with pytest.raises(ValueError, match="declare"):
-        plot_timeline(spans)                                   # a typo or an undeclared state
+        plot_timeline(spans)  # a typo or an undeclared state
     with pytest.raises(ValueError, match="upload"):
         compare_timelines({"a": spans}, states={"download": "#2ca02c"})
     lesson = {"download": "#2ca02c", "upload": "#9467bd"}
     from matplotlib.colors import to_rgb
-    for fig in (plot_timeline(spans, states=lesson),
-                compare_timelines({"a": spans}, states=lesson)):
+
+    for fig in (
+        plot_timeline(spans, states=lesson),
+        compare_timelines({"a": spans}, states=lesson),
+    ):
         colors = {tuple(c.get_facecolor()[0][:3]) for c in fig.axes[0].collections}
         assert colors == {to_rgb(c) for c in ("#2ca02c", "#9467bd", STATE_COLORS["waiting"])}
         legend = [t.get_text() for t in fig.legends[0].get_texts()]
         assert legend == ["waiting", "download", "upload"]
-    assert "download" not in STATE_COLORS                      # declaring changed nothing shared
-    assert max_concurrent(spans) == 2                          # a lesson's states count as busy
+    assert "download" not in STATE_COLORS  # declaring changed nothing shared
+    assert max_concurrent(spans) == 2  # a lesson's states count as busy
     assert max_concurrent(spans + [Span("Client 3", "queued", 0, 1)]) == 2
 
 
@@ -68,9 +75,13 @@ def test_recorder_span_and_switch():
     rec.switch("Task 3", "running")
     spans = rec.close()
     assert [(s.task, s.state) for s in spans] == [
-        ("Task 1", "waiting"), ("Task 2", "running"), ("Task 2", "waiting"), ("Task 3", "running")]
+        ("Task 1", "waiting"),
+        ("Task 2", "running"),
+        ("Task 2", "waiting"),
+        ("Task 3", "running"),
+    ]
     assert spans[0].length >= 0.02
-    assert spans[1].end == spans[2].start             # a switch closes one span and opens the next
+    assert spans[1].end == spans[2].start  # a switch closes one span and opens the next
 
 
 def test_greenlet_trace_records_who_runs_when():
@@ -97,21 +108,29 @@ def test_greenlet_trace_records_who_runs_when():
     assert ("L", "waiting") in runs and ("R", "running") in runs
     assert busy_time(trace.spans, "L") == pytest.approx(0.02, abs=0.01)
     assert busy_time(trace.spans, "R") == pytest.approx(0.02, abs=0.01)
-    assert max_concurrent(trace.spans, states=("running",)) == 1   # one thread: one at a time
+    assert max_concurrent(trace.spans, states=("running",)) == 1  # one thread: one at a time
 
 
 def test_measurements():
-    spans = [Span("a", "waiting", 0, 1), Span("b", "waiting", 0.5, 1.5), Span("c", "waiting", 1, 2),
-             Span("a", "running", 1, 1.2)]
+    spans = [
+        Span("a", "waiting", 0, 1),
+        Span("b", "waiting", 0.5, 1.5),
+        Span("c", "waiting", 1, 2),
+        Span("a", "running", 1, 1.2),
+    ]
     assert duration(spans) == 2
-    assert max_concurrent(spans, ("waiting",)) == 2          # touching ends do not overlap
+    assert max_concurrent(spans, ("waiting",)) == 2  # touching ends do not overlap
     assert busy_time(spans) == pytest.approx(0.2)
     assert duration([]) == 0
 
 
 def test_plot_timeline_draws_one_row_per_task_in_order():
-    spans = [Span("Task 1", "running", 0, 0.01), Span("Task 1", "waiting", 0.01, 0.1),
-             Span("Task 2", "running", 0.01, 0.02), Span("Task 2", "idle", 0.02, 0.05)]
+    spans = [
+        Span("Task 1", "running", 0, 0.01),
+        Span("Task 1", "waiting", 0.01, 0.1),
+        Span("Task 2", "running", 0.01, 0.02),
+        Span("Task 2", "idle", 0.02, 0.05),
+    ]
     fig = plot_timeline(spans, title="demo")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["Task 1", "Task 2"]
@@ -119,9 +138,10 @@ def test_plot_timeline_draws_one_row_per_task_in_order():
     assert ax.get_title(loc="left") == "demo"
     colors = {tuple(c.get_facecolor()[0][:3]) for c in ax.collections}
     from matplotlib.colors import to_rgb
+
     assert colors == {to_rgb(STATE_COLORS[s]) for s in ("running", "waiting", "idle")}
-    assert len(ax.collections) == 4                        # one bar group per (task, state)
-    assert max(ax.get_xlim()) >= 100                       # milliseconds, not seconds
+    assert len(ax.collections) == 4  # one bar group per (task, state)
+    assert max(ax.get_xlim()) >= 100  # milliseconds, not seconds
     assert _figure_png(fig).startswith(b"\x89PNG")
 
 
@@ -150,13 +170,17 @@ def test_tasks_that_start_together_are_in_natural_order():
 def test_queued_is_a_state_of_its_own_with_its_colour_and_legend_entry():
     """Lesson 06 draws clients waiting un-accepted in the listen backlog: that must not look
     like waiting for an answer."""
-    spans = [Span("Client 1", "queued", 0, 0.1), Span("Client 1", "waiting", 0.1, 0.2),
-             Span("Client 2", "waiting", 0, 0.05)]
-    assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)     # no two states look alike
+    spans = [
+        Span("Client 1", "queued", 0, 0.1),
+        Span("Client 1", "waiting", 0.1, 0.2),
+        Span("Client 2", "waiting", 0, 0.05),
+    ]
+    assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)  # no two states look alike
     from matplotlib.colors import to_rgb
+
     for fig in (plot_timeline(spans), compare_timelines({"capped": spans, "other": spans[2:]})):
         ax = fig.axes[0]
         colors = {tuple(c.get_facecolor()[0][:3]) for c in ax.collections}
         assert to_rgb(STATE_COLORS["queued"]) in colors
         labels = [t.get_text() for t in fig.legends[0].get_texts()]
-        assert labels == ["waiting", "queued"]                     # the same order everywhere
+        assert labels == ["waiting", "queued"]  # the same order everywhere

@@ -3,6 +3,7 @@
 The instructors' command must pass after a student's session, and the student's work must not
 be lost: these tests check the copy rules, the pre-save hook, and a real JupyterLab started
 with the course's Jupyter config (as root, with kernels over IPC)."""
+
 import json
 import os
 import subprocess
@@ -43,7 +44,7 @@ def test_fresh_copy_keeps_the_old_one(work):
     (work / "04_sync_vs_async.ipynb").write_text("half done")
     fresh = workspace.fresh_copy("4", work)
     assert fresh.read_bytes() == (workspace.COURSE / fresh.name).read_bytes()
-    kept = [p for p in work.glob("04_sync_vs_async (saved *).ipynb")]
+    kept = list(work.glob("04_sync_vs_async (saved *).ipynb"))
     assert len(kept) == 1 and kept[0].read_text() == "half done"
 
 
@@ -57,19 +58,26 @@ def test_saving_a_course_original_goes_to_my_work(work):
     nb = nbformat.read(original, as_version=4)
     nb.cells[0].source = "a student's edit"
     model = {"type": "notebook", "content": json.loads(nbformat.writes(nb))}
-    for _ in range(2):                                # autosave, twice: one copy
+    for _ in range(2):  # autosave, twice: one copy
         with pytest.raises(HTTPError) as refused:
             workspace.keep_course_pristine(model, "notebooks/01_coroutines.ipynb", FakeContents())
-        assert refused.value.status_code == 403 and "my-work/01_coroutines.ipynb" in str(refused.value)
+        assert refused.value.status_code == 403 and "my-work/01_coroutines.ipynb" in str(
+            refused.value
+        )
     assert original.read_bytes() == before
-    assert nbformat.read(work / "01_coroutines.ipynb", as_version=4).cells[0].source == "a student's edit"
+    assert (
+        nbformat.read(work / "01_coroutines.ipynb", as_version=4).cells[0].source
+        == "a student's edit"
+    )
     assert [p.name for p in work.iterdir()] == ["01_coroutines.ipynb"]
 
 
 def test_other_saves_are_left_alone(work):
     model = {"type": "notebook", "content": {}}
     workspace.keep_course_pristine(model, "my-work/01_coroutines.ipynb", FakeContents())
-    workspace.keep_course_pristine({"type": "file"}, "notebooks/src/01_coroutines.py", FakeContents())
+    workspace.keep_course_pristine(
+        {"type": "file"}, "notebooks/src/01_coroutines.py", FakeContents()
+    )
     assert not work.exists()
 
 
@@ -80,16 +88,33 @@ def jupyter(tmp_path):
     runtime folder is deep (pytest's tmp_path): too deep for Unix sockets placed beside the
     connection files, as jupyter_client would place them."""
     runtime, token = tmp_path / "runtime", uuid.uuid4().hex
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_CONFIG_PATH": str(ROOT / "labkit" / "jupyter"),
-           "ASYNCLAB_WORK_DIR": str(tmp_path / "my-work")}
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-           "--ServerApp.port=0", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_CONFIG_PATH": str(ROOT / "labkit" / "jupyter"),
+        "ASYNCLAB_WORK_DIR": str(tmp_path / "my-work"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        "--ServerApp.port=0",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={ROOT}",
+    ]
     log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         url = None
         deadline = time.monotonic() + 60
@@ -102,11 +127,15 @@ def jupyter(tmp_path):
         assert url, (tmp_path / "lab.log").read_text()
 
         def api(method, path, body=None):
-            req = urllib.request.Request(f"{url}{path}", method=method,
-                                         data=json.dumps(body).encode() if body else None,
-                                         headers={"Authorization": f"token {token}"})
+            req = urllib.request.Request(
+                f"{url}{path}",
+                method=method,
+                data=json.dumps(body).encode() if body else None,
+                headers={"Authorization": f"token {token}"},
+            )
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read() or b"null")
+
         yield api, tmp_path, runtime
     finally:
         os.killpg(proc.pid, 15)
@@ -121,8 +150,11 @@ def test_jupyterlab_as_root_with_ipc_kernels_keeps_the_course_pristine(jupyter):
     model = api("GET", "/api/contents/notebooks/00_start_here.ipynb")
     model["content"]["cells"][0]["source"] = "edited in the browser"
     with pytest.raises(urllib.error.HTTPError) as refused:
-        api("PUT", "/api/contents/notebooks/00_start_here.ipynb",
-            {"type": "notebook", "format": "json", "content": model["content"]})
+        api(
+            "PUT",
+            "/api/contents/notebooks/00_start_here.ipynb",
+            {"type": "notebook", "format": "json", "content": model["content"]},
+        )
     assert refused.value.code == 403
     assert original.read_bytes() == before
     saved = nbformat.read(tmp_path / "my-work" / "00_start_here.ipynb", as_version=4)
@@ -130,10 +162,11 @@ def test_jupyterlab_as_root_with_ipc_kernels_keeps_the_course_pristine(jupyter):
     kernel = api("POST", "/api/kernels", {"name": "python3"})
     try:
         info = json.loads((runtime / f"kernel-{kernel['id']}.json").read_text())
-        assert info["transport"] == "ipc" and len(info["ip"]) < 60   # a Unix socket path
+        assert info["transport"] == "ipc" and len(info["ip"]) < 60  # a Unix socket path
         from jupyter_client import BlockingKernelClient
+
         client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{kernel['id']}.json"))
-        client.load_connection_file()          # and it really answers over those Unix sockets
+        client.load_connection_file()  # and it really answers over those Unix sockets
         client.start_channels()
         try:
             client.wait_for_ready(timeout=60)

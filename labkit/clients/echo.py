@@ -7,6 +7,7 @@ socket buffers are full, so this client watches its socket for reading and writi
     >>> echo_roundtrip(("127.0.0.1", port), b"hello")       # doctest: +SKIP
     b'hello'
 """
+
 from __future__ import annotations
 
 import random
@@ -27,9 +28,14 @@ def random_pieces(total: int, rng: random.Random, largest: int = 8192) -> list[i
     return sizes
 
 
-def echo_roundtrip(address: tuple[str, int], payload: bytes, pieces: list[int] | None = None,
-                   timeout: float = 20.0, read_size: int = 65536,
-                   read_pause: float = 0.0) -> bytes:
+def echo_roundtrip(
+    address: tuple[str, int],
+    payload: bytes,
+    pieces: list[int] | None = None,
+    timeout: float = 20.0,
+    read_size: int = 65536,
+    read_pause: float = 0.0,
+) -> bytes:
     """Send ``payload`` (in ``pieces`` if given), return everything echoed back.
 
     Stops when as many bytes came back as were sent; raises TimeoutError if the whole
@@ -38,8 +44,10 @@ def echo_roundtrip(address: tuple[str, int], payload: bytes, pieces: list[int] |
     pieces = pieces or [len(payload)]
     deadline = time.monotonic() + timeout
     received = bytearray()
-    with socket.create_connection(address, timeout=timeout) as sock, \
-            selectors.DefaultSelector() as sel:
+    with (
+        socket.create_connection(address, timeout=timeout) as sock,
+        selectors.DefaultSelector() as sel,
+    ):
         sock.setblocking(False)
         sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
         view, offsets = memoryview(payload), _offsets(pieces)
@@ -52,7 +60,7 @@ def echo_roundtrip(address: tuple[str, int], payload: bytes, pieces: list[int] |
                 if events & selectors.EVENT_WRITE and sent < len(payload):
                     end = next(o for o in offsets if o > sent)
                     sent += _send_some(sock, view[sent:end])
-                    if sent == len(payload):   # nothing more to write: stop asking
+                    if sent == len(payload):  # nothing more to write: stop asking
                         sel.modify(sock, selectors.EVENT_READ)
                 if events & selectors.EVENT_READ:
                     received += _recv_some(sock, read_size)
@@ -86,15 +94,17 @@ def _recv_some(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def echo_late_reader(address: tuple[str, int], payload: bytes, read_after: float = 0.5,
-                     idle_timeout: float = 1.0) -> bytes:
+def echo_late_reader(
+    address: tuple[str, int], payload: bytes, read_after: float = 0.5, idle_timeout: float = 1.0
+) -> bytes:
     """A client that sends everything, reads nothing for ``read_after`` seconds, then reads
     until nothing more comes for ``idle_timeout``. Returns what it got back, which is all of
     ``payload`` only if the server kept every byte while this client was not reading."""
     import threading
+
     with socket.create_connection(address, timeout=30) as sock:
         sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
-        sender.start()                                  # may block: the reader below unblocks it
+        sender.start()  # may block: the reader below unblocks it
         time.sleep(read_after)
         sock.settimeout(idle_timeout)
         received = bytearray()
@@ -102,7 +112,7 @@ def echo_late_reader(address: tuple[str, int], payload: bytes, read_after: float
             try:
                 chunk = sock.recv(1 << 20)
             except TimeoutError:
-                break                                   # nothing for a while: the rest is lost
+                break  # nothing for a while: the rest is lost
             if not chunk:
                 break
             received += chunk
@@ -110,8 +120,9 @@ def echo_late_reader(address: tuple[str, int], payload: bytes, read_after: float
     return bytes(received)
 
 
-def push_without_reading(address: tuple[str, int], offer: int = 64 << 20,
-                         stuck_after: float = 1.0) -> int:
+def push_without_reading(
+    address: tuple[str, int], offer: int = 64 << 20, stuck_after: float = 1.0
+) -> int:
     """Send up to ``offer`` bytes, read nothing; return how many the socket took before it
     stayed full for ``stuck_after`` seconds (TCP's flow control pushing back)."""
     with socket.create_connection(address, timeout=5) as sock:
@@ -121,8 +132,8 @@ def push_without_reading(address: tuple[str, int], offer: int = 64 << 20,
             sel.register(sock, selectors.EVENT_WRITE)
             while sent < offer:
                 try:
-                    sent += sock.send(chunk)        # non-blocking: takes what fits, or raises
-                except BlockingIOError:             # full: wait until it takes more, or stop
+                    sent += sock.send(chunk)  # non-blocking: takes what fits, or raises
+                except BlockingIOError:  # full: wait until it takes more, or stop
                     if not sel.select(stuck_after):
                         break
         return sent

@@ -12,6 +12,7 @@ A third, ``gevent`` (the thread code on greenlets, in a monkey-patched child pro
 Each client's download and upload are recorded as Spans ("download", "upload"). Progress counts
 three steps per client (connected, downloaded, uploaded), so it moves from the first connect.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,10 +30,18 @@ from labkit.progress import Progress, Throttled
 from labkit.protocol import SIZE, End, Parser, ProtocolError, Response, request_bytes
 from labkit.timeline import Recorder, Span, WithSpans
 
-__all__ = ["FileLoadResult", "ReplyReader", "get_file", "put_file", "list_files", "get_file_buggy",
-           "run_file_clients", "MODES"]
+__all__ = [
+    "FileLoadResult",
+    "ReplyReader",
+    "get_file",
+    "put_file",
+    "list_files",
+    "get_file_buggy",
+    "run_file_clients",
+    "MODES",
+]
 
-MODES = ("threads", "selectors")       # in this process; labkit.runs adds "gevent"
+MODES = ("threads", "selectors")  # in this process; labkit.runs adds "gevent"
 
 
 # -- one request, blocking -------------------------------------------------------------------
@@ -42,7 +51,7 @@ class ReplyReader:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.parser = sock, Parser("response")
-        self.events: deque[Any] = deque()   # what the parser found, not yet taken
+        self.events: deque[Any] = deque()  # what the parser found, not yet taken
         self.header: Response | None = None
         self.body = bytearray()
 
@@ -89,7 +98,7 @@ def list_files(sock: socket.socket) -> dict[str, int]:
     listing = {}
     for line in body.decode().splitlines():
         name, _, size = line.rpartition(" ")
-        if not name or not SIZE.fullmatch(size):     # int() alone would take "²" or "١٠"
+        if not name or not SIZE.fullmatch(size):  # int() alone would take "²" or "١٠"
             raise ProtocolError(400, f"bad LIST line from the server: {line!r}")
         listing[name] = int(size)
     return listing
@@ -99,7 +108,7 @@ def get_file_buggy(sock: socket.socket, name: str) -> bytes:
     """BROKEN ON PURPOSE, the original course's client: it assumes the first recv returns the
     header alone. When the header and the first data arrive together, it breaks."""
     sock.sendall(request_bytes("GET", name))
-    status, size, sha = sock.recv(1024).decode().split()     # BUG: one recv != one message
+    status, size, sha = sock.recv(1024).decode().split()  # BUG: one recv != one message
     data = b""
     while len(data) < int(size):
         data += sock.recv(1024)
@@ -111,9 +120,9 @@ def get_file_buggy(sock: socket.socket, name: str) -> bytes:
 class FileLoadResult(WithSpans):
     clients: int
     mode: str = "threads"
-    downloads_ok: int = 0                   # downloads whose SHA-256 matched the file's
-    uploads_ok: int = 0                     # uploads the server confirmed with the right hash
-    mismatches: int = 0                     # bytes that came back different
+    downloads_ok: int = 0  # downloads whose SHA-256 matched the file's
+    uploads_ok: int = 0  # uploads the server confirmed with the right hash
+    mismatches: int = 0  # bytes that came back different
     errors: list[str] = field(default_factory=list)
     bytes_moved: int = 0
     elapsed: float = 0.0
@@ -124,14 +133,15 @@ class FileLoadResult(WithSpans):
         return min(self.downloads_ok, self.uploads_ok)
 
     def summary(self) -> str:
-        return (f"{self.mode}: {self.clients:,} clients, {self.downloads_ok:,} downloads and "
-                f"{self.uploads_ok:,} uploads verified, {self.mismatches} mismatches, "
-                f"{len(self.errors)} errors, {self.elapsed:.2f} s, "
-                f"{self.bytes_moved / max(self.elapsed, 1e-9) / 1e6:.1f} MB/s")
+        return (
+            f"{self.mode}: {self.clients:,} clients, {self.downloads_ok:,} downloads and "
+            f"{self.uploads_ok:,} uploads verified, {self.mismatches} mismatches, "
+            f"{len(self.errors)} errors, {self.elapsed:.2f} s, "
+            f"{self.bytes_moved / max(self.elapsed, 1e-9) / 1e6:.1f} MB/s"
+        )
 
 
-
-STEPS_PER_CLIENT = 3                        # connected, downloaded, uploaded
+STEPS_PER_CLIENT = 3  # connected, downloaded, uploaded
 
 
 class _Tally:
@@ -193,16 +203,19 @@ def _thread_client(address, name, index, rec, tally, timeout):
 
 
 def _run_threads(address, n, name, tally, rec, show_progress, timeout):
-    threads = [threading.Thread(target=_thread_client, daemon=True,
-                                args=(address, name, i, rec, tally, timeout))
-               for i in range(1, n + 1)]
+    threads = [
+        threading.Thread(
+            target=_thread_client, daemon=True, args=(address, name, i, rec, tally, timeout)
+        )
+        for i in range(1, n + 1)
+    ]
     for t in threads:
         t.start()
-        show_progress()                            # clients connect while others start
+        show_progress()  # clients connect while others start
     deadline = time.monotonic() + timeout * 3
     for t in threads:
         while t.is_alive() and time.monotonic() < deadline:
-            t.join(0.1)                            # wake up often to move the progress bar
+            t.join(0.1)  # wake up often to move the progress bar
             show_progress()
     show_progress(final=True)
 
@@ -211,13 +224,13 @@ def _run_threads(address, n, name, tally, rec, show_progress, timeout):
 def _send_all(sock, data):
     while data:
         yield sock, selectors.EVENT_WRITE
-        data = data[sock.send(data):]              # keep what send did not take
+        data = data[sock.send(data) :]  # keep what send did not take
 
 
 def _read_reply(sock):
     reader = ReplyReader(sock)
     while (reply := reader.take()) is None:
-        yield sock, selectors.EVENT_READ           # wait until readable, then recv once
+        yield sock, selectors.EVENT_READ  # wait until readable, then recv once
         reader.receive()
     return reply
 
@@ -253,19 +266,26 @@ def _task_client(address, name, index, rec, tally, show_progress):
 
 def _run_selectors(address, n, name, tally, rec, show_progress, timeout):
     from labkit.eventloop.generators import run
+
     run([_task_client(address, name, i, rec, tally, show_progress) for i in range(1, n + 1)])
     show_progress(final=True)
 
 
-def run_file_clients(address: tuple[str, int], n_clients: int = 500, name: str = "lyrics.txt",
-                     expected_sha256: str = "", mode: str = "threads",
-                     progress: Progress | None = None,
-                     timeout: float = 60.0) -> FileLoadResult:
+def run_file_clients(
+    address: tuple[str, int],
+    n_clients: int = 500,
+    name: str = "lyrics.txt",
+    expected_sha256: str = "",
+    mode: str = "threads",
+    progress: Progress | None = None,
+    timeout: float = 60.0,
+) -> FileLoadResult:
     """``n_clients`` clients at once, each: GET ``name``, verify, PUT it back, verify."""
     if mode not in MODES:
-        raise ValueError(f"mode is one of {MODES} here (gevent runs through labkit.runs), "
-                         f"not {mode!r}")
-    check_client_count(n_clients)                  # a clear message instead of EMFILE
+        raise ValueError(
+            f"mode is one of {MODES} here (gevent runs through labkit.runs), not {mode!r}"
+        )
+    check_client_count(n_clients)  # a clear message instead of EMFILE
     result, rec = FileLoadResult(n_clients, mode), Recorder()
     tally = _Tally(result, expected_sha256)
     start = time.perf_counter()

@@ -8,6 +8,7 @@ round trips succeeded, how many bytes were verified, what failed, and the latenc
 The same code runs on greenlets when gevent has monkey-patched the process: see
 ``labkit/scripts/gevent_echo_clients.py``.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,7 +30,7 @@ class LoadResult(WithSpans):
     round_trips: int = 0
     bytes_verified: int = 0
     errors: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)     # seconds per round trip
+    latencies: list[float] = field(default_factory=list)  # seconds per round trip
     connect_times: list[float] = field(default_factory=list)  # seconds each connect() took
     elapsed: float = 0.0
     spans: list[Span] = field(default_factory=list)
@@ -46,16 +47,27 @@ class LoadResult(WithSpans):
         return self.round_trips / self.elapsed if self.elapsed else 0.0
 
     def summary(self) -> str:
-        return (f"{self.clients} clients, {self.round_trips} round trips, "
-                f"{self.bytes_verified:,} bytes verified, {len(self.errors)} errors, "
-                f"{self.elapsed:.2f} s, {self.throughput:,.0f} round trips/s, latency p50 "
-                f"{self.percentile(50) * 1000:.1f} ms, p99 {self.percentile(99) * 1000:.1f} ms")
+        return (
+            f"{self.clients} clients, {self.round_trips} round trips, "
+            f"{self.bytes_verified:,} bytes verified, {len(self.errors)} errors, "
+            f"{self.elapsed:.2f} s, {self.throughput:,.0f} round trips/s, latency p50 "
+            f"{self.percentile(50) * 1000:.1f} ms, p99 {self.percentile(99) * 1000:.1f} ms"
+        )
 
 
-
-def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: LoadResult,
-                    lock: threading.Lock, messages: int, size: int, seed: int,
-                    timeout: float = 30.0, pause: float = 0.0, mark_queue: bool = False) -> None:
+def one_echo_client(
+    address: tuple[str, int],
+    name: str,
+    rec: Recorder,
+    result: LoadResult,
+    lock: threading.Lock,
+    messages: int,
+    size: int,
+    seed: int,
+    timeout: float = 30.0,
+    pause: float = 0.0,
+    mark_queue: bool = False,
+) -> None:
     rng = random.Random(seed)
     try:
         connecting = time.perf_counter()
@@ -68,7 +80,7 @@ def one_echo_client(address: tuple[str, int], name: str, rec: Recorder, result: 
             for i in range(messages):
                 if pause and i:
                     with rec.span(name, "idle"):
-                        time.sleep(pause)             # "think time": holds the connection
+                        time.sleep(pause)  # "think time": holds the connection
                 payload = rng.randbytes(size)
                 start = time.perf_counter()
                 sock.sendall(payload)
@@ -110,20 +122,42 @@ def receive_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
-def run_echo_clients(address: tuple[str, int], n_clients: int = 100, messages: int = 3,
-                     size: int = 1024, progress: Progress | None = None,
-                     timeout: float = 30.0, pause: float = 0.0,
-                     mark_queue: bool = False) -> LoadResult:
+def run_echo_clients(
+    address: tuple[str, int],
+    n_clients: int = 100,
+    messages: int = 3,
+    size: int = 1024,
+    progress: Progress | None = None,
+    timeout: float = 30.0,
+    pause: float = 0.0,
+    mark_queue: bool = False,
+) -> LoadResult:
     """Start ``n_clients`` threads at once, each one echo client; wait for all of them.
 
     ``pause`` seconds between a client's messages are drawn as ``idle``; with ``mark_queue``
     each client's row starts with the time it waited for the server to start serving it."""
-    check_client_count(n_clients)                 # a clear message instead of EMFILE
+    check_client_count(n_clients)  # a clear message instead of EMFILE
     result, lock, rec = LoadResult(n_clients), threading.Lock(), Recorder()
-    threads = [threading.Thread(target=one_echo_client, daemon=True,
-                                args=(address, f"Client {i}", rec, result, lock, messages, size,
-                                      i, timeout, pause, mark_queue))
-               for i in range(1, n_clients + 1)]
+    threads = [
+        threading.Thread(
+            target=one_echo_client,
+            daemon=True,
+            args=(
+                address,
+                f"Client {i}",
+                rec,
+                result,
+                lock,
+                messages,
+                size,
+                i,
+                timeout,
+                pause,
+                mark_queue,
+            ),
+        )
+        for i in range(1, n_clients + 1)
+    ]
     report = Throttled(progress)
     start = time.perf_counter()
     for t in threads:

@@ -11,6 +11,7 @@ status and the SHA-256 of the body, so that every byte is checked. Errors (a 503
 connection) are results, not crashes; but a run in which *no* request got an answer says so
 (``summary``) and can refuse to pass as a result (``raise_if_unanswered``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,14 +25,23 @@ from dataclasses import dataclass, field
 from labkit.progress import Progress, Throttled
 from labkit.timeline import Recorder, Span, WithSpans, busy_time
 
-__all__ = ["PageResult", "FetchRun", "NoAnswer", "fetch_one", "download_many_sequential",
-           "download_many_threads", "timed_run", "STRATEGIES", "Progress"]
+__all__ = [
+    "PageResult",
+    "FetchRun",
+    "NoAnswer",
+    "fetch_one",
+    "download_many_sequential",
+    "download_many_threads",
+    "timed_run",
+    "STRATEGIES",
+    "Progress",
+]
 
 
 @dataclass
 class PageResult:
     url: str
-    status: int            # HTTP status; 0 when no answer came at all
+    status: int  # HTTP status; 0 when no answer came at all
     size: int
     sha256: str
     error: str = ""
@@ -44,10 +54,10 @@ class NoAnswer(RuntimeError):
 @dataclass
 class FetchRun(WithSpans):
     strategy: str
-    elapsed: float                         # wall time of the whole download_many, seconds
+    elapsed: float  # wall time of the whole download_many, seconds
     results: list[PageResult]
     spans: list[Span] = field(default_factory=list)
-    cpu: float = 0.0                       # CPU seconds the fetching process used meanwhile
+    cpu: float = 0.0  # CPU seconds the fetching process used meanwhile
 
     @property
     def answered(self) -> int:
@@ -55,8 +65,10 @@ class FetchRun(WithSpans):
         return sum(r.status != 0 for r in self.results)
 
     def summary(self) -> str:
-        text = (f"{self.strategy}: {len(self.results)} requests in {self.elapsed:.2f} s, "
-                f"overlap {self.overlap:.1f}, statuses {self.statuses}")
+        text = (
+            f"{self.strategy}: {len(self.results)} requests in {self.elapsed:.2f} s, "
+            f"overlap {self.overlap:.1f}, statuses {self.statuses}"
+        )
         if self.results and not self.answered:
             text += f". NO REQUEST GOT AN ANSWER; the first error: {self.results[0].error}"
         return text
@@ -64,8 +76,10 @@ class FetchRun(WithSpans):
     def raise_if_unanswered(self) -> FetchRun:
         """Return the run, or raise NoAnswer if every request failed without an answer."""
         if self.results and not self.answered:
-            raise NoAnswer(f"all {len(self.results)} requests failed without an answer (is the "
-                           f"server running?); the first error: {self.results[0].error}")
+            raise NoAnswer(
+                f"all {len(self.results)} requests failed without an answer (is the "
+                f"server running?); the first error: {self.results[0].error}"
+            )
         return self
 
     @property
@@ -93,16 +107,17 @@ def fetch_one(url: str, rec: Recorder, task: str, timeout: float = 60.0) -> Page
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             status, body, error = response.status, response.read(), ""
-    except urllib.error.HTTPError as err:          # the server answered, with an error status
+    except urllib.error.HTTPError as err:  # the server answered, with an error status
         status, body, error = err.code, err.read(), str(err)
-    except OSError as err:                         # no answer: refused, reset, timed out
+    except OSError as err:  # no answer: refused, reset, timed out
         status, body, error = 0, b"", f"{type(err).__name__}: {err}"
     rec.add(task, "waiting", start, time.perf_counter())
     return PageResult(url, status, len(body), hashlib.sha256(body).hexdigest(), error)
 
 
-def download_many_sequential(urls: list[str], rec: Recorder,
-                             progress: Progress | None = None) -> list[PageResult]:
+def download_many_sequential(
+    urls: list[str], rec: Recorder, progress: Progress | None = None
+) -> list[PageResult]:
     results = []
     for i, url in enumerate(urls, 1):
         results.append(fetch_one(url, rec, f"Request {i}"))
@@ -111,11 +126,13 @@ def download_many_sequential(urls: list[str], rec: Recorder,
     return results
 
 
-def download_many_threads(urls: list[str], rec: Recorder, progress: Progress | None = None,
-                          max_workers: int = 100) -> list[PageResult]:
+def download_many_threads(
+    urls: list[str], rec: Recorder, progress: Progress | None = None, max_workers: int = 100
+) -> list[PageResult]:
     with ThreadPoolExecutor(max_workers=min(max_workers, len(urls)) or 1) as pool:
-        futures = [pool.submit(fetch_one, url, rec, f"Request {i}")
-                   for i, url in enumerate(urls, 1)]
+        futures = [
+            pool.submit(fetch_one, url, rec, f"Request {i}") for i, url in enumerate(urls, 1)
+        ]
         results = []
         for done, future in enumerate(futures, 1):
             results.append(future.result())
@@ -124,8 +141,9 @@ def download_many_threads(urls: list[str], rec: Recorder, progress: Progress | N
     return results
 
 
-def timed_run(download_many: Callable, urls: list[str], strategy: str = "",
-              progress: Progress | None = None) -> FetchRun:
+def timed_run(
+    download_many: Callable, urls: list[str], strategy: str = "", progress: Progress | None = None
+) -> FetchRun:
     """The one harness: time ``download_many(urls, rec)`` and collect its results and Spans.
     ``progress(done, total)`` is called about 100 times, however many the requests."""
     rec = Recorder()

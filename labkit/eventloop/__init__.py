@@ -12,6 +12,7 @@ command line) and prints its elapsed time::
     python -m labkit.eventloop.generators -n 20
     python -m labkit.eventloop.futures -n 20 --clients 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ def body_of(response: bytes) -> bytes:
     return response.partition(b"\r\n\r\n")[2]
 
 
-def command_line(fetch_many: Callable[[list[str]], list[bytes]], description: str,
-                 add_arguments: Callable | None = None) -> argparse.Namespace:
+def command_line(
+    fetch_many: Callable[[list[str]], list[bytes]],
+    description: str,
+    add_arguments: Callable | None = None,
+) -> argparse.Namespace:
     """Shared ``main`` of the steps: fetch N pages from a latency server, print the time."""
     p = argparse.ArgumentParser(description=description.strip().splitlines()[0])
     p.add_argument("-n", type=int, default=20, help="number of pages")
@@ -43,12 +47,15 @@ def command_line(fetch_many: Callable[[list[str]], list[bytes]], description: st
         add_arguments(p)
     args = p.parse_args()
     from labkit.background import serve  # only here: the loops themselves start no process
+
     with serve("latency_http", delay=args.delay) as srv:
         urls = [f"http://{srv.host}:{srv.port}/pages/page-48k.html?id={i}" for i in range(args.n)]
         started = time.perf_counter()
         bodies = fetch_many(urls)
         elapsed = time.perf_counter() - started
     sizes = {len(b) for b in bodies}
-    print(f"{len(bodies)} pages of {sorted(sizes)} bytes, each delayed {args.delay} s, "
-          f"in {elapsed:.2f} s on one thread")
+    print(
+        f"{len(bodies)} pages of {sorted(sizes)} bytes, each delayed {args.delay} s, "
+        f"in {elapsed:.2f} s on one thread"
+    )
     return args

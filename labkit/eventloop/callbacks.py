@@ -6,6 +6,7 @@ selector together with the function to call when it is ready, and one loop asks 
 
     python -m labkit.eventloop.callbacks -n 20
 """
+
 from __future__ import annotations
 
 import selectors
@@ -22,31 +23,31 @@ class Fetcher:
         self.selector, self.on_done = selector, on_done
         self.response = bytearray()
         self.sock = socket.socket()
-        self.sock.setblocking(False)                       # no call on it will ever wait
+        self.sock.setblocking(False)  # no call on it will ever wait
 
     def start(self) -> None:
-        self.sock.connect_ex(self.address)                 # returns at once: "in progress"
+        self.sock.connect_ex(self.address)  # returns at once: "in progress"
         self.selector.register(self.sock, selectors.EVENT_WRITE, self.writable)
 
-    def writable(self) -> None:                            # connected, or able to send more
+    def writable(self) -> None:  # connected, or able to send more
         if err := self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             raise ConnectionError(f"connect to {self.address} failed: errno {err}")
-        sent = self.sock.send(self.outgoing)               # writable: takes at least something
+        sent = self.sock.send(self.outgoing)  # writable: takes at least something
         self.outgoing = self.outgoing[sent:]
-        if not self.outgoing:                              # request sent: now wait to read
+        if not self.outgoing:  # request sent: now wait to read
             self.selector.modify(self.sock, selectors.EVENT_READ, self.readable)
 
     def readable(self) -> None:
-        chunk = self.sock.recv(65536)                      # readable: returns at once
+        chunk = self.sock.recv(65536)  # readable: returns at once
         if chunk:
             self.response += chunk
             return
-        self.selector.unregister(self.sock)                # b"": the server closed, all here
+        self.selector.unregister(self.sock)  # b"": the server closed, all here
         self.close()
         self.on_done(self)
 
     def close(self) -> None:
-        self.sock.close()                                  # closing twice does no harm
+        self.sock.close()  # closing twice does no harm
 
 
 def fetch_many(urls: list[str]) -> list[bytes]:
@@ -57,13 +58,13 @@ def fetch_many(urls: list[str]) -> list[bytes]:
             for url in urls:
                 fetchers.append(Fetcher(url, selector, finished.append))
                 fetchers[-1].start()
-            while len(finished) < len(fetchers):           # the event loop
+            while len(finished) < len(fetchers):  # the event loop
                 events = selector.select(timeout=30)
                 if not events:
                     raise TimeoutError("no socket became ready within 30 s")
                 for key, _ in events:
-                    key.data()                             # call the registered callback
-        finally:                                           # done or failed: no socket left open
+                    key.data()  # call the registered callback
+        finally:  # done or failed: no socket left open
             for f in fetchers:
                 f.close()
     return [body_of(bytes(f.response)) for f in fetchers]

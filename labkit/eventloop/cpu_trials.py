@@ -11,6 +11,7 @@ models in turns over several rounds, and use the median round::
 ``cpu_task(rec, name)`` and ``cpu_coroutine(loop, rec, name)`` return the CPU seconds their
 thread used (``time.thread_time()``).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -39,8 +40,10 @@ def cpu_runs(task: Callable, coroutine: Callable, names: list[str]) -> Round:
 
 def one_after_another(spans: list[Span], names: list[str]) -> bool:
     """True if no task started before the previous one had finished."""
-    ends = [(min(s.start for s in spans if s.task == n), max(s.end for s in spans if s.task == n))
-            for n in names]
+    ends = [
+        (min(s.start for s in spans if s.task == n), max(s.end for s in spans if s.task == n))
+        for n in names
+    ]
     return all(ends[i][1] <= ends[i + 1][0] for i in range(len(ends) - 1))
 
 
@@ -50,8 +53,7 @@ class Trials:
     names: list[str]
 
     @classmethod
-    def run(cls, task: Callable, coroutine: Callable, names: list[str],
-            rounds: int = 3) -> Trials:
+    def run(cls, task: Callable, coroutine: Callable, names: list[str], rounds: int = 3) -> Trials:
         """The three models in turns, ``rounds`` times (a busy moment hits all of them alike)."""
         return cls([cpu_runs(task, coroutine, list(names)) for _ in range(rounds)], list(names))
 
@@ -72,14 +74,18 @@ class Trials:
     def quietest(self) -> Round:
         """The round in which the machine was quietest: the one where the worst model's wall
         time exceeded its CPU time the least (1.0 on an idle machine)."""
+
         def quietness(r: Round) -> float:
             return max(duration(spans) / sum(cpu) for spans, cpu in r.values())
+
         return min(self.rounds, key=quietness)
 
     def threads_alive_and_cpu(self, r: Round) -> tuple[list[float], list[float]]:
         """For each thread of round ``r``: seconds from its first to its last slice, and the
         CPU seconds it used."""
         spans, cpu_each = r["threads"]
-        alive = [max(s.end for s in spans if s.task == n)
-                 - min(s.start for s in spans if s.task == n) for n in self.names]
+        alive = [
+            max(s.end for s in spans if s.task == n) - min(s.start for s in spans if s.task == n)
+            for n in self.names
+        ]
         return alive, cpu_each

@@ -9,6 +9,7 @@ On this loop: fetch pages, and run an echo server that serves many clients on on
 
     python -m labkit.eventloop.futures -n 20 --clients 200
 """
+
 from __future__ import annotations
 
 import heapq
@@ -38,7 +39,7 @@ class Future:
 
     def __await__(self):
         if not self.done:
-            yield self              # hand ourselves to the Task: "resume me when I am done"
+            yield self  # hand ourselves to the Task: "resume me when I am done"
         return self.result
 
 
@@ -53,7 +54,7 @@ class Task(Future):
 
     def step(self, value: Any) -> None:
         try:
-            future = self.coro.send(value)     # run until the coroutine awaits a Future
+            future = self.coro.send(value)  # run until the coroutine awaits a Future
         except StopIteration as finished:
             self.set_result(finished.value)
             return
@@ -62,7 +63,7 @@ class Task(Future):
 
 class Loop:
     def __init__(self, idle_timeout: float = 30.0) -> None:
-        self.idle_timeout = idle_timeout      # never hang: give up if nothing happens this long
+        self.idle_timeout = idle_timeout  # never hang: give up if nothing happens this long
         self.selector = selectors.DefaultSelector()
         self.ready: deque[tuple[Callable, tuple]] = deque()
         self.timers: list[tuple[float, int, Future]] = []
@@ -119,17 +120,20 @@ class Loop:
         return main.result
 
     def _wait_for_events(self) -> None:
-        timeout = (max(0.0, self.timers[0][0] - time.monotonic()) if self.timers
-                   else self.idle_timeout)
-        events = self.selector.select(timeout)     # sleeps until a socket is ready or a timer due
+        timeout = (
+            max(0.0, self.timers[0][0] - time.monotonic()) if self.timers else self.idle_timeout
+        )
+        events = self.selector.select(timeout)  # sleeps until a socket is ready or a timer due
         for key, _ in events:
             self.selector.unregister(key.fileobj)
             key.data.set_result(None)
         while self.timers and self.timers[0][0] <= time.monotonic():
             heapq.heappop(self.timers)[2].set_result(None)
         if not events and not self.timers and not self.ready:
-            raise TimeoutError(f"nothing happened for {self.idle_timeout:g} s: "
-                               "every task waits for something that never comes")
+            raise TimeoutError(
+                f"nothing happened for {self.idle_timeout:g} s: "
+                "every task waits for something that never comes"
+            )
 
 
 async def gather(loop: Loop, coros: list[Coroutine]) -> list:
@@ -140,14 +144,14 @@ async def gather(loop: Loop, coros: list[Coroutine]) -> list:
 # -- on this loop: an HTTP client ... ------------------------------------------------------------
 async def fetch(loop: Loop, url: str) -> bytes:
     address, outgoing = http_get_request(url)
-    with socket.socket() as sock:                 # closed however the task ends
+    with socket.socket() as sock:  # closed however the task ends
         sock.setblocking(False)
         sock.connect_ex(address)
         await loop.wait_for(sock, selectors.EVENT_WRITE)
         if err := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             raise ConnectionError(f"connect to {address} failed: errno {err}")
         while outgoing:
-            outgoing = outgoing[sock.send(outgoing):]
+            outgoing = outgoing[sock.send(outgoing) :]
             if outgoing:
                 await loop.wait_for(sock, selectors.EVENT_WRITE)
         response = bytearray()
@@ -180,11 +184,11 @@ async def echo_server(loop: Loop, listener: socket.socket, connections: int) -> 
 
 async def echo(loop: Loop, conn: socket.socket) -> int:
     echoed = 0
-    with conn:                                 # closed however the task ends
+    with conn:  # closed however the task ends
         while True:
             await loop.wait_for(conn, selectors.EVENT_READ)
             data = conn.recv(65536)
-            if not data:                       # the client is done
+            if not data:  # the client is done
                 return echoed
             while data:
                 await loop.wait_for(conn, selectors.EVENT_WRITE)
@@ -193,20 +197,20 @@ async def echo(loop: Loop, conn: socket.socket) -> int:
 
 
 async def echo_client(loop: Loop, address: tuple, payload: bytes, pause: float) -> bool:
-    with socket.socket() as sock:              # closed however the task ends
+    with socket.socket() as sock:  # closed however the task ends
         sock.setblocking(False)
         sock.connect_ex(address)
         await loop.wait_for(sock, selectors.EVENT_WRITE)
-        await loop.sleep(pause)                # every client stays connected for a while
+        await loop.sleep(pause)  # every client stays connected for a while
         outgoing, received = payload, bytearray()
         while len(received) < len(payload):
             if outgoing:
                 await loop.wait_for(sock, selectors.EVENT_WRITE)
-                outgoing = outgoing[sock.send(outgoing):]
+                outgoing = outgoing[sock.send(outgoing) :]
             else:
                 await loop.wait_for(sock, selectors.EVENT_READ)
                 chunk = sock.recv(65536)
-                if not chunk:                  # the server closed early: the echo is short
+                if not chunk:  # the server closed early: the echo is short
                     break
                 received += chunk
     return bytes(received) == payload
@@ -222,8 +226,9 @@ def serve_clients(n_clients: int, payload: bytes, pause: float = 0.1) -> tuple[i
 
         async def main():
             server = loop.create_task(echo_server(loop, listener, n_clients))
-            ok = await gather(loop, [echo_client(loop, address, payload, pause)
-                                     for _ in range(n_clients)])
+            ok = await gather(
+                loop, [echo_client(loop, address, payload, pause) for _ in range(n_clients)]
+            )
             return sum(ok), await server
 
         started = time.perf_counter()
@@ -233,8 +238,16 @@ def serve_clients(n_clients: int, payload: bytes, pause: float = 0.1) -> tuple[i
 
 if __name__ == "__main__":
     from labkit.eventloop import command_line
-    args = command_line(fetch_many, __doc__, lambda p: p.add_argument(
-        "--clients", type=int, default=200, help="echo clients served at once"))
+
+    args = command_line(
+        fetch_many,
+        __doc__,
+        lambda p: p.add_argument(
+            "--clients", type=int, default=200, help="echo clients served at once"
+        ),
+    )
     ok, echoed, took = serve_clients(args.clients, b"x" * 4096)
-    print(f"echo server: {ok} of {args.clients} clients served, {echoed:,} bytes echoed, "
-          f"in {took:.2f} s on one thread")
+    print(
+        f"echo server: {ok} of {args.clients} clients served, {echoed:,} bytes echoed, "
+        f"in {took:.2f} s on one thread"
+    )

@@ -6,6 +6,7 @@ and the loop resumes it when the selector says that socket is ready.
 
     python -m labkit.eventloop.generators -n 20
 """
+
 from __future__ import annotations
 
 import selectors
@@ -20,20 +21,20 @@ READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 def fetch(url: str):
     """A task: downloads one page, yielding (socket, event) wherever it has to wait."""
     address, outgoing = http_get_request(url)
-    with socket.socket() as sock:                      # closed however the task ends
+    with socket.socket() as sock:  # closed however the task ends
         sock.setblocking(False)
         sock.connect_ex(address)
-        yield sock, WRITE                              # wait until connected
+        yield sock, WRITE  # wait until connected
         if err := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             raise ConnectionError(f"connect to {address} failed: errno {err}")
         while outgoing:
             sent = sock.send(outgoing)
             outgoing = outgoing[sent:]
             if outgoing:
-                yield sock, WRITE                      # wait until there is room to send more
+                yield sock, WRITE  # wait until there is room to send more
         response = bytearray()
         while True:
-            yield sock, READ                           # wait until there is something to read
+            yield sock, READ  # wait until there is something to read
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -51,7 +52,7 @@ def run(tasks: list) -> list:
             return _loop(selector, tasks)
     finally:
         for task in tasks:
-            task.close()                               # a finished generator ignores this
+            task.close()  # a finished generator ignores this
 
 
 def _loop(selector: selectors.BaseSelector, tasks: list) -> list:
@@ -61,19 +62,19 @@ def _loop(selector: selectors.BaseSelector, tasks: list) -> list:
         while ready:
             task = ready.popleft()
             try:
-                sock, event = next(task)               # run the task up to its next wait
+                sock, event = next(task)  # run the task up to its next wait
             except StopIteration as finished:
                 results[id(task)] = finished.value
                 continue
             selector.register(sock, event, task)
         if not selector.get_map():
-            break                                      # nothing left to wait for
+            break  # nothing left to wait for
         events = selector.select(timeout=30)
         if not events:
             raise TimeoutError("no socket became ready within 30 s")
         for key, _ in events:
             selector.unregister(key.fileobj)
-            ready.append(key.data)                     # its socket is ready: resume it
+            ready.append(key.data)  # its socket is ready: resume it
     return [results[id(t)] for t in tasks]
 
 

@@ -10,6 +10,7 @@ on this machine) and records ``running`` only while this thread actually ran: a 
 stopped between two slices of work (another thread held the interpreter lock, or another
 program had the core) is drawn ``waiting``.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,8 @@ from typing import Any
 from labkit.eventloop import futures
 from labkit.timeline import Recorder, Span
 
-SLICE = 1_000          # iterations of arithmetic between two looks at the clock (~0.1 ms)
-GAP = 0.001            # ten slices or so between two looks: this thread was stopped
+SLICE = 1_000  # iterations of arithmetic between two looks at the clock (~0.1 ms)
+GAP = 0.001  # ten slices or so between two looks: this thread was stopped
 
 
 def crunch(iterations: int) -> int:
@@ -33,14 +34,16 @@ def crunch(iterations: int) -> int:
 
 def _cpu_per_slice() -> float:
     """CPU seconds one slice takes here (CPU time: a busy machine does not skew it)."""
+
     def once() -> float:
         start = time.thread_time()
         crunch(100 * SLICE)
         return (time.thread_time() - start) / 100
-    return min(once() for _ in range(3))        # the first run also warms up
+
+    return min(once() for _ in range(3))  # the first run also warms up
 
 
-CPU_PER_SLICE = _cpu_per_slice()     # measured once, when this module is imported
+CPU_PER_SLICE = _cpu_per_slice()  # measured once, when this module is imported
 
 
 def work(rec: Recorder, name: str, seconds: float) -> None:
@@ -50,7 +53,7 @@ def work(rec: Recorder, name: str, seconds: float) -> None:
     for _ in range(slices):
         crunch(SLICE)
         now = time.perf_counter()
-        if now - last > GAP:                     # stopped between two looks at the clock
+        if now - last > GAP:  # stopped between two looks at the clock
             rec.add(name, "running", run_start, last)
             rec.add(name, "waiting", last, now)
             run_start = now

@@ -7,6 +7,7 @@ On long runs it calls ``progress(done, total)``, which moves the lesson's progre
 ``labkit.child``'s, the protocol every child process of labkit speaks. ``_run.py``, which starts
 a script, is plumbing, not a script: its name starts with ``_``.
 """
+
 from __future__ import annotations
 
 import pkgutil

@@ -10,6 +10,7 @@ files, which import only the standard library, and not through the labkit packag
 ``__init__`` imports far more. They are registered under their usual names, so the script's own
 ``from labkit.scripts import report`` later finds the very same ``labkit.child``.
 """
+
 import importlib.util
 import os
 import runpy
@@ -32,7 +33,7 @@ def load_plain(name):
 def main():
     script, *args = sys.argv[1:]
     load_plain("limits").raise_open_file_limit()
-    load_plain("child").follow_parent()     # lifeline and parent watch: real OS threads
+    load_plain("child").follow_parent()  # lifeline and parent watch: real OS threads
     sys.argv = [script, *args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     runpy.run_path(script, run_name="__main__")

@@ -5,9 +5,10 @@
 It uses the very same harness and fetch_one as the other strategies (labkit/clients/pages.py);
 only download_many differs. Monkey patching makes urllib's blocking sockets cooperative.
 """
+
 from gevent import monkey
 
-monkey.patch_all()   # first, before urllib (or anything that uses sockets) is imported
+monkey.patch_all()  # first, before urllib (or anything that uses sockets) is imported
 
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -20,7 +21,7 @@ from labkit.scripts import progress, report  # noqa: E402
 
 
 def download_many_gevent(urls, rec, progress=None, max_open=1000):
-    pool = Pool(max_open)            # at most this many requests in flight at once
+    pool = Pool(max_open)  # at most this many requests in flight at once
     jobs = [pool.spawn(fetch_one, url, rec, f"Request {i}") for i, url in enumerate(urls, 1)]
     for done, _ in enumerate(gevent.iwait(jobs), 1):
         if progress:

@@ -9,9 +9,10 @@ Thread): besides the main one, there are labkit's two watchers (the stdin lifeli
 parent watch, see labkit.child), and gevent's pool of helper threads for ``getaddrinfo``, which
 has no non-blocking form.
 """
+
 from gevent import monkey
 
-monkey.patch_all()   # first: threading and socket become gevent's
+monkey.patch_all()  # first: threading and socket become gevent's
 
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -34,7 +35,11 @@ if __name__ == "__main__":
     messages = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     size = int(sys.argv[5]) if len(sys.argv) > 5 else 1024
     pause = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
-    result = run_echo_clients((host, port), n, messages, size, progress=progress_and_count,
-                              pause=pause)
-    report(result=result.to_dict(), most_os_threads=max(os_threads),
-           resolver_pool_size=gevent.get_hub().threadpool.maxsize)
+    result = run_echo_clients(
+        (host, port), n, messages, size, progress=progress_and_count, pause=pause
+    )
+    report(
+        result=result.to_dict(),
+        most_os_threads=max(os_threads),
+        resolver_pool_size=gevent.get_hub().threadpool.maxsize,
+    )

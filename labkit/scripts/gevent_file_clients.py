@@ -5,9 +5,10 @@
 After monkey patching, each "thread" is a greenlet and each socket is gevent's: N clients
 download and upload at once on one OS thread.
 """
+
 from gevent import monkey
 
-monkey.patch_all()   # first: threading and socket become gevent's
+monkey.patch_all()  # first: threading and socket become gevent's
 
 import sys  # noqa: E402
 

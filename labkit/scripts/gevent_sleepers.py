@@ -4,11 +4,13 @@
 
 Run in a child process by lesson 03 (patching inside a Jupyter kernel breaks the kernel).
 """
+
 import sys
 
 if "--patch" in sys.argv:
     from gevent import monkey
-    monkey.patch_all()   # first, before anything else is imported: time.sleep -> gevent.sleep
+
+    monkey.patch_all()  # first, before anything else is imported: time.sleep -> gevent.sleep
 
 import argparse
 import time
@@ -21,7 +23,7 @@ from labkit.timeline import Recorder
 
 def sleeper(rec, name, seconds):
     rec.switch(name, "waiting")
-    time.sleep(seconds)      # unpatched: blocks the whole thread; patched: yields to the hub
+    time.sleep(seconds)  # unpatched: blocks the whole thread; patched: yields to the hub
     rec.switch(name, None)
 
 
@@ -32,10 +34,15 @@ def main():
     p.add_argument("--seconds", type=float, default=0.1)
     args = p.parse_args()
     rec = Recorder()
-    gevent.joinall([gevent.spawn(sleeper, rec, f"Task {i}", args.seconds)
-                    for i in range(1, args.tasks + 1)])
-    report(patched=args.patch, elapsed=rec.now(), spans=rec.close(),
-           time_sleep_is=f"{time.sleep.__module__}.{time.sleep.__name__}")
+    gevent.joinall(
+        [gevent.spawn(sleeper, rec, f"Task {i}", args.seconds) for i in range(1, args.tasks + 1)]
+    )
+    report(
+        patched=args.patch,
+        elapsed=rec.now(),
+        spans=rec.close(),
+        time_sleep_is=f"{time.sleep.__module__}.{time.sleep.__name__}",
+    )
 
 
 if __name__ == "__main__":

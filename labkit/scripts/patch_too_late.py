@@ -6,6 +6,7 @@ N greenlets each fetch URL over a plain socket. The two runs differ in one thing
 ``from socket import socket`` runs before or after ``patch_all()``. A name bound before patching
 keeps the standard, blocking class, and patching cannot reach it any more.
 """
+
 import sys
 
 LATE = "--late" in sys.argv
@@ -30,7 +31,7 @@ from labkit.timeline import Recorder  # noqa: E402
 
 def get(url):
     """A minimal HTTP GET over one socket; returns the whole response."""
-    address, request = http_get_request(url)   # HTTP/1.0: the server closes after answering
+    address, request = http_get_request(url)  # HTTP/1.0: the server closes after answering
     sock = socket()
     sock.settimeout(30)
     sock.connect(address)
@@ -54,5 +55,10 @@ if __name__ == "__main__":
     rec = Recorder()
     jobs = [gevent.spawn(task, rec, f"Request {i}", f"{url}&id={i}") for i in range(1, n + 1)]
     gevent.joinall(jobs)
-    report(late=LATE, socket_class=f"{socket.__module__}.{socket.__name__}",
-           ok=sum(job.value is True for job in jobs), elapsed=rec.now(), spans=rec.close())
+    report(
+        late=LATE,
+        socket_class=f"{socket.__module__}.{socket.__name__}",
+        ok=sum(job.value is True for job in jobs),
+        elapsed=rec.now(),
+        spans=rec.close(),
+    )

@@ -10,6 +10,7 @@ The machine may be busy with other work, so we count CPU time (time spent waitin
 is not counted), and we interleave: each round measures every call at every size once, so a
 busy moment slows all of them alike. The cost kept is each call's best round.
 """
+
 import select
 import socket
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from labkit.limits import raise_open_file_limit
 from labkit.scripts import progress, report
 
-SELECT_LIMIT = 1024          # FD_SETSIZE on Linux: select() cannot take a larger descriptor
+SELECT_LIMIT = 1024  # FD_SETSIZE on Linux: select() cannot take a larger descriptor
 ROUNDS = 9
 
 
@@ -71,7 +72,7 @@ def measure(counts):
     plan = {}
     closers = []
     for n in counts:
-        calls, ep = watchers(fds[:n])                # the n lowest descriptors
+        calls, ep = watchers(fds[:n])  # the n lowest descriptors
         closers.append(ep)
         plan[n] = {kind: (call, repeats_for(call)) for kind, call in calls.items()}
     best = {n: {kind: float("inf") for kind in plan[n]} for n in counts}

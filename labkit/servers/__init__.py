@@ -5,6 +5,7 @@
 and started from a notebook with ``labkit.serve("select_echo")``. Their shared plumbing is
 ``labkit.launch``; this folder holds programs only.
 """
+
 import pkgutil
 
 #: every server: every module here (a name that starts with ``_`` would be plumbing, not one)

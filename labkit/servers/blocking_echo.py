@@ -13,24 +13,24 @@ from labkit import launch
 
 def serve(listener, args):
     while True:
-        conn = launch.accept_waiting(listener)   # blocks until a client connects
+        conn = launch.accept_waiting(listener)  # blocks until a client connects
         launch.counters.add(connections=1)
         # A client that goes silent must not freeze the whole server forever.
         conn.settimeout(args.client_timeout)
         with conn:
             try:
                 echo_until_closed(conn)
-            except OSError:                  # reset, timeout: drop this client, keep serving
+            except OSError:  # reset, timeout: drop this client, keep serving
                 launch.counters.add(errors=1)
 
 
 def echo_until_closed(conn):
     while True:
-        data = conn.recv(65536)              # blocks until bytes arrive or the peer closes
-        if not data:                         # b"" means the client closed its side
+        data = conn.recv(65536)  # blocks until bytes arrive or the peer closes
+        if not data:  # b"" means the client closed its side
             return
         launch.counters.add(bytes_in=len(data))
-        conn.sendall(data)                   # blocks until all of it is in the kernel's buffer
+        conn.sendall(data)  # blocks until all of it is in the kernel's buffer
         launch.counters.add(bytes_out=len(data))
 
 

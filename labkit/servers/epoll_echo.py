@@ -15,6 +15,7 @@ descriptors (EMFILE) the server stops accepting for a moment (``accept_paused``)
 
     python -m labkit.servers.epoll_echo --port 0 [--edge]
 """
+
 import select
 
 from labkit import launch
@@ -27,10 +28,10 @@ BROKEN = select.EPOLLHUP | select.EPOLLERR
 class Client:
     def __init__(self, conn):
         self.conn = conn
-        self.outgoing = bytearray()     # echoed bytes the client has not taken yet
-        self.reading = True             # False once the client closed its sending side
-        self.readable = False           # the socket may hold bytes we have not read yet
-        self.writable = True            # the socket may take more bytes now
+        self.outgoing = bytearray()  # echoed bytes the client has not taken yet
+        self.reading = True  # False once the client closed its sending side
+        self.readable = False  # the socket may hold bytes we have not read yet
+        self.writable = True  # the socket may take more bytes now
 
 
 def serve(listener, args):
@@ -38,32 +39,32 @@ def serve(listener, args):
     edge = select.EPOLLET if args.edge else 0
     ep = select.epoll()
     ep.register(listener.fileno(), READ | edge)
-    clients = {}                                    # fd -> Client
-    pause = launch.AcceptPause()                    # out of descriptors: stop accepting a moment
+    clients = {}  # fd -> Client
+    pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
     while True:
         for fd, events in ep.poll(pause.timeout()):  # blocks; returns only ready sockets
             if fd == listener.fileno():
                 if not accept_all(ep, listener, clients, edge):
-                    ep.unregister(fd)               # out of descriptors: stop watching it
+                    ep.unregister(fd)  # out of descriptors: stop watching it
                     pause.begin()
-            elif fd in clients:                     # (not one closed earlier this round)
+            elif fd in clients:  # (not one closed earlier this round)
                 serve_client(ep, clients, fd, events, edge)
         if pause.over():
-            ep.register(listener.fileno(), READ | edge)   # reports clients already waiting
+            ep.register(listener.fileno(), READ | edge)  # reports clients already waiting
 
 
 def accept_all(ep, listener, clients, edge):
     """Accept one client (level) or all waiting (edge). False when out of descriptors."""
-    while True:                                     # edge-triggered: drain the whole backlog
+    while True:  # edge-triggered: drain the whole backlog
         conn = launch.accept(listener)
-        if conn is None or conn == launch.PAUSED:   # none waiting; out of descriptors
+        if conn is None or conn == launch.PAUSED:  # none waiting; out of descriptors
             return conn is None
         conn.setblocking(False)
         clients[conn.fileno()] = Client(conn)
         ep.register(conn.fileno(), READ | WRITE | edge if edge else READ)
         launch.counters.add(connections=1)
         if not edge:
-            return True                             # level-triggered: the rest are reported again
+            return True  # level-triggered: the rest are reported again
 
 
 def serve_client(ep, clients, fd, events, edge):
@@ -71,15 +72,16 @@ def serve_client(ep, clients, fd, events, edge):
     client.readable |= bool(events & (READ | BROKEN))
     client.writable |= bool(events & (WRITE | BROKEN))
     try:
-        while move_bytes(client) and edge:          # edge: until nothing more can move
+        while move_bytes(client) and edge:  # edge: until nothing more can move
             pass
     except OSError:
         return close(ep, clients, fd, error=True)
     if not client.reading and not client.outgoing:  # closed, and it has all its echo
         return close(ep, clients, fd)
-    if not edge:                                    # level: ask only for what we need now
-        wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | \
-                 (WRITE if client.outgoing else 0)
+    if not edge:  # level: ask only for what we need now
+        wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | (
+            WRITE if client.outgoing else 0
+        )
         ep.modify(fd, wanted)
 
 
@@ -90,16 +92,16 @@ def move_bytes(client):
         try:
             data = client.conn.recv(65536)
         except BlockingIOError:
-            client.readable = False                 # drained: wait for the next event
+            client.readable = False  # drained: wait for the next event
         else:
             launch.counters.add(bytes_in=len(data))
             client.outgoing += data
-            client.reading = moved = bool(data)     # b"": the client closed its side
+            client.reading = moved = bool(data)  # b"": the client closed its side
     if client.writable and client.outgoing:
         try:
             sent = client.conn.send(client.outgoing)
         except BlockingIOError:
-            client.writable = False                 # full: wait for the next event
+            client.writable = False  # full: wait for the next event
         else:
             del client.outgoing[:sent]
             launch.counters.add(bytes_out=sent)

@@ -8,18 +8,19 @@ pauses for a moment (``accept_paused``) while the other greenlets go on.
 
     python -m labkit.servers.gevent_echo --port 0
 """
+
 from gevent import monkey
 
-monkey.patch_all()   # first: launch's listener and every socket after it are gevent sockets
+monkey.patch_all()  # first: launch's listener and every socket after it are gevent sockets
 
-import gevent                                  # noqa: E402
+import gevent  # noqa: E402
 
-from labkit import launch                      # noqa: E402
+from labkit import launch  # noqa: E402
 
 
 def serve(listener, args):
     while True:
-        conn = launch.accept_waiting(listener)   # waits cooperatively: other greenlets run
+        conn = launch.accept_waiting(listener)  # waits cooperatively: other greenlets run
         launch.counters.add(connections=1)
         gevent.spawn(handle, conn, args.client_timeout)
 
@@ -29,8 +30,8 @@ def handle(conn, timeout):
     with conn:
         try:
             while True:
-                data = conn.recv(65536)        # switches to the hub until data arrives
-                if not data:                   # the client closed: stop, don't spin on b""
+                data = conn.recv(65536)  # switches to the hub until data arrives
+                if not data:  # the client closed: stop, don't spin on b""
                     return
                 launch.counters.add(bytes_in=len(data))
                 conn.sendall(data)

@@ -8,13 +8,14 @@ runs again: the server accepts no one and answers no one, while it burns a CPU c
 
     python -m labkit.servers.gevent_echo_hang --port 0
 """
+
 from gevent import monkey
 
 monkey.patch_all()
 
-import gevent                                  # noqa: E402
+import gevent  # noqa: E402
 
-from labkit import launch                      # noqa: E402
+from labkit import launch  # noqa: E402
 
 
 def serve(listener, args):
@@ -27,8 +28,8 @@ def serve(listener, args):
 def handle(conn):
     try:
         while True:
-            data = conn.recv(65536)            # after the client closes: b"", without waiting
-            conn.sendall(data)                 # BUG: no `if not data: break` before this
+            data = conn.recv(65536)  # after the client closes: b"", without waiting
+            conn.sendall(data)  # BUG: no `if not data: break` before this
     except OSError:
         conn.close()
 

@@ -6,13 +6,14 @@ long after the client is gone. (The fix, in gevent_echo: ``if not data: return``
 
     python -m labkit.servers.gevent_echo_spin --port 0
 """
+
 from gevent import monkey
 
 monkey.patch_all()
 
-import gevent                                  # noqa: E402
+import gevent  # noqa: E402
 
-from labkit import launch                      # noqa: E402
+from labkit import launch  # noqa: E402
 
 
 def serve(listener, args):
@@ -25,10 +26,10 @@ def serve(listener, args):
 def handle(conn):
     try:
         while True:
-            data = conn.recv(65536)            # after the client closes: b"", immediately
-            conn.sendall(data)                 # BUG: no `if not data: break` before this
+            data = conn.recv(65536)  # after the client closes: b"", immediately
+            conn.sendall(data)  # BUG: no `if not data: break` before this
             launch.counters.add(loops=1)
-            gevent.sleep(0)                    # let other greenlets run (it still never rests)
+            gevent.sleep(0)  # let other greenlets run (it still never rests)
     except OSError:
         conn.close()
 

@@ -8,16 +8,20 @@ clients. Out of descriptors, gevent's StreamServer pauses accepting on its own.
 
     python -m labkit.servers.gevent_files --port 0 --root data --upload-dir /tmp/up
 """
+
 from gevent import monkey
 
-monkey.patch_all()   # first: every socket below is gevent's
+monkey.patch_all()  # first: every socket below is gevent's
 
-from gevent.pool import Pool                    # noqa: E402
-from gevent.server import StreamServer          # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.server import StreamServer  # noqa: E402
 
-from labkit import filestore, protocol          # noqa: E402
+from labkit import (  # noqa: E402
+    filestore,
+    launch,
+    protocol,
+)
 from labkit.protocol import Body, End, Request  # noqa: E402
-from labkit import launch                       # noqa: E402
 
 CHUNK = 64 * 1024
 active = 0
@@ -27,24 +31,25 @@ def make_handler(store, max_upload, timeout):
     def handle(conn, address):
         global active
         active += 1
-        conn.settimeout(timeout)                       # a silent client is dropped, not kept
+        conn.settimeout(timeout)  # a silent client is dropped, not kept
         launch.counters.add(connections=1)
         launch.counters.peak(most_connected=active)
         parser, upload = protocol.Parser("request", max_body=max_upload), None
         try:
-            while data := receive(conn, timeout):      # b"": the client is done
+            while data := receive(conn, timeout):  # b"": the client is done
                 for event in parser.feed(data):
                     upload = answer(conn, store, event, upload)
-        except protocol.ProtocolError as err:          # a bad request, or silent too long:
-            launch.counters.add(refused=1)             # say why, then hang up
+        except protocol.ProtocolError as err:  # a bad request, or silent too long:
+            launch.counters.add(refused=1)  # say why, then hang up
             refuse(conn, err)
-        except OSError:                                # it left, or stopped reading our reply
+        except OSError:  # it left, or stopped reading our reply
             launch.counters.add(errors=1)
         finally:
             if upload:
-                upload.discard()                       # incomplete: never make it visible
+                upload.discard()  # incomplete: never make it visible
             active -= 1
             conn.close()
+
     return handle
 
 
@@ -66,7 +71,7 @@ def answer(conn, store, event, upload):
             send_file(conn, store, event.name)
         elif isinstance(event, Request) and event.command == "PUT":
             return store.upload(event.name)
-        elif isinstance(event, Request):               # LIST
+        elif isinstance(event, Request):  # LIST
             send(conn, store.listing())
         elif isinstance(event, Body) and upload:
             upload.write(event.data)
@@ -78,7 +83,7 @@ def answer(conn, store, event, upload):
     except protocol.ProtocolError as err:
         launch.counters.add(refused=1)
         send(conn, protocol.err_header(err.code, err.message))
-        return None                                    # a failed upload deleted its own file
+        return None  # a failed upload deleted its own file
 
 
 def send_file(conn, store, name):
@@ -86,19 +91,19 @@ def send_file(conn, store, name):
     with file:
         send(conn, header)
         while chunk := file.read(CHUNK):
-            send(conn, chunk)                          # waits (cooperatively) for a slow reader
+            send(conn, chunk)  # waits (cooperatively) for a slow reader
     launch.counters.add(gets=1)
 
 
 def send(conn, data):
-    conn.sendall(data)                                 # sendall: no partial send to handle
+    conn.sendall(data)  # sendall: no partial send to handle
     launch.counters.add(bytes_out=len(data))
 
 
 def refuse(conn, err):
     try:
         send(conn, protocol.err_header(err.code, err.message))
-    except OSError:                                    # gone already: nothing more to say
+    except OSError:  # gone already: nothing more to say
         pass
 
 

@@ -10,17 +10,18 @@ count those (``accept_paused``). A client silent for ``--client-timeout`` second
 
     python -m labkit.servers.gevent_stream_echo --port 0 --pool 100
 """
+
 from gevent import monkey
 
 monkey.patch_all()
 
-from gevent.pool import Pool                   # noqa: E402
-from gevent.server import StreamServer         # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.server import StreamServer  # noqa: E402
 
-from labkit import launch                      # noqa: E402
+from labkit import launch  # noqa: E402
 
 active = 0
-client_timeout = 30.0      # set from --client-timeout: a silent client must not hold a slot forever
+client_timeout = 30.0  # set from --client-timeout: a silent client must not hold a slot forever
 
 
 def handle(conn, address):
@@ -28,9 +29,9 @@ def handle(conn, address):
     active += 1
     conn.settimeout(client_timeout)
     launch.counters.add(connections=1)
-    launch.counters.peak(most_active=active)   # the most handlers ever running at once
+    launch.counters.peak(most_active=active)  # the most handlers ever running at once
     try:
-        while data := conn.recv(65536):        # b"": the client closed
+        while data := conn.recv(65536):  # b"": the client closed
             launch.counters.add(bytes_in=len(data))
             conn.sendall(data)
             launch.counters.add(bytes_out=len(data))

@@ -20,22 +20,22 @@ descriptors (EMFILE) gevent's server pauses accepting for a moment.
 
     python -m labkit.servers.latency_http --port 0 --root data/pages --delay 0.2
 """
+
 from gevent import monkey
 
-monkey.patch_all()   # first: the listener that launch creates must be a gevent socket
+monkey.patch_all()  # first: the listener that launch creates must be a gevent socket
 
-import collections                            # noqa: E402
-import json                                   # noqa: E402
-import random                                 # noqa: E402
-import socket                                 # noqa: E402
-import time                                   # noqa: E402
-from pathlib import Path                      # noqa: E402
-from urllib.parse import parse_qs             # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import parse_qs  # noqa: E402
 
-import gevent                                 # noqa: E402
-from gevent.pywsgi import WSGIHandler, WSGIServer   # noqa: E402
+import gevent  # noqa: E402
+from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
-from labkit import launch                     # noqa: E402
+from labkit import launch  # noqa: E402
 
 MAX_DELAY = 30.0
 
@@ -59,15 +59,16 @@ def setup(args):
 class DeadlineHandler(WSGIHandler):
     """gevent's request handler with deadlines: a slow or silent client cannot hold a greenlet
     and a descriptor for ever."""
-    header_timeout = client_timeout = 10.0    # set from the command line in serve()
+
+    header_timeout = client_timeout = 10.0  # set from the command line in serve()
 
     def handle(self):
-        self.socket.settimeout(self.client_timeout)   # every recv and send on this connection
+        self.socket.settimeout(self.client_timeout)  # every recv and send on this connection
         super().handle()
 
     def read_requestline(self):
-        self.rfile.peek(1)     # idle keep-alive: wait (client_timeout at most) for a request
-        with gevent.Timeout(self.header_timeout, socket.timeout("request line too slow")):
+        self.rfile.peek(1)  # idle keep-alive: wait (client_timeout at most) for a request
+        with gevent.Timeout(self.header_timeout, TimeoutError("request line too slow")):
             return super().read_requestline()
 
     def read_request(self, raw_requestline):
@@ -83,29 +84,47 @@ def serve(listener, args):
     DeadlineHandler.header_timeout = args.header_timeout
     DeadlineHandler.client_timeout = args.client_timeout
     app = make_app(args.pages, args)
-    CountingWSGIServer(listener, app, log=None, error_log=None,
-                       handler_class=DeadlineHandler).serve_forever()
+    CountingWSGIServer(
+        listener, app, log=None, error_log=None, handler_class=DeadlineHandler
+    ).serve_forever()
 
 
 def make_app(pages, args):
-    access_log = collections.deque(maxlen=args.log_size)   # the oldest records drop off
+    access_log = collections.deque(maxlen=args.log_size)  # the oldest records drop off
 
     def app(environ, start_response):
         started = time.time()
         path = environ.get("PATH_INFO", "")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/_log":
-            return reply(start_response, 200, json.dumps(read_log(access_log, query)).encode(),
-                         "application/json")
+            return reply(
+                start_response,
+                200,
+                json.dumps(read_log(access_log, query)).encode(),
+                "application/json",
+            )
         try:
             status, body = handle_page(pages, path, query, args)
         except BadRequest as err:
             status, body = 400, f"bad request: {err}\n".encode()
-        access_log.append({"path": path, "id": first(query, "id", ""), "status": status,
-                           "bytes": len(body), "start": started, "end": time.time()})
+        access_log.append(
+            {
+                "path": path,
+                "id": first(query, "id", ""),
+                "status": status,
+                "bytes": len(body),
+                "start": started,
+                "end": time.time(),
+            }
+        )
         launch.counters.add(requests=1, bytes_out=len(body), **{f"status_{status}": 1})
-        return reply(start_response, status, body, "text/html; charset=utf-8" if status == 200
-                     else "text/plain; charset=utf-8")   # errors quote the request: never HTML
+        return reply(
+            start_response,
+            status,
+            body,
+            "text/html; charset=utf-8" if status == 200 else "text/plain; charset=utf-8",
+        )  # errors quote the request: never HTML
+
     return app
 
 
@@ -151,8 +170,10 @@ STATUS_TEXT = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Un
 
 
 def reply(start_response, status, body, content_type):
-    start_response(f"{status} {STATUS_TEXT[status]}",
-                   [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    start_response(
+        f"{status} {STATUS_TEXT[status]}",
+        [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+    )
     return [body]
 
 
@@ -163,10 +184,18 @@ def add_arguments(p):
     p.add_argument("--jitter", type=float, default=0.0, help="delay varies by up to +- this")
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction answered with 503")
     p.add_argument("--seed", type=int, default=0, help="seed for jitter and errors")
-    p.add_argument("--header-timeout", type=float, default=10.0,
-                   help="seconds a client has for its request line, and again for its headers")
-    p.add_argument("--log-size", type=int, default=10_000,
-                   help="access log records kept for /_log (older ones are dropped)")
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has for its request line, and again for its headers",
+    )
+    p.add_argument(
+        "--log-size",
+        type=int,
+        default=10_000,
+        help="access log records kept for /_log (older ones are dropped)",
+    )
 
 
 if __name__ == "__main__":

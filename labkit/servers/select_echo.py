@@ -16,20 +16,21 @@ Its limits, and what it does at each one:
 
     python -m labkit.servers.select_echo --port 0
 """
+
 import select
 import sys
 
 from labkit import launch
 
-HIGH_WATER = 1 << 20   # stop reading from a client that is this far behind in reading our echo
-FD_SETSIZE = 1024      # select() cannot watch descriptors numbered this or more (Linux)
+HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading our echo
+FD_SETSIZE = 1024  # select() cannot watch descriptors numbered this or more (Linux)
 
 
 def serve(listener, args):
     listener.setblocking(False)
-    outgoing = {}                       # client socket -> bytearray not yet sent to it
-    finished = set()                    # clients that closed their side: send the rest, close
-    pause = launch.AcceptPause()        # out of descriptors: stop accepting for a moment
+    outgoing = {}  # client socket -> bytearray not yet sent to it
+    finished = set()  # clients that closed their side: send the rest, close
+    pause = launch.AcceptPause()  # out of descriptors: stop accepting for a moment
     while True:
         # Read from a client only while its backlog is small (a slow reader must not make us
         # buffer without limit); ask about writing only where there is something to write.
@@ -44,18 +45,22 @@ def serve(listener, args):
             elif not accept(listener, outgoing):
                 pause.begin()
         for sock in writable:
-            if sock in outgoing:        # it may have been closed while reading this round
+            if sock in outgoing:  # it may have been closed while reading this round
                 send_some(sock, outgoing, finished)
 
 
 def accept(listener, outgoing):
     """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    conn = launch.accept(listener)      # ready, so this does not block
-    if conn is None or conn == launch.PAUSED:   # the client gave up; out of descriptors
+    conn = launch.accept(listener)  # ready, so this does not block
+    if conn is None or conn == launch.PAUSED:  # the client gave up; out of descriptors
         return conn is None
-    if conn.fileno() >= FD_SETSIZE:     # select() could not watch it: refuse it, not everyone
-        print(f"refused a client: its descriptor {conn.fileno()} is beyond select()'s "
-              f"FD_SETSIZE ({FD_SETSIZE})", file=sys.stderr, flush=True)
+    if conn.fileno() >= FD_SETSIZE:  # select() could not watch it: refuse it, not everyone
+        print(
+            f"refused a client: its descriptor {conn.fileno()} is beyond select()'s "
+            f"FD_SETSIZE ({FD_SETSIZE})",
+            file=sys.stderr,
+            flush=True,
+        )
         conn.close()
         launch.counters.add(refused=1)
         return True
@@ -67,14 +72,14 @@ def accept(listener, outgoing):
 
 def receive(conn, outgoing, finished):
     try:
-        data = conn.recv(65536)         # readable, so this returns at once
+        data = conn.recv(65536)  # readable, so this returns at once
     except (BlockingIOError, InterruptedError):
         return
     except OSError:
         return close(conn, outgoing, finished, error=True)
-    if not data:                        # the client closed its side: stop reading it ...
+    if not data:  # the client closed its side: stop reading it ...
         finished.add(conn)
-        if not outgoing[conn]:          # ... and close once it has all its echo
+        if not outgoing[conn]:  # ... and close once it has all its echo
             close(conn, outgoing, finished)
         return
     launch.counters.add(bytes_in=len(data))
@@ -84,12 +89,12 @@ def receive(conn, outgoing, finished):
 def send_some(conn, outgoing, finished):
     buf = outgoing[conn]
     try:
-        sent = conn.send(buf)           # may take only part of buf: that is normal
+        sent = conn.send(buf)  # may take only part of buf: that is normal
     except (BlockingIOError, InterruptedError):
         return
     except OSError:
         return close(conn, outgoing, finished, error=True)
-    del buf[:sent]                      # keep exactly what was not sent yet
+    del buf[:sent]  # keep exactly what was not sent yet
     launch.counters.add(bytes_out=sent)
     if not buf and conn in finished:
         close(conn, outgoing, finished)

@@ -8,6 +8,7 @@ part of it, and the rest is silently lost. (The fix, in select_echo: keep ``buff
 
     python -m labkit.servers.select_echo_naive --port 0
 """
+
 import queue
 import select
 
@@ -58,10 +59,10 @@ def send_queued(sock, outputs, pending):
     outputs.remove(sock)
     data = b"".join(chunks)
     try:
-        sent = sock.send(data)                 # BUG: may send only part of data ...
+        sent = sock.send(data)  # BUG: may send only part of data ...
     except BlockingIOError:
-        sent = 0                               # ... or nothing at all
-    launch.counters.add(bytes_out=sent, bytes_lost=len(data) - sent)   # ... and forgets it
+        sent = 0  # ... or nothing at all
+    launch.counters.add(bytes_out=sent, bytes_lost=len(data) - sent)  # ... and forgets it
 
 
 if __name__ == "__main__":

@@ -17,20 +17,20 @@ the replies still to send, and the upload in progress.
 
     python -m labkit.servers.selectors_files --port 0 --root data --upload-dir /tmp/up
 """
+
 import contextlib
 import selectors
 import time
 from collections import deque
 
-from labkit import filestore, protocol
+from labkit import filestore, launch, protocol
 from labkit.protocol import Body, End, Request
-from labkit import launch
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CHUNK = 64 * 1024
-HIGH_WATER = 256 * 1024            # refill from files, and read requests, only below this
-MAX_QUEUED = 64                    # replies waiting per client before we stop reading requests
-TICK = 0.5                         # seconds: select() wakes at least this often for housekeeping
+HIGH_WATER = 256 * 1024  # refill from files, and read requests, only below this
+MAX_QUEUED = 64  # replies waiting per client before we stop reading requests
+TICK = 0.5  # seconds: select() wakes at least this often for housekeeping
 
 
 class Connection:
@@ -39,13 +39,13 @@ class Connection:
     def __init__(self, sock, max_upload):
         self.sock = sock
         self.parser = protocol.Parser("request", max_body=max_upload)
-        self.replies = deque()     # in the order requested: bytes, the name of a file to GET
-                                   # (opened when its turn comes), or the open file being sent
+        self.replies = deque()  # in the order requested: bytes, the name of a file to GET
+        # (opened when its turn comes), or the open file being sent
         self.outgoing = bytearray()
-        self.upload = None         # the Upload in progress, while a PUT's body arrives
-        self.closing = False       # after a bad request or the client's EOF: close once the
-                                   # replies are out
-        self.last_heard = time.monotonic()   # when the client last sent or took any bytes
+        self.upload = None  # the Upload in progress, while a PUT's body arrives
+        self.closing = False  # after a bad request or the client's EOF: close once the
+        # replies are out
+        self.last_heard = time.monotonic()  # when the client last sent or took any bytes
 
 
 class FileServer:
@@ -53,15 +53,15 @@ class FileServer:
         self.store, self.max_upload, self.client_timeout = store, max_upload, client_timeout
         self.sel = selectors.DefaultSelector()
         self.active = 0
-        self.pause = launch.AcceptPause()   # out of descriptors: stop accepting a moment
-        self.next_sweep = 0.0      # when to look for silent clients next
+        self.pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
+        self.next_sweep = 0.0  # when to look for silent clients next
 
     def run(self, listener):
         listener.setblocking(False)
         self.listener = listener
         self.sel.register(listener, READ, data=None)
         while True:
-            for key, events in self.sel.select(timeout=TICK):   # sleeps until ready, or TICK
+            for key, events in self.sel.select(timeout=TICK):  # sleeps until ready, or TICK
                 if key.data is None:
                     self.accept()
                     continue
@@ -73,11 +73,11 @@ class FileServer:
             self.housekeeping()
 
     def accept(self):
-        sock = launch.accept(self.listener)            # ready, so this does not block
-        if sock == launch.PAUSED:                      # out of descriptors: stop watching
-            self.sel.unregister(self.listener)         # the listener for a moment
+        sock = launch.accept(self.listener)  # ready, so this does not block
+        if sock == launch.PAUSED:  # out of descriptors: stop watching
+            self.sel.unregister(self.listener)  # the listener for a moment
             self.pause.begin()
-        if sock is None or sock == launch.PAUSED:      # (None: the client gave up)
+        if sock is None or sock == launch.PAUSED:  # (None: the client gave up)
             return
         sock.setblocking(False)
         self.sel.register(sock, READ, data=Connection(sock, self.max_upload))
@@ -88,22 +88,22 @@ class FileServer:
     # -- reading requests ------------------------------------------------------------------
     def receive(self, conn):
         try:
-            data = conn.sock.recv(CHUNK)               # readable: returns at once
+            data = conn.sock.recv(CHUNK)  # readable: returns at once
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             return self.close(conn, error=True)
         conn.last_heard = time.monotonic()
-        if not data:                   # the client has finished sending (or left): answer
-            conn.closing = True        # what it already asked, then close
+        if not data:  # the client has finished sending (or left): answer
+            conn.closing = True  # what it already asked, then close
             return self.update_interest(conn)
         launch.counters.add(bytes_in=len(data))
         try:
             for event in conn.parser.feed(data):
                 self.handle(conn, event)
-        except protocol.ProtocolError as err:          # a broken frame: say why, then hang up
+        except protocol.ProtocolError as err:  # a broken frame: say why, then hang up
             self.refuse(conn, err)
-            conn.closing = True                        # the stream can't be trusted
+            conn.closing = True  # the stream can't be trusted
             self.discard_upload(conn)
         self.update_interest(conn)
 
@@ -114,7 +114,7 @@ class FileServer:
             self.answer(conn, event)
         except protocol.ProtocolError as err:
             self.refuse(conn, err)
-            conn.upload = None                         # a failed upload deleted its own file
+            conn.upload = None  # a failed upload deleted its own file
 
     def refuse(self, conn, err):
         launch.counters.add(refused=1)
@@ -122,15 +122,15 @@ class FileServer:
 
     def answer(self, conn, event):
         if isinstance(event, Request) and event.command == "GET":
-            conn.replies.append(event.name)            # its file is opened by refill()
+            conn.replies.append(event.name)  # its file is opened by refill()
         elif isinstance(event, Request) and event.command == "PUT":
             conn.upload = self.store.upload(event.name)
-        elif isinstance(event, Request):                # LIST
+        elif isinstance(event, Request):  # LIST
             conn.replies.append(self.store.listing())
         elif isinstance(event, Body) and conn.upload:
             conn.upload.write(event.data)
         elif isinstance(event, End) and conn.upload:
-            conn.replies.append(conn.upload.finish())   # complete: now it is visible
+            conn.replies.append(conn.upload.finish())  # complete: now it is visible
             conn.upload = None
             launch.counters.add(puts=1)
 
@@ -139,15 +139,15 @@ class FileServer:
         """Move replies into the outgoing buffer until it holds HIGH_WATER bytes."""
         while conn.replies and len(conn.outgoing) < HIGH_WATER:
             head = conn.replies[0]
-            if isinstance(head, str):                  # a GET's turn: only now open its file
+            if isinstance(head, str):  # a GET's turn: only now open its file
                 header, conn.replies[0] = self.open_file(head)
                 conn.outgoing += header
             elif isinstance(head, bytes):
                 conn.outgoing += head
                 conn.replies.popleft()
-            elif chunk := head.read(CHUNK):            # a local file: fast enough not to matter
+            elif chunk := head.read(CHUNK):  # a local file: fast enough not to matter
                 conn.outgoing += chunk
-            else:                                      # the whole file is queued
+            else:  # the whole file is queued
                 head.close()
                 conn.replies.popleft()
 
@@ -155,7 +155,7 @@ class FileServer:
         """The header to send and what follows it: the open file, or nothing after an ERR."""
         try:
             header, file = self.store.open(name)
-        except protocol.ProtocolError as err:         # 404, or 503: the connection goes on
+        except protocol.ProtocolError as err:  # 404, or 503: the connection goes on
             launch.counters.add(refused=1)
             return protocol.err_header(err.code, err.message), b""
         launch.counters.add(gets=1)
@@ -163,12 +163,12 @@ class FileServer:
 
     def send(self, conn):
         try:
-            sent = conn.sock.send(conn.outgoing)       # writable: takes what fits
+            sent = conn.sock.send(conn.outgoing)  # writable: takes what fits
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             return self.close(conn, error=True)
-        del conn.outgoing[:sent]                       # keep exactly what was not sent
+        del conn.outgoing[:sent]  # keep exactly what was not sent
         conn.last_heard = time.monotonic()
         launch.counters.add(bytes_out=sent)
         self.update_interest(conn)
@@ -178,7 +178,7 @@ class FileServer:
         what we need now (or close, if we are done)."""
         try:
             self.refill(conn)
-        except OSError:            # a disk error mid-file: we can't send what the header promised
+        except OSError:  # a disk error mid-file: we can't send what the header promised
             return self.close(conn, error=True)
         pending = bool(conn.outgoing or conn.replies)
         if conn.closing and not pending:
@@ -203,9 +203,9 @@ class FileServer:
         for key in list(self.sel.get_map().values()):
             conn = key.data
             if conn and now - conn.last_heard > self.client_timeout:
-                if not (conn.outgoing or conn.replies):    # between replies: room to say why
+                if not (conn.outgoing or conn.replies):  # between replies: room to say why
                     message = f"silent for more than {self.client_timeout:g} s"
-                    with contextlib.suppress(OSError):     # non-blocking: it fits, or it's lost
+                    with contextlib.suppress(OSError):  # non-blocking: it fits, or it's lost
                         conn.sock.send(protocol.err_header(408, message))
                 launch.counters.add(timed_out=1)
                 self.close(conn)
@@ -215,7 +215,7 @@ class FileServer:
         conn.sock.close()
         self.active -= 1
         for reply in conn.replies:
-            if not isinstance(reply, (bytes, str)):    # only the head can be an open file
+            if not isinstance(reply, (bytes, str)):  # only the head can be an open file
                 reply.close()
         conn.replies.clear()
         self.discard_upload(conn)
@@ -223,7 +223,7 @@ class FileServer:
             launch.counters.add(errors=1)
 
     def discard_upload(self, conn):
-        if conn.upload:                                # incomplete: never make it visible
+        if conn.upload:  # incomplete: never make it visible
             conn.upload.discard()
             conn.upload = None
 

@@ -10,6 +10,7 @@ it receives is echoed after that many seconds, and one client's wait never delay
 
     python -m labkit.servers.thread_echo --port 0 [--delay 0.1]
 """
+
 import threading
 import time
 
@@ -18,12 +19,12 @@ from labkit import launch
 
 def serve(listener, args):
     while True:
-        conn = launch.accept_waiting(listener)   # blocks until a client connects
+        conn = launch.accept_waiting(listener)  # blocks until a client connects
         launch.counters.add(connections=1)
         conn.settimeout(args.client_timeout)
         try:
             threading.Thread(target=handle, args=(conn, args.delay), daemon=True).start()
-        except RuntimeError:                 # "can't start new thread": turn this one away
+        except RuntimeError:  # "can't start new thread": turn this one away
             launch.counters.add(refused=1)
             conn.close()
 
@@ -34,7 +35,7 @@ def handle(conn, delay):
             while data := conn.recv(65536):  # blocks this thread only
                 launch.counters.add(bytes_in=len(data))
                 if delay:
-                    time.sleep(delay)        # the "slow service"
+                    time.sleep(delay)  # the "slow service"
                 conn.sendall(data)
                 launch.counters.add(bytes_out=len(data))
         except OSError:

@@ -101,7 +101,7 @@ def echo(sock, message):
         echoed += chunk
     return echoed
 
-message = "hello, asynclab! 你好".encode("utf-8")
+message = "hello, asynclab! 你好".encode()
 
 with labkit.serve("selectors_echo") as srv:
     labkit.claim("the server is running", srv.alive)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 from ipywidgets import Dropdown, FloatSlider, IntSlider

@@ -19,12 +19,10 @@
 # %%
 import hashlib
 import queue
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from urllib.request import urlopen
 
 import matplotlib.pyplot as plt

@@ -21,7 +21,6 @@
 # %%
 import hashlib
 import os
-import select
 import socket
 import tempfile
 import time
