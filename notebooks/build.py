@@ -11,6 +11,7 @@ top to bottom in a fresh kernel, so the stored outputs are exactly what a fresh 
 
 ``tests/test_notebook_sources.py`` fails if a notebook's cells drift from its source.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,8 +52,10 @@ def to_notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.language_info = {"name": "python"}
     for i, (kind, body) in enumerate(cells):
-        cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(body)
-        cell.id = f"cell-{i:02d}"          # stable ids: rebuilding changes no id
+        cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(
+            body
+        )
+        cell.id = f"cell-{i:02d}"  # stable ids: rebuilding changes no id
         nb.cells.append(cell)
     return nb
 
@@ -60,10 +63,14 @@ def to_notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
 def build(name: str, timeout: int = 300) -> Path:
     source = SOURCES / f"{name}.py"
     nb = to_notebook(parse(source.read_text(encoding="utf-8")))
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   kernel_manager_class=IPCKernelManager,
-                   resources={"metadata": {"path": str(HERE)}}).execute()
-    for cell in nb.cells:                   # keep the files small and free of run-specific noise
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        kernel_manager_class=IPCKernelManager,
+        resources={"metadata": {"path": str(HERE)}},
+    ).execute()
+    for cell in nb.cells:  # keep the files small and free of run-specific noise
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
     target = HERE / f"{name}.ipynb"
