@@ -1,0 +1,171 @@
+# %% [markdown]
+# # 09 · From our event loop to asyncio
+#
+# Lesson 05 built an event loop from scratch: a selector, Futures, and Tasks that drive
+# `async def` coroutines. `asyncio`, in Python's standard library, is that same design, grown
+# up: the async that most Python programmers meet at work. This lesson starts from our loop and
+# shows what asyncio merely renames and what it adds, with the page fetcher of lesson 04, the
+# echo server of lesson 06 and the greenlets of lesson 02, all measured and drawn as before.
+#
+# **After this lesson you can**
+# * step an asyncio coroutine by hand, and say why `asyncio.run()` fails in Jupyter while a
+#   top-level `await` works;
+# * fetch pages with `asyncio.gather`, and limit how many are in flight with a `Semaphore`;
+# * handle failures, timeouts and cancellation with `TaskGroup` and `asyncio.timeout`, and
+#   compare them with our loop's and gevent's;
+# * keep a fast producer from flooding memory (bounded queues, `await writer.drain()`);
+# * find a call that blocks the loop, with a timeline and asyncio's debug mode, and move it to
+#   a thread;
+# * compare echo servers on asyncio, uvloop, selectors and gevent by server CPU per round trip;
+# * explain how a library with a synchronous core serves `await` callers with greenlets.
+#
+# **Time:** about 45 minutes.
+
+# %%
+import asyncio
+import importlib.util
+import inspect
+import subprocess
+import sys
+
+import labkit
+from labkit.eventloop import futures
+
+# %% [markdown]
+# ## The same protocol underneath
+#
+# In lesson 05 we stepped a coroutine by hand: `send(None)` runs it to its first `await`, and
+# what comes up is the Future it waits for. Here is that again, as one function, then the very
+# same function on an asyncio Future. asyncio's Futures belong to a loop; we make a loop only to
+# make one, and never run it.
+
+# %%
+async def wants_answer(future):
+    return await future
+
+def step_by_hand(future):
+    """Drive a coroutine as a Task does: run it to its first wait, set the result, resume."""
+    coro = wants_answer(future)
+    came_up = coro.send(None)              # run until it waits: what does it wait for?
+    future.set_result(42)                  # the event it waited for happens
+    try:
+        coro.send(None)                    # resume it: the await returns
+    except StopIteration as done:
+        return came_up, done.value
+
+ours = futures.Future()
+loop = asyncio.new_event_loop()
+theirs = loop.create_future()
+for name, future in (("lesson 05", ours), ("asyncio", theirs)):
+    came_up, result = step_by_hand(future)
+    print(f"{name:>9}: up came a {type(came_up).__module__}.{type(came_up).__name__}, "
+          f"then the result {result}")
+    labkit.claim(f"{name}: what came up was the Future itself, and the await returned 42",
+                 came_up is future and result == 42)
+loop.close()
+
+# %% [markdown]
+# The same protocol: a coroutine is a generator underneath, `await x` runs `x.__await__()` and
+# passes its yields up, and a Future yields *itself*: "resume me when I am done". asyncio's
+# Future is written in C for speed, but it keeps a pure-Python twin; here are the two
+# `__await__`s, lesson 05's first:
+
+# %%
+labkit.show(futures.Future.__await__)
+
+# %%
+labkit.show(asyncio.futures._PyFuture.__await__)
+
+# %% [markdown]
+# Whoever drives the coroutine receives that Future. Lesson 05's `Task.step` adds a done
+# callback to it that resumes the coroutine; asyncio's Task does the same (its private
+# `__step`, in `asyncio/tasks.py`):
+
+# %%
+labkit.show(futures.Task.step)
+
+# %%
+task_source = inspect.getsource(asyncio.tasks._PyTask)
+labkit.claim("asyncio's Task also runs its coroutine with coro.send(None) ...",
+             "coro.send(None)" in task_source)
+labkit.claim("... and adds a done callback to the Future that comes up",
+             "result.add_done_callback(" in task_source)
+
+# %% [markdown]
+# One difference matters: asyncio's Task understands only asyncio Futures. Hand it one of
+# ours and it refuses: our loop's Futures are set by our loop, which asyncio knows nothing of.
+# A top-level `await` (next section) runs the coroutine as an asyncio Task:
+
+# %%
+async def awaits_ours():
+    return await futures.Future()
+
+try:
+    await awaits_ours()
+    refused = ""
+except RuntimeError as err:
+    refused = str(err)
+print(refused.split(":")[0])
+labkit.claim("asyncio's Task refused lesson 05's Future",
+             refused.startswith("Task got bad yield"))
+
+# %% [markdown]
+# ### `yield from` → `await` → `__await__`
+#
+# Anything with an `__await__` method that returns an iterator can be awaited. Written as a
+# generator, `__await__` can delegate with `yield from` to an asyncio Future, and that is
+# exactly what `await future` does inside an `async def`. Here is an awaitable of our own,
+# written the generator way, awaited by asyncio:
+
+# %%
+class Reply:
+    """An awaitable: the value arrives `delay` seconds later (a timer sets a Future)."""
+
+    def __init__(self, delay, value):
+        self.delay, self.value = delay, value
+
+    def __await__(self):
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        loop.call_later(self.delay, future.set_result, self.value)
+        return (yield from future)          # what `await future` means, spelled out
+
+got = await Reply(0.01, "hello from a timer")
+print(got)
+labkit.claim("asyncio ran our generator-based awaitable to its end",
+             got == "hello from a timer")
+
+# %% [markdown]
+# ## asyncio in Jupyter: `await` at the top, never `asyncio.run()`
+#
+# A script starts asyncio with `asyncio.run(main())`: it makes a loop, runs `main()` to its
+# end on it, and closes the loop. In Jupyter this fails, and it is usually the first asyncio
+# error a student meets: the kernel itself runs on an asyncio loop, in this very thread, and
+# one thread runs one loop at a time.
+
+# %%
+async def main():
+    await asyncio.sleep(0.01)
+    return "done"
+
+coro = main()
+try:
+    asyncio.run(coro)
+except RuntimeError as err:
+    print(f"RuntimeError: {err}")
+    coro.close()                            # never started: close it, or Python warns
+kernel_loop = asyncio.get_running_loop()
+labkit.claim("this cell already runs inside a loop (the kernel's)", kernel_loop.is_running())
+
+# %% [markdown]
+# The kernel's loop is running, so a cell can simply `await`: IPython sees the top-level
+# `await` and runs the cell as a coroutine on that loop. The same `main()` in a plain script,
+# where no loop runs yet, works with `asyncio.run`:
+
+# %%
+print("top-level await:", await main())
+script = "import asyncio\nasync def main():\n    return 'done'\nprint(asyncio.run(main()))"
+print(script)
+ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+labkit.claim("in a script, asyncio.run(main()) returned 'done'",
+             ran.returncode == 0 and ran.stdout.strip() == "done", measured=ran.stderr)
