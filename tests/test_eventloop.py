@@ -8,6 +8,7 @@ import resource
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -109,6 +110,118 @@ def test_a_task_waiting_forever_raises_instead_of_hanging():
         loop.run_until_complete(stuck())
     a.close()
     b.close()
+
+
+def test_a_task_sees_its_futures_exception_and_can_catch_it():
+    loop = futures.Loop()
+    failing = futures.Future()
+    loop.call_soon(failing.set_exception, ConnectionResetError("peer left"))
+
+    async def careful():
+        try:
+            await failing
+        except ConnectionResetError as error:
+            return f"caught: {error}"
+
+    assert loop.run_until_complete(careful()) == "caught: peer left"
+    assert isinstance(failing.exception(), ConnectionResetError)
+    with pytest.raises(ConnectionResetError):
+        failing.result()  # re-raised every time it is asked for
+
+
+def test_an_uncaught_failure_stops_the_loop_with_the_error():
+    loop = futures.Loop()
+    failing = futures.Future()
+    loop.call_soon(failing.set_exception, ValueError("bad page"))
+
+    async def careless():
+        await failing
+
+    with pytest.raises(ValueError, match="bad page"):
+        loop.run_until_complete(careless())
+
+
+def test_a_cancelled_task_stops_and_its_result_raises():
+    loop, reached = futures.Loop(), []
+
+    async def sleeper():
+        await loop.sleep(10)
+        reached.append("after the sleep")  # never: the sleep was cancelled
+
+    async def main():
+        task = loop.create_task(sleeper())
+        await loop.sleep(0.01)  # let it start and wait
+        assert task.cancel()
+        try:
+            await task
+        except futures.CancelledError:
+            return task
+
+    started = time.perf_counter()
+    task = loop.run_until_complete(main())
+    assert time.perf_counter() - started < 5  # it did not sit out its 10 s sleep
+    assert task.done() and task.cancelled() and not reached
+    assert task.waits_for.cancelled()  # what Task.cancel cancelled: the Future it waited for
+    with pytest.raises(futures.CancelledError):
+        task.result()
+    with pytest.raises(futures.CancelledError):
+        task.exception()
+    assert not task.cancel()  # already done
+
+
+def test_a_task_not_started_yet_never_starts():
+    loop, ran = futures.Loop(), []
+
+    async def never():
+        ran.append(True)
+
+    async def main():
+        task = loop.create_task(never())
+        task.cancel()
+        await loop.sleep(0.01)
+        return task
+
+    task = loop.run_until_complete(main())
+    assert task.cancelled() and not ran
+
+
+def test_a_task_that_catches_cancellation_finishes_cleanly():
+    loop, a, b = futures.Loop(), *socket.socketpair()
+
+    async def reader():
+        try:
+            await loop.wait_for(a, futures.selectors.EVENT_READ)  # nobody ever writes
+        except futures.CancelledError:
+            return "cleaned up"
+
+    async def main():
+        task = loop.create_task(reader())
+        await loop.sleep(0.01)
+        task.cancel()
+        return await task, task
+
+    with a, b:
+        result, task = loop.run_until_complete(main())
+        assert loop.selector.get_map() == {}  # the cancelled wait left the selector
+    assert result == "cleaned up" and task.done() and not task.cancelled()
+    assert task.exception() is None
+
+
+def test_callbacks_run_once_and_a_future_finishes_once():
+    calls = []
+    future = futures.Future()
+    future.add_done_callback(calls.append)
+    assert not future.done() and future.cancel() and future.cancelled()
+    assert not future.cancel()  # already done: nothing happens
+    with pytest.raises(RuntimeError, match="already cancelled"):
+        future.set_result(1)
+    assert calls == [future]
+    future.add_done_callback(calls.append)  # added when done: runs at once, once
+    assert calls == [future, future]
+
+
+def test_except_exception_does_not_swallow_cancellation():
+    assert not issubclass(futures.CancelledError, Exception)
 
 
 @pytest.mark.parametrize("step", ["callbacks", "generators", "futures"])

@@ -24,41 +24,109 @@ from typing import Any
 from labkit.eventloop import body_of, http_get_request
 
 
+class CancelledError(BaseException):
+    """Thrown into a task whose Future was cancelled. Like asyncio's (since Python 3.8) it is a
+    BaseException, so a task's ``except Exception:`` cannot swallow its own cancellation."""
+
+
 class Future:
     def __init__(self) -> None:
-        self.done, self.result = False, None
-        self._callbacks: list[Callable[[Future], None]] = []
+        self._state = "pending"  # then, once: "finished" or "cancelled"
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[Future], object]] = []
+
+    def done(self) -> bool:
+        return self._state != "pending"
+
+    def cancelled(self) -> bool:
+        return self._state == "cancelled"
+
+    def result(self) -> Any:
+        """The result; or raise what the Future failed with (CancelledError if cancelled)."""
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        if self.cancelled():
+            raise CancelledError
+        return self._exception
 
     def set_result(self, result: Any) -> None:
-        self.done, self.result = True, result
-        for callback in self._callbacks:
+        self._finish("finished", result, None)
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._finish("finished", None, exception)
+
+    def cancel(self) -> bool:
+        """A pending Future becomes cancelled: whoever awaits it gets CancelledError."""
+        if self.done():
+            return False
+        self._finish("cancelled", None, CancelledError())
+        return True
+
+    def _finish(self, state: str, result: Any, exception: BaseException | None) -> None:
+        if self.done():
+            raise RuntimeError(f"this Future is already {self._state}")
+        self._state, self._result, self._exception = state, result, exception
+        callbacks, self._callbacks = self._callbacks, []  # each callback runs once
+        for callback in callbacks:
             callback(self)
 
-    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
-        self._callbacks.append(callback)
+    def add_done_callback(self, callback: Callable[[Future], object]) -> None:
+        if self.done():
+            callback(self)
+        else:
+            self._callbacks.append(callback)
 
     def __await__(self):
-        if not self.done:
+        if not self.done():
             yield self  # hand ourselves to the Task: "resume me when I am done"
-        return self.result
+        return self.result()
 
 
 class Task(Future):
-    """Runs a coroutine step by step; is itself a Future for the coroutine's return value."""
+    """Runs a coroutine step by step; is itself a Future for the coroutine's return value.
+
+    A coroutine that raises stops the whole loop (``run_until_complete`` raises its error):
+    our loop fails fast, where asyncio keeps the error in the Task until someone awaits it.
+    A coroutine that lets CancelledError out ends cancelled."""
 
     def __init__(self, loop: Loop, coro: Coroutine) -> None:
         super().__init__()
         self.loop, self.coro = loop, coro
+        self.waits_for: Future | None = None  # the Future of its latest await
         loop.tasks.append(self)
         loop.call_soon(self.step, None)
 
-    def step(self, value: Any) -> None:
+    def step(self, waited: Future | None) -> None:
+        """Run to the next ``await``: send in the result of the Future awaited last, or throw
+        in what it failed with (CancelledError too)."""
+        if self.done():  # cancelled before it started
+            return
         try:
-            future = self.coro.send(value)  # run until the coroutine awaits a Future
+            try:
+                value = None if waited is None else waited.result()
+            except BaseException as error:
+                future = self.coro.throw(error)  # raised where the coroutine awaits
+            else:
+                future = self.coro.send(value)  # run until the coroutine awaits a Future
         except StopIteration as finished:
             self.set_result(finished.value)
-            return
-        future.add_done_callback(lambda f: self.loop.call_soon(self.step, f.result))
+        except CancelledError:
+            Future.cancel(self)
+        else:
+            self.waits_for = future
+            future.add_done_callback(lambda f: self.loop.call_soon(self.step, f))
+
+    def cancel(self) -> bool:
+        """Cancel the Future this task waits for: the task gets CancelledError where it waits
+        (it may catch it). A task that has not started yet never starts."""
+        if self.waits_for is not None:
+            return self.waits_for.cancel()
+        self.coro.close()  # not started yet: it never will
+        return Future.cancel(self)
 
 
 class Loop:
@@ -80,7 +148,7 @@ class Loop:
         """Stop every unfinished task: ``close()`` raises GeneratorExit where its coroutine
         waits, so its ``with`` blocks close its sockets. Then release the selector."""
         for task in self.tasks:
-            if not task.done:
+            if not task.done():
                 task.coro.close()
         self.tasks.clear()
         self.selector.close()
@@ -100,6 +168,7 @@ class Loop:
         """A Future that is done when ``sock`` is ready for ``event`` (read or write)."""
         future = Future()
         self.selector.register(sock, event, future)
+        future.add_done_callback(lambda _: self.selector.unregister(sock))  # ready or cancelled
         return future
 
     def run_until_complete(self, coro: Coroutine) -> Any:
@@ -107,17 +176,17 @@ class Loop:
         stopped, every socket closed) and the error is raised here."""
         main = self.create_task(coro)
         try:
-            while not main.done:
+            while not main.done():
                 while self.ready:
                     callback, args = self.ready.popleft()
                     callback(*args)
-                if main.done:
+                if main.done():
                     break
                 self._wait_for_events()
         except BaseException:
             self.close()
             raise
-        return main.result
+        return main.result()
 
     def _wait_for_events(self) -> None:
         timeout = (
@@ -125,10 +194,11 @@ class Loop:
         )
         events = self.selector.select(timeout)  # sleeps until a socket is ready or a timer due
         for key, _ in events:
-            self.selector.unregister(key.fileobj)
-            key.data.set_result(None)
+            key.data.set_result(None)  # its callback unregisters the socket
         while self.timers and self.timers[0][0] <= time.monotonic():
-            heapq.heappop(self.timers)[2].set_result(None)
+            timer = heapq.heappop(self.timers)[2]
+            if not timer.done():  # not cancelled
+                timer.set_result(None)
         if not events and not self.timers and not self.ready:
             raise TimeoutError(
                 f"nothing happened for {self.idle_timeout:g} s: "
