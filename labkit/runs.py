@@ -22,14 +22,18 @@ from labkit.progress import Progress
 
 __all__ = ["fetch_with", "STRATEGIES", "run_file_clients", "MODES"]
 
-#: lesson 04's strategies: those of ``labkit.clients.pages``, and gevent in a child process
+#: lesson 04's strategies (and lesson 09's asyncio ones): those of ``labkit.clients.pages``, and
+#: gevent in a child process
 STRATEGIES = (*pages.STRATEGIES, "gevent")
 #: lesson 08's ways to run the file clients: those of ``labkit.clients.files``, and gevent
 MODES = (*files.MODES, "gevent")
 
 
 def fetch_with(strategy: str, urls: list[str], progress: Progress | None = None) -> FetchRun:
-    """Run one strategy: ``sequential`` and ``threads`` here, ``gevent`` in a child process."""
+    """Run one strategy: ``sequential``, ``threads``, ``asyncio`` and ``asyncio-limited`` (10
+    at once) here, ``gevent`` in a child process. The asyncio ones run their own event loop in
+    a worker thread, so they work in a Jupyter kernel too (whose thread runs the kernel's loop).
+    """
     if strategy == "gevent":
         done = run_script("fetch_gevent", json.dumps(urls), on_progress=progress)
         return FetchRun.from_dict(done.data["run"])

@@ -1,6 +1,7 @@
 """The latency server honours delay, jitter and error rate, holds 1,000 slow requests at once,
 and returns exact bytes; each fetch strategy returns the right results and Spans."""
 
+import asyncio
 import hashlib
 import json
 import socket
@@ -181,3 +182,85 @@ def test_a_stalled_request_is_dropped_after_the_header_timeout():
             started = time.monotonic()
             assert s.recv(65536).startswith(b"HTTP/1.1 400")
             assert time.monotonic() - started < 3
+
+
+# -- lesson 09: the same fetcher on asyncio (httpx.AsyncClient) -------------------------------
+def slow_urls(server, n=20, delay=0.2):
+    return [f"{server.base}/pages/page-48k.html?delay={delay}&id={i}" for i in range(n)]
+
+
+def test_asyncio_gather_overlaps_every_request_and_checks_every_byte(server):
+    urls = slow_urls(server)
+    urls[3] = f"{server.base}/pages/page-56k.html?delay=0.2"
+    run = fetch_with("asyncio", urls)
+    assert [r.url for r in run.results] == urls and run.statuses == {200: 20}
+    assert [r.sha256 for r in run.results] == [SHA["page-48k.html"]] * 3 + [
+        SHA["page-56k.html"]
+    ] + [SHA["page-48k.html"]] * 16
+    assert sorted(s.task for s in run.spans) == sorted(f"Request {i}" for i in range(1, 21))
+    assert run.elapsed < 0.4 * 20 * 0.2  # well under the sum of the delays
+    assert max_concurrent(run.spans) >= 15
+
+
+def test_asyncio_limited_to_5_takes_about_4_rounds(server):
+    from labkit.clients.pages import download_many_limited, timed_run_async
+
+    seen = []
+    run = asyncio.run(
+        timed_run_async(
+            lambda urls, rec, progress: download_many_limited(urls, rec, progress, limit=5),
+            slow_urls(server),
+            "limited",
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    )
+    assert run.statuses == {200: 20} and seen[-1] == (20, 20)
+    assert {r.sha256 for r in run.results} == {SHA["page-48k.html"]}
+    assert max_concurrent(run.spans) == 5  # queued spans are not counted
+    assert 0.75 < run.elapsed < 2.0  # 4 rounds of 0.2 s (3 would be 0.6, 10 would be 2.0)
+    assert sum(s.state == "queued" and s.length > 0.15 for s in run.spans) >= 12
+
+
+def test_asyncio_await_is_one_after_another(server):
+    from labkit.clients.pages import download_many_await, timed_run_async
+
+    run = asyncio.run(timed_run_async(download_many_await, slow_urls(server, n=3, delay=0.1)))
+    assert run.strategy == "await" and run.statuses == {200: 3}
+    assert max_concurrent(run.spans) == 1 and run.elapsed >= 0.3
+
+
+def test_asyncio_no_answer_is_a_result_not_a_crash():
+    from labkit.clients.pages import fetch_one_async, open_async_client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+
+    async def fetch():
+        async with open_async_client() as client:
+            return await fetch_one_async(client, f"http://127.0.0.1:{port}/x", Recorder(), "R 1")
+
+    result = asyncio.run(fetch())
+    assert result.status == 0 and "Connect" in result.error
+    run = fetch_with("asyncio-limited", [f"http://127.0.0.1:{port}/x?id={i}" for i in range(3)])
+    assert run.statuses == {0: 3} and "NO REQUEST GOT AN ANSWER" in run.summary()
+
+
+def test_asyncio_503_is_a_result_worded_as_urllib_words_it(server):
+    run = fetch_with("asyncio", [f"{server.base}/pages/page-48k.html?error_rate=1&id=1"])
+    assert run.statuses == {503: 1}
+    assert run.results[0].error == "HTTP Error 503: Service Unavailable"
+
+
+def test_the_sync_asyncio_strategy_runs_where_a_loop_already_runs(server):
+    """As in a Jupyter kernel: this thread runs an event loop, where asyncio.run would raise."""
+
+    async def cell():
+        coro = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="running event loop"):
+            asyncio.run(coro)
+        coro.close()  # never started
+        return fetch_with("asyncio", slow_urls(server, n=5, delay=0.05))
+
+    run = asyncio.run(cell())
+    assert run.statuses == {200: 5} and max_concurrent(run.spans) == 5
