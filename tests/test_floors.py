@@ -38,6 +38,7 @@ FLOORS = {
         "labkit.source",
         "labkit.claims",
         "labkit.server_cpu",
+        "labkit.bridge",
     ],
     "plumbing": [
         "labkit.background",
