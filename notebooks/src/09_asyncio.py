@@ -169,3 +169,63 @@ print(script)
 ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
 labkit.claim("in a script, asyncio.run(main()) returned 'done'",
              ran.returncode == 0 and ran.stdout.strip() == "done", measured=ran.stderr)
+
+# %% [markdown]
+# ## Summary
+#
+# * asyncio is lesson 05's design: a coroutine yields the Future it waits for, a Task adds a
+#   done callback to it and resumes the coroutine when it is set, and a loop turns ready
+#   sockets and due timers into set Futures. `await` is `yield from` on an `__await__`.
+# * In Jupyter the kernel already runs a loop: `await` at the top of a cell, never
+#   `asyncio.run()`.
+#
+# ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
+
+# %%
+from labkit.exercises import lesson
+hint, check, answer = lesson(9)
+
+# %% [markdown]
+# **Exercise 1.** Write `async def fetch_all(urls, limit)`: fetch every URL with
+# `httpx.AsyncClient`, with at most `limit` requests in flight at once, and return the bodies
+# (bytes) in the order of `urls`. The check runs it against a local `latency_http` and reads
+# the server's log to see how many requests it served at once.
+
+# %%
+import httpx
+
+async def fetch_all(urls, limit):
+    ...   # your code here
+
+check(1, fetch_all)
+
+# %% [markdown]
+# **Exercise 2.** Write `async def fetch_survivors(urls)`: fetch every URL at once, each in a
+# task of one `asyncio.TaskGroup`, and return `{url: body}` for the requests answered with
+# status 200. One failing request (refused, or answered 503) must not stop the others.
+
+# %%
+async def fetch_survivors(urls):
+    ...   # your code here
+
+check(2, fetch_survivors)
+
+# %% [markdown]
+# **Exercise 3.** Five coroutines each `await asyncio.sleep(0.2)` inside
+# `async with semaphore:`, where `semaphore = asyncio.Semaphore(2)`, and are run with
+# `asyncio.gather`. About how many seconds does it take?
+
+# %%
+check(3, ...)
+
+# %% [markdown]
+# **Exercise 4.** Which of these, inside a coroutine, stops every other task on the loop for a
+# second? (a) `await asyncio.sleep(1)`, (b) `time.sleep(1)`,
+# (c) `await asyncio.to_thread(time.sleep, 1)`. Answer `"a"`, `"b"` or `"c"`.
+
+# %%
+check(4, ...)
