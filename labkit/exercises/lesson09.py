@@ -6,7 +6,6 @@ requests it served at once."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import json
 import re
@@ -67,10 +66,10 @@ def served_at_once(base: str) -> int:
     """The most page requests the server was serving at the same moment (from its log)."""
     with urllib.request.urlopen(f"{base}/_log", timeout=10) as reply:
         records = [r for r in json.loads(reply.read()) if r["path"].startswith("/pages/")]
-    return max(
-        (sum(1 for o in records if o["start"] < r["end"] and r["start"] < o["end"]) for r in records),
-        default=0,
-    )
+    overlapping = [
+        sum(1 for o in records if o["start"] < r["end"] and r["start"] < o["end"]) for r in records
+    ]
+    return max(overlapping, default=0)
 
 
 def _page_bytes() -> bytes:

@@ -1,3 +1,4 @@
+# ruff: noqa: F704  (a notebook cell may await at its top level: Jupyter runs it on its loop)
 # %% [markdown]
 # # 09 · From our event loop to asyncio
 #
@@ -23,7 +24,6 @@
 
 # %%
 import asyncio
-import importlib.util
 import inspect
 import subprocess
 import sys
@@ -196,8 +196,6 @@ hint, check, answer = lesson(9)
 # the server's log to see how many requests it served at once.
 
 # %%
-import httpx
-
 async def fetch_all(urls, limit):
     ...   # your code here
 
