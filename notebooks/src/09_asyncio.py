@@ -171,6 +171,98 @@ labkit.claim("in a script, asyncio.run(main()) returned 'done'",
              ran.returncode == 0 and ran.stdout.strip() == "done", measured=ran.stderr)
 
 # %% [markdown]
+# ## The page fetcher of lesson 04, on asyncio
+#
+# Lesson 04 fetched pages from the slow `latency_http` server one after another, with threads
+# and with gevent, through one harness in which only `download_many` differed. The asyncio
+# strategies keep those names and that shape. Each request is `fetch_one_async`: lesson 04's
+# `fetch_one` (the same Span, status and SHA-256), awaited on `httpx.AsyncClient`, a
+# well-kept HTTP client for asyncio, instead of `urlopen`:
+
+# %%
+import hashlib
+from functools import partial
+
+from labkit.clients import pages
+from labkit.runs import fetch_with
+from labkit.timeline import compare_timelines, max_concurrent, plot_timeline
+
+labkit.show(pages.fetch_one_async)
+
+# %% [markdown]
+# Three ways to await many of them: one after another (`await` in a loop), all at once
+# (`asyncio.gather` wraps each coroutine in a Task and waits for all), and all at once but at
+# most `limit` in flight (an `asyncio.Semaphore`: `async with semaphore:` waits while `limit`
+# others hold it). The time a request spends waiting for its turn is drawn orange, as *queued*.
+
+# %%
+labkit.show(pages.download_many_gather)
+
+# %%
+labkit.show(pages.download_many_limited)
+
+# %% [markdown]
+# Ten pages of 0.2 s each, the three ways, awaited right in the cell
+# (`pages.timed_run_async` is lesson 04's `timed_run` for coroutines):
+
+# %%
+PAGES = labkit.DATA / "pages"
+EXPECTED = hashlib.sha256((PAGES / "page-48k.html").read_bytes()).hexdigest()
+server = labkit.serve("latency_http", root=PAGES, delay=0.2)
+
+def page_url(i, base=f"http://{server.host}:{server.port}", **query):
+    params = "&".join(f"{k}={v}" for k, v in {"id": i, **query}.items())
+    return f"{base}/pages/page-48k.html?{params}"
+
+N, LATENCY, LIMIT = 10, 0.2, 3
+urls = [page_url(i, delay=LATENCY) for i in range(1, N + 1)]
+limited = partial(pages.download_many_limited, limit=LIMIT)
+runs = {"await in a loop": await pages.timed_run_async(pages.download_many_await, urls),
+        "gather": await pages.timed_run_async(pages.download_many_gather, urls),
+        f"Semaphore({LIMIT})": await pages.timed_run_async(limited, urls, "limited")}
+labkit.claim(f"all {3 * N} downloads complete and verified (SHA-256)",
+             all(r.statuses == {200: N} and all(p.sha256 == EXPECTED for p in r.results)
+                 for r in runs.values()), measured=str({k: r.statuses for k, r in runs.items()}))
+at_once = {name: max_concurrent(run.spans) for name, run in runs.items()}
+print("requests in flight at once, at most:", at_once)
+labkit.claim(f"one at a time in a loop, all {N} with gather, {LIMIT} with the Semaphore",
+             list(at_once.values()) == [1, N, LIMIT])
+
+# %%
+elapsed = {name: run.elapsed for name, run in runs.items()}
+rounds = -(-N // LIMIT)                     # 10 requests, 3 at a time: 4 rounds
+labkit.claim("await in a loop takes at least the sum of the latencies",
+             elapsed["await in a loop"] >= N * LATENCY, measured=str(elapsed))
+labkit.claim("gather takes less than two latencies", elapsed["gather"] < 2 * LATENCY,
+             measured=str(elapsed))
+labkit.claim(f"the Semaphore takes at least {rounds} rounds, and less than the loop's time",
+             rounds * LATENCY <= elapsed[f"Semaphore({LIMIT})"] < elapsed["await in a loop"],
+             measured=str(elapsed))
+compare_timelines({name: run.spans for name, run in runs.items()})
+
+# %% [markdown]
+# `await` alone overlaps nothing: a coroutine that awaits each request in turn waits for each
+# in turn, exactly like blocking code. The overlap comes from *tasks*: `gather` makes one per
+# request, and the loop runs whichever can run. The Semaphore's run is a staircase of
+# `LIMIT`-wide steps: the orange bars are requests waiting for a place.
+#
+# Now next to lesson 04's threads and gevent: the same ten URLs, the same `fetch_one`, only
+# `download_many` differs (`fetch_with` runs gevent in a patched child process, as in
+# lesson 04, and asyncio on a loop of its own in a worker thread):
+
+# %%
+side_by_side = {strategy: fetch_with(strategy, urls)
+                for strategy in ("threads", "gevent", "asyncio")}
+labkit.claim("every page verified, in every strategy",
+             all(r.statuses == {200: N} and all(p.sha256 == EXPECTED for p in r.results)
+                 for r in side_by_side.values()))
+for strategy, run in side_by_side.items():
+    labkit.claim(f"{strategy}: all {N} in flight together, done in under two latencies",
+                 max_concurrent(run.spans) == N and run.elapsed < 2 * LATENCY,
+                 measured=f"{run.elapsed:.3f} s")
+compare_timelines({name: run.spans for name, run in side_by_side.items()})
+
+# %% [markdown]
 # ## Summary
 #
 # * asyncio is lesson 05's design: a coroutine yields the Future it waits for, a Task adds a
