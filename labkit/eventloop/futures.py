@@ -3,7 +3,9 @@
 A ``Future`` is a result that is not there yet; ``await future`` suspends the coroutine until
 someone sets it. A ``Task`` drives one coroutine: it runs it until it awaits a Future, and
 resumes it when that Future is done. The ``Loop`` turns "this socket is ready" and "this
-timer is due" into finished Futures. This is, in miniature, what asyncio does.
+timer is due" into finished Futures. A Future can also fail (``set_exception``) or be
+cancelled (``cancel``): the awaiting coroutine then gets that exception thrown in where it
+awaits, and may catch it. This is, in miniature, what asyncio does.
 
 On this loop: fetch pages, and run an echo server that serves many clients on one thread.
 
