@@ -23,6 +23,10 @@ VARIANTS = {
     "epoll_echo-edge": {"edge": True},
     "gevent_echo": {},
     "gevent_stream_echo": {"pool": 1000},
+    "asyncio_echo-streams": {"api": "streams", "loop": "asyncio"},
+    "asyncio_echo-protocol": {"api": "protocol", "loop": "asyncio"},
+    "asyncio_echo-streams-uvloop": {"api": "streams", "loop": "uvloop"},
+    "asyncio_echo-protocol-uvloop": {"api": "protocol", "loop": "uvloop"},
 }
 CONCURRENT = [v for v in VARIANTS if v != "blocking_echo"]
 
@@ -195,3 +199,15 @@ def test_a_silent_client_is_dropped_after_the_client_timeout(name):
                 said += chunk  # say why first: "ERR 408 ...")...
             assert 0.4 < time.monotonic() - started < 4  # ... after about the timeout
             assert said == b"" or said.startswith(b"ERR 408")
+
+
+def test_a_missing_uvloop_is_a_clear_start_error(tmp_path, monkeypatch):
+    """A uvloop package that fails to import (first on the child's path) stands for none."""
+    (tmp_path / "uvloop").mkdir()
+    (tmp_path / "uvloop" / "__init__.py").write_text("raise ImportError('no uvloop here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(labkit.ServerStartError, match=r"needs the uvloop package.*pip install"):
+        labkit.serve("asyncio_echo", loop="uvloop")
+    with labkit.serve("asyncio_echo", loop="asyncio") as srv:  # the standard loop still works
+        got, want = one_client(srv.address, 13, size=1000)
+        assert got == want

@@ -44,6 +44,18 @@ ECHO = {
     "selectors_echo": {},
     "gevent_echo": {},
     "gevent_stream_echo": {},
+    "asyncio_echo-streams": {"api": "streams", "loop": "asyncio"},
+    "asyncio_echo-protocol": {"api": "protocol", "loop": "asyncio"},
+    "asyncio_echo-streams-uvloop": {"api": "streams", "loop": "uvloop"},
+    "asyncio_echo-protocol-uvloop": {"api": "protocol", "loop": "uvloop"},
+}
+# uvloop meets EMFILE its own way (libuv's): it keeps a spare descriptor, and when out of them
+# it frees the spare, accepts every waiting client and closes it at once, rather than leaving
+# them queued until a descriptor is free. It never tells the program: no pause to count. A client
+# that connects while the server is still out of descriptors is dropped too, so on uvloop the
+# good client comes once the server is back to its baseline.
+SHEDS_WHEN_OUT_OF_DESCRIPTORS = {
+    v for v, options in ECHO.items() if options.get("loop") == "uvloop"
 }
 CLIENT_TIMEOUT = 1.0
 HIGH_WATER = 1 << 20  # what the non-blocking servers buffer for one client, at most
@@ -122,6 +134,27 @@ def flood_past_the_limit(server, limit: int = 256, count: int = 400) -> None:
         assert alive(server.pid), f"{server.name} died in the flood:\n{server.log(last=15)}"
 
 
+def closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:  # still open, nothing said: a client the server holds
+        return False
+    except OSError:  # reset
+        return True
+
+
+def flood_is_shed(server, limit: int = 256, count: int = 400) -> None:
+    """uvloop's way: past its open-file limit, the server closes the clients it cannot hold."""
+    cap_open_files(server.pid, limit)
+    with flood(server.host, server.port, count, timeout=5) as socks:
+        assert len(socks) > limit, "the flood did not get past the server's limit"
+        time.sleep(1.0)
+        assert alive(server.pid), f"{server.name} died in the flood:\n{server.log(last=15)}"
+        closed = sum(closed_by_server(s) for s in socks)
+    assert len(socks) - limit <= closed < len(socks), f"{closed} of {len(socks)} closed"
+
+
 # -- the tests -----------------------------------------------------------------------------------
 class Findings:
     """Run every storm and note each thing that went wrong, so that one run names every defect
@@ -166,15 +199,21 @@ def test_no_client_can_kill_or_bloat_an_echo_server(variant):
         found.check("random bytes, half-closes", junk_round_trips, server.address, rng)
         found.check("clients vanishing mid-message", vanishers, server.address, rng)
         found.check("clients that never read", assert_non_readers_cost_at_most_high_water, server)
-        found.check("a flood past the open-file limit", flood_past_the_limit, server)
-        found.check("a good client afterwards", good_echo, server.address, rng)
-        found.check(
-            "back to baseline",
-            lambda: Health.of(server.pid).assert_back_to(
-                before, server.pid, rss_slack_kib=2 * HIGH_WATER // 1024 + 12 * MIB
-            ),
-        )
-        if variant != "blocking_echo":  # one client at a time never runs out of descriptors
+
+        def back_to_baseline():
+            slack = 2 * HIGH_WATER // 1024 + 12 * MIB
+            Health.of(server.pid).assert_back_to(before, server.pid, rss_slack_kib=slack)
+
+        if variant in SHEDS_WHEN_OUT_OF_DESCRIPTORS:
+            found.check("a flood past the open-file limit, shed", flood_is_shed, server)
+            found.check("back to baseline", back_to_baseline)
+            found.check("a good client afterwards", good_echo, server.address, rng)
+        else:
+            found.check("a flood past the open-file limit", flood_past_the_limit, server)
+            found.check("a good client afterwards", good_echo, server.address, rng)
+            found.check("back to baseline", back_to_baseline)
+        if variant not in {"blocking_echo", *SHEDS_WHEN_OUT_OF_DESCRIPTORS}:
+            # one client at a time never runs out of descriptors; uvloop does not say
             found.check("out of descriptors counted", assert_paused_accepting, server)
         found.assert_none()
 
