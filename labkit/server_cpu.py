@@ -6,15 +6,31 @@
 A server that waits properly uses next to no CPU while idle; one whose handler spins on a
 closed connection burns a core. The servers' CPU time is read from ``/proc`` through
 ``ServerHandle.cpu_seconds()``.
+
+Lesson 09 weighs servers by the CPU they spend per echo round trip, side by side in one run::
+
+    cpu = cpu_per_round_trip({"selectors": ("selectors_echo", {}),
+                              "uvloop protocol": ("asyncio_echo", {"api": "protocol",
+                                                                   "loop": "uvloop"})})
+    plot_cpu_per_round_trip(cpu, reference="selectors")
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["idle_cpu"]
+from labkit.background import ServerHandle, serve
+from labkit.clients.load import run_echo_clients
+from labkit.timeline import STATE_COLORS
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
+
+__all__ = ["idle_cpu", "cpu_per_round_trip", "plot_cpu_per_round_trip"]
 
 
 class HasCpuSeconds(Protocol):
@@ -33,3 +49,67 @@ def idle_cpu(
         time.sleep(0.05)
         used = {name: srv.cpu_seconds() - before[name] for name, srv in servers.items()}
     return used, time.perf_counter() - started
+
+
+def cpu_per_round_trip(
+    servers: dict[str, tuple[str, dict[str, Any]]],
+    n_clients: int = 20,
+    messages: int = 200,
+    size: int = 1024,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Server CPU time (µs, from /proc) per echo round trip, the median over ``repeats`` runs
+    of ``n_clients`` clients sending ``messages`` of ``size`` bytes each.
+
+    ``servers`` maps a label to a server's name and options (``("asyncio_echo", {"api":
+    "protocol"})``). Every server is started once; the runs take turns (A B C A B C ...), so
+    that whatever else the machine does at some moment weighs on all of them alike."""
+    samples: dict[str, list[float]] = {label: [] for label in servers}
+    with ExitStack() as stack:
+        handles = {
+            label: stack.enter_context(serve(name, **options))
+            for label, (name, options) in servers.items()
+        }
+        for srv in handles.values():  # warm up: first connections, lazy imports, caches
+            _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
+        for _ in range(repeats):
+            for label, srv in handles.items():
+                used, round_trips = _cpu_of_one_run(srv, n_clients, messages, size)
+                samples[label].append(used / round_trips * 1e6)
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def _cpu_of_one_run(
+    srv: ServerHandle, n_clients: int, messages: int, size: int
+) -> tuple[float, int]:
+    """CPU seconds the server used while serving one run of echo clients, and the round trips."""
+    before = srv.cpu_seconds()
+    result = run_echo_clients(srv.address, n_clients=n_clients, messages=messages, size=size)
+    used = srv.cpu_seconds() - before
+    if result.errors or result.round_trips != n_clients * messages:
+        raise RuntimeError(f"{srv.name}: {result.round_trips} round trips, {result.errors[:3]}")
+    return used, result.round_trips
+
+
+def plot_cpu_per_round_trip(result: dict[str, float], reference: str) -> Figure:
+    """One horizontal bar per server: its CPU per round trip as a ratio to ``reference``'s
+    (shorter is cheaper), with the µs written beside each bar."""
+    from matplotlib.figure import Figure
+
+    if reference not in result:
+        raise ValueError(f"reference {reference!r} is not one of {list(result)}")
+    labels = list(result)
+    ratios = [result[label] / result[reference] for label in labels]
+    fig = Figure(figsize=(9.0, 0.9 + 0.4 * len(labels)), layout="constrained")
+    ax = fig.add_subplot()
+    colors = [STATE_COLORS["waiting" if label == reference else "running"] for label in labels]
+    ax.barh(range(len(labels)), ratios, height=0.6, color=colors)
+    for row, (label, ratio) in enumerate(zip(labels, ratios)):
+        ax.text(ratio, row, f"  {ratio:.2f}x  ({result[label]:.1f} µs)", va="center", fontsize=9)
+    ax.set_yticks(range(len(labels)), labels, fontsize=10)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # first server on top
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlim(0, max(ratios) * 1.35)  # room for the numbers
+    ax.set_xlabel(f"server CPU time per round trip, relative to {reference}")
+    ax.grid(axis="x", alpha=0.3)
+    return fig

@@ -1,0 +1,35 @@
+"""labkit.server_cpu: server CPU per echo round trip, measured from /proc, and its bar chart."""
+
+import math
+
+import pytest
+
+from labkit.server_cpu import cpu_per_round_trip, plot_cpu_per_round_trip
+
+SERVERS = {
+    "selectors": ("selectors_echo", {}),
+    "asyncio protocol": ("asyncio_echo", {"api": "protocol", "loop": "asyncio"}),
+}
+
+
+def test_cpu_per_round_trip_of_two_servers():
+    cpu = cpu_per_round_trip(SERVERS, n_clients=4, messages=250, repeats=2)
+    assert list(cpu) == list(SERVERS)  # the labels, in their order
+    # 1,000 round trips cost a server some CPU ticks (10 ms each), but not whole seconds each
+    assert all(0 < us < 1000 and math.isfinite(us) for us in cpu.values()), cpu
+
+
+def test_a_server_that_fails_its_clients_is_an_error_not_a_number():
+    with pytest.raises(RuntimeError, match=r"latency_http: \d+ round trips"):
+        cpu_per_round_trip({"http": ("latency_http", {})}, n_clients=2, messages=2, repeats=1)
+
+
+def test_the_figure_has_one_bar_per_server_as_a_ratio_to_the_reference():
+    fig = plot_cpu_per_round_trip({"a": 20.0, "b": 10.0, "c": 30.0}, reference="b")
+    ax = fig.axes[0]
+    widths = [bar.get_width() for bar in ax.patches]
+    assert widths == pytest.approx([2.0, 1.0, 3.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert "relative to b" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="reference"):
+        plot_cpu_per_round_trip({"a": 1.0}, reference="z")
