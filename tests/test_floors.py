@@ -39,6 +39,7 @@ FLOORS = {
         "labkit.claims",
         "labkit.server_cpu",
         "labkit.bridge",
+        "labkit.asyncio_lab",
     ],
     "plumbing": [
         "labkit.background",
