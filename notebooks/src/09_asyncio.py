@@ -263,6 +263,224 @@ for strategy, run in side_by_side.items():
 compare_timelines({name: run.spans for name, run in side_by_side.items()})
 
 # %% [markdown]
+# ## Errors, timeouts and cancellation: our loop, gevent and asyncio side by side
+#
+# Real requests fail and some never end. Three questions for each loop: when one task fails,
+# does the failure reach whoever waits for it? What happens to the tasks still running? And
+# how do we stop a task that takes too long?
+#
+# Lesson 05's Future now can fail too: `set_exception` makes the `await` raise that exception,
+# and `cancel` makes it raise `CancelledError`, where the task waits, so its `with` and
+# `finally` blocks still run. A `TaskReport` (from `labkit.asyncio_lab`) notes how each task
+# ended. Here, each "request" is a Future that a timer answers, or fails:
+
+# %%
+from labkit import asyncio_lab
+from labkit.asyncio_lab import TaskReport, plot_outcomes
+
+async def request(loop, report, name, seconds, fails=False):
+    """A stand-in request on our loop: its reply is a Future that a timer sets, or fails."""
+    reply = futures.Future()
+
+    def answer(_):
+        if not reply.done():                   # cancelled meanwhile: nothing to answer
+            if fails:
+                reply.set_exception(RuntimeError(f"{name} failed on purpose"))
+            else:
+                reply.set_result(b"page")
+
+    loop.sleep(seconds).add_done_callback(answer)
+    with report.watching(name):                # notes how the await ended, and re-raises
+        return await reply
+
+# %% [markdown]
+# All or nothing, by hand: Task 2 fails after 0.05 s; whoever awaited it catches the failure
+# and cancels the two others, which would take 0.3 s:
+
+# %%
+async def all_or_nothing(loop, report):
+    others = [loop.create_task(request(loop, report, f"Task {i}", 0.3)) for i in (1, 3)]
+    try:
+        await request(loop, report, "Task 2", 0.05, fails=True)
+    except RuntimeError as err:
+        report.raised = f"RuntimeError: {err}"
+        for task in others:
+            task.cancel()                      # CancelledError, raised where each waits
+    for task in others:
+        try:
+            await task
+        except futures.CancelledError:
+            pass
+
+ours = TaskReport()
+with futures.Loop() as our_loop:
+    our_loop.run_until_complete(all_or_nothing(our_loop, ours))
+print(ours.text())
+
+# %% [markdown]
+# asyncio does that bookkeeping for us: `asyncio.TaskGroup` (Python 3.11). Every task of the
+# group runs at once; when one fails, the group cancels the others, waits for them, and raises
+# an `ExceptionGroup` holding every failure. gevent's `joinall(raise_error=True)` raises the
+# first failure but leaves the other greenlets running: `killall` stops them (with
+# `GreenletExit`, raised where each waits). Here are the asyncio and gevent versions:
+
+# %%
+labkit.show(asyncio_lab.fetch_all_or_fail)
+
+# %%
+labkit.show(asyncio_lab.greenlets_all_or_fail)
+
+# %% [markdown]
+# The same three tasks on each loop (the asyncio requests go to the slow server: Request 2
+# asks for `error_rate=1` and gets a 503 after 0.05 s, the others take 0.3 s):
+
+# %%
+failing = [page_url(1, delay=0.3), page_url(2, delay=0.05, error_rate=1), page_url(3, delay=0.3)]
+reports = {"our loop": ours,
+           "gevent": asyncio_lab.greenlets_all_or_fail([0.3, 0.05, 0.3], fail=2),
+           "asyncio TaskGroup": await asyncio_lab.fetch_all_or_fail(failing)}
+for name, report in reports.items():
+    print(f"-- {name}\n{report.text()}")
+    labkit.claim(f"{name}: the second failed, the other two were cancelled",
+                 list(report.outcomes.values()) == ["cancelled", "failed", "cancelled"])
+labkit.claim("the cancelled ones ended right after the failure, long before 0.3 s",
+             all(e.end < 0.2 for r in reports.values() for e in r.ends),
+             measured=str([(e.task, round(e.end, 3)) for r in reports.values() for e in r.ends]))
+plot_outcomes(reports)
+
+# %% [markdown]
+# The choice is yours in each loop: cancel the rest (a page of results is useless without all
+# of them) or keep going (each result stands alone). Keeping going is
+# `gather(..., return_exceptions=True)` in asyncio, and not killing in gevent:
+
+# %%
+keep_going = {"gevent, no killall": asyncio_lab.greenlets_all_or_fail([0.3, 0.05, 0.3], fail=2,
+                                                                      kill_rest=False),
+              "asyncio gather": await asyncio_lab.fetch_all_keep_going(failing)}
+for name, report in keep_going.items():
+    print(f"-- {name}\n{report.text()}")
+    labkit.claim(f"{name}: the second failed, the other two finished",
+                 list(report.outcomes.values()) == ["done", "failed", "done"])
+
+# %% [markdown]
+# ### Timeouts
+#
+# `asyncio.timeout(seconds)` cancels the task where it waits when the time is up, and turns
+# that `CancelledError` into a `TimeoutError` at the end of its block; `gevent.Timeout` raises
+# in the greenlet where it waits. Our loop has no timeout of its own, but underneath a timeout
+# is only a timer that cancels: we can write that with what we have.
+
+# %%
+async def within(loop, report, delays, seconds):
+    tasks = [loop.create_task(request(loop, report, f"Task {i}", d))
+             for i, d in enumerate(delays, 1)]
+    for task in tasks:
+        loop.sleep(seconds).add_done_callback(lambda _, t=task: t.done() or t.cancel())
+    for task in tasks:
+        try:
+            await task
+        except futures.CancelledError:
+            pass
+
+timed = TaskReport()
+with futures.Loop() as our_loop:
+    our_loop.run_until_complete(within(our_loop, timed, [0.1, 0.5, 0.1], 0.3))
+labkit.show(asyncio_lab.fetch_within)
+
+# %%
+slow_one = [page_url(1, delay=0.1), page_url(2, delay=0.5), page_url(3, delay=0.1)]
+timeouts = {"our loop (a timer that cancels)": timed,
+            "gevent.Timeout": asyncio_lab.greenlets_within([0.1, 0.5, 0.1], 0.3),
+            "asyncio.timeout": await asyncio_lab.fetch_within(slow_one, 0.3)}
+for name, report in timeouts.items():
+    print(f"-- {name}\n{report.text()}")
+labkit.claim("in each loop only the 0.5 s task was stopped, at about 0.3 s",
+             all(list(r.outcomes.values())[::2] == ["done", "done"]
+                 and 0.25 < max(e.end for e in r.ends) < 0.45 for r in timeouts.values()))
+labkit.claim("gevent and asyncio call it timed out; ours, plainly, cancelled",
+             [list(r.outcomes.values())[1] for r in timeouts.values()]
+             == ["cancelled", "timed out", "timed out"])
+plot_outcomes(timeouts)
+
+# %% [markdown]
+# ## Back-pressure: a producer faster than its consumer
+#
+# A producer puts an item into a queue every millisecond; the consumer takes 5 ms per item.
+# With an unbounded `asyncio.Queue`, nothing slows the producer down: the queue, and the
+# memory it holds, grows for as long as the program runs. With `asyncio.Queue(maxsize=10)`,
+# `await queue.put(item)` waits while the queue is full: the consumer's pace is pushed back to
+# the producer. That push back is called *back-pressure*.
+
+# %%
+labkit.show(asyncio_lab._queue_growth)
+
+# %%
+queues = {"Queue()": asyncio_lab.queue_growth(bounded=None),
+          "Queue(maxsize=10)": asyncio_lab.queue_growth(bounded=10)}
+longest = {name: max(n for _, n in series) for name, series in queues.items()}
+labkit.claim("unbounded: the queue grew past 100 items in half a second, and still grew",
+             longest["Queue()"] > 100 and queues["Queue()"][-1][1] > queues["Queue()"][-10][1],
+             measured=str(longest))
+labkit.claim("bounded: it never held more than 10", longest["Queue(maxsize=10)"] <= 10,
+             measured=str(longest))
+asyncio_lab.plot_growth(queues, title="items waiting in the queue")
+
+# %% [markdown]
+# Streams have the same problem. `writer.write(data)` never waits: what the socket will not
+# take now stays in the transport's buffer in memory. `await writer.drain()` waits while that
+# buffer is above its high-water mark (64 KiB), so a writer that drains runs at its reader's
+# pace. Here a writer sends 16 KiB every millisecond to a reader that takes 4 KiB every 10 ms:
+
+# %%
+buffers = {"write() only": asyncio_lab.writer_buffer_growth(drain=False),
+           "write() + await drain()": asyncio_lab.writer_buffer_growth(drain=True)}
+peak = {name: max(n for _, n in series) for name, series in buffers.items()}
+labkit.claim("without drain, over 1 MB piled up in the writer's buffer in half a second",
+             peak["write() only"] > 1_000_000, measured=str(peak))
+labkit.claim("with drain, it stayed under 64 KiB plus one write",
+             peak["write() + await drain()"] <= 64 * 1024 + 16_384, measured=str(peak))
+asyncio_lab.plot_growth(buffers, ylabel="bytes in the write buffer",
+                        title="the writer's transport buffer")
+
+# %% [markdown]
+# ## Blocking the loop
+#
+# An event loop runs one task at a time, and switches only at an `await`. A call that blocks
+# (`time.sleep`, a blocking socket, a long computation) holds the one thread, and every other
+# task stands still until it returns. Task 1 below waits 0.2 s three ways, while Tasks 2 and 3
+# ask to wake every 50 ms. The loop runs in *debug mode*, where asyncio times every step of
+# every task and logs a warning about any that holds the loop longer than
+# `slow_callback_duration` (here 0.1 s):
+
+# %%
+labkit.show(asyncio_lab.hog)
+
+# %%
+blocked = {block: asyncio_lab.blocked_loop(block) for block in ("time.sleep", "cpu", "to_thread")}
+for block, run in blocked.items():
+    print(f"-- Task 1 with {block}: debug mode logged {len(run.slow_callbacks)} slow step(s)")
+    for slow in run.slow_callbacks:
+        print("  ", slow)
+late = {block: round(run.late_by, 3) for block, run in blocked.items()}
+for block in ("time.sleep", "cpu"):
+    labkit.claim(f"{block}: the other tasks woke over 0.15 s late, and debug mode named Task 1",
+                 late[block] > 0.15 and [s.task for s in blocked[block].slow_callbacks]
+                 == ["Task 1"], measured=str(late))
+labkit.claim("asyncio.to_thread: the others woke on time (under 0.1 s late), no warning",
+             late["to_thread"] < 0.1 and not blocked["to_thread"].slow_callbacks,
+             measured=str(late))
+compare_timelines({f"Task 1 with {b}": run.spans for b, run in blocked.items()})
+
+# %% [markdown]
+# With `time.sleep` or the CPU loop, Task 1 is blue (running) for 0.2 s and the other rows
+# show one long wait where they asked for 50 ms. `await asyncio.to_thread(time.sleep, 0.2)`
+# runs the blocking call in a worker thread and awaits its end: the loop goes on meanwhile.
+# For CPU work in CPython a thread still holds the interpreter lock most of the time, so the
+# real fix for heavy computing is a process pool (`loop.run_in_executor` with a
+# `ProcessPoolExecutor`). Turn debug mode on while developing (`asyncio.run(main(),
+# debug=True)`, or `PYTHONASYNCIODEBUG=1`): it names the task that held the loop.
+
+# %% [markdown]
 # ## Summary
 #
 # * asyncio is lesson 05's design: a coroutine yields the Future it waits for, a Task adds a
