@@ -106,3 +106,16 @@ def test_after_one_client_leaves_gevent_echo_hang_answers_no_one():
         assert srv.cpu_seconds() > spinning_from  # it burns CPU meanwhile
     assert first.round_trips == 1 and later.round_trips == 0
     assert len(later.errors) == 2 and all("TimeoutError" in e for e in later.errors)
+
+
+@pytest.mark.parametrize("strategy", ["asyncio", "asyncio-limited"])
+def test_the_asyncio_strategies_report_progress_to_the_end(strategy):
+    """They run on a loop of their own in a worker thread; progress still reaches the end."""
+    seen = []
+    with labkit.serve("latency_http", root=PAGES, delay=0.0) as srv:
+        base = f"http://{srv.host}:{srv.port}/pages/page-48k.html"
+        run = fetch_with(
+            strategy, [f"{base}?id={i}" for i in range(30)], lambda d, t: seen.append((d, t))
+        )
+    assert run.statuses == {200: 30} and run.strategy == strategy
+    assert seen[-1] == (30, 30)
