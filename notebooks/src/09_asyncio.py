@@ -481,6 +481,214 @@ compare_timelines({f"Task 1 with {b}": run.spans for b, run in blocked.items()})
 # debug=True)`, or `PYTHONASYNCIODEBUG=1`): it names the task that held the loop.
 
 # %% [markdown]
+# ## The echo server on asyncio, and on uvloop
+#
+# asyncio offers two ways to write a server. The **streams** API is one coroutine per client
+# (`await reader.read()`, `writer.write()`, `await writer.drain()`): it reads like lesson 06's
+# gevent server. The **protocol** API is the layer underneath: the loop calls
+# `data_received` on an object, as our selectors server calls its handlers (lesson 07), and
+# `transport.write` never blocks. **uvloop** is a drop-in replacement for asyncio's loop,
+# written in Cython on libuv (the C event loop under Node.js): the same coroutines and
+# protocols, a faster loop. `asyncio_echo` is both, on either loop:
+
+# %%
+labkit.show("asyncio_echo")
+
+# %% [markdown]
+# Which costs the server less CPU per round trip? Each server is started once; 20 clients send
+# 200 messages of 1 KiB each and check every echo, the servers taking turns three times, and
+# we read each server's CPU time from `/proc` (the median of the three runs). uvloop is pinned
+# in this course's requirements; where it cannot be installed, its servers are left out, and
+# the cell says so.
+
+# %%
+import importlib.util
+
+from labkit.server_cpu import cpu_per_round_trip, plot_cpu_per_round_trip
+
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+ECHO_SERVERS = {"selectors (07)": ("selectors_echo", {}), "gevent (06)": ("gevent_echo", {})}
+for loop_name in ("asyncio", "uvloop"):
+    if loop_name == "uvloop" and not HAVE_UVLOOP:
+        print("uvloop is not installed here (pip install uvloop): its servers are skipped.")
+        continue
+    for api in ("streams", "protocol"):
+        ECHO_SERVERS[f"{loop_name} {api}"] = ("asyncio_echo", {"api": api, "loop": loop_name})
+cpu = cpu_per_round_trip(ECHO_SERVERS)
+ratios = {label: round(us / cpu["selectors (07)"], 2) for label, us in cpu.items()}
+labkit.claim("every server echoed every byte of every run (or this cell would have failed)",
+             len(cpu) == len(ECHO_SERVERS) and all(us > 0 for us in cpu.values()))
+labkit.claim("all within a factor of 4 of the selectors server, per round trip",
+             all(0.25 < r < 4 for r in ratios.values()), measured=str(ratios))
+plot_cpu_per_round_trip(cpu, reference="selectors (07)")
+
+# %% [markdown]
+# The bars are close: per round trip, most of a server's CPU goes to the same system calls
+# (`epoll_wait`, `recv`, `send`) whatever the loop. What differs is the Python around them:
+# the protocol API skips the streams' buffering and the coroutine switch per message, and
+# uvloop moves the loop itself from Python into C. `python -m benchmarks echo` measures the
+# same comparison with more clients, round trips per second and latency percentiles.
+#
+# ## Seeing asyncio's tasks run
+#
+# Lesson 05 drew three tasks that compute a little, wait for the server, and compute again.
+# `labkit.timeline.AsyncioTrace` records the same running and waiting for asyncio's tasks: it
+# times each step the loop gives a task (from `send` to its next `await` that suspends).
+
+# %%
+from labkit.bench import compute
+from labkit.timeline import AsyncioTrace
+
+WAITS = {"Task 1": 0.3, "Task 2": 0.2, "Task 3": 0.1}
+
+async def three_step_task(client, name):
+    compute(0.02)                                    # CPU work: the loop runs nothing else
+    reply = await client.get(page_url(name[-1], delay=WAITS[name]))
+    compute(0.02)
+    return reply.status_code
+
+async with pages.open_async_client() as client:
+    with AsyncioTrace() as trace:
+        statuses = await asyncio.gather(*(asyncio.create_task(three_step_task(client, name),
+                                                              name=name) for name in WAITS))
+labkit.claim("all three got their page", statuses == [200, 200, 200])
+labkit.claim("one task running at a time", max_concurrent(trace.spans, ["running"]) == 1)
+labkit.claim("the waits overlapped: all done in well under the sum of the waits",
+             labkit.timeline.duration(trace.spans) < 0.8 * sum(WAITS.values()))
+plot_timeline(trace.spans, title="three asyncio tasks (measured steps)")
+
+# %% [markdown]
+# The same figure as lesson 05's event loop row: one blue bar at a time, waits overlapping.
+#
+# ## The greenlet bridge: synchronous code that awaits
+#
+# A library written as plain functions cannot `await`: only a coroutine can suspend, and only
+# at its own level. Yet SQLAlchemy serves asyncio callers with its synchronous core. Its trick
+# joins lesson 02 to this lesson: run the synchronous code in a greenlet, and where it needs
+# I/O, *switch* back to the awaiting coroutine, handing it the awaitable; the coroutine awaits
+# it (the loop runs other tasks meanwhile) and switches the result back in. In about 25 lines:
+
+# %%
+from greenlet import getcurrent
+
+from labkit import bridge
+from labkit.bridge import BridgeGreenlet, await_only, greenlet_spawn
+from labkit.timeline import GreenletTrace
+
+labkit.show(bridge.greenlet_spawn)
+
+# %%
+labkit.show(bridge.await_only)
+
+# %% [markdown]
+# A "library" with no `async` in it fetches pages two plain calls deep, and lesson 02's
+# switch tracer watches, the kernel's loop greenlet on one side, the bridge's on the other:
+
+# %%
+def fetch_page(client, url):                         # plain code, two calls deep ...
+    return await_only(client.get(url)).content       # ... waits for the event loop
+
+def page_sizes(client, urls):
+    return [len(fetch_page(client, url)) for url in urls]
+
+loop_greenlet = getcurrent()                         # the kernel's loop runs in this one
+
+def who(g):
+    if g is loop_greenlet:
+        return "event loop"
+    return "sync code" if isinstance(g, BridgeGreenlet) else None
+
+async with pages.open_async_client() as client:
+    with GreenletTrace(who) as traced:
+        sizes = await greenlet_spawn(page_sizes, client, urls[:3])
+switches = [(a, b) for a, b in traced.switches if a and b]
+print("switches:", switches[:3], "...")
+labkit.claim("three pages of 48 KB came back to the sync code",
+             sizes == [(PAGES / "page-48k.html").stat().st_size] * 3)
+labkit.claim("a switch into the sync code and one out, per await_only, and one more at the end",
+             switches == [("event loop", "sync code"), ("sync code", "event loop")] * 4)
+plot_timeline(traced.spans, title="greenlet switches carrying each await")
+
+# %% [markdown]
+# Each grey stretch of "sync code" is one `await_only`: its greenlet is suspended in the
+# middle of `fetch_page`, two plain calls deep, while the loop awaits the request. That
+# `switch` is lesson 02's, carrying an `await`. And since the loop is free during each wait,
+# three bridged calls overlap like any three tasks:
+
+# %%
+async with pages.open_async_client() as client:
+    with AsyncioTrace() as bridged:
+        groups = [urls[0:3], urls[3:6], urls[6:9]]
+        all_sizes = await asyncio.gather(*(asyncio.create_task(
+            greenlet_spawn(page_sizes, client, group), name=f"Task {i}")
+            for i, group in enumerate(groups, 1)))
+took = labkit.timeline.duration(bridged.spans)
+labkit.claim("9 pages, 3 in a row per task: about 3 latencies, not 9",
+             len(sum(all_sizes, [])) == 9 and took < 6 * LATENCY, measured=f"{took:.3f} s")
+plot_timeline(bridged.spans, title="three bridged tasks (AsyncioTrace)")
+
+# %% [markdown]
+# ## Try it yourself
+#
+# `run_async_fetch` below is what the panel runs: `n_requests` pages from a fresh slow server,
+# at most `limit` at once (the Semaphore strategy), on the event loop you choose, in a thread
+# of its own (this kernel's thread already runs a loop).
+
+# %%
+from concurrent.futures import ThreadPoolExecutor
+
+from ipywidgets import Dropdown, FloatSlider, IntSlider
+
+from labkit.widgets import panel
+
+LOOPS = {"asyncio": asyncio.new_event_loop}
+if HAVE_UVLOOP:
+    import uvloop
+    LOOPS["uvloop"] = uvloop.new_event_loop
+
+def run_async_fetch(n_requests=20, limit=5, latency=0.2, loop="asyncio", progress=None):
+    download = partial(pages.download_many_limited, limit=limit)
+
+    def on_its_own_loop(urls):
+        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+            run = runner.run(pages.timed_run_async(download, urls, f"limit {limit}", progress))
+            return run, type(runner.get_loop()).__module__.split(".")[0]
+
+    with labkit.serve("latency_http", root=PAGES, delay=latency) as own, \
+            ThreadPoolExecutor(1) as worker:
+        base = f"http://{own.host}:{own.port}"
+        run, run.loop = worker.submit(on_its_own_loop, [page_url(i, base) for i in
+                                                         range(1, n_requests + 1)]).result()
+    return run.raise_if_unanswered()
+
+# %%
+chosen = "uvloop" if HAVE_UVLOOP else "asyncio"
+checked = run_async_fetch(n_requests=12, limit=4, latency=0.2, loop=chosen)
+labkit.claim("12 pages, all verified", checked.statuses == {200: 12}
+             and all(p.sha256 == EXPECTED for p in checked.results))
+labkit.claim("at most 4 in flight, and 4 at some point", max_concurrent(checked.spans) == 4)
+labkit.claim("it ran on the loop asked for", checked.loop == chosen, measured=checked.loop)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+panel(run_async_fetch,
+      draw=lambda run: plot_timeline(run.spans, title=f"{run.summary()[:80]} ({run.loop})"),
+      controls={"n_requests": IntSlider(20, min=1, max=500, description="requests"),
+                "limit": IntSlider(5, min=1, max=100, description="limit"),
+                "latency": FloatSlider(0.2, min=0.0, max=1.0, step=0.05,
+                                       description="latency (s)"),
+                "loop": Dropdown(options=list(LOOPS), value="asyncio", description="loop")},
+      summary=lambda run: run.summary())
+
+# %% [markdown]
+# Try: 500 requests with a limit of 100, then of 10 (watch the orange steps grow); the same
+# on uvloop.
+
+# %%
+server.stop()
+labkit.claim("the server stopped", not server.alive)
+
+# %% [markdown]
 # ## Summary
 #
 # * asyncio is lesson 05's design: a coroutine yields the Future it waits for, a Task adds a
@@ -488,6 +696,17 @@ compare_timelines({f"Task 1 with {b}": run.spans for b, run in blocked.items()})
 #   sockets and due timers into set Futures. `await` is `yield from` on an `__await__`.
 # * In Jupyter the kernel already runs a loop: `await` at the top of a cell, never
 #   `asyncio.run()`.
+# * `await` alone overlaps nothing; tasks do (`gather`, `TaskGroup`), and a `Semaphore` caps
+#   how many are in flight.
+# * A `TaskGroup` cancels the other tasks when one fails; `gather(return_exceptions=True)` lets
+#   them finish. `asyncio.timeout` is a timer that cancels. gevent has the same tools
+#   (`joinall`, `kill`, `Timeout`); our loop needed only `set_exception` and `cancel`.
+# * Bound what a fast producer can pile up: `Queue(maxsize=...)`, `await writer.drain()`.
+# * One blocking call stops every task: debug mode names it, `asyncio.to_thread` moves it off
+#   the loop.
+# * Per round trip, echo servers on selectors, gevent, asyncio and uvloop cost the same order
+#   of CPU; the protocol API and uvloop trim the Python around the system calls.
+# * A greenlet lets synchronous code wait for the event loop: each `await_only` is a `switch`.
 #
 # ## Exercises
 #
