@@ -13,8 +13,9 @@ under Node.js). Only the loop changes: the coroutines and protocols are the same
 Like our other non-blocking echo servers: a client that does not read our echo stops being
 read (``drain`` waits; the protocol pauses reading past the transport's high-water mark), a
 client that half-closes gets the rest of its echo and then a close, a silent client costs only
-its socket, and when out of descriptors (EMFILE) asyncio stops accepting for a moment
-(``accept_paused``), while uvloop (libuv) accepts the waiting clients and closes them at once.
+its socket. Out of descriptors (EMFILE), asyncio stops accepting for a second and tells its
+exception handler (we count ``accept_paused``); uvloop (libuv) says nothing: it accepts the
+waiting clients with a descriptor kept spare for this and closes them at once.
 
     python -m labkit.servers.asyncio_echo --port 0 --api protocol --loop uvloop
 """
@@ -75,7 +76,8 @@ async def main(listener, api):
 
 
 def count_accept_pauses(loop, context):
-    """asyncio stops accepting for a second when out of descriptors, and says so here."""
+    """asyncio stops accepting for a second when out of descriptors, and says so here (once
+    for every accept() that failed: it tries up to 100 in a row before it stops)."""
     if context.get("message") == "socket.accept() out of system resource":
         launch.counters.add(accept_paused=1)
     else:
