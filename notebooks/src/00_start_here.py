@@ -28,6 +28,7 @@
 # | 06 | [A gevent socket server](06_gevent_server.ipynb) | 100 clients, one thread, and a bug that burns a CPU |
 # | 07 | [select, poll and epoll](07_select_poll_epoll.ipynb) | what watching 10,000 sockets costs |
 # | 08 | [The selectors file server](08_selectors_file_server.ipynb) | framed get/put for thousands of clients, byte for byte |
+# | 09 | [From our event loop to asyncio](09_asyncio.ipynb) | `gather`, `TaskGroup`, timeouts, back-pressure, uvloop, the greenlet bridge |
 
 # %% [markdown]
 # ## How to use the notebooks
