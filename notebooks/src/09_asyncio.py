@@ -171,6 +171,20 @@ labkit.claim("in a script, asyncio.run(main()) returned 'done'",
              ran.returncode == 0 and ran.stdout.strip() == "done", measured=ran.stderr)
 
 # %% [markdown]
+# ### What asyncio renames, and what it adds
+#
+# | lesson 05 (`labkit.eventloop.futures`) | asyncio |
+# |---|---|
+# | `Loop` (a selector, a ready queue, timers) | the event loop (`asyncio.get_running_loop()`) |
+# | `Future`, `Task`, `loop.create_task` | `asyncio.Future`, `asyncio.Task`, `asyncio.create_task` |
+# | `loop.sleep(s)`, `loop.wait_for(sock, event)` | `asyncio.sleep(s)`, `loop.add_reader` and streams |
+# | `gather(loop, coros)` | `asyncio.gather`, `asyncio.TaskGroup` |
+# | `loop.run_until_complete(main())` | `asyncio.run(main())` |
+#
+# What it adds is what the rest of this lesson uses: a real HTTP client on top (httpx),
+# limits (`Semaphore`), errors and cancellation that reach the right task, timeouts, bounded
+# queues and flow control, threads for blocking calls, a debug mode, and a choice of loop.
+#
 # ## The page fetcher of lesson 04, on asyncio
 #
 # Lesson 04 fetched pages from the slow `latency_http` server one after another, with threads
