@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -59,19 +59,23 @@ def cpu_per_round_trip(
     messages: int = 200,
     size: int = 1024,
     repeats: int = 3,
+    pin: bool = True,
 ) -> dict[str, float]:
     """Server CPU time (µs, from /proc) per echo round trip, the median over ``repeats`` runs
     of ``n_clients`` clients sending ``messages`` of ``size`` bytes each.
 
     ``servers`` maps a label to a server's name and options (``("asyncio_echo", {"api":
     "protocol"})``). Every server is started once; the runs take turns (A B C A B C ...), so
-    that whatever else the machine does at some moment weighs on all of them alike."""
+    that whatever else the machine does at some moment weighs on all of them alike. With
+    ``pin`` (and two cores or more) the servers run on one core and our clients on another."""
     samples: dict[str, list[float]] = {label: [] for label in servers}
     with ExitStack() as stack:
         handles = {
             label: stack.enter_context(serve(name, **options))
             for label, (name, options) in servers.items()
         }
+        if pin:
+            stack.enter_context(_cores_apart([srv.pid for srv in handles.values()]))
         for srv in handles.values():  # warm up: first connections, lazy imports, caches
             _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
         for _ in range(repeats):
@@ -99,6 +103,29 @@ def _cpu_of_one_run(
     if result.errors or result.round_trips != n_clients * messages:
         raise RuntimeError(f"{srv.name}: {result.round_trips} round trips, {result.errors[:3]}")
     return used, result.round_trips
+
+
+@contextmanager
+def _cores_apart(server_pids: list[int]) -> Iterator[None]:
+    """Each server's main thread on the first core, this thread (and so the client threads it
+    starts, which inherit it) on the second. Left to the scheduler, a server sometimes shares
+    a core with its clients and sometimes not, and a wake-up costs differently in each case:
+    the same server measured twice could differ by half."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < 2:
+        yield
+        return
+    ours = os.sched_getaffinity(0)
+    try:
+        for pid in server_pids:
+            os.sched_setaffinity(pid, {cores[0]})  # the thread whose id is pid: it serves
+        os.sched_setaffinity(0, {cores[1]})
+    except OSError:  # not allowed here (a container's cpuset): measure unpinned
+        pass
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, ours)
 
 
 TICK = 1 / os.sysconf("SC_CLK_TCK")  # seconds: what /proc/PID/stat counts in

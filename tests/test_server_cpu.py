@@ -1,6 +1,7 @@
 """labkit.server_cpu: server CPU per echo round trip, measured from /proc, and its bar chart."""
 
 import math
+import os
 
 import pytest
 
@@ -13,7 +14,9 @@ SERVERS = {
 
 
 def test_cpu_per_round_trip_of_two_servers():
+    ours = os.sched_getaffinity(0)
     cpu = cpu_per_round_trip(SERVERS, n_clients=4, messages=250, repeats=2)
+    assert os.sched_getaffinity(0) == ours  # pinned to one core while the clients ran, not after
     assert list(cpu) == list(SERVERS)  # the labels, in their order
     # 1,000 round trips cost a server some CPU ticks (10 ms each), but not whole seconds each
     assert all(0 < us < 1000 and math.isfinite(us) for us in cpu.values()), cpu
