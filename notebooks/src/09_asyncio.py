@@ -511,7 +511,9 @@ labkit.show("asyncio_echo")
 # %% [markdown]
 # Which costs the server less CPU per round trip? Each server is started once; 20 clients send
 # 200 messages of 1 KiB each and check every echo, the servers taking turns three times, and
-# we read each server's CPU time from `/proc` (the median of the three runs). uvloop is pinned
+# we read each server's CPU time from `/proc` (the median of the three runs). The servers run
+# on one core and the clients on another, where there are two, so that every server meets
+# its clients the same way. uvloop is pinned
 # in this course's requirements; where it cannot be installed, its servers are left out, and
 # the cell says so.
 
