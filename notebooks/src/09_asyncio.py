@@ -177,7 +177,7 @@ labkit.claim("in a script, asyncio.run(main()) returned 'done'",
 # |---|---|
 # | `Loop` (a selector, a ready queue, timers) | the event loop (`asyncio.get_running_loop()`) |
 # | `Future`, `Task`, `loop.create_task` | `asyncio.Future`, `asyncio.Task`, `asyncio.create_task` |
-# | `loop.sleep(s)`, `loop.wait_for(sock, event)` | `asyncio.sleep(s)`, `loop.add_reader` and streams |
+# | `loop.sleep(s)`, `loop.wait_for(sock, event)` | `asyncio.sleep(s)`, `loop.add_reader`, streams |
 # | `gather(loop, coros)` | `asyncio.gather`, `asyncio.TaskGroup` |
 # | `loop.run_until_complete(main())` | `asyncio.run(main())` |
 #
@@ -536,6 +536,10 @@ labkit.claim("every server echoed every byte of every run (or this cell would ha
              len(cpu) == len(ECHO_SERVERS) and all(us > 0 for us in cpu.values()))
 labkit.claim("all within a factor of 4 of the selectors server, per round trip",
              all(0.25 < r < 4 for r in ratios.values()), measured=str(ratios))
+loops = [name for name in ("asyncio", "uvloop") if f"{name} protocol" in cpu]
+labkit.claim("on each loop, the protocol API costs no more than the streams API (25% leeway)",
+             all(cpu[f"{n} protocol"] < 1.25 * cpu[f"{n} streams"] for n in loops),
+             measured=str(ratios))
 plot_cpu_per_round_trip(cpu, reference="selectors (07)")
 
 # %% [markdown]
