@@ -40,6 +40,7 @@ FLOORS = {
         "labkit.server_cpu",
         "labkit.bridge",
         "labkit.asyncio_lab",
+        "labkit.compute",
     ],
     "plumbing": [
         "labkit.background",
