@@ -41,6 +41,7 @@ FLOORS = {
         "labkit.bridge",
         "labkit.asyncio_lab",
         "labkit.compute",
+        "labkit.cpu_lab",
     ],
     "plumbing": [
         "labkit.background",

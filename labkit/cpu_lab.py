@@ -1,0 +1,236 @@
+"""CPU work on an event loop, and over worker processes: the measurements of lesson 10.
+
+One client asks for CPU work while many others send small PINGs; how long do the others
+wait, before, during and after? Each server is started by ``labkit.serve``, measured, stopped::
+
+    runs = compare_offload("compute_asyncio", modes=("none", "pool"), n_clients=50)
+    print(latency_table(runs))                  # p50/p99 per phase, in ms
+    during_over_before(runs["none"])            # p99 during / p99 before: the claim's number
+    plot_latency(runs)                          # every PING's latency over time, WORK shaded
+
+    spreads = measure_spread({"shared": ("prefork_compute", {"workers": 2}),
+                              "reuseport": ("prefork_compute", {"workers": 2,
+                                                                "balance": "reuseport"})})
+    print(spread_table(spreads, n_workers=2))   # requests and connections per worker
+    plot_spread(spreads, n_workers=2)           # one bar per worker, Jain's fairness index
+"""
+
+from __future__ import annotations
+
+import statistics
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from labkit.background import serve
+from labkit.clients.compute import (
+    PHASES,
+    CpuLatencyRun,
+    Spread,
+    Transport,
+    Worker,
+    latency_under_cpu,
+    spread,
+)
+from labkit.timeline import STATE_COLORS
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "HTTP_SERVERS",
+    "protocol_of",
+    "latency_runs",
+    "compare_offload",
+    "during_over_before",
+    "latency_table",
+    "plot_latency",
+    "measure_spread",
+    "spread_table",
+    "plot_spread",
+    "WORK_COLOR",
+]
+
+#: the servers that speak HTTP (gunicorn's WSGI app) instead of the line protocol
+HTTP_SERVERS = ("gunicorn_compute",)
+#: the CPU request, shaded in every latency figure
+WORK_COLOR = "#d62728"
+#: PINGs answered by the process that did the WORK, and by any other (pre-fork workers)
+SAME_COLOR, OTHER_COLOR = STATE_COLORS["queued"], STATE_COLORS["running"]
+
+ServerSpec = tuple[str, dict[str, Any]]  # a server's name and its options for labkit.serve
+
+
+def protocol_of(server: str) -> Transport:
+    """ "http" for gunicorn, "line" for our own servers."""
+    return "http" if server in HTTP_SERVERS else "line"
+
+
+# -- latency while one client asks for CPU work ------------------------------------------------
+def latency_runs(
+    servers: dict[str, ServerSpec], repeats: int = 1, **run_options: Any
+) -> dict[str, CpuLatencyRun]:
+    """One ``latency_under_cpu`` run per server (label -> (name, options)); every server is
+    started once and they take turns (A B A B ...), so whatever else the machine does weighs
+    on all alike. With ``repeats`` > 1 each label keeps its median run (by
+    ``during_over_before``), so one unlucky run neither makes nor breaks a claim."""
+    tries: dict[str, list[CpuLatencyRun]] = {label: [] for label in servers}
+    with ExitStack() as stack:
+        handles = {
+            label: stack.enter_context(serve(name, **options))
+            for label, (name, options) in servers.items()
+        }
+        for _ in range(repeats):
+            for label, srv in handles.items():
+                protocol = protocol_of(servers[label][0])
+                tries[label].append(
+                    latency_under_cpu(srv.address, protocol=protocol, **run_options)
+                )
+    return {label: _median_run(runs) for label, runs in tries.items()}
+
+
+def _median_run(runs: list[CpuLatencyRun]) -> CpuLatencyRun:
+    ordered = sorted(runs, key=during_over_before)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def compare_offload(
+    server: str,
+    modes: tuple[str, ...] = ("none", "pool"),
+    repeats: int = 1,
+    server_options: dict[str, Any] | None = None,
+    **run_options: Any,
+) -> dict[str, CpuLatencyRun]:
+    """The same server started with each ``--offload`` mode, measured by
+    ``latency_under_cpu(**run_options)``: mode -> its run."""
+    specs = {mode: (server, {**(server_options or {}), "offload": mode}) for mode in modes}
+    return latency_runs(specs, repeats=repeats, **run_options)
+
+
+def during_over_before(run: CpuLatencyRun, worker: Worker = None) -> float:
+    """How many times longer the slowest PINGs (p99) took during the WORK than before it
+    (``worker``: "same" or "other" to count only one side of a pre-fork server)."""
+    before = run.percentiles("before", worker)
+    during = run.percentiles("during", worker)
+    return during.p99 / before.p99
+
+
+def latency_table(runs: dict[str, CpuLatencyRun]) -> str:
+    """p50 and p99 per phase, in ms, one line per run (numbers: print it where they may vary)."""
+    width = max([len(label) for label in runs] + [6])
+    head = f"{'':{width}}  " + "  ".join(f"{phase + ' p50/p99 (ms)':>22}" for phase in PHASES)
+    lines = [head]
+    for label, run in runs.items():
+        cells = []
+        for phase in PHASES:
+            p = run.percentiles(phase)
+            cells.append(f"{p.p50:>10.1f} / {p.p99:>8.1f}  ")
+        lines.append(f"{label:{width}}  " + "".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def plot_latency(runs: dict[str, CpuLatencyRun], width: float = 9.0, log: bool = True) -> Figure:
+    """One panel per run on a shared time axis: every PING's latency (ms) at the time it was
+    sent, the WORK request shaded. Where several processes answered (pre-fork workers), PINGs
+    answered by the one that did the WORK are drawn in another colour."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, 0.6 + 2.0 * len(runs)), layout="constrained")
+    axes = fig.subplots(len(runs), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    for ax, (label, run) in zip(axes, runs.items()):
+        _draw_latency(ax, label, run, log)
+    axes[-1].set_xlabel("time a PING was sent (ms)")
+    return fig
+
+
+def _draw_latency(ax: Any, label: str, run: CpuLatencyRun, log: bool) -> None:
+    start, end = run.work_start * 1000, run.work_end * 1000
+    ax.axvspan(start, end, color=WORK_COLOR, alpha=0.12, lw=0, label=f"WORK {run.work_ms} ms")
+    groups: list[tuple[Worker, str]] = [(None, OTHER_COLOR)]
+    if len(run.pids) > 1:
+        groups = [("same", SAME_COLOR), ("other", OTHER_COLOR)]
+    for worker, color in groups:
+        pings = run.select(worker=worker)
+        ax.scatter(
+            [p.sent * 1000 for p in pings],
+            [max(p.latency * 1000, 0.01) for p in pings],  # a log axis has no zero
+            s=4,
+            color=color,
+            alpha=0.6,
+            lw=0,
+            label=f"PINGs answered by the {worker} process as WORK" if worker else "PINGs",
+        )
+    if log:
+        ax.set_yscale("log")
+    before, during = run.percentiles("before"), run.percentiles("during")
+    title = f"{label}: p99 {before.p99:.1f} ms before, {during.p99:.1f} ms during the WORK"
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_ylabel("latency (ms)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, loc="upper right", markerscale=3)
+
+
+# -- how connections spread over worker processes -------------------------------------------
+def measure_spread(servers: dict[str, ServerSpec], **spread_options: Any) -> dict[str, Spread]:
+    """``spread`` against each server (label -> (name, options)), one server at a time."""
+    spreads = {}
+    for label, (name, options) in servers.items():
+        with serve(name, **options) as srv:
+            protocol = protocol_of(name)
+            spreads[label] = spread(srv.address, protocol=protocol, **spread_options)
+    return spreads
+
+
+def spread_table(spreads: dict[str, Spread], n_workers: int | None = None) -> str:
+    """Per server: requests and connections per worker (largest first), and Jain's index."""
+    lines = []
+    for label, s in spreads.items():
+        requests = sorted(s.requests.values(), reverse=True)
+        connections = sorted(s.connections.values(), reverse=True)
+        lines.append(
+            f"{label}: {s.workers} workers answered; requests {requests}, "
+            f"connections {connections}, fairness {s.fairness(n_workers):.2f}"
+            + (f", {len(s.errors)} errors" if s.errors else "")
+        )
+    return "\n".join(lines)
+
+
+def plot_spread(
+    spreads: dict[str, Spread], n_workers: int | None = None, width: float = 9.0
+) -> Figure:
+    """One panel per server: each worker's share of the requests and of the connections (the
+    bars of a fair server are all as high as the dashed line), Jain's index in the title."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, 2.8), layout="constrained")
+    axes = fig.subplots(1, len(spreads), sharey=True, squeeze=False)[0]
+    for ax, (label, s) in zip(axes, spreads.items()):
+        _draw_spread(ax, label, s, n_workers)
+    axes[0].set_ylabel("share (%)")
+    return fig
+
+
+def _draw_spread(ax: Any, label: str, s: Spread, n_workers: int | None) -> None:
+    n = max(n_workers or 0, s.workers)
+    pids = sorted(s.requests, key=lambda pid: -s.requests[pid])  # busiest worker first
+    requests = [100 * s.requests[pid] / sum(s.requests.values()) for pid in pids] + [0.0] * (
+        n - len(pids)
+    )
+    total = sum(s.connections.values()) or 1
+    connections = [100 * s.connections.get(pid, 0) / total for pid in pids] + [0.0] * (
+        n - len(pids)
+    )
+    xs = range(n)
+    ax.bar([x - 0.2 for x in xs], requests, 0.4, color=STATE_COLORS["running"], label="requests")
+    ax.bar([x + 0.2 for x in xs], connections, 0.4, color=SAME_COLOR, label="connections")
+    if n:
+        ax.axhline(100 / n, color="black", lw=0.8, ls="--", zorder=0)
+    ax.set_xticks(list(xs), [f"worker {i + 1}" for i in xs], fontsize=9)
+    ax.set_title(f"{label}: fairness {s.fairness(n_workers):.2f}", loc="left", fontsize=10)
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+
+
+def median_latency_ms(s: Spread) -> float:
+    """The median request latency of a spread run, in ms."""
+    return statistics.median(s.latencies) * 1000 if s.latencies else float("nan")
