@@ -47,6 +47,8 @@ __all__ = [
     "measure_spread",
     "spread_table",
     "plot_spread",
+    "plot_spread_latency",
+    "median_latency_ms",
     "WORK_COLOR",
 ]
 
@@ -229,6 +231,28 @@ def _draw_spread(ax: Any, label: str, s: Spread, n_workers: int | None) -> None:
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(frameon=False, fontsize=8)
+
+
+def plot_spread_latency(spreads: dict[str, Spread], width: float = 9.0) -> Figure:
+    """The latency histogram of each server's requests (ms, log-spaced bins), one panel each
+    on a shared axis, its median marked."""
+    from matplotlib.figure import Figure
+
+    every = [t * 1000 for s in spreads.values() for t in s.latencies if t > 0]
+    low, high = (min(every), max(every)) if every else (0.01, 1.0)
+    bins = [low * (high / low) ** (i / 40) for i in range(41)] if high > low else 10
+    fig = Figure(figsize=(width, 0.6 + 1.5 * len(spreads)), layout="constrained")
+    axes = fig.subplots(len(spreads), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (label, s) in zip(axes, spreads.items()):
+        ax.hist([t * 1000 for t in s.latencies], bins=bins, color=STATE_COLORS["running"])
+        median = median_latency_ms(s)
+        ax.axvline(median, color="black", lw=0.8, ls="--")
+        ax.set_title(f"{label}: median {median:.2f} ms", loc="left", fontsize=10)
+        ax.set_ylabel("requests")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xscale("log")
+    axes[-1].set_xlabel("request latency (ms)")
+    return fig
 
 
 def median_latency_ms(s: Spread) -> float:

@@ -37,6 +37,7 @@ from labkit.cpu_lab import (
     measure_spread,
     plot_latency,
     plot_spread,
+    plot_spread_latency,
     spread_table,
 )
 from labkit.servers import NAMES
@@ -250,8 +251,7 @@ def test_figures_draw():
     run = CpuLatencyRun(pings, 0.1, 0.3, 200, 1)
     fig = plot_latency({"none": run, "pool": run})
     assert len(fig.axes) == 2
-    shaded = [p for p in fig.axes[0].patches]
-    assert len(shaded) == 1  # the WORK
+    assert len(fig.axes[0].patches) == 1  # the WORK, shaded
     assert len(fig.axes[0].collections) == 2  # two workers: same and other
     spreads = {
         "shared": Spread({1: 80, 2: 20}, {1: 8, 2: 2}, []),
@@ -260,6 +260,9 @@ def test_figures_draw():
     fig = plot_spread(spreads, n_workers=2)
     assert len(fig.axes) == 2
     assert len(fig.axes[0].patches) == 4 and len(fig.axes[1].patches) == 4  # 2 workers x 2
+    spreads["shared"].latencies[:] = [0.001, 0.002, 0.0015, 0.01]
+    fig = plot_spread_latency(spreads)
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 40  # bins
     text = spread_table(spreads, n_workers=2)
     assert "requests [80, 20]" in text and "fairness 0.50" in text
 
