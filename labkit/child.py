@@ -48,6 +48,7 @@ __all__ = [
     "at_stop",
     "exit_now",
     "follow_parent",
+    "watch_parent",
     "start_signal_thread",
     "original",
     "real_lock",
@@ -171,6 +172,14 @@ def follow_parent(commands: dict[str, Callable[[], None]] | None = None) -> None
     # name is taken out of our environment: a process we start has a parent of its own.
     parent = int(os.environ.pop(PARENT_PID, "") or os.getppid())
     _start_real_thread(_lifeline, commands or {})
+    _start_real_thread(_watch_parent, parent)
+
+
+def watch_parent(parent: int) -> None:
+    """Exit (after our clean-ups) as soon as our parent is no longer ``parent``: for a worker
+    that a labkit child forked without exec. ``fork()`` copies only the calling thread, so the
+    lifeline and the parent watch do not live on in the worker; pass the forking process's pid
+    as read before the fork, so a parent that died in between is seen at once."""
     _start_real_thread(_watch_parent, parent)
 
 

@@ -52,6 +52,8 @@ __all__ = [
     "ACCEPT_PAUSE",
     "PAUSED",
     "CountsAcceptPauses",
+    "bind",
+    "reserve_port",
 ]
 
 
@@ -187,13 +189,36 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind(args: argparse.Namespace) -> socket.socket:
+def _check_host(args: argparse.Namespace) -> None:
     if not is_loopback(args.host) and not args.allow_remote:
         sys.exit(
             f"refusing to bind {args.host!r}: this course serves on loopback only "
             "(127.0.0.1). Pass --allow-remote if you really mean it."
         )
+
+
+def bind(args: argparse.Namespace) -> socket.socket:
+    """The usual listening socket on ``--host``/``--port``."""
+    _check_host(args)
     return socket.create_server((args.host, args.port), backlog=args.backlog)
+
+
+def reserve_port(args: argparse.Namespace) -> socket.socket:
+    """A socket bound with ``SO_REUSEPORT`` on ``--host``/``--port`` that does NOT listen: it
+    holds the port (no other program can take it) while the server's workers each bind and
+    listen on their own ``SO_REUSEPORT`` socket there. Not listening, it is never handed a
+    connection: the kernel spreads them over the listening sockets of the port only."""
+    _check_host(args)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((args.host, args.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def run(
@@ -202,12 +227,16 @@ def run(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
     setup: Callable[[argparse.Namespace], Callable[[], None] | None] | None = None,
+    binder: Callable[[argparse.Namespace], socket.socket] | None = None,
 ) -> None:
     """Parse arguments, set up, bind, announce READY, and run ``serve`` until stopped.
 
     ``setup(args)`` runs before READY and may add to ``args`` what ``serve`` needs; it raises
     ``SetupError`` (or ``OSError``) for a bad option, which ends the server with that message.
     If it returns a function, that function runs when the server stops (``at_stop``).
+    ``binder(args)`` replaces ``bind`` for a server that binds its own way (workers with
+    ``SO_REUSEPORT``, a program it starts): READY follows its return, with the port of the
+    socket it returns, so it also waits until the server can answer.
     """
     p = parser(description)
     if add_arguments:
@@ -219,7 +248,7 @@ def run(
         cleanup = setup(args) if setup else None
         if cleanup:
             at_stop(cleanup)
-        listener = bind(args)
+        listener = (binder or bind)(args)
     except (SetupError, OSError) as err:
         sys.stderr.write(f"cannot start: {err}\n")
         exit_now(2)
