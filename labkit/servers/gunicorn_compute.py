@@ -35,6 +35,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from labkit import launch
@@ -45,6 +46,7 @@ START_TIMEOUT = 15.0  # seconds for gunicorn to boot and answer
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _libc = ctypes.CDLL(None, use_errno=True)
 engine: list[subprocess.Popen] = []  # the gunicorn master, once started
+stopping = threading.Event()  # set once we are stopping it
 
 
 def add_arguments(p):
@@ -124,6 +126,8 @@ def wait_until_answering(host, port, n_workers):
 def serve(sock, args):
     """Once READY: wait for gunicorn (it serves, not us); if it ends, so do we."""
     code = engine[0].wait()
+    while stopping.is_set():  # we stopped it: the thread doing that exits for us
+        time.sleep(1)
     print(f"gunicorn exited with code {code}", flush=True)
     exit_now(1)
 
@@ -131,6 +135,7 @@ def serve(sock, args):
 def stop_gunicorn():
     """At stop: SIGQUIT gunicorn's master (quick shutdown: it stops its workers), SIGKILL it if
     it lingers (its workers then see their parent gone within a second)."""
+    stopping.set()
     if not engine or engine[0].poll() is not None:
         return
     master = engine[0]

@@ -101,11 +101,17 @@ def serve(listener, args):
             break
         if workers.pop(pid, None) is not None:
             launch.counters.add(workers=-1)
-            print(f"worker {pid} exited: {describe(status)}", flush=True)
+            say(f"worker {pid} exited: {describe(status)}")
     while stopping.is_set():  # we are being stopped: the thread doing it exits for us
         time.sleep(1)
-    print("no worker left: the server stops", flush=True)
+    say("no worker left: the server stops")
     exit_now(1)
+
+
+def say(text):
+    """One line into the server's log in ONE write: the parent and its workers share that pipe,
+    and a line written in pieces (as ``print`` does) could be cut by another's READY line."""
+    os.write(1, f"{text}\n".encode())
 
 
 def describe(status):
@@ -159,9 +165,9 @@ def worker(listener, args, parent, ready_w):
             listener = socket.create_server(
                 (args.host, port), family=listener.family, backlog=args.backlog, reuse_port=True
             )
+        say(f"worker {os.getpid()} serving ({args.balance})")  # before READY, not amid it
         os.write(ready_w, b"1")
         os.close(ready_w)
-        print(f"worker {os.getpid()} serving ({args.balance})", flush=True)
         serve_clients(listener)
     except BaseException:
         traceback.print_exc()
