@@ -37,6 +37,7 @@ __all__ = [
     "answer",
     "take_lines",
     "process_pool",
+    "stop_pool",
     "wsgi_app",
 ]
 
@@ -132,6 +133,16 @@ def process_pool(size: int) -> ProcessPoolExecutor:
     )
     wait([pool.submit(time.sleep, 0.2) for _ in range(size)])  # one each: all of them start
     return pool
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once, for a server's ``at_stop``: its workers are killed, even one that
+    is burning (``shutdown`` alone would let it finish; the parent watch would end it too, but
+    only after the server is gone)."""
+    workers = list(getattr(pool, "_processes", {}).values())  # no public name for them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.kill()
 
 
 # -- the same protocol over HTTP, for gunicorn -----------------------------------------------------

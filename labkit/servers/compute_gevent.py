@@ -1,0 +1,91 @@
+"""Lesson 10's compute server (``labkit.compute``: PING, WORK) on gevent, one greenlet a client.
+
+``--offload none``: a WORK request burns the CPU in its greenlet. A greenlet gives way only
+where it waits (``recv``, ``sendall``, ``sleep``); pure-Python arithmetic never waits, so the
+hub, and every other client, waits until the burn is over.
+``--offload threads``: ``burn`` runs in the hub's thread pool, real OS threads. That is the
+right tool for a blocking call that releases the GIL (a C library, a file read), and it does
+not help here: ``burn`` holds the GIL, so the hub's thread gets it back only in slices, and
+each step of every request (wake up, recv, send) waits for its slice.
+``--offload pool``: ``burn`` runs in a process pool (``--pool-size`` workers, each with its own
+GIL); a thread of the hub's pool waits for the result, and the greenlet waits for that thread.
+``--monitor``: gevent's monitor thread checks the hub every ``max_blocking_time`` (0.1 s); when
+it has not run for that long, it prints the blocked greenlet's stack to the log (``burn`` in it).
+
+Not monkey-patched: the process pool needs real threads and locks. The sockets are gevent's own
+(``StreamServer``). A client silent for ``--client-timeout`` seconds is dropped; one that does
+not read its replies blocks its own ``sendall`` (and is not read from) while others go on.
+
+    python -m labkit.servers.compute_gevent --port 0 --offload pool --monitor
+"""
+
+import functools
+import os
+
+import gevent
+from gevent.server import StreamServer
+
+from labkit import compute, launch
+
+
+def handle(conn, address, args):
+    launch.counters.add(connections=1)
+    conn.settimeout(args.client_timeout)
+    inbox = bytearray()  # the start of a line not yet complete
+    try:
+        while data := conn.recv(65536):  # b"": the client closed
+            launch.counters.add(bytes_in=len(data))
+            inbox += data
+            lines, too_long = compute.take_lines(inbox)
+            replies = b"".join(answer(line, args) for line in lines)
+            if too_long:
+                replies += compute.TOO_LONG
+            conn.sendall(replies)  # waits (this greenlet only) while the client is behind
+            launch.counters.add(bytes_out=len(replies))
+            if too_long:
+                return
+    except OSError:  # reset, or silent for too long
+        launch.counters.add(errors=1)
+    finally:
+        conn.close()
+
+
+def answer(line, args):
+    request = compute.parse(line)
+    if request[0] != "WORK" or args.offload == "none":
+        return compute.answer(line, os.getpid())  # WORK here: the hub waits for it
+    threads = gevent.get_hub().threadpool  # real threads; this greenlet waits, others run
+    if args.offload == "threads":
+        threads.apply(compute.burn, (int(request[1]),))
+    else:
+        threads.apply(args.pool.submit(compute.burn, int(request[1])).result)
+    return compute.reply(request, os.getpid())
+
+
+class CountingStreamServer(launch.CountsAcceptPauses, StreamServer):
+    """StreamServer, counting the accepts that failed when out of descriptors."""
+
+
+def serve(listener, args):
+    listener.setblocking(False)  # StreamServer accepts when the hub says it is ready
+    CountingStreamServer(listener, functools.partial(handle, args=args)).serve_forever()
+
+
+def setup(args):
+    """Before the hub exists (the monitor is read when it starts) and before any socket."""
+    if args.monitor:
+        gevent.config.monitor_thread = True
+        gevent.config.max_blocking_time = 0.1
+    args.pool = compute.process_pool(args.pool_size) if args.offload == "pool" else None
+    if args.pool:
+        return lambda: compute.stop_pool(args.pool)
+
+
+def add_arguments(p):
+    p.add_argument("--offload", choices=["none", "threads", "pool"], default="none")
+    p.add_argument("--pool-size", type=int, default=2, help="worker processes with --offload pool")
+    p.add_argument("--monitor", action="store_true", help="report a blocked hub, with its stack")
+
+
+if __name__ == "__main__":
+    launch.run(serve, __doc__, add_arguments, setup=setup)
