@@ -118,11 +118,14 @@ def test_workers_die_within_2s_when_the_kernel_is_killed(balance):
         parent.wait()
 
 
-def test_workers_die_within_2s_when_the_server_itself_is_killed():
+def test_workers_die_within_2s_when_the_server_itself_is_killed_even_mid_work():
     with labkit.serve("prefork_compute", workers=2) as srv:
         workers = worker_pids(srv)
-        os.kill(srv.pid, signal.SIGKILL)  # no clean-up: each worker's own watch
-        assert all(wait_dead(pid, 2.0) for pid in workers), "a worker outlived its parent"
+        with socket.create_connection(srv.address, timeout=10) as sock:
+            sock.sendall(b"WORK 5000\n")  # one worker burns the CPU for 5 s
+            time.sleep(0.3)
+            os.kill(srv.pid, signal.SIGKILL)  # no clean-up: each worker's own watch
+            assert all(wait_dead(pid, 2.0) for pid in workers), "a worker outlived its parent"
 
 
 def children_of(pid):
@@ -238,8 +241,11 @@ def test_gunicorn_dies_within_2s_when_the_kernel_is_killed(marker):
 
 
 @pytest.mark.parametrize("reuse_port", [False, True])
-def test_gunicorn_dies_within_2s_when_the_server_itself_is_killed(reuse_port, marker):
+def test_gunicorn_dies_within_2s_when_the_server_itself_is_killed_even_mid_work(reuse_port, marker):
     with labkit.serve("gunicorn_compute", workers=2, reuse_port=reuse_port) as srv:
         assert len(gunicorn_processes(marker)) == 3
-        os.kill(srv.pid, signal.SIGKILL)  # no clean-up: PR_SET_PDEATHSIG does it
-        assert gone_within(marker, 2.0) == []
+        with socket.create_connection(srv.address, timeout=10) as sock:
+            sock.sendall(b"GET /work?ms=5000 HTTP/1.0\r\n\r\n")  # a worker burns for 5 s
+            time.sleep(0.3)
+            os.kill(srv.pid, signal.SIGKILL)  # no clean-up: PR_SET_PDEATHSIG does it
+            assert gone_within(marker, 2.0) == []

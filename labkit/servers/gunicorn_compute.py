@@ -24,9 +24,10 @@ gunicorn's workers answer. Two ways to share the port, as in ``prefork_compute``
 
 It dies with us: gunicorn starts with ``PR_SET_PDEATHSIG`` = SIGQUIT (gunicorn's quick
 shutdown), sent when the thread that started it ends: our main thread, which lives as long as
-this program, so even a SIGKILL of this program stops gunicorn. Each gunicorn worker checks
-once a second that its master is still its parent and exits otherwise (a worker burning CPU
-in a WORK request checks only after it).
+this program, so even a SIGKILL of this program stops gunicorn. The master passes SIGQUIT on to
+its workers and SIGKILLs any still there after ``--graceful-timeout`` (1 s here): a gevent
+worker burning CPU in a WORK request cannot run its handler until the work is done. And each
+gunicorn worker checks once a second that its master is still its parent, exiting otherwise.
 """
 
 import ctypes
