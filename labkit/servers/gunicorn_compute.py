@@ -88,8 +88,11 @@ def start(args):
 
 
 def die_with_parent():
-    """In the forked child, before exec: SIGQUIT when the thread that forked us ends."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
+    """In the forked child, before exec: SIGQUIT when the thread that forked us ends (Linux;
+    elsewhere only the workers' own check of their parent remains)."""
+    prctl = getattr(_libc, "prctl", None)
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
 
 
 def ping(host, port):
