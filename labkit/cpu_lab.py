@@ -5,7 +5,8 @@ wait, before, during and after? Each server is started by ``labkit.serve``, meas
 
     runs = compare_offload("compute_asyncio", modes=("none", "pool"), n_clients=50)
     print(latency_table(runs))                  # p50/p99 per phase, in ms
-    during_over_before(runs["none"])            # p99 during / p99 before: the claim's number
+    during_over_before(runs["none"])            # p99 during / p99 before: the others' slowdown
+    waited_for_work(runs["pool"])               # p99 during / the WORK's time: ~0 if none waited
     plot_latency(runs)                          # every PING's latency over time, WORK shaded
 
     spreads = measure_spread({"shared": ("prefork_compute", {"workers": 2}),
@@ -42,6 +43,7 @@ __all__ = [
     "latency_runs",
     "compare_offload",
     "during_over_before",
+    "waited_for_work",
     "latency_table",
     "plot_latency",
     "measure_spread",
@@ -114,6 +116,18 @@ def during_over_before(run: CpuLatencyRun, worker: Worker = None) -> float:
     before = run.percentiles("before", worker)
     during = run.percentiles("during", worker)
     return during.p99 / before.p99
+
+
+def waited_for_work(run: CpuLatencyRun, worker: Worker = None) -> float:
+    """The slowest PINGs' latency during the WORK (p99) as a share of the WORK's own time:
+    near 1 when they waited for the whole WORK, near 0 when they did not wait for it at all.
+
+    A sturdier number than ``during_over_before`` where the WORK does not block the PINGs: a
+    PING normally takes a fraction of a millisecond, so a few ms of scheduling noise on a
+    busy machine (a burning pool process has taken one of two cores) can multiply its p99 by
+    ten, while the WORK's hundreds of ms stand far above any such noise."""
+    during = run.percentiles("during", worker)
+    return during.p99 / ((run.work_end - run.work_start) * 1000)
 
 
 def latency_table(runs: dict[str, CpuLatencyRun]) -> str:

@@ -39,6 +39,7 @@ from labkit.cpu_lab import (
     plot_spread,
     plot_spread_latency,
     spread_table,
+    waited_for_work,
 )
 from labkit.servers import NAMES
 
@@ -216,6 +217,8 @@ def test_percentiles_and_phases_by_hand():
     assert [run.phase(p) for p in pings].count("before") == 10
     assert run.percentiles("during").p99 == pytest.approx(200)
     assert run.percentiles("before").p50 == pytest.approx(1)
+    assert waited_for_work(run) == pytest.approx(1.0)  # 200 ms of a 200 ms WORK
+    assert during_over_before(run) == pytest.approx(200)
     assert run.percentiles("after").count == 0 and math.isnan(run.percentiles("after").p99)
     assert len(run.select("during", worker="same")) == 1
     assert run.select(worker="other") == pings[:10]
@@ -282,14 +285,19 @@ def needs(*names: str) -> pytest.MarkDecorator:
     ],
 )
 def test_cpu_work_stalls_the_loop_unless_a_pool_does_it(server):
+    """Without a pool the others' slowest PINGs wait for the whole WORK (p99 >= 5x the p99
+    before it); with one they do not wait for it (p99 under a tenth of the WORK). The pool's
+    p99 is not held to "under 5x before": a PING takes ~0.3 ms, and on two busy cores, one
+    of them taken by the pool's burning process, a few ms of scheduling noise measured 10x."""
     runs = compare_offload(server, ("none", "pool"), n_clients=10, work_ms=300)
     for run in runs.values():
         assert not run.errors and run.pids == {run.work_pid}
-    none, pool = during_over_before(runs["none"]), during_over_before(runs["pool"])
     measured = f"\n{latency_table(runs)}"
-    assert none >= 5, measured
-    assert runs["none"].percentiles("during").p99 > 150, measured  # ms of the 300 ms WORK
-    assert pool < 5, measured
+    assert during_over_before(runs["none"]) >= 5, measured
+    assert waited_for_work(runs["none"]) > 0.5, measured
+    assert waited_for_work(runs["pool"]) < 0.1, measured
+    during = {mode: run.percentiles("during").p99 for mode, run in runs.items()}
+    assert during["none"] >= 5 * during["pool"], measured
 
 
 @needs("prefork_compute")
