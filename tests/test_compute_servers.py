@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from processes import pid_alive, read_line, wait_dead
-from storm import Health, alive, cap_open_files, flood, junk, rss_kib, send_and_vanish
+from storm import Health, alive, flood, junk, rss_kib, send_and_vanish
 
 import labkit
 from labkit import compute, proc
@@ -112,23 +113,24 @@ def test_ping_is_answered_by_the_server_process(server):
 
 
 def test_work_burns_the_cpu_it_asks_for(server):
+    """/proc counts CPU time in clock ticks (10 ms): WORK 200 is read as 190-210 ms."""
     pool = CASES[server.case][1] == "pool"
-    workers = children(server.pid) if pool else []
-    if pool:
-        assert len(workers) == 2, f"--pool-size defaults to 2 workers: {workers}"
+    helpers = children(server.pid) if pool else []  # the workers, and multiprocessing's
+    if pool:  # resource tracker (spawn starts one)
+        assert len(helpers) >= 2, f"--pool-size defaults to 2 workers: {helpers}"
 
     def cpu() -> tuple[float, float]:
-        return proc.cpu_seconds(server.pid), sum(proc.cpu_seconds(w) for w in workers)
+        return proc.cpu_seconds(server.pid), sum(proc.cpu_seconds(h) for h in helpers)
 
     before = cpu()
     with Conn(server.address) as c:
-        assert c.ask(b"WORK 50") == [f"DONE 50 {server.pid}\n".encode()]
+        assert c.ask(b"WORK 200") == [f"DONE 200 {server.pid}\n".encode()]
     after = cpu()
-    own, in_workers = after[0] - before[0], after[1] - before[1]
+    own, in_pool = after[0] - before[0], after[1] - before[1]
     if pool:  # the workers burned it; the server only passed it on
-        assert in_workers >= 0.045 and own < 0.03, (own, in_workers)
+        assert in_pool >= 0.17 and own < 0.05, (own, in_pool)
     else:
-        assert own >= 0.045, own
+        assert own >= 0.17, own
 
 
 def test_bad_lines_get_err_and_the_connection_goes_on(server):
@@ -224,7 +226,8 @@ def test_no_client_can_kill_or_bloat_a_compute_server(server):
 
 
 def test_out_of_descriptors_the_server_pauses_and_recovers(server):
-    cap_open_files(server.pid, 128)
+    limits = resource.prlimit(server.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (128, limits[1]))  # the soft one only
     try:
         with flood(server.host, server.port, 200, timeout=5) as socks:
             assert len(socks) > 128
@@ -235,7 +238,7 @@ def test_out_of_descriptors_the_server_pauses_and_recovers(server):
             time.sleep(0.1)  # the held clients' sockets close as their EOF is read
         assert ping_time(server.address) < 5.0
     finally:
-        cap_open_files(server.pid, 4096)
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, limits)
     assert server.stats().get("accept_paused", 0) > 0
 
 
@@ -331,7 +334,7 @@ def test_pool_workers_die_within_2s_of_a_sigkill(name, killed):
     try:
         server_pid = int(read_line(parent, 30))
         workers = children(server_pid)
-        assert len(workers) == 2 and all(pid_alive(w) for w in workers), workers
+        assert len(workers) >= 2 and all(pid_alive(w) for w in workers), workers  # + tracker
         if killed == "server":
             os.kill(server_pid, signal.SIGKILL)
         else:
