@@ -33,6 +33,7 @@ from labkit.clients.compute import (
 from labkit.cpu_lab import (
     compare_offload,
     during_over_before,
+    latency_runs,
     latency_table,
     measure_spread,
     plot_latency,
@@ -313,3 +314,39 @@ def test_spread_over_two_workers_sees_two_pids(balance):
     assert not result.errors
     assert result.workers == 2, spread_table(spreads)
     assert sum(result.requests.values()) == 180 and sum(result.connections.values()) == 60
+
+
+@needs("gunicorn_compute")
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_gunicorn_spreads_http_requests_over_its_two_workers(reuse_port):
+    label = "gunicorn reuse-port" if reuse_port else "gunicorn"
+    spreads = measure_spread(
+        {label: ("gunicorn_compute", {"workers": 2, "reuse_port": reuse_port})},
+        n_connections=40,
+        requests_each=3,
+        concurrency=10,
+    )
+    result = spreads[label]
+    assert not result.errors, result.errors[:3]
+    assert result.workers == 2, spread_table(spreads)
+    assert sum(result.requests.values()) == 120
+
+
+@needs("prefork_compute")
+def test_a_cpu_request_in_one_worker_leaves_the_other_workers_clients_alone():
+    """SO_REUSEPORT hashes each connection to a worker, so both get PINGing clients (all 20
+    on one side: 2 chances in a million). The WORK's worker makes its own clients wait for it;
+    the other worker's clients do not wait: a core of their own (on one CPU, they share it
+    with the burning worker, and still wait only a scheduler slice or two, not the WORK)."""
+    runs = latency_runs(
+        {"reuseport": ("prefork_compute", {"workers": 2, "balance": "reuseport"})},
+        n_clients=20,
+        work_ms=300,
+    )
+    run = runs["reuseport"]
+    assert not run.errors and len(run.pids) == 2
+    measured = (
+        f"same {run.percentiles('during', 'same')}, other {run.percentiles('during', 'other')}"
+    )
+    assert waited_for_work(run, worker="same") > 0.5, measured
+    assert waited_for_work(run, worker="other") < 0.1, measured
