@@ -14,6 +14,7 @@ wait, before, during and after? Each server is started by ``labkit.serve``, meas
                                                                 "balance": "reuseport"})})
     print(spread_table(spreads, n_workers=2))   # requests and connections per worker
     plot_spread(spreads, n_workers=2)           # one bar per worker, Jain's fairness index
+    plot_spread_latency(spreads)                # each server's request latency histogram
 """
 
 from __future__ import annotations
@@ -213,38 +214,38 @@ def spread_table(spreads: dict[str, Spread], n_workers: int | None = None) -> st
 def plot_spread(
     spreads: dict[str, Spread], n_workers: int | None = None, width: float = 9.0
 ) -> Figure:
-    """One panel per server: each worker's share of the requests and of the connections (the
-    bars of a fair server are all as high as the dashed line), Jain's index in the title."""
+    """One panel per server, one bar per worker (busiest first): its share of the
+    connections, with its counts written on it. A fair server's bars all reach the dashed
+    line; the title gives Jain's index (1.0 fair, 1/n when one worker took everything)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, 2.8), layout="constrained")
     axes = fig.subplots(1, len(spreads), sharey=True, squeeze=False)[0]
     for ax, (label, s) in zip(axes, spreads.items()):
         _draw_spread(ax, label, s, n_workers)
-    axes[0].set_ylabel("share (%)")
+    axes[0].set_ylabel("share of the connections (%)")
     return fig
 
 
 def _draw_spread(ax: Any, label: str, s: Spread, n_workers: int | None) -> None:
     n = max(n_workers or 0, s.workers)
-    pids = sorted(s.requests, key=lambda pid: -s.requests[pid])  # busiest worker first
-    requests = [100 * s.requests[pid] / sum(s.requests.values()) for pid in pids] + [0.0] * (
-        n - len(pids)
-    )
+    pids = sorted(s.connections, key=lambda pid: -s.connections[pid])  # busiest worker first
     total = sum(s.connections.values()) or 1
-    connections = [100 * s.connections.get(pid, 0) / total for pid in pids] + [0.0] * (
-        n - len(pids)
-    )
-    xs = range(n)
-    ax.bar([x - 0.2 for x in xs], requests, 0.4, color=STATE_COLORS["running"], label="requests")
-    ax.bar([x + 0.2 for x in xs], connections, 0.4, color=SAME_COLOR, label="connections")
+    shares = [100 * s.connections[pid] / total for pid in pids] + [0.0] * (n - len(pids))
+    ax.bar(range(n), shares, 0.6, color=STATE_COLORS["running"])
+    for x, pid in enumerate(pids):
+        note = f"{s.connections[pid]} conn.\n{s.requests.get(pid, 0)} req."
+        white = {"facecolor": "white", "edgecolor": "none", "pad": 1}  # over the dashed line
+        ax.text(x, shares[x] + 2, note, ha="center", va="bottom", fontsize=8, bbox=white)
     if n:
         ax.axhline(100 / n, color="black", lw=0.8, ls="--", zorder=0)
-    ax.set_xticks(list(xs), [f"worker {i + 1}" for i in xs], fontsize=9)
-    ax.set_title(f"{label}: fairness {s.fairness(n_workers):.2f}", loc="left", fontsize=10)
-    ax.set_ylim(0, 105)
+    ax.set_xticks(range(n), [f"worker {i + 1}" for i in range(n)], fontsize=9)
+    ax.set_title(
+        f"{label}: fairness {s.fairness(n_workers, of='connections'):.2f}", loc="left", fontsize=10
+    )
+    ax.set_ylim(0, 125)  # room for the counts above a full bar
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
 
 
 def plot_spread_latency(spreads: dict[str, Spread], width: float = 9.0) -> Figure:

@@ -263,7 +263,8 @@ def test_figures_draw():
     }
     fig = plot_spread(spreads, n_workers=2)
     assert len(fig.axes) == 2
-    assert len(fig.axes[0].patches) == 4 and len(fig.axes[1].patches) == 4  # 2 workers x 2
+    assert len(fig.axes[0].patches) == 2 and len(fig.axes[1].patches) == 2  # a bar per worker
+    assert fig.axes[1].patches[1].get_height() == 0  # the worker that got nothing
     spreads["shared"].latencies[:] = [0.001, 0.002, 0.0015, 0.01]
     fig = plot_spread_latency(spreads)
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 40  # bins
