@@ -123,8 +123,11 @@ def _follow(parent: int) -> None:
 
 def process_pool(size: int) -> ProcessPoolExecutor:
     """``size`` worker processes for ``burn``, started now (call it before opening sockets).
-    They are spawned (a fresh interpreter: no copy of our sockets or threads) and each one
-    exits within PARENT_POLL seconds once this process is gone, even after a SIGKILL."""
+    They are spawned: a fresh interpreter, with no copy of our sockets or threads, that imports
+    our main module under the name ``__mp_main__`` (a server's ``if __name__ == "__main__"``
+    keeps it from serving). multiprocessing adds one more child, its resource tracker, which
+    exits when we and the workers are gone. Each worker exits within PARENT_POLL seconds once
+    this process is gone, even after a SIGKILL."""
     pool = ProcessPoolExecutor(
         size,
         mp_context=multiprocessing.get_context("spawn"),
