@@ -4,9 +4,11 @@
 where it waits (``recv``, ``sendall``, ``sleep``); pure-Python arithmetic never waits, so the
 hub, and every other client, waits until the burn is over.
 ``--offload threads``: ``burn`` runs in the hub's thread pool, real OS threads. That is the
-right tool for a blocking call that releases the GIL (a C library, a file read), and it does
-not help here: ``burn`` holds the GIL, so the hub's thread gets it back only in slices, and
-each step of every request (wake up, recv, send) waits for its slice.
+right tool for a blocking call that releases the GIL (a C library, a file read), not for this
+one: ``burn`` holds the GIL, and the hub's thread gets it back only when the burning thread is
+made to drop it, every ``sys.getswitchinterval()`` (5 ms). Each wake-up of the hub waits for
+that, so the more clients, the longer the wait; and two WORKs take as long as one after the
+other: the second core stays idle.
 ``--offload pool``: ``burn`` runs in a process pool (``--pool-size`` workers, each with its own
 GIL); a thread of the hub's pool waits for the result, and the greenlet waits for that thread.
 ``--monitor``: gevent's monitor thread checks the hub every ``max_blocking_time`` (0.1 s); when
