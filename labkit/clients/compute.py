@@ -365,7 +365,8 @@ def spread(
 ) -> Spread:
     """Open ``n_connections`` connections, ``concurrency`` at a time, each sending
     ``requests_each`` PINGs then closing; count which process answered each."""
-    results: list[tuple[list[int], list[float]] | str] = []
+    if requests_each < 1 or n_connections < 1 or concurrency < 1:
+        raise ValueError("spread needs at least one connection, one request, one thread")
     one = _one_connection(address, requests_each, timeout, protocol)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(one, range(n_connections)))
