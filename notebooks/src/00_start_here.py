@@ -29,6 +29,7 @@
 # | 07 | [select, poll and epoll](07_select_poll_epoll.ipynb) | what watching 10,000 sockets costs |
 # | 08 | [The selectors file server](08_selectors_file_server.ipynb) | framed get/put for thousands of clients, byte for byte |
 # | 09 | [From our event loop to asyncio](09_asyncio.ipynb) | `gather`, `TaskGroup`, timeouts, back-pressure, uvloop, the greenlet bridge |
+# | 10 | [CPU work and processes](10_cpu_and_processes.ipynb) | one CPU request stalls the loop; a process pool, pre-fork workers, gunicorn `-k gevent` |
 
 # %% [markdown]
 # ## How to use the notebooks
