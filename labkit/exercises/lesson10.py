@@ -139,7 +139,7 @@ class _RecordingPool(ThreadPoolExecutor):
         super().__init__(max_workers=1, thread_name_prefix="lesson10-check")
         self.handed: list[tuple[Any, tuple]] = []
 
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+    def submit(self, fn, /, *args, **kwargs):
         self.handed.append((fn, args))
         return super().submit(fn, *args, **kwargs)
 
