@@ -118,7 +118,7 @@ labkit.claim("two processes took under 0.9 times as long as one after the other,
 #
 # ## One CPU request hurts everyone
 #
-# Lesson 10's servers speak a tiny line protocol (`labkit.compute`): `PING <token>` is
+# This lesson's servers speak a tiny line protocol (`labkit.compute`): `PING <token>` is
 # answered at once with `PONG <token> <pid>`, and `WORK <ms>` burns `ms` milliseconds of the
 # server's CPU in pure Python before it answers `DONE <ms> <pid>`. The pid says which process
 # answered; it will matter when there are several. The CPU work:
@@ -130,7 +130,9 @@ labkit.show(compute.burn)
 
 # %% [markdown]
 # The selectors server of lesson 07, answering this protocol (`compute_selectors`), in the
-# part that answers a line: `compute.answer` parses it, burns, and replies, right in the loop.
+# part that answers a client's lines: without a pool (`self.pool` is set only with
+# `--offload pool`, later), `compute.answer` parses each line, burns, and replies, right in
+# the loop.
 
 # %%
 from labkit.servers import compute_selectors
