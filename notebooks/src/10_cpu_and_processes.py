@@ -63,7 +63,7 @@ def in_processes(program=PROGRAM, n=2):
 
 WAYS = {"one after the other": lambda: (countdown(N), countdown(N)),
         "two threads": in_threads, "two processes": in_processes,
-        "one empty python": lambda: in_processes("pass", 1)}   # its start-up, to subtract
+        "two empty pythons": lambda: in_processes("pass")}   # their start-up, to subtract
 
 # %%
 def fastest(ways, rounds=3):
@@ -77,7 +77,7 @@ def fastest(ways, rounds=3):
     return {name: min(runs) for name, runs in times.items()}
 
 took = fastest(WAYS)
-startup = took.pop("one empty python")[0]
+startup = took.pop("two empty pythons")[0]
 took["two processes"] = (took["two processes"][0] - startup, took["two processes"][1])
 for name, (wall, cpu) in took.items():
     print(f"{name:>19}: wall {wall:.2f} s, CPU of this process {cpu:.2f} s")
