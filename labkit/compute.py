@@ -138,6 +138,15 @@ def process_pool(size: int) -> ProcessPoolExecutor:
     return pool
 
 
+def start_pool(args: Any) -> Callable[[], None] | None:
+    """A compute server's ``setup``: with ``--offload pool``, start ``args.pool`` before READY
+    (and before any client socket exists) and return its clean-up; otherwise ``args.pool`` is
+    None."""
+    args.pool = process_pool(args.pool_size) if args.offload == "pool" else None
+    pool = args.pool
+    return (lambda: stop_pool(pool)) if pool else None
+
+
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Stop a pool at once, for a server's ``at_stop``: its workers are killed, even one that
     is burning (``shutdown`` alone would let it finish; the parent watch would end it too, but

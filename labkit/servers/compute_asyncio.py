@@ -75,13 +75,6 @@ def serve(listener, args):
         runner.run(main(listener, args))
 
 
-def setup(args):
-    """Start the pool before READY (and before any client socket exists)."""
-    args.pool = compute.process_pool(args.pool_size) if args.offload == "pool" else None
-    if args.pool:
-        return lambda: compute.stop_pool(args.pool)
-
-
 def add_arguments(p):
     p.add_argument("--offload", choices=["none", "pool"], default="none", help="where WORK runs")
     p.add_argument("--pool-size", type=int, default=2, help="worker processes with --offload pool")
@@ -89,4 +82,4 @@ def add_arguments(p):
 
 
 if __name__ == "__main__":
-    launch.run(serve, __doc__, add_arguments, setup=setup)
+    launch.run(serve, __doc__, add_arguments, setup=compute.start_pool)

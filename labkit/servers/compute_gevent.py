@@ -78,9 +78,7 @@ def setup(args):
     if args.monitor:
         gevent.config.monitor_thread = True
         gevent.config.max_blocking_time = 0.1
-    args.pool = compute.process_pool(args.pool_size) if args.offload == "pool" else None
-    if args.pool:
-        return lambda: compute.stop_pool(args.pool)
+    return compute.start_pool(args)
 
 
 def add_arguments(p):

@@ -181,17 +181,10 @@ def serve(listener, args):
     Server(listener, args.pool).run()
 
 
-def setup(args):
-    """Start the pool before READY (and before any client socket exists)."""
-    args.pool = compute.process_pool(args.pool_size) if args.offload == "pool" else None
-    if args.pool:
-        return lambda: compute.stop_pool(args.pool)
-
-
 def add_arguments(p):
     p.add_argument("--offload", choices=["none", "pool"], default="none", help="where WORK runs")
     p.add_argument("--pool-size", type=int, default=2, help="worker processes with --offload pool")
 
 
 if __name__ == "__main__":
-    launch.run(serve, __doc__, add_arguments, setup=setup)
+    launch.run(serve, __doc__, add_arguments, setup=compute.start_pool)
