@@ -15,10 +15,13 @@ of the largest run measured; lesson 04 asserts that sequential time is linear in
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 import labkit
 from labkit.runs import fetch_with
+
+ABOUT = "lesson 04: gevent's speed-up over sequential fetching of N pages"
 
 SIZES = (10, 100, 1000)
 LATENCIES = (1.0, 0.1)  # seconds per page; the goal is judged at the first
@@ -58,7 +61,30 @@ def table(latency: float, sizes: Sequence[int], with_goal: bool) -> list[str]:
     ]
 
 
-def run(sizes: Sequence[int] = SIZES, latencies: Sequence[float] = LATENCIES) -> str:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from benchmarks.run import numbers
+
+    parser.add_argument(
+        "--sizes",
+        type=numbers(int),
+        default=list(SIZES),
+        help=f"N pages per run, comma-separated; N above {SEQUENTIAL_UP_TO} is extrapolated "
+        f"sequentially (default: {','.join(map(str, SIZES))})",
+    )
+    parser.add_argument(
+        "--latencies",
+        type=numbers(float),
+        default=list(LATENCIES),
+        help="seconds per page, comma-separated; the goal is judged at the first "
+        f"(default: {','.join(map(str, LATENCIES))})",
+    )
+
+
+def run(args: argparse.Namespace) -> str:
+    return measure(args.sizes, args.latencies)
+
+
+def measure(sizes: Sequence[int] = SIZES, latencies: Sequence[float] = LATENCIES) -> str:
     """One table per latency, one row per N; at least one N must be <= SEQUENTIAL_UP_TO."""
     sizes = sorted(sizes)
     if not sizes or sizes[0] > SEQUENTIAL_UP_TO:

@@ -10,6 +10,7 @@ mode "selectors"), so the client side needs no 10,000 threads.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import labkit
 from labkit import proc
 from labkit.runs import run_file_clients
 
+ABOUT = "lesson 08: 10,000 clients GET and PUT a file, every hash verified"
 CLIENTS = 10_000
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -26,7 +28,17 @@ def peak_memory_mib(pid: int) -> float:
     return proc.status_kib(pid, "VmHWM") / 1024
 
 
-def run(clients: int = CLIENTS) -> str:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--clients", type=int, default=CLIENTS, help=f"concurrent clients (default: {CLIENTS:,})"
+    )
+
+
+def run(args: argparse.Namespace) -> str:
+    return measure(args.clients)
+
+
+def measure(clients: int = CLIENTS) -> str:
     expected = hashlib.sha256((DATA / "lyrics.txt").read_bytes()).hexdigest()
     rows = []
     for server in ("selectors_files", "gevent_files"):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import fetch_speedup, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,29 +23,90 @@ def rows(text: str, heading: str) -> list[list[str]]:
     ][1:]
 
 
-def test_help_lists_every_benchmark():
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def command(*words: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *words], cwd=cwd, capture_output=True, text=True, timeout=120
     )
+
+
+def test_help_lists_every_benchmark():
+    out = command("-m", "benchmarks", "--help")
     assert out.returncode == 0, out.stderr
     for name in run.BENCHMARKS:
+        assert re.search(rf"^\s+{name}\s+\S", out.stdout, re.MULTILINE), name
+    for name in ("fetch", "files"):  # echo's line is its own helper's to word
         assert re.search(rf"^\s+{name}\s+lesson \d\d: ", out.stdout, re.MULTILINE), name
-    for option in ("--sizes", "--latencies", "--clients", "--results"):
-        assert option in out.stdout
+    assert "--results" in out.stdout and "NAME --help" in out.stdout
+
+
+def test_help_works_from_any_working_directory(tmp_path):
+    """By path from anywhere; `-m benchmarks` finds the package only where it is importable
+    (the repository's root, or an install that includes it)."""
+    out = command(str(ROOT / "benchmarks" / "run.py"), "files", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "--clients" in out.stdout
+
+
+def test_each_benchmark_help_lists_its_options_with_defaults():
+    """The contract: every module has ABOUT, add_arguments and run(args); every option has a
+    help text that names its default; `NAME --help` exits 0 and lists them."""
+    for name in run.BENCHMARKS:
+        try:
+            module = run.load(name)
+        except ModuleNotFoundError:
+            continue  # not written yet; the test below covers a missing module
+        assert isinstance(module.ABOUT, str) and "\n" not in module.ABOUT.strip(), name
+        assert callable(module.run), name
+        cli = run.benchmark_parser(name, module)
+        for action in cli._actions:
+            if action.option_strings and action.dest not in ("help", "results"):
+                assert action.help and "default" in action.help, (name, action.dest)
+        out = command("-m", "benchmarks", name, "--help")
+        assert out.returncode == 0, (name, out.stderr)
+        assert module.ABOUT in " ".join(out.stdout.split()), name
+        assert "--results" in out.stdout, name
+    files = command("-m", "benchmarks", "files", "--help").stdout
+    assert "--clients" in files and "--sizes" not in files
+    fetch = command("-m", "benchmarks", "fetch", "--help").stdout
+    assert "--sizes" in fetch and "--latencies" in fetch and "--clients" not in fetch
+
+
+def test_a_missing_benchmark_module_is_listed_and_refused(monkeypatch, capsys, tmp_path):
+    """Help still works when a registered module is missing; running it stops before any
+    other benchmark is measured, and says which."""
+    monkeypatch.setitem(run.BENCHMARKS, "ghost", "benchmarks.no_such_module")
+    with pytest.raises(SystemExit) as help_exit:
+        run.main(["--help"])
+    assert help_exit.value.code == 0
+    listed = capsys.readouterr().out
+    assert re.search(r"^\s+ghost\s+\(cannot be run here: ModuleNotFoundError", listed, re.MULTILINE)
+    results = tmp_path / "results.md"
+    with pytest.raises(SystemExit) as run_exit:
+        run.main(
+            ["fetch", "--sizes", "1", "--latencies", "0.01", "ghost", "--results", str(results)]
+        )
+    assert "ghost" in str(run_exit.value.code) and "no_such_module" in str(run_exit.value.code)
+    assert not results.exists()  # nothing measured
+
+
+def test_options_follow_their_benchmark(monkeypatch):
+    """`fetch --sizes ... files --clients ...`: each benchmark gets its own options and its
+    defaults for the rest; an option of another benchmark is an error."""
+    runs, results = run.parse(["fetch", "--sizes", "3,4", "files", "--clients", "7"])
+    assert results == run.RESULTS
+    (fetch, _, fetch_args), (files, _, files_args) = runs
+    assert (fetch, fetch_args.sizes, fetch_args.latencies) == ("fetch", [3, 4], [1.0, 0.1])
+    assert (files, files_args.clients) == ("files", 7)
+    with pytest.raises(SystemExit):
+        run.parse(["fetch", "--clients", "7"])
+    with pytest.raises(SystemExit):
+        run.parse(["--results", "a.md", "fetch", "--results", "b.md"])
+    runs, results = run.parse(["--results", "a.md", "files"])
+    assert results == Path("a.md") and [name for name, *_ in runs] == ["files"]
 
 
 def test_unknown_benchmark_is_an_error_naming_the_choices():
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "nope"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = command("-m", "benchmarks", "nope")
     assert out.returncode != 0 and "nope" in out.stderr and "fetch" in out.stderr
 
 
@@ -86,5 +149,8 @@ def test_file_server_benchmark_small(tmp_path):
 
 def test_results_file_sections_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "RESULTS", tmp_path / "results.md")
-    run.write_sections({"files": "## files\nrow\n", "fetch": "## fetch\nrow\n"})
-    assert run.read_sections() == {"fetch": "## fetch\nrow\n", "files": "## files\nrow\n"}
+    sections = {"files": "## files\nrow\n", "fetch": "## fetch\nrow\n", "old": "## old\n"}
+    run.write_sections(sections)
+    assert run.read_sections() == sections  # a section of no registered benchmark is kept
+    text = run.RESULTS.read_text(encoding="utf-8")
+    assert text.index("## fetch") < text.index("## files") < text.index("## old")
