@@ -1,0 +1,417 @@
+"""Locust, the load tester built on gevent, run headless in child processes: lesson 11.
+
+Locust monkey-patches with gevent as it is imported, so it never runs in the Jupyter kernel:
+every Locust here is a child process (``labkit/scripts/locust_run.py`` under ``_run.py``) in its
+own session with a stdin lifeline, like every child of labkit. We read what Locust itself wrote
+(its CSV history, ``--csv-full-history``, and its final stats, ``--json-file``) into a
+``LocustRun``::
+
+    with labkit.serve("latency_http") as srv:
+        run = run_locust("pages", srv, users=20, seconds=5, options={"error_rate": 0.1})
+    print(run.summary())               # requests/s, failures, p50/p95/p99
+    plot_over_time({"20 users": run})  # requests/s and p50/p95, second by second
+
+``processes=2`` runs Locust's ``--processes 2`` (a master and two forked workers);
+``workers=2`` starts a master and two ``--worker`` processes ourselves, as one would on
+several machines (``distributed_commands`` prints those command lines).
+``compare_with_greenlets`` runs lesson 08's clients and Locust on the same server and load.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit import scripts
+from labkit.background import ServerHandle, run_script
+from labkit.child import Child
+from labkit.progress import Progress
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "LOCUSTFILES",
+    "LocustRun",
+    "LocustError",
+    "run_locust",
+    "locust_command",
+    "distributed_commands",
+    "free_port",
+    "plot_over_time",
+    "Comparison",
+    "compare_with_greenlets",
+]
+
+LOCUSTFILES = Path(scripts.__file__).with_name("locustfiles")
+RUNNER = Path(scripts.__file__).with_name("_run.py")
+WRAPPER = Path(scripts.__file__).with_name("locust_run.py")
+SCHEMES = {"pages": "http", "files": "tcp"}  # how each locustfile names its host
+START_GRACE = 30.0  # seconds a run may take beyond its own length (start-up, workers joining)
+
+
+class LocustError(RuntimeError):
+    """Locust failed or ran too long. The message ends with its log."""
+
+
+@dataclass
+class LocustRun:
+    """What Locust measured in one run, read from its own CSV and JSON files."""
+
+    users: int
+    processes: int  # processes that generated load: 1, or the number of workers
+    seconds: float  # how long the test ran
+    requests: int = 0
+    failures: int = 0
+    p50: float = 0.0  # milliseconds, over the whole run
+    p95: float = 0.0
+    p99: float = 0.0
+    per_second: list[tuple[int, int, int]] = field(default_factory=list)  # (s, reqs, fails)
+    history: list[dict[str, float]] = field(default_factory=list)  # s, users, p50, p95, p99
+    by_name: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # Locust's failures.csv
+    cpu_seconds: float = 0.0  # CPU time of the process that ran (or mastered) the test
+    own_requests: int = 0  # requests made in that process (all of them, unless distributed)
+    workers: list[dict[str, Any]] = field(default_factory=list)  # each worker's own report
+    worker_peak_users: dict[str, int] = field(default_factory=dict)  # as the master saw them
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    @property
+    def steady_rps(self) -> float:
+        """Requests/s over the whole seconds of the run (the first and last are partial)."""
+        inner = [reqs for _, reqs, _ in self.per_second[1:-1]]
+        return statistics.fmean(inner) if inner else self.rps
+
+    def summary(self) -> str:
+        return (
+            f"{self.users} users in {self.processes} process(es): {self.requests:,} requests "
+            f"in {self.seconds:.1f} s ({self.rps:,.0f}/s), {self.failures:,} failures "
+            f"({self.failure_ratio:.0%}), p50 {self.p50:.0f} ms, p95 {self.p95:.0f} ms, "
+            f"p99 {self.p99:.0f} ms"
+        )
+
+
+# -- running Locust ---------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for Locust's master.
+
+    Locust's master binds its port itself and must be given a number (it cannot be handed a
+    bound socket, and does not report a port 0 back). So we ask the OS for a free one by
+    binding port 0, and close it for Locust to take a moment later: in between, another program
+    could take it, and the master would then fail to start (``run_locust`` says so)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def locustfile(name: str) -> Path:
+    path = LOCUSTFILES / f"{name}.py"
+    if not path.exists():
+        raise ValueError(f"no locustfile {name!r}; choose one of: {', '.join(SCHEMES)}")
+    return path
+
+
+def _flags(options: dict[str, Any]) -> list[str]:
+    flags: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        flags += [flag] if value is True else [] if value is False else [flag, str(value)]
+    return flags
+
+
+def locust_command(
+    name: str,
+    host: str,
+    users: int,
+    spawn_rate: float,
+    seconds: float,
+    options: dict[str, Any] | None = None,
+) -> list[str]:
+    """The arguments of a headless Locust run, as one would type them after ``locust``."""
+    return [
+        "-f", str(locustfile(name)), "--headless", "--host", host,
+        "-u", str(users), "-r", f"{spawn_rate:g}", "-t", f"{seconds:g}s",
+        "--stop-timeout", "1",  # a user in the middle of a request gets 1 s to finish it
+        "--exit-code-on-error", "0",  # failures are results here, not a failed run
+        *_flags(options or {}),
+    ]  # fmt: skip
+
+
+def distributed_commands(name: str, host: str, users: int, workers: int) -> list[str]:
+    """The command lines that spread one run over machines: one master, N workers."""
+    file = f"{name}.py"
+    return [
+        f"# on the master machine (say 10.0.0.1): waits for {workers} workers, then runs\n"
+        f"locust -f {file} --master --expect-workers {workers} --headless "
+        f"-u {users} -r {users} -t 30s --host {host}",
+        "# on each worker machine (the same locustfile there):\n"
+        f"locust -f {file} --worker --master-host 10.0.0.1",
+    ]
+
+
+class _Runs:
+    """The children of one run and what they report, read in their reader threads."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.result: dict[str, Any] = {}
+        self.workers: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.children: list[Child] = []
+
+    def on_progress(self, step: dict[str, Any]) -> None:
+        if self.progress:
+            self.progress(step["done"], step["total"])
+
+    def on_worker(self, report: dict[str, Any]) -> None:
+        with self.lock:
+            self.workers.append(report)
+
+    def start(self, argv: list[str], name: str) -> Child:
+        handlers: dict[str, Callable[[Any], None]] = {
+            "PROGRESS": self.on_progress,
+            "RESULT": self.result.update,
+            "WORKER": self.on_worker,
+        }
+        child = Child(argv, name, on=handlers)
+        self.children.append(child)
+        return child
+
+
+def _wrapper(workdir: str, locust_args: list[str]) -> list[str]:
+    return [sys.executable, str(RUNNER), str(WRAPPER), "--workdir", workdir, "--", *locust_args]
+
+
+def run_locust(
+    name: str,
+    server: ServerHandle | tuple[str, int],
+    users: int = 10,
+    spawn_rate: float | None = None,
+    seconds: float = 3.0,
+    processes: int = 1,
+    workers: int = 0,
+    options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> LocustRun:
+    """Run the locustfile ``name`` ("pages" or "files") headless against ``server``.
+
+    ``processes`` > 1 is Locust's ``--processes``; ``workers`` > 0 starts a ``--master`` and
+    that many ``--worker`` processes. Every process stops when the run ends, when this call
+    is interrupted, and when this process dies; a run that outlives ``seconds`` by
+    START_GRACE is stopped. ``progress(done, total)`` counts tenths of a second."""
+    host_port = server.address if isinstance(server, ServerHandle) else server
+    host = f"{SCHEMES[name]}://{host_port[0]}:{host_port[1]}"
+    rate = spawn_rate or users
+    args = locust_command(name, host, users, rate, seconds, options)
+    with tempfile.TemporaryDirectory(prefix="labkit-locust-") as workdir, ExitStack() as stack:
+        port = str(free_port())  # the master's port: see free_port for why a number
+        master = [*args, "--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+        master += ["--csv", "run", "--csv-full-history", "--json-file", "run"]
+        if processes > 1:  # forked workers connect to the master at --master-port
+            master += ["--processes", str(processes), "--master-port", port]
+        if workers:
+            master += ["--master", "--expect-workers", str(workers)]
+        runs = _Runs(progress)
+        lead = stack.enter_context(runs.start(_wrapper(workdir, master), "locust-master"))
+        for i in range(workers):
+            worker = ["-f", args[1], "--worker", "--master-host", "127.0.0.1",
+                      "--master-port", port, *_flags(options or {})]  # fmt: skip
+            stack.enter_context(runs.start(_wrapper(workdir, worker), f"locust-worker-{i + 1}"))
+        _wait(lead, runs.children, seconds + START_GRACE)
+        run = _read(Path(workdir), lead, users, max(processes, workers, 1))
+    run.command = ["locust", *master]
+    run.cpu_seconds = runs.result.get("cpu_seconds", 0.0)
+    run.own_requests = runs.result.get("requests", 0)
+    run.worker_peak_users = runs.result.get("worker_peak_users", {})
+    run.workers = sorted(runs.workers, key=lambda w: w["pid"])
+    return run
+
+
+def _wait(lead: Child, children: list[Child], timeout: float) -> None:
+    """Wait for the master (or only) process to finish; then every process must be done."""
+    if not lead.wait(timeout):
+        raise LocustError(f"Locust ran over {timeout:g} s and was stopped.\n{lead.log(last=20)}")
+    for child in children:
+        child.wait(5.0)  # workers quit when their master tells them; stop() does the rest
+    lead.finish_reading()
+    if lead.returncode != 0:
+        raise LocustError(f"Locust exited with code {lead.returncode}.\n{lead.log(last=20)}")
+
+
+# -- reading Locust's own files ---------------------------------------------------------------
+def _percentile(histogram: dict[int, int], fraction: float) -> float:
+    """Locust's way: the smallest rounded response time that ``fraction`` of requests met."""
+    total = sum(histogram.values())
+    seen = 0
+    for ms in sorted(histogram):
+        seen += histogram[ms]
+        if seen >= fraction * total:
+            return float(ms)
+    return 0.0
+
+
+def _number(text: str) -> float:
+    return float(text) if text not in ("", "N/A") else float("nan")
+
+
+def _read(workdir: Path, lead: Child, users: int, processes: int) -> LocustRun:
+    try:
+        entries = json.loads((workdir / "run.json").read_text())
+        history_csv = (workdir / "run_stats_history.csv").read_text()
+        failures_csv = (workdir / "run_failures.csv").read_text()
+    except OSError as err:
+        raise LocustError(f"Locust wrote no stats ({err}).\n{lead.log(last=20)}") from None
+    run = LocustRun(users, processes, 0.0)
+    histogram: dict[int, int] = {}
+    per_second: dict[int, list[int]] = {}
+    for e in entries:
+        run.by_name[f"{e['method']} {e['name']}"] = {
+            "requests": e["num_requests"],
+            "failures": e["num_failures"],
+        }
+        run.requests += e["num_requests"]
+        run.failures += e["num_failures"]
+        for ms, count in e["response_times"].items():
+            histogram[int(float(ms))] = histogram.get(int(float(ms)), 0) + count
+        for key, index in (("num_reqs_per_sec", 0), ("num_fail_per_sec", 1)):
+            for second, count in e[key].items():
+                per_second.setdefault(int(float(second)), [0, 0])[index] += count
+    start = min((e["start_time"] for e in entries), default=0.0)
+    end = max((e["last_request_timestamp"] or start for e in entries), default=start)
+    run.seconds = max(end - start, 1e-9)
+    run.p50, run.p95, run.p99 = (_percentile(histogram, f) for f in (0.50, 0.95, 0.99))
+    first = min(per_second, default=0)
+    run.per_second = [(s - first, per_second[s][0], per_second[s][1]) for s in sorted(per_second)]
+    run.history = _history(history_csv, first)
+    run.errors = _rows(failures_csv)
+    return run
+
+
+def _rows(text: str) -> list[dict[str, Any]]:
+    import csv
+
+    return list(csv.DictReader(text.splitlines()))
+
+
+def _history(text: str, first: int) -> list[dict[str, float]]:
+    """The Aggregated rows of ``_stats_history.csv``, time in seconds from the first request."""
+    return [
+        {
+            "s": int(row["Timestamp"]) - first,
+            "users": _number(row["User Count"]),
+            "p50": _number(row["50%"]),
+            "p95": _number(row["95%"]),
+            "p99": _number(row["99%"]),
+        }
+        for row in _rows(text)
+        if row["Name"] == "Aggregated" and row["Total Request Count"] not in ("", "0")
+    ]
+
+
+# -- our greenlets against Locust -------------------------------------------------------------
+@dataclass
+class Comparison:
+    """The same load on the same server: lesson 08's greenlet clients, then Locust."""
+
+    users: int
+    seconds: float
+    ours: dict[str, Any]  # requests, mismatches, errors, cpu_seconds, seconds
+    locust: LocustRun
+
+    @property
+    def ours_rps(self) -> float:
+        return float(self.ours["requests"] / self.ours["seconds"])
+
+    @property
+    def ours_cpu_us(self) -> float:
+        """CPU time of our load generator per request, in microseconds."""
+        return float(self.ours["cpu_seconds"] / max(self.ours["requests"], 1) * 1e6)
+
+    @property
+    def locust_cpu_us(self) -> float:
+        return self.locust.cpu_seconds / max(self.locust.own_requests, 1) * 1e6
+
+    @property
+    def cost_ratio(self) -> float:
+        """Locust's CPU per request over ours."""
+        return self.locust_cpu_us / self.ours_cpu_us
+
+    def table(self) -> str:
+        rows = [
+            ("our greenlets", self.ours_rps, self.ours_cpu_us, self.ours["cpu_seconds"],
+             self.ours["seconds"]),
+            ("Locust", self.locust.rps, self.locust_cpu_us, self.locust.cpu_seconds,
+             self.locust.seconds),
+        ]  # fmt: skip
+        lines = [f"{'load generator':>14} | requests/s | CPU per request | CPU busy"]
+        for who, rps, us, cpu, wall in rows:
+            lines.append(f"{who:>14} | {rps:10,.0f} | {us:12,.0f} µs | {cpu / wall:7.0%}")
+        return "\n".join(lines)
+
+
+def compare_with_greenlets(
+    server: ServerHandle, users: int = 20, seconds: float = 3.0, name: str = "lyrics.txt"
+) -> Comparison:
+    """``users`` connections GET ``name`` and PUT it back for ``seconds``, verifying every
+    byte: first with lesson 08's client code on greenlets, then as Locust users."""
+    import hashlib
+
+    from labkit.claims import DATA
+
+    expected = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
+    ours = run_script(
+        "gevent_file_loop", server.host, server.port, users, seconds, name, expected,
+        timeout=seconds + START_GRACE,
+    ).data  # fmt: skip
+    theirs = run_locust(
+        "files", server, users=users, seconds=seconds,
+        options={"file": name, "expected_sha256": expected},
+    )  # fmt: skip
+    return Comparison(users, seconds, ours, theirs)
+
+
+# -- figures ----------------------------------------------------------------------------------
+def plot_over_time(runs: dict[str, LocustRun], title: str = "") -> Figure:
+    """Requests/s (failures dashed) and p50/p95, second by second, one colour per run."""
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    for i, (label, run) in enumerate(runs.items()):
+        color = f"C{i}"
+        seconds = [s for s, _, _ in run.per_second]
+        top.step(seconds, [r for _, r, _ in run.per_second], where="post", color=color,
+                 label=f"{label}: requests/s")  # fmt: skip
+        if run.failures:
+            top.step(seconds, [f for _, _, f in run.per_second], where="post", color=color,
+                     linestyle="--", label=f"{label}: failures/s")  # fmt: skip
+        hist = run.history
+        for key, style in (("p50", "-"), ("p95", ":")):
+            bottom.plot([h["s"] for h in hist], [h[key] for h in hist], style, color=color,
+                        marker="o", label=f"{label}: {key}")  # fmt: skip
+    top.set_ylabel("per second")
+    bottom.set_ylabel("response time (ms)")
+    bottom.set_xlabel("seconds into the run (Locust's own clock)")
+    for ax in (top, bottom):
+        ax.legend(fontsize=8, loc="upper left")
+        ax.set_ylim(bottom=0)
+    top.set_title(title or "Locust, second by second")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
