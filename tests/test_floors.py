@@ -42,6 +42,7 @@ FLOORS = {
         "labkit.asyncio_lab",
         "labkit.compute",
         "labkit.cpu_lab",
+        "labkit.locust_lab",
     ],
     "plumbing": [
         "labkit.background",
