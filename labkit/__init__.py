@@ -22,6 +22,7 @@ from labkit.background import (
 )
 from labkit.claims import DATA, ClaimFailed, claim
 from labkit.doctor import doctor
+from labkit.grading import grade
 from labkit.interrupts import install as _install_interrupt_story
 from labkit.limits import (
     TooManyClients,
@@ -47,6 +48,7 @@ __all__ = [
     "ServerHandle",
     "ServerStartError",
     "doctor",
+    "grade",
     "run_script",
     "ScriptResult",
     "ScriptError",

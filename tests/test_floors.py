@@ -42,6 +42,7 @@ FLOORS = {
         "labkit.asyncio_lab",
         "labkit.compute",
         "labkit.cpu_lab",
+        "labkit.grading",
         "labkit.locust_lab",
     ],
     "plumbing": [
@@ -51,6 +52,7 @@ FLOORS = {
         "labkit.progress",
         "labkit.limits",
         "labkit.proc",
+        "labkit.netstat",
         "labkit.ipc_kernels",
         "labkit.servers",
         "labkit.scripts",

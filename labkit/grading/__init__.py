@@ -1,0 +1,222 @@
+"""The capstone's grader: a server, the student's or the course's, faces the course's batteries.
+
+    graded = labkit.grade("my_server.py", protocol="echo")     # a program file
+    graded = labkit.grade("selectors_files", protocol="files")  # a course server, by name
+    assert graded.passed, graded.report()
+    graded.timeline()                                            # the load, drawn
+
+The server runs in a child process (``labkit.launch.run(serve, __doc__)`` in its file, so it
+takes ``--port 0`` and says READY), and faces, in order, each battery as one named check:
+concurrency, exact bytes from many clients at once, clients that vanish mid-message, a slow
+reader, garbage and fuzz; then its descriptors and memory must be back near their baseline, it
+must rest when idle, keep answering new clients, and never crash. Every battery is bounded in
+time, so a hanging server fails in seconds. The report is stable text (seeded inputs; no times,
+ports or pids), with the failing input and a hint that names the lesson with the fix.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from labkit.background import ServerHandle, ServerStartError
+from labkit.grading import echo, files
+from labkit.grading.core import FD_SLACK, IDLE_BUSY_SHARE, RSS_SLACK_KIB, Check, Grade, Subject
+from labkit.limits import fit_clients
+from labkit.servers import NAMES
+
+__all__ = ["grade", "Grade", "Check", "PROTOCOLS", "SKELETONS", "skeleton"]
+
+PROTOCOLS = {"echo": echo, "files": files}
+CLIENT_TIMEOUT = 5  # --client-timeout: a blocking server drops a silent client after this
+SKELETONS = Path(__file__).resolve().parent / "skeletons"
+AFTER = ["back to baseline", "idle CPU", "keeps answering", "no crash"]
+
+
+def grade(
+    server: str | Path,
+    protocol: str = "echo",
+    *,
+    seed: int = 0,
+    clients: int = 100,
+    ready_timeout: float = 10.0,
+    show: bool = True,
+) -> Grade:
+    """Start ``server`` (a course server's name, or the path of a program file), run every
+    battery of ``protocol`` ("echo" or "files") against it with ``clients`` clients at once
+    (fewer if this process's open-file limit says so), print the report (``show``) and return
+    the ``Grade``. The inputs are drawn from ``random.Random`` seeded with ``seed``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, not {protocol!r}")
+    name, argv = _command(server)
+    result = Grade(name, protocol, seed)
+    n = fit_clients(clients, spare=96)  # prints one sentence if it must scale down
+    with tempfile.TemporaryDirectory(prefix="asynclab-grade-") as tmp:
+        if protocol == "files":
+            argv += files.folders(Path(tmp), seed)
+        _run(result, name, argv, n, ready_timeout)
+    if show:
+        print(result.report())
+    return result
+
+
+def _command(server: str | Path) -> tuple[str, list[str]]:
+    flags = ["--host", "127.0.0.1", "--port", "0", "--client-timeout", str(CLIENT_TIMEOUT)]
+    if isinstance(server, str) and server in NAMES:
+        return server, [sys.executable, "-m", f"labkit.servers.{server}", *flags]
+    path = Path(server).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no server program {str(path)!r} here, and no course server of that name "
+            f"(course servers: {', '.join(NAMES)})"
+        )
+    return path.name, [sys.executable, str(path.resolve()), *flags]
+
+
+def _run(result: Grade, name: str, argv: list[str], clients: int, ready_timeout: float) -> None:
+    try:
+        handle = ServerHandle(name, argv)
+        handle.wait_ready(ready_timeout)  # stops it and raises, with its log, if it fails
+    except ServerStartError as err:
+        why = str(err).replace(" ".join(argv), f"python {name} --port 0 ...")
+        result.checks.append(Check("starts", False, _indent_log(why), hint=START_HINT))
+        return
+    with handle:
+        result.checks.append(Check("starts", True, "it said READY on 127.0.0.1"))
+        subject = Subject(handle, result.load)
+        _batteries(result, subject, PROTOCOLS[result.protocol], clients)
+
+
+START_HINT = (
+    "a server program ends with `launch.run(serve, __doc__)` (from labkit import launch), "
+    "which binds --host/--port and prints READY; see the skeletons (lesson 12)."
+)
+
+
+def _indent_log(message: str) -> str:
+    head, _, log = message.partition("\n--- last log lines ---\n")
+    head = head.split("\n")[0].replace("labkit server ", "")
+    return head + "; its last log lines:\n" + "\n".join("      " + ln for ln in log.splitlines())
+
+
+def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
+    kind.warm_up(subject)
+    baseline = subject.health()
+    stopped, stuck = "", ""
+    for name, battery in kind.batteries(clients):
+        if stopped:
+            result.checks.append(Check(name, None, f"not run: {stopped}"))
+            continue
+        result.load.mark(name)
+        result.checks.append(_one(name, battery, subject, random.Random(f"{result.seed}:{name}")))
+        why = kind.probe(subject) if subject.alive else ""
+        if not subject.alive:
+            stopped = "the server is gone"
+        elif why:
+            stuck = f"after the {name} battery, a new client {why}"
+            stopped = "the server no longer answers"
+    result.load.mark("after")
+    for name in AFTER:
+        result.checks.append(_after(name, subject, kind, baseline, stuck, stopped))
+
+
+def _one(name: str, battery: Callable[..., Check], subject: Subject, rng: random.Random) -> Check:
+    try:
+        return battery(subject, rng)
+    except OSError as err:  # a client could not even connect, or its socket failed
+        if not subject.alive:
+            return Check(name, False, subject.death(), hint=echo.HINTS.get("vanishing clients", ""))
+        return Check(
+            name,
+            False,
+            f"a client failed: {type(err).__name__}: {err}",
+            hint=getattr(battery, "hint", ""),
+        )
+
+
+def _after(name: str, subject: Subject, kind, baseline, stuck: str, stopped: str) -> Check:
+    hint = kind.HINTS.get(name, "")
+    if name == "no crash":
+        if subject.alive:
+            return Check(name, True, "it was still running at the end")
+        return Check(name, False, subject.death(), hint=CRASH_HINT)
+    if name == "keeps answering":
+        if not stuck:
+            return Check(name, True, "a new client was answered after every battery")
+        busy = subject.alive and subject.busy_share(1.0) > 0.5
+        cpu = (
+            ", and it kept running, never waiting, meanwhile: a loop that never waits"
+            if busy
+            else ""
+        )
+        return Check(name, False, f"{stuck}{cpu}", hint=hint)
+    if stopped:
+        return Check(name, None, f"not run: {stopped}")
+    if name == "back to baseline":
+        return _back_to_baseline(subject, baseline, hint)
+    share = subject.busy_share(1.0)
+    if share < IDLE_BUSY_SHARE:
+        return Check(name, True, "with no client connected it waited (it used no CPU)")
+    return Check(
+        name,
+        False,
+        f"with no client connected it was running, not waiting, in "
+        f"{share:.0%} of 25 looks over 1 s: a loop that never rests",
+        hint=hint,
+    )
+
+
+CRASH_HINT = (
+    "catch errors per connection (OSError around one client's recv/send) so that one client's "
+    "trouble never ends the server; the log lines above show where it broke."
+)
+
+
+def _back_to_baseline(subject: Subject, baseline: tuple[int, int], hint: str) -> Check:
+    fds0, rss0 = baseline
+    deadline = time.monotonic() + 5.0
+    while True:
+        fds, rss = subject.health()
+        if fds <= fds0 + FD_SLACK and rss <= rss0 + RSS_SLACK_KIB:
+            return Check(
+                "back to baseline",
+                True,
+                "its descriptors and memory came back near where they were before",
+            )
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return Check(
+        "back to baseline",
+        False,
+        f"5 s after the last client left it held {fds - fds0:,} more descriptors and "
+        f"{(rss - rss0) // 1024:,} MiB more memory than before the batteries",
+        hint=hint,
+    )
+
+
+def skeleton(model: str, protocol: str = "echo") -> Path:
+    """The course's starting point for a server on ``model`` (selectors, gevent, asyncio)."""
+    path = SKELETONS / f"{model}_{protocol}.py"
+    if not path.exists():
+        choices = sorted(p.stem for p in SKELETONS.glob("*.py") if not p.stem.startswith("_"))
+        raise ValueError(f"no skeleton {path.stem!r}; skeletons: {', '.join(choices)}")
+    return path
+
+
+def start_from(model: str, target: str | Path, protocol: str = "echo") -> Path:
+    """Copy the skeleton for ``model`` to ``target`` unless ``target`` exists: your work is
+    never overwritten. Returns ``target``."""
+    target = Path(target)
+    if target.exists():
+        print(f"{target.name} is already there: kept as it is (your work is never overwritten).")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(skeleton(model, protocol), target)
+        print(f"{target.name}: a copy of the {model} skeleton, yours to edit.")
+    return target

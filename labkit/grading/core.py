@@ -1,0 +1,237 @@
+"""What every battery of the grader shares: the server under test, the checks, the load trace.
+
+A battery is one named check (``Check``) run against a ``Subject``, the server in its child
+process. Clients report to one ``LoadTrace`` (connections opened and closed, bytes received,
+each battery's start), which ``Grade.timeline()`` draws. Nothing here knows a protocol: the
+echo and file batteries (``labkit.grading.echo``, ``labkit.grading.files``) do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from labkit import proc
+from labkit.background import ServerHandle
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Check", "Grade", "LoadTrace", "Subject", "shorten", "NotAnswering"]
+
+FD_SLACK = 8  # descriptors a server may hold beyond its baseline (selectors, caches)
+RSS_SLACK_KIB = 16 * 1024  # memory it may keep beyond its baseline
+IDLE_BUSY_SHARE = 0.3  # of looks with a thread running, no client at all: more never rests
+
+
+def shorten(data: bytes, keep: int = 40) -> str:
+    """``data`` as a short repr: the first ``keep`` bytes, and how many there were."""
+    if len(data) <= keep:
+        return repr(data)
+    return f"{data[:keep]!r}… ({len(data):,} bytes)"
+
+
+@dataclass
+class Check:
+    """One battery's outcome: ``passed`` is True, False, or None (not run)."""
+
+    name: str
+    passed: bool | None
+    detail: str
+    failing_input: str = ""  # shortened, as printed
+    hint: str = ""
+
+    def lines(self) -> list[str]:
+        mark = {True: "✔", False: "✘", None: "·"}[self.passed]
+        out = [f"{mark} {self.name}: {self.detail}"]
+        if self.passed is False:
+            if self.failing_input:
+                out.append(f"    failing input: {self.failing_input}")
+            if self.hint:
+                out.append(f"    hint: {self.hint}")
+        return out
+
+
+class NotAnswering(Exception):
+    """The server is gone, or answers no one: the remaining batteries cannot run."""
+
+
+# -- the load, over time -----------------------------------------------------------------------
+class LoadTrace:
+    """Connections open and bytes received over time, and when each battery started."""
+
+    def __init__(self) -> None:
+        self.zero = time.perf_counter()
+        self.events: list[tuple[float, int, int]] = []  # (t, connections +/-, bytes)
+        self.marks: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, conns: int, nbytes: int) -> None:
+        with self._lock:
+            self.events.append((time.perf_counter() - self.zero, conns, nbytes))
+
+    def got(self, nbytes: int) -> None:
+        if nbytes:
+            self._add(0, nbytes)
+
+    def mark(self, battery: str) -> None:
+        self.marks.append((time.perf_counter() - self.zero, battery))
+
+    @contextlib.contextmanager
+    def connect(self, address: tuple[str, int], timeout: float) -> Iterator[socket.socket]:
+        """A client connection, counted while it is open; every call on it times out."""
+        sock = socket.create_connection(address, timeout=timeout)
+        self._add(1, 0)
+        try:
+            yield sock
+        finally:
+            sock.close()
+            self._add(-1, 0)
+
+    def curves(self) -> tuple[list[float], list[int], list[float]]:
+        """Times, connections open and MiB received so far, one point per event."""
+        times, conns, mib = [0.0], [0], [0.0]
+        with self._lock:
+            events = sorted(self.events)
+        for t, dc, nb in events:
+            times.append(t)
+            conns.append(conns[-1] + dc)
+            mib.append(mib[-1] + nb / (1 << 20))
+        return times, conns, mib
+
+
+# -- the server under test -------------------------------------------------------------------
+class Subject:
+    """The server being graded: its handle, and what /proc says about it."""
+
+    def __init__(self, handle: ServerHandle, load: LoadTrace) -> None:
+        self.handle, self.load = handle, load
+        self.address = handle.address
+        self.pid = handle.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.handle.alive
+
+    def health(self) -> tuple[int, int]:
+        """(descriptors open, resident KiB)."""
+        return proc.open_files(self.pid), proc.status_kib(self.pid)
+
+    def busy_share(self, seconds: float, looks: int = 25) -> float:
+        """In what share of ``looks`` over ``seconds`` one of its threads was running or ready
+        to run (state R), not waiting. A loop that never waits is always R, however busy the
+        machine is; a server that waits for its clients almost never is. (Its CPU time would
+        say the same on an idle machine, and far less on a crowded one.)"""
+        busy = 0
+        for _ in range(looks):
+            busy += any(state == "R" for state in _thread_states(self.pid))
+            time.sleep(seconds / looks)
+        return busy / looks
+
+    def rss_kib(self) -> int:
+        return proc.status_kib(self.pid)
+
+    def death(self) -> str:
+        """How it died, with its last log lines."""
+        self.handle.child.wait(2)
+        self.handle.child.finish_reading(1)
+        tail = self.handle.log(last=12) or "(no output)"
+        indented = "\n".join("      " + line for line in tail.splitlines())
+        return (
+            f"it exited with code {self.handle.child.returncode}; its last log lines:\n{indented}"
+        )
+
+
+def _thread_states(pid: int) -> list[str]:
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+# -- the result ------------------------------------------------------------------------------
+@dataclass
+class Grade:
+    """What ``labkit.grade`` found: ``passed``, ``checks`` (by name: ``grade["concurrency"]``),
+    ``report()`` (stable text: no times, ports or pids) and ``timeline()`` (a Figure)."""
+
+    server: str
+    protocol: str
+    seed: int
+    checks: list[Check] = field(default_factory=list)
+    load: LoadTrace = field(default_factory=LoadTrace)
+    notes: list[str] = field(default_factory=list)  # said once, before the checks
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def __getitem__(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"no check named {name!r}: {[c.name for c in self.checks]}")
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is False]
+
+    def report(self) -> str:
+        lines = [f"Grading {self.server} on the {self.protocol} protocol (seed {self.seed})"]
+        lines += self.notes
+        for check in self.checks:
+            lines += check.lines()
+        ran = [c for c in self.checks if c.passed is not None]
+        if self.passed:
+            lines.append(f"All {len(self.checks)} checks passed.")
+        else:
+            lines.append(
+                f"{len(self.failed)} of {len(self.checks)} checks failed"
+                + (
+                    f", {len(self.checks) - len(ran)} not run."
+                    if len(ran) < len(self.checks)
+                    else "."
+                )
+            )
+        return "\n".join(lines)
+
+    __str__ = report
+
+    def __repr__(self) -> str:
+        good = sum(bool(c.passed) for c in self.checks)
+        return f"<Grade of {self.server}: {good} of {len(self.checks)} checks passed>"
+
+    def timeline(self, width: float = 9.0) -> Figure:
+        """Connections open and MiB received over the whole grading, batteries marked."""
+        from matplotlib.figure import Figure
+
+        times, conns, mib = self.load.curves()
+        ms = [t * 1000 for t in times]
+        fig = Figure(figsize=(width, 4.2), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+        top.step(ms, conns, where="post", color="#1f77b4")
+        top.set_ylabel("connections open")
+        bottom.plot(ms, mib, color="#2ca02c")
+        bottom.set_ylabel("MiB received")
+        bottom.set_xlabel("time (ms)")
+        for t, name in self.load.marks:
+            for ax in (top, bottom):
+                ax.axvline(t * 1000, color="#c7c7c7", linewidth=0.8)
+            top.annotate(
+                name,
+                (t * 1000, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=30,
+                fontsize=8,
+                va="bottom",
+            )
+        top.set_title(f"{self.server}: the load of each battery", loc="left", fontsize=10, pad=38)
+        return fig
