@@ -78,12 +78,13 @@ class LocustRun:
     per_second: list[tuple[int, int, int]] = field(default_factory=list)  # (s, reqs, fails)
     history: list[dict[str, float]] = field(default_factory=list)  # s, users, p50, p95, p99
     by_name: dict[str, dict[str, int]] = field(default_factory=dict)
-    errors: list[dict[str, Any]] = field(default_factory=list)  # Locust's failures.csv
+    errors: list[dict[str, Any]] = field(default_factory=list)  # Locust's failures table
     cpu_seconds: float = 0.0  # CPU time of the process that ran (or mastered) the test
     own_requests: int = 0  # requests made in that process (all of them, unless distributed)
     workers: list[dict[str, Any]] = field(default_factory=list)  # each worker's own report
     worker_peak_users: dict[str, int] = field(default_factory=dict)  # as the master saw them
     command: list[str] = field(default_factory=list)
+    log: str = field(default="", repr=False)  # the last lines the master (or only) Locust wrote
 
     @property
     def rps(self) -> float:
@@ -237,9 +238,11 @@ def run_locust(
         _wait(lead, runs.children, seconds + START_GRACE)
         run = _read(Path(workdir), lead, users, max(processes, workers, 1))
     run.command = ["locust", *master]
+    run.log = lead.log(last=40)
     run.cpu_seconds = runs.result.get("cpu_seconds", 0.0)
     run.own_requests = runs.result.get("requests", 0)
     run.worker_peak_users = runs.result.get("worker_peak_users", {})
+    run.errors = runs.result.get("errors", run.errors)  # complete, unlike the CSV's last second
     run.workers = sorted(runs.workers, key=lambda w: w["pid"])
     return run
 

@@ -81,7 +81,7 @@ class Watcher:
         events.request.add_listener(self.on_request)
         events.test_start.add_listener(self.on_start)
         events.test_stop.add_listener(self.on_stop)
-        events.quitting.add_listener(self.on_quitting)
+        events.quit.add_listener(self.on_quit)
 
     def on_request(self, **_):
         self.requests += 1
@@ -122,8 +122,9 @@ class Watcher:
                 },
             )
 
-    def on_quitting(self, environment, **_):
-        runner = environment.runner
+    def on_quit(self, **_):
+        """Locust's last event, after its final stats are in (and written to its JSON file)."""
+        runner = self.environment.runner
         self.peak_users = max(self.peak_users, runner.user_count)
         mine = {
             "pid": os.getpid(),
@@ -135,7 +136,21 @@ class Watcher:
         if self.is_worker():
             emit("WORKER", mine)
         else:
-            emit("RESULT", {**mine, "worker_peak_users": self.worker_peaks})
+            errors = [failure_row(e) for e in runner.stats.errors.values()]
+            emit("RESULT", {**mine, "worker_peak_users": self.worker_peaks, "errors": errors})
+
+
+def failure_row(error):
+    """One row of Locust's failures table, as its ``_failures.csv`` has it. (That file is
+    written once a second while the test runs: its last second may be missing.)"""
+    from locust.stats import StatsError
+
+    return {
+        "Method": error.method,
+        "Name": error.name,
+        "Error": StatsError.parse_error(error.error),
+        "Occurrences": error.occurrences,
+    }
 
 
 def main():
