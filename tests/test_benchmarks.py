@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import fetch_speedup, run
+from benchmarks import fetch_speedup, file_server, run
+from labkit import netstat
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,14 +138,37 @@ def test_fetch_benchmark_small_writes_its_tables(tmp_path):
 
 
 def test_file_server_benchmark_small(tmp_path):
+    """Both loads, both servers, every run verified; the ramped load's gate is named, and what
+    limited the runs is stated from the kernel's counters and limits."""
     results = tmp_path / "results.md"
-    run.main(["files", "--clients", "200", "--results", str(results)])
+    run.main(["files", "--clients", "200", "--repeats", "2", "--results", str(results)])
     text = results.read_text(encoding="utf-8")
     assert "## 200 clients: GET lyrics.txt" in text
-    table = rows(text, "## 200 clients")
-    assert [row[0] for row in table] == ["selectors_files", "gevent_files"]
-    for server, served, mismatches, errors, *_, goal in table:
-        assert (served, mismatches, errors, goal) == ("200", "0", "0", "yes"), server
+    for heading in ("### Ramped: at most ", "### All at once"):
+        table = rows(text, heading)
+        assert [row[0] for row in table] == ["selectors_files", "gevent_files"]
+        for server, served, mismatches, errors, most, wall, memory, *counts, goal in table:
+            assert float(memory.split()[0]) > 1, memory
+            assert (served, mismatches, errors, goal) == ("200", "0", "0", "yes"), server
+            assert re.fullmatch(r"[\d,]+ \([\d,]+–[\d,]+\)", most), most  # median (min–max)
+            median, low, high = map(float, re.findall(r"[\d.]+", wall))
+            assert low <= median <= high, wall
+            assert all(re.fullmatch(r"[\d,]+", count) for count in counts), counts
+    backlog = min(file_server.BACKLOG, netstat.listen_limits().get("somaxconn", 1 << 30))
+    assert f"### Ramped: at most {backlog // 2:,} clients" in text
+    assert f"their accept queue holds {backlog:,}" in text
+    assert "Open files (soft/hard): this client process " in text
+
+
+def test_file_server_benchmark_without_the_burst(tmp_path):
+    results = tmp_path / "results.md"
+    run.main(
+        ["files", "--clients", "50", "--repeats", "1", "--max-unanswered", "7"]
+        + ["--no-all-at-once", "--results", str(results)]
+    )
+    text = results.read_text(encoding="utf-8")
+    assert "### Ramped: at most 7 clients" in text and "### All at once" not in text
+    assert [row[1] for row in rows(text, "### Ramped")] == ["50", "50"]
 
 
 def test_results_file_sections_round_trip(tmp_path, monkeypatch):

@@ -271,6 +271,59 @@ def _run_selectors(address, n, name, tally, rec, show_progress, timeout):
     show_progress(final=True)
 
 
+# -- selectors, ramped: clients start as the server answers ----------------------------------
+class _Gate(_Tally):
+    """The tally of a ramped run; it also knows which started clients have no reply yet."""
+
+    def __init__(self, result: FileLoadResult, expected_sha: str, limit: int) -> None:
+        super().__init__(result, expected_sha)
+        self.limit, self.running = limit, None
+        self.unanswered: set[Any] = set()  # the tasks (generators) still waiting
+
+    def download(self, header: Response, body: bytes) -> None:
+        super().download(header, body)
+        self.unanswered.discard(self.running)  # the task that runs now had its first reply
+
+    def open(self) -> bool:
+        return len(self.unanswered) < self.limit
+
+
+def _run_ramped(address, n, name, tally, rec, show_progress, timeout):
+    """Lesson 05's loop with a gate in front: a client starts only while fewer than
+    ``tally.limit`` are connected (or connecting) without their first reply. Every connection
+    in the server's accept queue is one of those, so with the limit below the listen backlog the
+    kernel refuses no handshake, and no client waits out the 1 s SYN retry: the run measures
+    the server, not the retry timer."""
+    clients = (_task_client(address, name, i, rec, tally, show_progress) for i in range(1, n + 1))
+    with selectors.DefaultSelector() as selector:
+
+        def step(task):  # run the task up to its next wait
+            tally.running = task
+            try:
+                sock, event = next(task)
+            except StopIteration:
+                tally.unanswered.discard(task)  # done, or failed before its first reply
+                return
+            selector.register(sock, event, task)
+
+        try:
+            while True:
+                while tally.open() and (task := next(clients, None)):
+                    tally.unanswered.add(task)
+                    step(task)
+                if not selector.get_map():
+                    break  # every client has finished
+                if not (events := selector.select(timeout)):
+                    raise TimeoutError(f"no socket became ready within {timeout:g} s")
+                for key, _ in events:
+                    selector.unregister(key.fileobj)
+                    step(key.data)
+        finally:  # on an error, close the others (their sockets with them)
+            for key in list(selector.get_map().values()):
+                key.data.close()
+    show_progress(final=True)
+
+
 def run_file_clients(
     address: tuple[str, int],
     n_clients: int = 500,
@@ -279,17 +332,27 @@ def run_file_clients(
     mode: str = "threads",
     progress: Progress | None = None,
     timeout: float = 60.0,
+    max_unanswered: int | None = None,
 ) -> FileLoadResult:
-    """``n_clients`` clients at once, each: GET ``name``, verify, PUT it back, verify."""
+    """``n_clients`` clients at once, each: GET ``name``, verify, PUT it back, verify.
+
+    ``max_unanswered`` (mode ``selectors`` only): start clients as the server answers, at most
+    that many connected or connecting without their first reply (see ``_run_ramped``)."""
     if mode not in MODES:
         raise ValueError(
             f"mode is one of {MODES} here (gevent runs through labkit.runs), not {mode!r}"
         )
+    if max_unanswered is not None and (mode != "selectors" or max_unanswered < 1):
+        raise ValueError(f"max_unanswered is a count >= 1 for mode 'selectors', not {mode!r}")
     check_client_count(n_clients)  # a clear message instead of EMFILE
     result, rec = FileLoadResult(n_clients, mode), Recorder()
-    tally = _Tally(result, expected_sha256)
+    if max_unanswered is None:
+        tally = _Tally(result, expected_sha256)
+        runner = _run_threads if mode == "threads" else _run_selectors
+    else:
+        tally = _Gate(result, expected_sha256, max_unanswered)
+        runner = _run_ramped
     start = time.perf_counter()
-    runner = _run_threads if mode == "threads" else _run_selectors
     runner(address, n_clients, name, tally, rec, _progress_of(tally, progress), timeout)
     result.elapsed = time.perf_counter() - start
     result.spans = list(rec.spans)
