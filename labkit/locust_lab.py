@@ -149,7 +149,6 @@ def locust_command(
     return [
         "-f", str(locustfile(name)), "--headless", "--host", host,
         "-u", str(users), "-r", f"{spawn_rate:g}", "-t", f"{seconds:g}s",
-        "--stop-timeout", "1",  # a user in the middle of a request gets 1 s to finish it
         "--exit-code-on-error", "0",  # failures are results here, not a failed run
         *_flags(options or {}),
     ]  # fmt: skip

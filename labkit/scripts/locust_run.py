@@ -31,6 +31,7 @@ import gevent
 from labkit.child import at_stop, emit, watch_parent
 
 PROGRESS_EVERY = 0.5  # seconds
+FINAL_REPORT_WAIT = 5.0  # seconds the master waits for its workers' last stats
 
 
 def parse():
@@ -92,6 +93,8 @@ class Watcher:
             environment.parsed_options.json_file = None  # writes the stats file
         else:
             gevent.spawn(self.report_progress)
+        if type(environment.runner).__name__ == "MasterRunner":
+            wait_for_final_reports(environment.runner)
 
     def is_worker(self):
         return type(self.environment.runner).__name__ == "WorkerRunner"
@@ -138,6 +141,29 @@ class Watcher:
         else:
             errors = [failure_row(e) for e in runner.stats.errors.values()]
             emit("RESULT", {**mine, "worker_peak_users": self.worker_peaks, "errors": errors})
+
+
+def wait_for_final_reports(runner):
+    """Locust's master, told to quit, tells its workers so and waits 0.5 s for their last
+    stats: on a busy machine that is too short, and a worker's last seconds went missing from
+    the totals in our runs. Here it waits until every worker has said that it quits, which a
+    worker says after its last report (one connection keeps them in order), 5 s at most."""
+    from locust.rpc import Message
+
+    quit_now, asked = runner.quit, []
+
+    def quit_after_reports():
+        if not asked:  # the first time only: Locust calls quit again as it shuts down
+            asked.append(True)
+            runner.stop(send_stop_to_client=False)  # no new users are handed out meanwhile
+            for worker in list(runner.clients.values()):
+                runner.server.send_to_client(Message("quit", None, worker.id))
+            deadline = time.monotonic() + FINAL_REPORT_WAIT
+            while len(runner.clients) and time.monotonic() < deadline:
+                gevent.sleep(0.05)  # each worker leaves runner.clients when it says "quit"
+        quit_now()
+
+    runner.quit = quit_after_reports
 
 
 def failure_row(error):
