@@ -85,7 +85,10 @@ def _run(result: Grade, name: str, argv: list[str], clients: int, ready_timeout:
     except ServerStartError as err:
         why = str(err).replace(" ".join(argv), f"python {name} --port 0 ...")
         result.checks.append(Check("starts", False, _indent_log(why), hint=START_HINT))
+        names = [name for name, _ in PROTOCOLS[result.protocol].batteries(clients)] + AFTER
+        result.checks += [Check(name, None, "not run: it did not start") for name in names]
         return
+    result.pid = handle.pid
     with handle:
         result.checks.append(Check("starts", True, "it said READY on 127.0.0.1"))
         subject = Subject(handle, result.load)
@@ -107,7 +110,8 @@ def _indent_log(message: str) -> str:
 def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
     kind.warm_up(subject)
     baseline = subject.health()
-    stopped, stuck = "", ""
+    stopped = "" if subject.alive else "the server is gone"
+    stuck = ""
     for name, battery in kind.batteries(clients):
         if stopped:
             result.checks.append(Check(name, None, f"not run: {stopped}"))
@@ -115,6 +119,8 @@ def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
         result.load.mark(name)
         result.checks.append(_one(name, battery, subject, random.Random(f"{result.seed}:{name}")))
         why = kind.probe(subject) if subject.alive else ""
+        if why:  # no answer: it may be dying (a reset on its last client's socket)
+            subject.handle.child.wait(0.5)
         if not subject.alive:
             stopped = "the server is gone"
         elif why:
@@ -146,6 +152,8 @@ def _after(name: str, subject: Subject, kind, baseline, stuck: str, stopped: str
             return Check(name, True, "it was still running at the end")
         return Check(name, False, subject.death(), hint=CRASH_HINT)
     if name == "keeps answering":
+        if stopped and not stuck:
+            return Check(name, None, f"not run: {stopped}")
         if not stuck:
             return Check(name, True, "a new client was answered after every battery")
         busy = subject.alive and subject.busy_share(1.0) > 0.5

@@ -84,9 +84,21 @@ class LoadTrace:
         self.marks.append((time.perf_counter() - self.zero, battery))
 
     @contextlib.contextmanager
-    def connect(self, address: tuple[str, int], timeout: float) -> Iterator[socket.socket]:
-        """A client connection, counted while it is open; every call on it times out."""
-        sock = socket.create_connection(address, timeout=timeout)
+    def connect(
+        self, address: tuple[str, int], timeout: float, rcvbuf: int = 0
+    ) -> Iterator[socket.socket]:
+        """A client connection, counted while it is open; every call on it times out.
+        ``rcvbuf`` (bytes) shrinks its receive buffer: the kernel holds little for a slow
+        reader, so the server soon finds the socket full, as across a real network."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            raise
         self._add(1, 0)
         try:
             yield sock
@@ -120,8 +132,11 @@ class Subject:
         return self.handle.alive
 
     def health(self) -> tuple[int, int]:
-        """(descriptors open, resident KiB)."""
-        return proc.open_files(self.pid), proc.status_kib(self.pid)
+        """(descriptors open, resident KiB); (0, 0) once it is gone."""
+        try:
+            return proc.open_files(self.pid), proc.status_kib(self.pid)
+        except (OSError, StopIteration):  # gone, or a zombie (no memory lines)
+            return 0, 0
 
     def busy_share(self, seconds: float, looks: int = 25) -> float:
         """In what share of ``looks`` over ``seconds`` one of its threads was running or ready
@@ -135,7 +150,7 @@ class Subject:
         return busy / looks
 
     def rss_kib(self) -> int:
-        return proc.status_kib(self.pid)
+        return self.health()[1]
 
     def death(self) -> str:
         """How it died, with its last log lines."""
@@ -168,7 +183,7 @@ class Grade:
     seed: int
     checks: list[Check] = field(default_factory=list)
     load: LoadTrace = field(default_factory=LoadTrace)
-    notes: list[str] = field(default_factory=list)  # said once, before the checks
+    pid: int = 0  # the server's process, stopped when grade() returns (never printed)
 
     @property
     def passed(self) -> bool:
@@ -186,7 +201,6 @@ class Grade:
 
     def report(self) -> str:
         lines = [f"Grading {self.server} on the {self.protocol} protocol (seed {self.seed})"]
-        lines += self.notes
         for check in self.checks:
             lines += check.lines()
         ran = [c for c in self.checks if c.passed is not None]

@@ -90,6 +90,7 @@ def exchange(
     half_close: bool = False,
     read_after: float = 0.0,
     together: threading.Barrier | None = None,
+    rcvbuf: int = 0,
 ) -> Exchange:
     """Send ``payload`` (in random pieces if ``rng``) while reading its echo. Gives up when
     nothing moves for ``stall`` seconds or the whole exchange passes ``limit``. ``half_close``
@@ -97,7 +98,7 @@ def exchange(
     reader); ``together`` makes every client of a battery connect before any sends."""
     ex = Exchange(payload)
     try:
-        with load.connect(address, timeout=5) as sock:
+        with load.connect(address, timeout=5, rcvbuf=rcvbuf) as sock:
             if together is not None:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     together.wait(10)
@@ -297,7 +298,14 @@ def vanishing(subject: Subject, rng: random.Random, n: int = 16) -> Check:
 def slow_reader(subject: Subject, rng: random.Random) -> Check:
     """A client that reads its echo late gets all of it; while two clients never read, another
     is served and the server's memory stays bounded."""
-    late = exchange(subject.load, subject.address, rng.randbytes(LATE), read_after=0.5, stall=3.0)
+    late = exchange(
+        subject.load,
+        subject.address,
+        rng.randbytes(LATE),
+        read_after=0.5,
+        rcvbuf=1 << 16,
+        stall=3.0,
+    )
     if not late.exact:
         lost = len(late.received) < len(late.payload) and "then nothing" in late.problem
         return Check(

@@ -1,0 +1,155 @@
+# %% [markdown]
+# # 12 · Capstone: a server the course grades
+#
+# Every server in this course had to survive the same storms: many clients at once, clients
+# that vanish mid-message, clients that never read, garbage. Now you write your own, on the
+# model you like best (selectors, gevent or asyncio), and the course puts it through those
+# storms with `labkit.grade`, as its own servers are. The grader runs your server in a
+# background process, tells you what held and what broke, shows the input that broke it, and
+# points at the lesson with the fix.
+#
+# **After this lesson you can**
+# * write a complete server program that takes `--port 0` and says READY (`launch.run`);
+# * read a grader's report: each check, the failing input, the hint;
+# * tell the classic bugs apart by their symptoms: one client at a time, bytes lost to a
+#   partial `send`, a loop that never waits, a client that never reads;
+# * fix them one by one, re-grading after each change, until every check passes.
+#
+# **Time:** about 15 minutes to read and grade the examples; your server, one or two sittings.
+
+# %%
+from IPython.display import Code
+
+import labkit
+from labkit.grading import skeleton, start_from
+from labkit.workspace import WORK
+
+# %% [markdown]
+# ## The task
+#
+# Write an **echo server**: every byte a client sends comes back to it, in order, however the
+# bytes are split, for as many clients at once as the machine allows. (For more: lesson 08's
+# **file protocol**, `GET`/`PUT`/`LIST`, graded with `protocol="files"` as below.)
+#
+# Your server is a program file that ends with `launch.run(serve, __doc__)`, as every server
+# of the course does: `launch` binds `127.0.0.1` on the port it is given (0: any free one),
+# prints `READY` and hands `serve(listener, args)` the listening socket. The grader then runs,
+# each with a time bound, so a server that hangs fails in seconds:
+#
+# | check | what it does | lessons |
+# |---|---|---|
+# | concurrency | 10 clients connect and stay; each sends a line, must get its echo | 05–07, 09 |
+# | exact bytes | 100 clients at once send random bytes in pieces: length, SHA-256 | 07 |
+# | slow reader | one reads 8 MiB late; two never read: others served, memory bounded | 07, 09 |
+# | vanishing clients | 16 leave mid-message (reset, half-close); the next is served | 06, 07 |
+# | garbage and fuzz | seeded random bytes, odd words, bad UTF-8, half-closes: echoed | 07 |
+# | back to baseline | descriptors (`/proc/PID/fd`) and memory (VmRSS) back near before | 07, 08 |
+# | idle CPU | with no client at all, the server waits (a loop that never rests fails) | 06, 07 |
+# | keeps answering | after every battery, a new client is answered | 06 |
+# | no crash | the process ran to the end (if not: its exit code and last log lines) | all |
+#
+# The inputs are drawn from a seeded generator (`seed=0`), so a report is the same on every
+# run, and a failure can be replayed.
+
+# %% [markdown]
+# ## A passing report: the course's own server
+#
+# First the grader on `selectors_echo`, lesson 07's reference server.
+
+# %%
+graded = labkit.grade("selectors_echo")
+
+# %%
+labkit.claim("selectors_echo, the course's reference, passes every check", graded.passed)
+
+# %% [markdown]
+# The load the grader put on it, battery by battery: how many connections were open, and how
+# many bytes came back, over time. The concurrency battery's 10 clients, then the 100 of
+# exact bytes, then the slow reader's 8 MiB, the vanishing clients and the fuzz.
+
+# %%
+graded.timeline()
+
+# %% [markdown]
+# The file protocol's reference passes its own batteries: GETs of a seeded file and PUTs read
+# back (length and SHA-256 against the disk), an `ERR` line for every malformed request, and
+# no upload cut off mid-way listed as a file.
+
+# %%
+files_graded = labkit.grade("selectors_files", protocol="files")
+labkit.claim("selectors_files passes every check of the file protocol", files_graded.passed)
+
+# %% [markdown]
+# ## A failing report: the blocking server
+#
+# `blocking_echo`, the course's blocking baseline, is correct byte for byte, but it serves one
+# client at a time. The report says so, shows the input that waited, and names the lessons
+# with the fix.
+
+# %%
+blocking = labkit.grade("blocking_echo")
+
+# %%
+labkit.claim("blocking_echo fails the concurrency check: it served one client at a time",
+             not blocking.passed
+             and "served one client at a time" in blocking["concurrency"].detail)
+labkit.claim("and it passes exact bytes: its bug is waiting, not losing bytes",
+             blocking["exact bytes"].passed)
+
+# %% [markdown]
+# `select_echo_naive` (lesson 07) is broken on purpose: it calls `send` once and forgets what
+# did not fit. A fast reader never notices; the slow reader does. Its report's numbers depend
+# on the kernel's buffers, so here we check the verdicts, not the text.
+
+# %%
+naive = labkit.grade("select_echo_naive", show=False)
+labkit.claim("select_echo_naive loses bytes to a slow reader",
+             "the server lost bytes" in naive["slow reader"].detail)
+labkit.claim("its hint points at the fix: keep buffer[sent:]",
+             "buffer[sent:]" in naive["slow reader"].hint)
+print(naive["slow reader"].hint)
+
+# %% [markdown]
+# ## Your server
+#
+# Start from a skeleton: one for each model, each a complete program that runs as it is and
+# fails some checks. Its TODOs say what is left to do. Here is the selectors one:
+
+# %%
+Code(skeleton("selectors").read_text(), language="python")
+
+# %% [markdown]
+# The cell below copies the skeleton you choose (`"selectors"`, `"gevent"` or `"asyncio"`)
+# to `my_server.py` in your work folder (`my-work/`, beside your copies of the lessons), once:
+# your file is never overwritten. Open it from JupyterLab's file browser, edit it there, save,
+# and run the grading cell again after each change.
+
+# %%
+# NBVAL_SKIP
+MY_SERVER = start_from("selectors", WORK / "my_server.py")
+
+# %%
+# NBVAL_SKIP
+mine = labkit.grade(MY_SERVER, protocol="echo")
+mine.timeline()
+
+# %% [markdown]
+# Work down the report from its first ✘: fix that one, grade again. When a check says *not
+# run*, the server was gone or had stopped answering: fix the check before it first. A server
+# that will not start gets a report too, with its last log lines (a `SyntaxError` shows there).
+#
+# For the file protocol, write `my_file_server.py` from your lesson 08 work: it must also take
+# `--root` and `--upload-dir` (`launch.run(serve, __doc__, filestore.add_arguments,
+# setup=filestore.setup)` does that), and is graded with
+# `labkit.grade(WORK / "my_file_server.py", protocol="files")`.
+#
+# ## Summary
+#
+# * A server is graded from the outside, as a client sees it: a program started on a free
+#   port, many clients at once, every byte checked, and its descriptors, memory and CPU read
+#   from `/proc`.
+# * Each classic bug has its own symptom: one client at a time (concurrency), bytes lost to a
+#   partial `send` (a slow reader), a loop that never waits (idle CPU, keeps answering), a
+#   client that never reads (memory), a reset that kills the process (no crash).
+# * Every check is bounded in time and seeded: a hanging server fails in seconds, and the same
+#   server gets the same report on every run.
