@@ -72,6 +72,11 @@ def fenced(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+def quoted(markdown: str) -> str:
+    """A block quote (its code blocks stay exactly as the notebook shows them)."""
+    return "\n".join(f"> {line}".rstrip() for line in markdown.splitlines())
+
+
 def lesson_section(number: int) -> str:
     exercises = exercises_in(number)
     lesson = Lesson(number, exercises)
@@ -82,7 +87,7 @@ def lesson_section(number: int) -> str:
         hints = "\n".join(f"{i}. {hint}" for i, hint in enumerate(exercise.hints, 1))
         parts.append(
             f"### Lesson {number:02d}, exercise {n}\n\n"
-            f"**Question.** {exercise.question}\n\n"
+            f"**Question**, as the notebook states it:\n\n{quoted(exercise.question)}\n\n"
             f"**Hints** (`hint({n})`, one per call):\n\n{hints}\n\n"
             f"**`answer({n})` prints:**\n\n{fenced(printed(lesson.answer, n))}"
         )

@@ -10,7 +10,7 @@
 # **After this notebook you can** check that your machine is ready, start one of the course's
 # teaching servers in the background, talk to it over a socket, and stop it.
 #
-# **Time:** about 10 minutes.
+# **Time:** about 15 minutes.
 
 # %% [markdown]
 # ## The lessons
@@ -30,6 +30,15 @@
 # | 08 | [The selectors file server](08_selectors_file_server.ipynb) | framed get/put for thousands of clients, byte for byte |
 # | 09 | [From our event loop to asyncio](09_asyncio.ipynb) | `gather`, `TaskGroup`, timeouts, back-pressure, uvloop, the greenlet bridge |
 # | 10 | [CPU work and processes](10_cpu_and_processes.ipynb) | one CPU request stalls the loop; a process pool, pre-fork workers, gunicorn `-k gevent` |
+# | 11 | [Load testing with Locust](11_locust.ipynb) | gevent at work: Locust's users are greenlets; requests/s and p95 over time, a custom User for lesson 08's protocol, two workers |
+# | 12 | [Capstone: your own server](12_capstone.ipynb) | write a server on the model of your choice; `labkit.grade` puts it through the course's batteries |
+#
+# Each lesson's first cell says how long it takes, exercises included; the longer ones are
+# split into sittings of at most about 45 minutes, each starting at a heading that marks a
+# good place to stop. The course's words, in English and Chinese, are in the
+# [glossary](../docs/glossary.md) (术语表). Teaching a class? The
+# [instructors' guide](../docs/instructors.md) has each lesson's goals and minutes (and how
+# they were measured), the misconceptions to watch for, and discussion questions.
 
 # %% [markdown]
 # ## How to use the notebooks

@@ -15,7 +15,7 @@
 # * write a round-robin scheduler, and say why it cannot overlap I/O on its own;
 # * tell what a coroutine switch costs compared with handing control to another thread.
 #
-# **Time:** about 25 minutes.
+# **Time:** about 60 minutes: 40 reading and running, 20 exercises; sittings of 30 + 30.
 
 # %%
 import threading
@@ -371,6 +371,13 @@ compare_timelines(timelines)
 # Real programs wait for sockets, not timers. The same idea works if the scheduler asks the
 # operating system which sockets are ready: that is `select`, lesson 05's event loop and
 # lesson 07. gevent (lesson 03) does it for you, behind ordinary-looking blocking calls.
+
+# %% [markdown]
+# ## Sitting 2 of 2 (about 30 minutes) — a good place to stop
+#
+# The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
+# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
+# the cells above define (the scheduler, the tasks and the timeline helpers).
 
 # %% [markdown]
 # ## What does a switch cost?

@@ -14,7 +14,7 @@
 # * record every switch and draw it as a timeline;
 # * show why greenlets alone do not overlap I/O, and what is missing.
 #
-# **Time:** about 20 minutes.
+# **Time:** about 45 minutes: 25 reading and running, 20 exercises.
 
 # %%
 import socket

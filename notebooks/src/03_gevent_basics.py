@@ -14,7 +14,7 @@
 # * cap concurrency with a `Pool`, and pass work through a `Queue` with an `Event`;
 # * explain what monkey patching does, from a run in a child process.
 #
-# **Time:** about 25 minutes.
+# **Time:** about 50 minutes: 30 reading and running, 20 exercises.
 
 # %%
 import time

@@ -12,7 +12,7 @@
 # * explain why `monkey.patch_all()` has to come first, from a run where it came too late;
 # * keep a run going when some requests fail, and count the failures.
 #
-# **Time:** about 30 minutes.
+# **Time:** about 60 minutes: 35 reading and running, 25 exercises; sittings of 20 + 40.
 
 # %%
 import hashlib
@@ -210,7 +210,15 @@ plt.show()
 # that grows with N too (asserted above): building the request, parsing the answer and hashing
 # 48 KB in the fetcher, parsing it and sending 48 KB in the server. The last line above puts
 # the wall time that 490 more requests added beside the CPU time they added.
+
+# %% [markdown]
+# ## Sitting 2 of 2 (about 40 minutes) — a good place to stop
 #
+# The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
+# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
+# the cells above define (the slow server and the harness).
+
+# %% [markdown]
 # ## Why `patch_all()` must come first
 #
 # Patching replaces the *module attributes* (`socket.socket`, `time.sleep`, ...). Code that

@@ -14,7 +14,7 @@
 # * write an event loop: callbacks on a selector, then generator tasks, then Futures and Tasks
 #   with `async`/`await`.
 #
-# **Time:** about 35 minutes.
+# **Time:** about 65 minutes: 45 reading and running, 20 exercises; sittings of 30 + 35.
 
 # %%
 import hashlib
@@ -278,7 +278,15 @@ plt.show()
 # bring no more CPU to Python code. The event loop runs the three computations one after
 # another: nothing waits, so there is nothing to overlap. For CPU-bound work you need more
 # processes (more cores), not more concurrency.
+
+# %% [markdown]
+# ## Sitting 2 of 2 (about 35 minutes) — a good place to stop
 #
+# The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
+# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses
+# `labkit`, `PAGE` and `PAGE_SHA` from the first code cell.
+
+# %% [markdown]
 # ## An event loop from scratch, in three steps
 #
 # Each step is a short module in `labkit.eventloop`, runs from the command line, and fetches

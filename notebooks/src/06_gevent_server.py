@@ -15,7 +15,7 @@
 # * tell a client that waits for an answer from one that waits to be served at all;
 # * cap how many clients a server handles at once.
 #
-# **Time:** about 25 minutes.
+# **Time:** about 50 minutes: 30 reading and running, 20 exercises.
 
 # %%
 import contextlib

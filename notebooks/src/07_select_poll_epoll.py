@@ -10,12 +10,13 @@
 # **After this lesson you can**
 # * tell a blocking from a non-blocking socket by what its calls do;
 # * write a select server with read and write sets and per-client buffers that lose nothing;
+# * say what select's third list reports (urgent data, not errors), from an experiment;
 # * explain level- vs edge-triggered notification from an experiment;
 # * say why select and poll slow down with many sockets and epoll does not, with measurements;
 # * explain `ValueError: filedescriptor out of range in select()`, and the original course's
 #   wall at about 500 clients on Windows.
 #
-# **Time:** about 35 minutes.
+# **Time:** about 65 minutes: 40 reading and running, 25 exercises; sittings of 25 + 40.
 
 # %%
 import fcntl
@@ -101,6 +102,38 @@ left.close(); right.close()
 
 # %%
 labkit.show("select_echo")
+
+# %% [markdown]
+# `select` takes a third list too, and `select_echo` passes it nothing. Its name in the
+# documentation, "exceptional conditions", suggests errors; on a TCP socket it means one thing
+# only: **urgent data** (a byte sent with `MSG_OOB`, which almost nothing uses). A failed
+# connection is reported as *readable*, and the `recv` that follows raises the error:
+
+# %%
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    sender = socket.create_connection(listener.getsockname(), timeout=5)
+    receiver, _ = listener.accept()
+    sender.send(b"!", socket.MSG_OOB)                   # one byte of urgent data
+    _, _, exceptional = select.select([], [], [receiver], 1.0)
+    resetter = socket.create_connection(listener.getsockname(), timeout=5)
+    victim, _ = listener.accept()
+    victim.settimeout(5)
+    # SO_LINGER with a zero timeout: close() sends a reset (RST) instead of a polite FIN
+    resetter.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    resetter.close()
+    readable, _, failed = select.select([victim], [], [victim], 1.0)
+    try:
+        victim.recv(100)
+        error = None
+    except ConnectionResetError as err:
+        error = type(err).__name__
+    for s in (sender, receiver, victim):
+        s.close()
+print("urgent data, third list:", len(exceptional), "socket; reset:", len(readable),
+      "readable,", len(failed), "in the third list; recv raised", error)
+labkit.claim("urgent data lands in the third list; a reset connection is readable, not there",
+             exceptional == [receiver] and readable == [victim] and failed == []
+             and error == "ConnectionResetError")
 
 # %% [markdown]
 # The original course's client opened two sockets and sent a message in three parts on each,
@@ -249,7 +282,15 @@ labkit.claim("edge-triggered did not report the 6 bytes left unread, only the ne
 # `epoll_echo --edge` does exactly that (`while move_bytes(client) and edge`), and it also
 # remembers a client it stopped reading for back-pressure, since no new edge will come for the
 # bytes left in that socket.
+
+# %% [markdown]
+# ## Sitting 2 of 2 (about 40 minutes) — a good place to stop
 #
+# The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
+# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses the
+# imports of the first code cell.
+
+# %% [markdown]
 # ## What watching many sockets costs
 #
 # `select` and `poll` hand the kernel the whole list of sockets on *every* call, and the

@@ -16,7 +16,7 @@
 # * load a server with 1,000 clients three ways (threads, one selectors thread, gevent)
 #   and verify every byte.
 #
-# **Time:** about 35 minutes.
+# **Time:** about 70 minutes: 40 reading and running, 30 exercises; sittings of 35 + 35.
 
 # %%
 import hashlib
@@ -347,6 +347,12 @@ panel(run_clients,
 server.stop()
 uploads.cleanup()
 labkit.claim("the server stopped", not server.alive)
+
+# %% [markdown]
+# ## Sitting 2 of 2 (about 35 minutes) — a good place to stop
+#
+# The second of this lesson's two sittings: the summary and the exercises. They need nothing
+# from the cells above: in a fresh kernel, just run the exercises' first cell.
 
 # %% [markdown]
 # ## Summary

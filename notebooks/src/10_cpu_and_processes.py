@@ -18,7 +18,7 @@
 # * pre-fork N workers on one shared socket or on `SO_REUSEPORT`, count how the kernel spreads
 #   connections over them, and run gunicorn's gevent workers the same way.
 #
-# **Time:** about 40 minutes.
+# **Time:** about 80 minutes: 55 reading and running, 25 exercises; sittings of 20 + 25 + 35.
 
 # %%
 import os
@@ -235,7 +235,15 @@ labkit.claim("... and it took at least the 0.3 s of the WORK", float(slow[0][2])
 # mode can only time a step once it has ended: it names the task and the line where that
 # step began (`handle`, at an `await` whose result it was given), and the time it took. Both
 # cost little enough to leave on while developing; neither fixes anything.
+
+# %% [markdown]
+# ## Sitting 2 of 3 (about 25 minutes) — a good place to stop
 #
+# The second of this lesson's three sittings starts here. Coming back to a fresh kernel?
+# Select the cell below and choose **Run → Run All Above Selected Cell** first: this part uses
+# what the cells above define (the imports and the compute helpers).
+
+# %% [markdown]
 # ## Fix it: move the CPU work to another process
 #
 # The loop must not compute; someone else must, and the loop must only wait for the answer,
@@ -448,7 +456,15 @@ plot_spread(gunicorn_spreads, n_workers=WORKERS)
 # accept one connection per wake-up when there are several workers); with `--reuse-port` each
 # worker has its own queue and the kernel's hash spreads them evenly. A student's gevent
 # server reaches more cores the same way: several processes, each one loop.
+
+# %% [markdown]
+# ## Sitting 3 of 3 (about 35 minutes) — a good place to stop
 #
+# The third of this lesson's three sittings starts here. Coming back to a fresh kernel? Select
+# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
+# the cells above define.
+
+# %% [markdown]
 # ## Try it yourself
 #
 # `run_workers` is what the panel runs: a pre-fork server with `workers` workers and the
