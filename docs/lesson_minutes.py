@@ -15,6 +15,7 @@ model stated in the open (docs/instructors.md, "How the minutes were measured"):
     python docs/lesson_minutes.py --run      # first re-measure the kernel seconds (minutes)
     python docs/lesson_minutes.py --run 05_event_driven   # re-measure one lesson
     python docs/lesson_minutes.py --guide    # write the minutes into docs/instructors.md
+    python docs/lesson_minutes.py --run 11_locust --guide   # both
 
 A lesson split into sittings (a markdown heading ``## Sitting k of m (about N minutes)``) gets
 one row per sitting; the exercises are counted in the last sitting.
@@ -280,14 +281,19 @@ def with_minutes(guide: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    """``[--run [NAME ...]] [--guide]``: re-measure, then write the guide; always print."""
     seconds = load_seconds()
+    guide_too = "--guide" in argv
+    argv = [a for a in argv if a != "--guide"]
     if argv and argv[0] == "--run":
         names = argv[1:] or [s.stem for s in sources()]
         for name in names:
             print(f"running {name} under nbval ...", flush=True)
             seconds[name] = run_kernel(name)
             SECONDS.write_text(json.dumps(seconds, indent=1, sort_keys=True) + "\n")
-    if argv == ["--guide"]:
+    elif argv:
+        raise SystemExit(__doc__)
+    if guide_too:
         guide = ROOT / "docs" / "instructors.md"
         guide.write_text(with_minutes(guide.read_text(encoding="utf-8")), encoding="utf-8")
         print(f"wrote the minutes into {guide.relative_to(ROOT)}")

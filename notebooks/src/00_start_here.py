@@ -30,8 +30,8 @@
 # | 08 | [The selectors file server](08_selectors_file_server.ipynb) | framed get/put for thousands of clients, byte for byte |
 # | 09 | [From our event loop to asyncio](09_asyncio.ipynb) | `gather`, `TaskGroup`, timeouts, back-pressure, uvloop, the greenlet bridge |
 # | 10 | [CPU work and processes](10_cpu_and_processes.ipynb) | one CPU request stalls the loop; a process pool, pre-fork workers, gunicorn `-k gevent` |
-# | 11 | [Load testing with Locust](11_locust.ipynb) | gevent at work: Locust's users are greenlets; requests/s and p95 over time, a custom User for lesson 08's protocol, two workers |
-# | 12 | [Capstone: your own server](12_capstone.ipynb) | write a server on the model of your choice; `labkit.grade` puts it through the course's batteries |
+# | 11 | [gevent at work: load testing with Locust](11_locust.ipynb) | Locust's users are greenlets: requests/s and percentiles over time, a User for lesson 08's protocol, a master and workers |
+# | 12 | [Capstone: a server the course grades](12_capstone.ipynb) | your own server on selectors, gevent or asyncio, put through the course's batteries by `labkit.grade` |
 #
 # Each lesson's first cell says how long it takes, exercises included; the longer ones are
 # split into sittings of at most about 45 minutes, each starting at a heading that marks a
