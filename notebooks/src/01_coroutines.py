@@ -377,7 +377,7 @@ compare_timelines(timelines)
 #
 # The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
 # the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
-# the cells above define (the scheduler, the tasks and the timeline helpers).
+# the cells above define (the first code cell's imports, and `labkit.bench`'s timers).
 
 # %% [markdown]
 # ## What does a switch cost?
