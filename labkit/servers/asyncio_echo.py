@@ -24,18 +24,20 @@ import asyncio
 
 from labkit import launch
 
+counts = launch.counters.for_this_thread()  # the loop's one thread counts here: no lock
+
 
 # -- the streams API: one coroutine per client -----------------------------------------------
 async def handle(reader, writer):
-    launch.counters.add(connections=1)
+    counts["connections"] += 1
     try:
         while data := await reader.read(65536):  # waits for bytes; b"": the client closed
-            launch.counters.add(bytes_in=len(data))
+            counts["bytes_in"] += len(data)
             writer.write(data)  # never blocks: the transport keeps what the socket won't take
-            launch.counters.add(bytes_out=len(data))
+            counts["bytes_out"] += len(data)
             await writer.drain()  # waits while the client is behind in reading our echo
     except OSError:  # reset, or gone while we waited
-        launch.counters.add(errors=1)
+        counts["errors"] += 1
     finally:
         writer.close()  # after the echo still buffered has gone out
 
@@ -44,12 +46,12 @@ async def handle(reader, writer):
 class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
-        launch.counters.add(connections=1)
+        counts["connections"] += 1
 
     def data_received(self, data):
-        launch.counters.add(bytes_in=len(data))
+        counts["bytes_in"] += len(data)
         self.transport.write(data)  # never blocks; past the high-water mark: pause_writing
-        launch.counters.add(bytes_out=len(data))
+        counts["bytes_out"] += len(data)
 
     def pause_writing(self):  # the client is behind in reading: stop reading from it
         self.transport.pause_reading()
@@ -62,7 +64,7 @@ class Echo(asyncio.Protocol):
 
     def connection_lost(self, exc):
         if exc is not None:
-            launch.counters.add(errors=1)
+            counts["errors"] += 1
 
 
 async def main(listener, api):
@@ -79,7 +81,7 @@ def count_accept_pauses(loop, context):
     """asyncio stops accepting for a second when out of descriptors, and says so here (once
     for every accept() that failed: it tries up to 100 in a row before it stops)."""
     if context.get("message") == "socket.accept() out of system resource":
-        launch.counters.add(accept_paused=1)
+        counts["accept_paused"] += 1
     else:
         loop.default_exception_handler(context)
 

@@ -2,9 +2,13 @@
 
 After ``monkey.patch_all()`` the standard ``socket`` module is gevent's: ``accept`` and ``recv``
 look blocking, but each one switches to gevent's hub while it waits, and the hub runs other
-greenlets. One thread serves every client. A client silent (or not reading) for
-``--client-timeout`` seconds is dropped; when out of descriptors (EMFILE) the accept loop
+greenlets. One thread serves every client. When out of descriptors (EMFILE) the accept loop
 pauses for a moment (``accept_paused``) while the other greenlets go on.
+
+A client silent (or not reading) for ``--client-timeout`` seconds is dropped. Not with a
+timeout on each ``recv``: gevent would start and stop a timer for every message. One greenlet,
+``drop_silent``, looks at every client a few times per timeout instead; each message only
+resets its client's count of looks.
 
     python -m labkit.servers.gevent_echo --port 0
 """
@@ -17,27 +21,44 @@ import gevent  # noqa: E402
 
 from labkit import launch  # noqa: E402
 
+counts = launch.counters.for_this_thread()  # every greenlet runs in this one thread
+unheard = {}  # client socket -> looks by drop_silent since it last sent us something
+LOOKS = 4  # drop_silent looks this many times per timeout: a client goes within 1.25 timeouts
+
 
 def serve(listener, args):
+    gevent.spawn(drop_silent, args.client_timeout)
     while True:
         conn = launch.accept_waiting(listener)  # waits cooperatively: other greenlets run
-        launch.counters.add(connections=1)
-        gevent.spawn(handle, conn, args.client_timeout)
+        counts["connections"] += 1
+        gevent.spawn(handle, conn)
 
 
-def handle(conn, timeout):
-    conn.settimeout(timeout)
+def handle(conn):
+    unheard[conn] = 0
     with conn:
         try:
-            while True:
-                data = conn.recv(65536)  # switches to the hub until data arrives
-                if not data:  # the client closed: stop, don't spin on b""
-                    return
-                launch.counters.add(bytes_in=len(data))
+            while data := conn.recv(65536):  # switches to the hub until data arrives
+                unheard[conn] = 0  # cheaper than a timer per recv
+                counts["bytes_in"] += len(data)
                 conn.sendall(data)
-                launch.counters.add(bytes_out=len(data))
-        except OSError:
-            launch.counters.add(errors=1)
+                counts["bytes_out"] += len(data)
+        except OSError:  # reset; or closed by drop_silent while we waited
+            counts["errors"] += 1
+        finally:
+            del unheard[conn]
+
+
+def drop_silent(timeout):
+    """Close every client we have not heard from for ``timeout`` seconds. Its handler, waiting
+    in ``recv`` or ``sendall``, gets an OSError and ends."""
+    while True:
+        gevent.sleep(timeout / LOOKS)
+        for conn, looks in list(unheard.items()):
+            if looks >= LOOKS:
+                conn.close()
+            else:
+                unheard[conn] = looks + 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """An echo server on ``select.select``: one thread, many clients, nothing lost.
 
 Each round asks the kernel which sockets are ready, then does only calls that will not block:
-``accept`` on a readable listener, ``recv`` on a readable client, ``send`` on a writable one.
-What ``send`` could not take yet stays in that client's outgoing buffer for the next round; a
-client that closes its sending side still gets the rest of its echo before we close.
+``accept`` on a readable listener, ``recv`` on a readable client, and ``send`` right after the
+``recv`` (a non-blocking ``send`` takes what fits in the kernel's buffer, almost always all).
+What ``send`` could not take yet stays in that client's outgoing buffer, and only then do we
+ask select() about writing to it; a client that closes its sending side still gets the rest
+of its echo before we close.
 
 Its limits, and what it does at each one:
 
@@ -12,6 +14,8 @@ Its limits, and what it does at each one:
   (``refused``) and logged in one line, while every other client goes on being served.
   (poll_echo and epoll_echo have no such limit.)
 * Out of descriptors (EMFILE): it stops accepting for a moment (``accept_paused``).
+* Many clients connecting at once: a readable listener may hold a queue of them; we accept up
+  to ``ACCEPT_BURST`` per round, so that the kernel's listen queue does not overflow.
 * A client that sends but does not read: above ``HIGH_WATER`` bytes owed, we stop reading it.
 
     python -m labkit.servers.select_echo --port 0
@@ -24,6 +28,8 @@ from labkit import launch
 
 HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading our echo
 FD_SETSIZE = 1024  # select() cannot watch descriptors numbered this or more (Linux)
+ACCEPT_BURST = 64  # clients accepted per round at most, so the others still get their turn
+counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
 
 
 def serve(listener, args):
@@ -42,18 +48,25 @@ def serve(listener, args):
         for sock in readable:
             if sock is not listener:
                 receive(sock, outgoing, finished)
-            elif not accept(listener, outgoing):
+            elif not accept_some(listener, outgoing):
                 pause.begin()
         for sock in writable:
-            if sock in outgoing:  # it may have been closed while reading this round
+            if outgoing.get(sock):  # (not closed, nor sent to, while reading this round)
                 send_some(sock, outgoing, finished)
 
 
-def accept(listener, outgoing):
-    """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    conn = launch.accept(listener)  # ready, so this does not block
-    if conn is None or conn == launch.PAUSED:  # the client gave up; out of descriptors
-        return conn is None
+def accept_some(listener, outgoing):
+    """Accept the clients waiting, up to ACCEPT_BURST. False when out of descriptors: the
+    caller pauses accepting."""
+    for _ in range(ACCEPT_BURST):
+        conn = launch.accept(listener)  # non-blocking: None once nobody is waiting
+        if conn is None or conn == launch.PAUSED:  # the queue is empty; out of descriptors
+            return conn is None
+        add_client(conn, outgoing)
+    return True
+
+
+def add_client(conn, outgoing):
     if conn.fileno() >= FD_SETSIZE:  # select() could not watch it: refuse it, not everyone
         print(
             f"refused a client: its descriptor {conn.fileno()} is beyond select()'s "
@@ -62,12 +75,11 @@ def accept(listener, outgoing):
             flush=True,
         )
         conn.close()
-        launch.counters.add(refused=1)
-        return True
+        counts["refused"] += 1
+        return
     conn.setblocking(False)
     outgoing[conn] = bytearray()
-    launch.counters.add(connections=1)
-    return True
+    counts["connections"] += 1
 
 
 def receive(conn, outgoing, finished):
@@ -82,8 +94,11 @@ def receive(conn, outgoing, finished):
         if not outgoing[conn]:  # ... and close once it has all its echo
             close(conn, outgoing, finished)
         return
-    launch.counters.add(bytes_in=len(data))
+    counts["bytes_in"] += len(data)
+    backlog = bool(outgoing[conn])  # bytes already wait for select() to say "writable"
     outgoing[conn] += data
+    if not backlog:
+        send_some(conn, outgoing, finished)  # at once: no need to ask select() first
 
 
 def send_some(conn, outgoing, finished):
@@ -95,7 +110,7 @@ def send_some(conn, outgoing, finished):
     except OSError:
         return close(conn, outgoing, finished, error=True)
     del buf[:sent]  # keep exactly what was not sent yet
-    launch.counters.add(bytes_out=sent)
+    counts["bytes_out"] += sent
     if not buf and conn in finished:
         close(conn, outgoing, finished)
 
@@ -105,7 +120,7 @@ def close(conn, outgoing, finished, error=False):
     finished.discard(conn)
     conn.close()
     if error:
-        launch.counters.add(errors=1)
+        counts["errors"] += 1
 
 
 if __name__ == "__main__":
