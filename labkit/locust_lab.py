@@ -85,6 +85,7 @@ class LocustRun:
     worker_peak_users: dict[str, int] = field(default_factory=dict)  # as the master saw them
     command: list[str] = field(default_factory=list)
     log: str = field(default="", repr=False)  # the last lines the master (or only) Locust wrote
+    label: str = ""  # how figures and tables name the run
 
     @property
     def rps(self) -> float:
@@ -395,6 +396,7 @@ def plot_over_time(runs: dict[str, LocustRun], title: str = "") -> Figure:
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    users_axis = None
     for i, (label, run) in enumerate(runs.items()):
         color = f"C{i}"
         seconds = [s for s, _, _ in run.per_second]
@@ -407,6 +409,13 @@ def plot_over_time(runs: dict[str, LocustRun], title: str = "") -> Figure:
         for key, style in (("p50", "-"), ("p95", ":")):
             bottom.plot([h["s"] for h in hist], [h[key] for h in hist], style, color=color,
                         marker="o", label=f"{label}: {key}")  # fmt: skip
+        if hist:  # the users, on their own scale at the right
+            users_axis = users_axis or top.twinx()
+            users_axis.step([h["s"] for h in hist], [h["users"] for h in hist], where="post",
+                            color=color, alpha=0.35, linewidth=3)  # fmt: skip
+    if users_axis:
+        users_axis.set_ylabel("users (wide, pale)")
+        users_axis.set_ylim(bottom=0)
     top.set_ylabel("per second")
     bottom.set_ylabel("response time (ms)")
     bottom.set_xlabel("seconds into the run (Locust's own clock)")

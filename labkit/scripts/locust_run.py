@@ -80,12 +80,16 @@ class Watcher:
     def attach(self, events):
         events.init.add_listener(self.on_init)
         events.request.add_listener(self.on_request)
+        events.spawning_complete.add_listener(self.on_spawned)
         events.test_start.add_listener(self.on_start)
         events.test_stop.add_listener(self.on_stop)
         events.quit.add_listener(self.on_quit)
 
     def on_request(self, **_):
         self.requests += 1
+
+    def on_spawned(self, user_count, **_):
+        self.peak_users = max(self.peak_users, user_count)  # this process's users, or all
 
     def on_init(self, environment, **_):
         self.environment = environment

@@ -1,0 +1,314 @@
+# %% [markdown]
+# # 11 · gevent at work: load testing with Locust
+#
+# Every load client in this course so far was ours: threads (lesson 04), generator tasks on our
+# own loop (lesson 05), greenlets (lessons 06 and 08). In practice that job is done by a load
+# tester, and the best known one is built on gevent: in [Locust](https://locust.io) every
+# simulated user is a greenlet, and its distributed mode spreads users over processes and
+# machines. This lesson runs it against the course's servers and reads its numbers.
+#
+# **After this lesson you can**
+# * run Locust headless against a server, bounded in time, and read its own statistics:
+#   requests/s, failures, p50/p95/p99, second by second;
+# * see a server's error rate in Locust's failure counts;
+# * write a Locust `User` for a protocol that is not HTTP (lesson 08's file protocol), which
+#   checks every byte and reports each request with Locust's request event;
+# * spread a run over two processes (`--processes`), and over a master and workers as on
+#   several machines (`--master`, `--worker`), and say what two cores buy;
+# * say what Locust's bookkeeping costs per request, measured beside our own greenlets.
+#
+# **Time:** about 30 minutes.
+
+# %% [markdown]
+# ## Locust runs in a process of its own
+#
+# Importing Locust monkey-patches the whole process with gevent (`monkey.patch_all()`, as our
+# scripts do), and a patched Jupyter kernel goes deaf. So labkit never imports it here: it
+# runs `locust --headless` in a child process, like our servers, which dies with the kernel
+# (the forked workers of `--processes` too), and reads back the files Locust writes: its
+# history, one row a second (`--csv PREFIX --csv-full-history`), and its final statistics
+# (`--json-file`), in a temporary folder. A run is bounded by Locust's own `-t` and by a hard
+# timeout. The master port Locust needs is a free port on 127.0.0.1, and no web UI is started.
+
+# %%
+import os
+
+import labkit
+from labkit import locust_lab
+from labkit.locust_lab import plot_over_time, run_locust
+
+CORES = len(os.sched_getaffinity(0))  # the CPUs this kernel (and its children) may run on
+labkit.show(locust_lab.run_locust)
+
+# %% [markdown]
+# ## A locustfile for latency_http
+#
+# A *locustfile* is a Python module with `User` classes. This one is for lesson 04's slow web
+# server, `latency_http`: each user fetches a page, waits for the answer, and asks again at
+# once. `FastHttpUser` is Locust's HTTP client on gevent sockets; any answer with a status of
+# 400 or more counts as a failure. The server fails a fraction of requests on purpose with 503
+# (`error_rate`), so we can watch it happen.
+
+# %%
+labkit.show("labkit.scripts.locustfiles.pages")
+
+# %% [markdown]
+# 20 users for 4 seconds against a server that answers after 50 ms and fails one request in
+# ten (seeded, so the same requests fail in every run):
+
+# %%
+with labkit.serve("latency_http", delay=0.05) as pages:
+    http = run_locust("pages", pages, users=20, seconds=4, options={"error_rate": 0.1})
+failed = {row["Error"] for row in http.errors}
+labkit.claim("Locust made over 200 requests in 4 s", http.requests > 200,
+             measured=http.summary())
+labkit.claim("it counted between 4% and 20% of them as failures (the server's 10%)",
+             0.04 < http.failure_ratio < 0.20, measured=http.summary())
+labkit.claim("every failure was the server's 503", failed == {"LocustBadStatusCode(code=503)"},
+             measured=str(failed))
+labkit.claim("the median answer took at least the server's 50 ms", http.p50 >= 50,
+             measured=f"p50 {http.p50} ms")
+plot_over_time({"20 users": http})
+
+# %% [markdown]
+# Top: requests and failures in each second of Locust's clock (the first and the last second
+# are partial). Bottom: the p50 and p95 that Locust's history reports each second, over its
+# last 2 seconds. The 503s show up as a steady tenth of the requests: Locust's failure count
+# is the server's error rate, seen from outside. Locust's own summary line of this run:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(http.summary())
+
+# %% [markdown]
+# ## A User for our own protocol
+#
+# Locust times only what it is told about. For a protocol that is not HTTP, its documented way
+# is a plain `User` whose task does the talking itself and then *fires the request event*,
+# `self.environment.events.request.fire(...)`, with the name, the time taken, the length, and
+# the exception if it failed. This one speaks lesson 08's file protocol with lesson 08's own
+# client code, over a gevent socket (Locust patched its process), and checks every byte as our
+# clients do: the length and SHA-256 of each download, and the server's SHA-256 of each
+# upload. A mismatch is raised as an exception, so Locust counts it as a failure.
+
+# %%
+labkit.show("labkit.scripts.locustfiles.files")
+
+# %% [markdown]
+# Against the file server of lesson 08: first with the file's true SHA-256, then with a wrong
+# one, as if the server had sent other bytes.
+
+# %%
+import hashlib
+import tempfile
+
+from labkit.claims import DATA
+
+LYRICS_SHA = hashlib.sha256((DATA / "lyrics.txt").read_bytes()).hexdigest()
+uploads = tempfile.TemporaryDirectory(prefix="lesson11-uploads-")  # uploads land here
+files = labkit.serve("selectors_files", root=DATA, upload_dir=uploads.name)  # used below too
+verified = run_locust("files", files, users=10, seconds=2, options={"expected_sha256": LYRICS_SHA})
+mismatched = run_locust("files", files, users=2, seconds=1, options={"expected_sha256": "0" * 64})
+labkit.claim("10 users downloaded and uploaded again and again, every byte verified",
+             verified.requests > 100 and verified.failures == 0, measured=verified.summary())
+labkit.claim("Locust counted the GETs and the PUTs apart",
+             set(verified.by_name) == {"GET lyrics.txt", "PUT lyrics.txt"})
+labkit.claim("with the wrong SHA-256 every download was a failure, reported as a mismatch",
+             mismatched.failures == mismatched.requests > 0
+             and "SHA-256 mismatch" in mismatched.errors[0]["Error"])
+
+# %% [markdown]
+# ## Two processes, and a master with workers
+#
+# A Locust process is one thread of greenlets, so it computes on one core at a time, like
+# every event loop of this course (lesson 10). When its users have real work to do (here,
+# with `check_pages`, each parses every page it gets, tag by tag), one process runs out of
+# CPU. `--processes 2` forks two *workers* that run the users and a *master* that hands them
+# out and adds up their statistics. The same 60 users, one process, then two:
+
+# %%
+with labkit.serve("latency_http", delay=0.1) as pages:
+    heavy = {"check_pages": True, "delay": 0.1}
+    one = run_locust("pages", pages, users=60, seconds=3, options=heavy)
+    two = run_locust("pages", pages, users=60, seconds=3, processes=2, options=heavy)
+cpu_one = one.cpu_seconds / one.requests * 1e3  # ms of CPU per request, in the one process
+cpu_two = sum(w["cpu_seconds"] for w in two.workers) / two.requests * 1e3
+labkit.claim("one Locust process used at most one core (its CPU time under 1.1 x the run's)",
+             one.cpu_seconds < 1.1 * one.seconds, measured=f"{one.cpu_seconds:.2f} s CPU")
+labkit.claim("two workers ran 30 users each", sorted(two.worker_peak_users.values()) == [30, 30],
+             measured=str(two.worker_peak_users))
+labkit.claim("each worker made between 30% and 70% of the requests, and they add up",
+             all(0.3 < w["requests"] / two.requests < 0.7 for w in two.workers)
+             and sum(w["requests"] for w in two.workers) == two.requests)
+labkit.claim("a request cost the same CPU in two processes as in one (within 1.5x)",
+             1 / 1.5 < cpu_two / cpu_one < 1.5, measured=f"{cpu_two:.2f} vs {cpu_one:.2f} ms")
+
+# %% [markdown]
+# So the work per request does not change; what two processes add is a second core to do it
+# on. How many requests per second that buys depends on the cores that are free: on two idle
+# cores two processes reach up to twice the rate of one. On one core (a Binder or CI
+# container) they take turns on it, and two processes reach no more than one. What this run
+# reached, on this machine at this moment:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"cores free to this kernel: {CORES}")
+for label, run in {"one process": one, "two processes": two}.items():
+    print(f"{label:>13}: {run.rps:6.0f} requests/s, CPU per request "
+          f"{(cpu_one if run is one else cpu_two):.2f} ms, p50 {run.p50:.0f} ms")
+print(f"one core's worth of this test: about {1000 / cpu_one:.0f} requests/s")
+plot_over_time({"one process": one, "two processes": two}, "60 users that parse every page")
+
+# %% [markdown]
+# On several machines it is the same program. The master runs where the results are wanted
+# and waits for its workers (`--expect-workers`); each worker is started with the master's
+# address (`--master-host`) and the same locustfile, and the master tells it how many users
+# to run. The two command lines:
+
+# %%
+for line in locust_lab.distributed_commands("pages", "http://10.0.0.9:8000", users=100,
+                                            workers=2):
+    print(line, end="\n\n")
+
+# %% [markdown]
+# Here both kinds run on this machine, on loopback: `load_test` starts a master and `workers`
+# worker processes with exactly those options (`--master --expect-workers N` and
+# `--worker --master-host 127.0.0.1`, the master's port a free one of 127.0.0.1), against
+# `latency_http`. It is also what the panel below runs.
+
+# %%
+def load_test(users=6, spawn_rate=6, workers=2, progress=None):
+    """Locust for 3 s against latency_http: a master and `workers` workers (0: one process)."""
+    with labkit.serve("latency_http", delay=0.05) as pages:
+        run = run_locust("pages", pages, users=users, spawn_rate=spawn_rate, seconds=3,
+                         workers=workers, progress=progress)
+    run.label = f"{users} users, {workers} workers"
+    return run
+
+spread = load_test(users=6, spawn_rate=6, workers=2)
+for i, users in enumerate(sorted(spread.worker_peak_users.values()), 1):
+    print(f"worker {i}: {users} users")
+labkit.claim("the two workers' own counts add up to the master's total",
+             len(spread.workers) == 2 and sum(w["requests"] for w in spread.workers)
+             == spread.requests > 0, measured=str(spread.workers))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for w in spread.workers:
+    print(f"worker pid {w['pid']}: {w['peak_users']} users, {w['requests']} requests")
+print(f"combined: {spread.requests} requests in {spread.seconds:.1f} s, {spread.rps:.0f}/s")
+
+# %% [markdown]
+# ## Our greenlets beside Locust
+#
+# Locust's users are greenlets, like our clients of lessons 06 and 08. What does Locust add?
+# The same load on the same server, one after the other: 20 connections that GET the lyrics
+# and PUT them back for 3 s, every byte verified, first with lesson 08's client code on bare
+# greenlets (`labkit/scripts/gevent_file_loop.py`), then as 20 Locust `FileUser`s. Each load
+# generator measures the CPU time it used while the load ran.
+
+# %%
+both = locust_lab.compare_with_greenlets(files, users=20, seconds=3)
+files.stop()
+uploads.cleanup()
+labkit.claim("our greenlets verified every byte", both.ours["mismatches"] == 0
+             and not both.ours["errors"] and both.ours["requests"] > 100, measured=str(both.ours))
+labkit.claim("so did Locust's users", both.locust.failures == 0 < both.locust.requests,
+             measured=both.locust.summary())
+labkit.claim("Locust spent over 1.2 times our CPU per request", both.cost_ratio > 1.2,
+             measured=f"{both.locust_cpu_us:.0f} vs {both.ours_cpu_us:.0f} µs")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(both.table())
+print(f"Locust / ours, CPU per request: {both.cost_ratio:.2f}")
+for who, us in (("our greenlets", both.ours_cpu_us), ("Locust", both.locust_cpu_us)):
+    print(f"one core's worth of {who}: about {1e6 / us:,.0f} requests/s")
+
+# %% [markdown]
+# Who saturates first? Here neither load generator was busy all the time (the last column):
+# the file server, one Python thread, set the pace. But each request cost Locust 40 to 50%
+# more CPU than it cost our greenlets, so on the same core Locust runs out first, at roughly
+# two thirds of the rate our bare clients would reach. The difference is Locust's bookkeeping:
+# each request goes through its request event into its statistics (a count per name, a
+# histogram of response times, a count per second, the failures by message), and each task
+# through its scheduler (`wait_time`, a switch). That is what buys the numbers above, the
+# percentiles and the distributed totals; a load generator of our own pays none of it, and
+# reports none of it.
+#
+# ## Try it yourself
+#
+# Users, spawn rate (users started per second) and workers (0: one process). With a spawn
+# rate below the users, watch the requests/s climb as users arrive.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from ipywidgets import IntSlider
+
+from labkit.widgets import panel
+
+panel(load_test, draw=lambda run: plot_over_time({run.label: run}), run_now=False,
+      controls={"users": IntSlider(6, min=1, max=200, description="users"),
+                "spawn_rate": IntSlider(6, min=1, max=100, description="spawn rate"),
+                "workers": IntSlider(2, min=0, max=4, description="workers")},
+      summary=lambda run: run.summary())
+
+# %% [markdown]
+# ## Summary
+#
+# * Locust runs each simulated user as a greenlet. Kept in a process of its own (it
+#   monkey-patches), run headless and bounded by `-t`, it writes its statistics to files:
+#   requests/s, failures, and percentiles, second by second.
+# * A server's errors are Locust's failures: the 503s of `latency_http` came back as a
+#   tenth of the requests.
+# * For another protocol, a plain `User` does the talking and fires Locust's request event;
+#   ours checks every byte, and a mismatch is a failure.
+# * One Locust process computes on one core. `--processes N`, or a `--master` with
+#   `--worker`s on other machines, spreads the users evenly; the work per request stays the
+#   same, so the rate grows with the free cores, and not at all on one core.
+# * Locust's bookkeeping costs CPU per request: 40 to 50% more than our bare greenlet
+#   clients here. It saturates first, and it tells you much more.
+#
+# ## Exercises
+#
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
+# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
+# shows a worked solution with a sentence on why it is right: try first, then compare.
+
+# %%
+from labkit.exercises import lesson
+hint, check, answer = lesson(11)
+
+# %% [markdown]
+# **Exercise 1.** 50 Locust users each run `wait_time = constant(1)`, and the server answers
+# every request in 0.2 s. About how many requests per second do they make together?
+
+# %%
+check(1, ...)
+
+# %% [markdown]
+# **Exercise 2.** A master started with `-u 100 --expect-workers 4` and four workers on four
+# machines. How many users does each worker run?
+
+# %%
+check(2, ...)
+
+# %% [markdown]
+# **Exercise 3.** Write `percentile(histogram, fraction)`: Locust keeps response times as a
+# histogram `{milliseconds: count}`. Return the smallest time in it that at least `fraction`
+# of all the requests met (`fraction` 0.95 gives the p95).
+
+# %%
+def percentile(histogram, fraction):
+    ...   # your code here
+
+check(3, percentile)
+
+# %% [markdown]
+# **Exercise 4.** A Locust `User` talks lesson 08's file protocol over its own socket. How
+# does a request it made get into Locust's statistics? (a) `self.client.get(...)`,
+# (b) `self.environment.events.request.fire(...)`, (c) `print(...)`. Answer `"a"`, `"b"` or
+# `"c"`.
+
+# %%
+check(4, ...)
