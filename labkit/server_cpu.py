@@ -13,6 +13,14 @@ Lesson 09 weighs servers by the CPU they spend per echo round trip, side by side
                               "uvloop protocol": ("asyncio_echo", {"api": "protocol",
                                                                    "loop": "uvloop"})})
     plot_cpu_per_round_trip(cpu, reference="selectors")
+
+and explains the bars by the system calls each server makes per round trip, counted by the
+server itself (``--count-calls``: no strace needed, see ``labkit.launch.count_system_calls``)::
+
+    calls = system_calls_per_round_trip({"asks first": ("selectors_echo", {"wait_writable":
+                                                                            True}),
+                                         "sends at once": ("selectors_echo", {})})
+    plot_system_calls(calls)
 """
 
 from __future__ import annotations
@@ -32,7 +40,14 @@ from labkit.timeline import STATE_COLORS
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
 
-__all__ = ["idle_cpu", "cpu_per_round_trip", "plot_cpu_per_round_trip"]
+__all__ = [
+    "idle_cpu",
+    "cpu_per_round_trip",
+    "plot_cpu_per_round_trip",
+    "system_calls_per_round_trip",
+    "plot_system_calls",
+    "SYSTEM_CALLS",
+]
 
 
 class HasCpuSeconds(Protocol):
@@ -60,6 +75,7 @@ def cpu_per_round_trip(
     size: int = 1024,
     repeats: int = 3,
     pin: bool = True,
+    together: bool = False,
 ) -> dict[str, float]:
     """Server CPU time (µs, from /proc) per echo round trip, the median over ``repeats`` runs
     of ``n_clients`` clients sending ``messages`` of ``size`` bytes each.
@@ -67,15 +83,22 @@ def cpu_per_round_trip(
     ``servers`` maps a label to a server's name and options (``("asyncio_echo", {"api":
     "protocol"})``). Every server is started once; the runs take turns (A B C A B C ...), so
     that whatever else the machine does at some moment weighs on all of them alike. With
-    ``pin`` (and two cores or more) the servers run on one core and our clients on another."""
+    ``pin`` (and two cores or more) the servers run on one core and our clients on another.
+
+    With ``together``, servers and clients share one core, as on a one-core machine: while a
+    server waits for the core, the clients' next messages queue up, so each wake-up finds
+    several sockets ready, as a busy server does. Apart, a server faster than its clients
+    wakes for every message, and waking up costs more than the loop's own work: the bars
+    then differ little, and by chance."""
     samples: dict[str, list[float]] = {label: [] for label in servers}
     with ExitStack() as stack:
         handles = {
             label: stack.enter_context(serve(name, **options))
             for label, (name, options) in servers.items()
         }
-        if pin:
-            stack.enter_context(_cores_apart([srv.pid for srv in handles.values()]))
+        if pin or together:
+            pids = [srv.pid for srv in handles.values()]
+            stack.enter_context(_pinned(pids, together))
         for srv in handles.values():  # warm up: first connections, lazy imports, caches
             _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
         for _ in range(repeats):
@@ -106,11 +129,12 @@ def _cpu_of_one_run(
 
 
 @contextmanager
-def _cores_apart(server_pids: list[int]) -> Iterator[None]:
+def _pinned(server_pids: list[int], together: bool = False) -> Iterator[None]:
     """Each server's main thread on the first core, this thread (and so the client threads it
-    starts, which inherit it) on the second. Left to the scheduler, a server sometimes shares
-    a core with its clients and sometimes not, and a wake-up costs differently in each case:
-    the same server measured twice could differ by half."""
+    starts, which inherit it) on the second, or on the first too (``together``). Left to the
+    scheduler, a server sometimes shares a core with its clients and sometimes not, and a
+    wake-up costs differently in each case: the same server measured twice could differ by
+    half."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cores) < 2:
         yield
@@ -119,7 +143,7 @@ def _cores_apart(server_pids: list[int]) -> Iterator[None]:
     try:
         for pid in server_pids:
             os.sched_setaffinity(pid, {cores[0]})  # the thread whose id is pid: it serves
-        os.sched_setaffinity(0, {cores[1]})
+        os.sched_setaffinity(0, {cores[0] if together else cores[1]})
     except OSError:  # not allowed here (a container's cpuset): measure unpinned
         pass
     try:
@@ -170,5 +194,78 @@ def plot_cpu_per_round_trip(result: dict[str, float], reference: str) -> Figure:
     ax.axvline(1.0, color="black", linewidth=0.8, zorder=0)  # the reference, behind the rest
     ax.set_xlim(0, max(ratios) * 1.35)  # room for the numbers
     ax.set_xlabel(f"server CPU time per round trip, relative to {reference}")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+#: the system calls a server started with ``count_calls=True`` counts, in the order drawn
+SYSTEM_CALLS = ("recvfrom", "sendto", "epoll_wait", "epoll_ctl", "poll", "select")
+
+
+def system_calls_per_round_trip(
+    servers: dict[str, tuple[str, dict[str, Any]]],
+    n_clients: int = 1,
+    messages: int = 500,
+    size: int = 1024,
+) -> dict[str, dict[str, float]]:
+    """System calls of each kind per echo round trip, as each server counts its own (started
+    with ``count_calls=True``): ``{label: {"recvfrom": 1.0, ...}}``, kinds it never made left
+    out. Counts, not times: they come out the same on a busy machine and on an idle one (with
+    one client; with more, one ``epoll_wait`` may bring several at once)."""
+    result = {}
+    for label, (name, options) in servers.items():
+        with serve(name, count_calls=True, **options) as srv:
+            run_echo_clients(srv.address, n_clients=1, messages=1, size=size)  # loop started
+            before = _settled_stats(srv)
+            run = run_echo_clients(srv.address, n_clients=n_clients, messages=messages, size=size)
+            after = _settled_stats(srv)
+        if run.errors or run.round_trips != n_clients * messages:
+            raise RuntimeError(f"{name}: {run.round_trips} round trips, {run.errors[:3]}")
+        result[label] = {
+            call: (after[call] - before.get(call, 0)) / run.round_trips
+            for call in SYSTEM_CALLS
+            if call in after
+        }
+    return result
+
+
+def _settled_stats(srv: ServerHandle, longest: float = 5.0) -> dict[str, int]:
+    """The server's counters once they stop changing: its last calls after our clients left."""
+    deadline = time.monotonic() + longest
+    stats = srv.stats()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats, previous = srv.stats(), stats
+        if stats == previous:
+            break
+    return stats
+
+
+def plot_system_calls(result: dict[str, dict[str, float]]) -> Figure:
+    """One horizontal bar per server, split by system call: how many of each it makes per round
+    trip, with the total written at the end."""
+    from matplotlib.figure import Figure
+
+    labels = list(result)
+    fig = Figure(figsize=(9.0, 1.2 + 0.45 * len(labels)), layout="constrained")
+    ax = fig.add_subplot()
+    colors = dict(
+        zip(SYSTEM_CALLS, ["#4c72b0", "#55a868", "#c44e52", "#dd8452", "#8172b3", "#937860"])
+    )
+    left = [0.0] * len(labels)
+    for call in SYSTEM_CALLS:
+        widths = [result[label].get(call, 0.0) for label in labels]
+        if any(widths):
+            ax.barh(
+                range(len(labels)), widths, left=left, height=0.6, label=call, color=colors[call]
+            )
+            left = [a + b for a, b in zip(left, widths)]
+    for row, total in enumerate(left):
+        ax.text(total, row, f"  {total:.1f}", va="center", fontsize=9)
+    ax.set_yticks(range(len(labels)), labels, fontsize=10)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # first server on top
+    ax.set_xlim(0, max(left) * 1.2)
+    ax.set_xlabel("system calls per round trip, as each server counts its own")
+    ax.legend(loc="lower right", fontsize=9, ncols=3)
     ax.grid(axis="x", alpha=0.3)
     return fig
