@@ -154,7 +154,7 @@ def test_the_timeline_draws_each_battery(tmp_path):
     result = graded("selectors_echo", clients=20)
     fig = result.timeline()
     assert len(fig.axes) == 2
-    assert [name for _, name in result.load.marks][:2] == ["concurrency", "exact bytes"]
+    assert [name for _, name in result.load.marks][:3] == ["warm-up", "concurrency", "exact bytes"]
     times, conns, mib = result.load.curves()
     assert max(conns) >= 20 and conns[-1] == 0 and mib[-1] > 8  # the slow reader's 8 MiB
 
@@ -164,6 +164,8 @@ def test_bad_arguments_are_refused():
         labkit.grade("no_such_server")
     with pytest.raises(ValueError, match="protocol must be one of"):
         labkit.grade("selectors_echo", protocol="http")
+    with pytest.raises(ValueError, match="at most 1,000 clients"):
+        labkit.grade("selectors_echo", clients=5000)
 
 
 @pytest.mark.parametrize("model", ["selectors", "gevent", "asyncio"])

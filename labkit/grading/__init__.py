@@ -33,6 +33,7 @@ from labkit.servers import NAMES
 __all__ = ["grade", "Grade", "Check", "PROTOCOLS", "SKELETONS", "skeleton"]
 
 PROTOCOLS = {"echo": echo, "files": files}
+MAX_CLIENTS = 1000  # the exact-bytes battery runs one thread per client
 CLIENT_TIMEOUT = 5  # --client-timeout: a blocking server drops a silent client after this
 SKELETONS = Path(__file__).resolve().parent / "skeletons"
 AFTER = ["back to baseline", "idle CPU", "keeps answering", "no crash"]
@@ -53,6 +54,8 @@ def grade(
     the ``Grade``. The inputs are drawn from ``random.Random`` seeded with ``seed``."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, not {protocol!r}")
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise ValueError(f"grade runs 1 to at most {MAX_CLIENTS:,} clients (a thread each)")
     name, argv = _command(server)
     result = Grade(name, protocol, seed)
     n = fit_clients(clients, spare=96)  # prints one sentence if it must scale down
@@ -108,6 +111,7 @@ def _indent_log(message: str) -> str:
 
 
 def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
+    result.load.mark("warm-up")
     kind.warm_up(subject)
     baseline = subject.health()
     stopped = "" if subject.alive else "the server is gone"
@@ -126,9 +130,10 @@ def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
         elif why:
             stuck = f"after the {name} battery, a new client {why}"
             stopped = "the server no longer answers"
-    result.load.mark("after")
+    result.load.mark("baseline, idle")
     for name in AFTER:
         result.checks.append(_after(name, subject, kind, baseline, stuck, stopped))
+    result.load.finish()
 
 
 def _one(name: str, battery: Callable[..., Check], subject: Subject, rng: random.Random) -> Check:

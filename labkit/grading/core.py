@@ -70,6 +70,7 @@ class LoadTrace:
         self.zero = time.perf_counter()
         self.events: list[tuple[float, int, int]] = []  # (t, connections +/-, bytes)
         self.marks: list[tuple[float, str]] = []
+        self.end = 0.0
         self._lock = threading.Lock()
 
     def _add(self, conns: int, nbytes: int) -> None:
@@ -81,7 +82,13 @@ class LoadTrace:
             self._add(0, nbytes)
 
     def mark(self, battery: str) -> None:
+        """``battery`` starts now (the previous one ends)."""
         self.marks.append((time.perf_counter() - self.zero, battery))
+        self.end = self.marks[-1][0]
+
+    def finish(self) -> None:
+        """The last battery ends now."""
+        self.end = time.perf_counter() - self.zero
 
     @contextlib.contextmanager
     def connect(
@@ -224,28 +231,36 @@ class Grade:
         return f"<Grade of {self.server}: {good} of {len(self.checks)} checks passed>"
 
     def timeline(self, width: float = 9.0) -> Figure:
-        """Connections open and MiB received over the whole grading, batteries marked."""
+        """Connections open and MiB received over the whole grading, one shaded band per
+        battery (time from the warm-up client, in ms)."""
         from matplotlib.figure import Figure
 
         times, conns, mib = self.load.curves()
-        ms = [t * 1000 for t in times]
-        fig = Figure(figsize=(width, 4.2), layout="constrained")
+        zero = self.load.marks[0][0] if self.load.marks else 0.0
+        end = max(self.load.end, times[-1])
+        times, conns, mib = [*times, end], [*conns, conns[-1]], [*mib, mib[-1]]  # to the end
+        ms = [max(t - zero, 0.0) * 1000 for t in times]
+        fig = Figure(figsize=(width, 4.4), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True)
         top.step(ms, conns, where="post", color="#1f77b4")
         top.set_ylabel("connections open")
         bottom.plot(ms, mib, color="#2ca02c")
         bottom.set_ylabel("MiB received")
         bottom.set_xlabel("time (ms)")
-        for t, name in self.load.marks:
+        ends = [t for t, _ in self.load.marks[1:]] + [end]
+        for i, ((t, name), end) in enumerate(zip(self.load.marks, ends)):
+            left, right = (t - zero) * 1000, (end - zero) * 1000
             for ax in (top, bottom):
-                ax.axvline(t * 1000, color="#c7c7c7", linewidth=0.8)
+                ax.axvspan(left, right, color="#f2f2f2" if i % 2 else "#e4e4e4", linewidth=0)
+            if i == 0:  # the warm-up client: shaded, not named
+                continue
             top.annotate(
                 name,
-                (t * 1000, 1.0),
+                (left, 1.02 + 0.11 * ((i - 1) % 3)),  # three rows: short batteries sit close
                 xycoords=("data", "axes fraction"),
-                rotation=30,
                 fontsize=8,
                 va="bottom",
             )
-        top.set_title(f"{self.server}: the load of each battery", loc="left", fontsize=10, pad=38)
+        top.set_xlim(0, max(ms[-1], 1.0))
+        top.set_title(f"{self.server}: the load of each battery", loc="left", fontsize=10, pad=40)
         return fig
