@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -118,10 +119,13 @@ def test_kernel_killed_leaves_no_locust(mode):
             time.sleep(0.2)
         assert len(found) == 3, "expected a master and two workers"
         time.sleep(2)  # the workers have joined and run users
+        cmdline = found[0].cmdline()
+        workdir = cmdline[cmdline.index("--workdir") + 1]
         parent.send_signal(signal.SIGKILL)
         parent.wait(5)
         left = [p.pid for p in found if not wait_dead(p.pid, 5)]
         assert not left, f"Locust processes outlived their parent: {left}"
+        assert not Path(workdir).exists(), "the run's folder was left behind"
         assert wait_dead(server, 5)
     finally:
         parent.kill()

@@ -23,6 +23,7 @@ check and sends no telemetry (OpenTelemetry only with ``--otel``, which we never
 import argparse
 import os
 import resource
+import shutil
 import sys
 import time
 
@@ -197,6 +198,9 @@ def main():
     # only): give it a parent watch, so it exits when this process is gone, however it died.
     os.register_at_fork(after_in_child=lambda: watch_parent(master))
     at_stop(kill_forked_workers)  # and kill them ourselves whenever we stop first
+    if "--worker" not in args.locust_args:  # the master (or only) process: stopped before the
+        # end (the parent gone, or a timeout), it removes the folder the parent cannot
+        at_stop(lambda: shutil.rmtree(args.workdir, ignore_errors=True))
     Watcher().attach(locust.events)
     sys.argv = ["locust", *args.locust_args]
     locust_main()
