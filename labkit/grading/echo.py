@@ -182,7 +182,7 @@ def concurrency(subject: Subject, rng: random.Random) -> Check:
         return Check(
             "concurrency", True, f"{CONCURRENT} clients connected at once each got their echo"
         )
-    first = next(i for i in range(len(lines)) if i not in answered)
+    first = wrong[0] if wrong else next(i for i in range(len(lines)) if i not in answered)
     if wrong:
         detail = f"client {wrong[0] + 1} got back {shorten(bytes(got[wrong[0]]))}"
     elif len(answered) == 1:

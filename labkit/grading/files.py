@@ -15,6 +15,7 @@ import selectors
 import shutil
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,8 +163,7 @@ def concurrency(subject: Subject, rng: random.Random) -> Check:
 
 
 def _answered(socks: list[socket.socket], load: LoadTrace) -> int:
-    import time
-
+    """How many of ``socks`` received one whole reply within ANSWER_WITHIN seconds."""
     parsers = {s.fileno(): Parser("response") for s in socks}
     done, deadline = 0, time.monotonic() + ANSWER_WITHIN
     with selectors.DefaultSelector() as sel:
@@ -176,7 +176,9 @@ def _answered(socks: list[socket.socket], load: LoadTrace) -> int:
                 try:
                     chunk = sock.recv(1 << 16)
                     events = parsers[key.fd].feed(chunk) if chunk else None
-                except (BlockingIOError, OSError, ProtocolError):
+                except BlockingIOError:
+                    continue
+                except (OSError, ProtocolError):  # reset, or a reply that breaks the protocol
                     events = None
                 load.got(len(chunk) if events is not None else 0)
                 if events is None or any(isinstance(e, End) for e in events):
