@@ -119,6 +119,10 @@ def test_kernel_killed_leaves_no_locust(mode):
             time.sleep(0.2)
         assert len(found) == 3, "expected a master and two workers"
         time.sleep(2)  # the workers have joined and run users
+        listening = {
+            c.laddr for p in found for c in p.net_connections("inet") if c.status == "LISTEN"
+        }
+        assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening  # no web UI
         cmdline = found[0].cmdline()
         workdir = cmdline[cmdline.index("--workdir") + 1]
         parent.send_signal(signal.SIGKILL)
