@@ -146,13 +146,13 @@ def parse(argv: list[str]) -> tuple[list[tuple[str, ModuleType, argparse.Namespa
 
 def main(argv: list[str] | None = None) -> None:
     runs, results = parse(sys.argv[1:] if argv is None else argv)
-    sections = read_sections(results)
     for name, module, args in runs:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         text = module.run(args)
         took = time.perf_counter() - started
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        sections = read_sections(results)  # now: another run may have written meanwhile
         sections[name] = f"{text}\n_Measured {stamp} on {machine()}, in {took:.0f} s._\n"
         print(text, flush=True)
         write_sections(sections, results)  # after each: a later failure keeps this one
