@@ -25,6 +25,7 @@ import os
 import resource
 import shutil
 import sys
+import threading
 import time
 
 import gevent
@@ -155,11 +156,12 @@ def wait_for_final_reports(runner):
     worker says after its last report (one connection keeps them in order), 5 s at most."""
     from locust.rpc import Message
 
-    quit_now, asked = runner.quit, []
+    quit_now = runner.quit
+    asked = threading.Event()  # set at the first call: Locust calls quit again as it ends
 
     def quit_after_reports():
-        if not asked:  # the first time only: Locust calls quit again as it shuts down
-            asked.append(True)
+        if not asked.is_set():
+            asked.set()
             runner.stop(send_stop_to_client=False)  # no new users are handed out meanwhile
             for worker in list(runner.clients.values()):
                 runner.server.send_to_client(Message("quit", None, worker.id))
