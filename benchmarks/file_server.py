@@ -30,6 +30,7 @@ import os
 import resource
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ CLIENTS = 10_000
 REPEATS = 3
 BACKLOG = 4096  # the servers' listen(backlog); the kernel caps it at somaxconn
 SERVERS = ("selectors_files", "gevent_files")
+LIMITED = 0.9  # a side whose CPU was busy this share of the wall time is what limited a run
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
@@ -54,6 +56,8 @@ class Run:
     errors: int
     most_connected: int
     wall: float  # seconds
+    server_cpu: float  # CPU seconds the server used in the run (user + system)
+    client_cpu: float  # CPU seconds this process, the clients, used in the run
     memory: float  # the server's peak resident memory, MiB
     tcp: netstat.TcpCounters  # what the kernel's counters grew by (machine-wide)
 
@@ -108,6 +112,7 @@ def measure_once(server: str, clients: int, max_unanswered: int | None) -> tuple
         tempfile.TemporaryDirectory() as uploads,
         labkit.serve(server, root=DATA, upload_dir=uploads, backlog=BACKLOG) as srv,
     ):
+        server_cpu, client_cpu = proc.cpu_seconds(srv.pid), time.process_time()
         with netstat.counting() as tcp:
             result = files.run_file_clients(
                 srv.address,
@@ -117,6 +122,8 @@ def measure_once(server: str, clients: int, max_unanswered: int | None) -> tuple
                 timeout=120,
                 max_unanswered=max_unanswered,
             )
+        server_cpu = proc.cpu_seconds(srv.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         stats, memory = srv.stats(), proc.status_kib(srv.pid, "VmHWM") / 1024
         limit = open_files_limit(srv.pid)
     run = Run(
@@ -125,6 +132,8 @@ def measure_once(server: str, clients: int, max_unanswered: int | None) -> tuple
         len(result.errors),
         stats.get("most_connected", 0),
         result.elapsed,
+        server_cpu,
+        client_cpu,
         memory,
         tcp.delta,
     )
@@ -145,9 +154,30 @@ def row(server: str, runs: list[Run], clients: int) -> str:
         f"| {server} | {min(r.served for r in runs):,} | {sum(r.mismatches for r in runs)} | "
         f"{sum(r.errors for r in runs)} | {spread([r.most_connected for r in runs])} | "
         f"{spread([r.wall for r in runs], '{:.2f}')} | "
+        f"{statistics.median(r.server_cpu for r in runs):.2f} | "
+        f"{statistics.median(r.client_cpu for r in runs):.2f} | "
         f"{spread([r.memory for r in runs], '{:.1f}')} | "
         f"{total.listen_overflows:,} | {total.syn_retrans:,} | "
         f"{'yes' if all(r.ok(clients) for r in runs) else 'NO'} |"
+    )
+
+
+def busy(load: str, runs: dict[str, list[Run]]) -> str:
+    """Which side's CPU was busy for the run's whole wall time, and so limited it."""
+    parts = []
+    for server, server_runs in runs.items():
+        shares = {
+            "the server": statistics.median(r.server_cpu / r.wall for r in server_runs),
+            "the clients": statistics.median(r.client_cpu / r.wall for r in server_runs),
+        }
+        limit = [side for side, share in shares.items() if share >= LIMITED]
+        parts.append(
+            f"{server}: server {shares['the server']:.0%}, clients {shares['the clients']:.0%}"
+            f" ({' and '.join(limit) or 'neither: they waited, on each other or for a core'})"
+        )
+    return (
+        f"* CPU time as a share of wall time, {load} (median of the runs; a side busy "
+        f"{LIMITED:.0%} of the time or more is what limited the run): {'; '.join(parts)}."
     )
 
 
@@ -156,9 +186,9 @@ def table(title: str, runs: dict[str, list[Run]], clients: int) -> list[str]:
         title,
         "",
         "| server | least served in a run | mismatches | errors | most connected at once | "
-        "wall time (s) | server peak memory (MiB) | listen overflows | SYN retransmits | "
-        "goal met |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "wall time (s) | server CPU (s) | client CPU (s) | server peak memory (MiB) | "
+        "listen overflows | SYN retransmits | goal met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row(server, server_runs, clients) for server, server_runs in runs.items()),
         "",
     ]
@@ -230,7 +260,8 @@ def measure(
             ),
             "* In the all-at-once runs, a server that accepts more slowly than clients arrive "
             "overflows its accept queue; every overflow is a client whose SYN is sent again "
-            "1 s later, so there the wall time measures that timer more than the server.",
+            "1 s later (then 2 s, 4 s...), so part of those wall times is that timer.",
+            *(busy(load, runs[load]) for load in loads),
             f"* Open files (soft/hard): this client process {open_files_limit()}, the server "
             f"{server_limit}; every client costs each side one.",
             "* The clients are one Python thread on the same machine as the server, so a wall "

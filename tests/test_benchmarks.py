@@ -147,17 +147,20 @@ def test_file_server_benchmark_small(tmp_path):
     for heading in ("### Ramped: at most ", "### All at once"):
         table = rows(text, heading)
         assert [row[0] for row in table] == ["selectors_files", "gevent_files"]
-        for server, served, mismatches, errors, most, wall, memory, *counts, goal in table:
-            assert float(memory.split()[0]) > 1, memory
+        for server, served, mismatches, errors, most, wall, *rest in table:
+            server_cpu, client_cpu, memory, overflows, retransmits, goal = rest
             assert (served, mismatches, errors, goal) == ("200", "0", "0", "yes"), server
             assert re.fullmatch(r"[\d,]+ \([\d,]+–[\d,]+\)", most), most  # median (min–max)
             median, low, high = map(float, re.findall(r"[\d.]+", wall))
             assert low <= median <= high, wall
-            assert all(re.fullmatch(r"[\d,]+", count) for count in counts), counts
+            assert 0 < float(server_cpu) < 2 * high and 0 < float(client_cpu) < 2 * high, rest
+            assert float(memory.split()[0]) > 1, memory
+            assert re.fullmatch(r"[\d,]+", overflows) and re.fullmatch(r"[\d,]+", retransmits)
     backlog = min(file_server.BACKLOG, netstat.listen_limits().get("somaxconn", 1 << 30))
     assert f"### Ramped: at most {backlog // 2:,} clients" in text
     assert f"their accept queue holds {backlog:,}" in text
     assert "Open files (soft/hard): this client process " in text
+    assert re.search(r"ramped \(median .*\): selectors_files: server \d+%, clients \d+%", text)
 
 
 def test_file_server_benchmark_without_the_burst(tmp_path):
