@@ -266,6 +266,6 @@ def plot_system_calls(result: dict[str, dict[str, float]]) -> Figure:
     ax.set_ylim(len(labels) - 0.5, -0.5)  # first server on top
     ax.set_xlim(0, max(left) * 1.2)
     ax.set_xlabel("system calls per round trip, as each server counts its own")
-    ax.legend(loc="lower right", fontsize=9, ncols=3)
+    fig.legend(loc="outside upper center", fontsize=9, ncols=len(SYSTEM_CALLS), frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return fig

@@ -5,7 +5,12 @@ import os
 
 import pytest
 
-from labkit.server_cpu import cpu_per_round_trip, plot_cpu_per_round_trip
+from labkit.server_cpu import (
+    cpu_per_round_trip,
+    plot_cpu_per_round_trip,
+    plot_system_calls,
+    system_calls_per_round_trip,
+)
 
 SERVERS = {
     "selectors": ("selectors_echo", {}),
@@ -36,3 +41,34 @@ def test_the_figure_has_one_bar_per_server_as_a_ratio_to_the_reference():
     assert "relative to b" in ax.get_xlabel()
     with pytest.raises(ValueError, match="reference"):
         plot_cpu_per_round_trip({"a": 1.0}, reference="z")
+
+
+def test_cpu_per_round_trip_with_servers_and_clients_on_one_core():
+    ours = os.sched_getaffinity(0)
+    cpu = cpu_per_round_trip(SERVERS, n_clients=4, messages=250, repeats=1, together=True)
+    assert os.sched_getaffinity(0) == ours
+    assert all(0 < us < 1000 for us in cpu.values()), cpu
+
+
+def test_system_calls_per_round_trip_as_the_servers_count_them():
+    calls = system_calls_per_round_trip(
+        {
+            "asks first": ("selectors_echo", {"wait_writable": True}),
+            "at once": ("selectors_echo", {}),
+        },
+        messages=100,
+    )
+    assert calls["asks first"] == pytest.approx(
+        {"recvfrom": 1.01, "sendto": 1.0, "epoll_wait": 2.0, "epoll_ctl": 2.02}, abs=0.03
+    )
+    assert calls["at once"] == pytest.approx(
+        {"recvfrom": 1.01, "sendto": 1.0, "epoll_wait": 1.0, "epoll_ctl": 0.02}, abs=0.03
+    )
+
+
+def test_the_system_calls_figure_stacks_each_call_with_the_total_written():
+    fig = plot_system_calls({"a": {"recvfrom": 1.0, "sendto": 1.0}, "b": {"recvfrom": 2.0}})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert sorted(bar.get_width() for bar in ax.patches) == [0.0, 1.0, 1.0, 2.0]
+    assert [t.get_text().strip() for t in ax.texts] == ["2.0", "2.0"]
