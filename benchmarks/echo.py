@@ -11,7 +11,9 @@ sends SIZE bytes, reads the whole echo, checks every byte, sends again):
 * server CPU time per round trip, from ``/proc`` (every thread's ``schedstat``, as
   labkit.server_cpu reads it), over a window that starts once every client is connected;
 * round trips per second, and each round trip's latency (p50, p99), seen by the client;
-* with many connections, resident memory per connection (VmRSS after connecting, less before).
+* in the idle run (many idle connections beside one active client, on a fresh server): who is
+  still served, the active client's latency, and resident memory per connection (VmRSS after
+  connecting, less before).
 
 The servers run on one core and the load client on the other (``sched_setaffinity``), so the
 client is never the server's competitor for a core. The client is ``echo_peers/echo_client.c``,
