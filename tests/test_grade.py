@@ -57,6 +57,7 @@ def test_select_echo_naive_loses_bytes_and_dies_of_a_reset():
     assert "the server lost bytes" in why["slow reader"], result.report()
     assert "buffer[sent:]" in why["slow reader"] and "lesson 07" in why["slow reader"]
     assert "ConnectionResetError" in why["no crash"]  # its last log lines
+    assert why["no crash"].startswith("the server died in the vanishing clients battery")
 
 
 def test_gevent_echo_hang_stops_answering_and_never_waits():
@@ -168,9 +169,12 @@ def test_bad_arguments_are_refused():
         labkit.grade("selectors_echo", clients=5000)
 
 
-@pytest.mark.parametrize("model", ["selectors", "gevent", "asyncio"])
-def test_each_skeleton_starts_and_leaves_work_to_do(model):
-    result = graded(skeleton(model))
+@pytest.mark.parametrize(
+    ("model", "protocol"),
+    [("selectors", "echo"), ("gevent", "echo"), ("asyncio", "echo"), ("selectors", "files")],
+)
+def test_each_skeleton_starts_and_leaves_work_to_do(model, protocol):
+    result = graded(skeleton(model, protocol), protocol)
     assert result["starts"].passed, result.report()
     assert result.failed, f"the {model} skeleton passes: it is a solution, not a start"
 

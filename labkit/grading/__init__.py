@@ -114,7 +114,7 @@ def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
     result.load.mark("warm-up")
     kind.warm_up(subject)
     baseline = subject.health()
-    stopped = "" if subject.alive else "the server is gone"
+    stopped = "" if subject.alive else "the server died in the warm-up"
     stuck = ""
     for name, battery in kind.batteries(clients):
         if stopped:
@@ -127,7 +127,7 @@ def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
         if why:  # no answer: it may be dying (a reset on its last client's socket)
             subject.handle.child.wait(0.5)
         if not subject.alive:
-            stopped = "the server is gone"
+            stopped = f"the server died in the {name} battery"
         elif why:
             stuck = f"after the {name} battery, a new client {why}"
             stopped = "the server no longer answers"
@@ -153,7 +153,8 @@ def _after(name: str, subject: Subject, kind, baseline, stuck: str, stopped: str
     if name == "no crash":
         if subject.alive:
             return Check(name, True, "it was still running at the end")
-        return Check(name, False, subject.death(), hint=CRASH_HINT)
+        where = f"{stopped}: " if stopped.startswith("the server died") else ""
+        return Check(name, False, where + subject.death(), hint=CRASH_HINT)
     if name == "keeps answering":
         if stopped and not stuck:
             return Check(name, None, f"not run: {stopped}")

@@ -138,7 +138,8 @@ mine.timeline()
 # run*, the server was gone or had stopped answering: fix the check before it first. A server
 # that will not start gets a report too, with its last log lines (a `SyntaxError` shows there).
 #
-# For the file protocol, write `my_file_server.py` from your lesson 08 work: it must also take
+# For the file protocol, start from its skeleton, `start_from("selectors", WORK /
+# "my_file_server.py", protocol="files")`, or from your lesson 08 work: the program also takes
 # `--root` and `--upload-dir` (`launch.run(serve, __doc__, filestore.add_arguments,
 # setup=filestore.setup)` does that), and is graded with
 # `labkit.grade(WORK / "my_file_server.py", protocol="files")`.
