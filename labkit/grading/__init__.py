@@ -106,7 +106,7 @@ START_HINT = (
 
 def _indent_log(message: str) -> str:
     head, _, log = message.partition("\n--- last log lines ---\n")
-    head = head.split("\n")[0].replace("labkit server ", "")
+    head = head.split("\n")[0].replace("labkit server ", "").rstrip(".")
     return head + "; its last log lines:\n" + "\n".join("      " + ln for ln in log.splitlines())
 
 

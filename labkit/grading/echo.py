@@ -105,6 +105,8 @@ def exchange(
             _talk(sock, ex, load, rng, stall, limit, half_close, read_after)
     except OSError as err:
         ex.problem = f"then {type(err).__name__}: {err}"
+        if together is not None and not together.broken:
+            together.abort()  # the others go ahead rather than wait for this one
     return ex
 
 

@@ -198,17 +198,18 @@ def many_clients(clients: int):
         together = threading.Barrier(clients)
 
         def client(i: int) -> str:
-            with subject.load.connect(subject.address, 5) as sock:
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    together.wait(10)
-                return (
-                    get_checked(subject.load, sock, "big.bin", big)
-                    or (
-                        uploads[i]
-                        and put_checked(subject.load, sock, f"up-{i + 1}.bin", uploads[i])
+            try:
+                with subject.load.connect(subject.address, 5) as sock:
+                    with contextlib.suppress(threading.BrokenBarrierError):
+                        together.wait(10)
+                    return get_checked(subject.load, sock, "big.bin", big) or (
+                        put_checked(subject.load, sock, f"up-{i + 1}.bin", uploads[i])
+                        if uploads[i]
+                        else ""
                     )
-                    or ""
-                )
+            except OSError:
+                together.abort()  # no one waits for a client that failed
+                raise
 
         with ThreadPoolExecutor(clients) as pool:
             problems = list(pool.map(lambda i: _safely(client, i), range(clients)))
