@@ -164,7 +164,7 @@ def warm_up(subject: Subject) -> Exchange:
 
 
 def probe(subject: Subject) -> str:
-    """ "" if a new client's short echo comes back; else what happened."""
+    """Nothing ("") if a new client's short echo comes back; else what happened to it."""
     ex = exchange(subject.load, subject.address, b"ping\n", stall=ANSWER_WITHIN, limit=5)
     return "" if ex.exact else ex.describe()
 
