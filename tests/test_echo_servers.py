@@ -211,3 +211,23 @@ def test_a_missing_uvloop_is_a_clear_start_error(tmp_path, monkeypatch):
     with labkit.serve("asyncio_echo", loop="asyncio") as srv:  # the standard loop still works
         got, want = one_client(srv.address, 13, size=1000)
         assert got == want
+
+
+def test_stream_server_without_a_pool_serves_client_1001_at_once():
+    """With ``--pool 1000`` the 1,001st client would wait, unanswered, until one of the first
+    1,000 left or timed out; by default there is no cap."""
+    import socket
+
+    from storm import flood
+
+    from labkit.limits import max_clients
+
+    if max_clients() < 1100:
+        pytest.skip("this process may not hold 1,100 sockets here")
+    with labkit.serve("gevent_stream_echo") as srv:
+        with flood(srv.host, srv.port, 1000) as idle:
+            assert len(idle) == 1000
+            with socket.create_connection(srv.address, timeout=5) as late:
+                late.settimeout(2.0)  # a client beyond a full pool would wait far longer
+                late.sendall(b"still served")
+                assert late.recv(100) == b"still served"
