@@ -231,3 +231,35 @@ def test_stream_server_without_a_pool_serves_client_1001_at_once():
                 late.settimeout(2.0)  # a client beyond a full pool would wait far longer
                 late.sendall(b"still served")
                 assert late.recv(100) == b"still served"
+
+
+def test_counters_add_up_over_threads_that_come_and_go():
+    """launch.counters: each thread adds to its own dict without a lock; the snapshot sums
+    them, and the dicts of threads that ended are folded in (not kept one per thread ever)."""
+    from labkit.launch import Counters
+
+    counters = Counters()
+
+    def one_round(n_threads=100):
+        together = threading.Barrier(n_threads)  # all alive at once: each its own thread id
+
+        def count():
+            together.wait(10)
+            for _ in range(100):
+                counters.add(bytes_in=2)
+            mine = counters.for_this_thread()
+            for _ in range(100):
+                mine["bytes_out"] += 3
+
+        threads = [threading.Thread(target=count) for _ in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+
+    for _ in range(5):
+        one_round()
+    counters.peak(most=5)
+    counters.peak(most=3)
+    assert counters.snapshot() == {"bytes_in": 500 * 200, "bytes_out": 500 * 300, "most": 5}
+    assert len(counters._threads) <= 300  # 500 threads counted; the ended ones folded in
