@@ -770,8 +770,10 @@ def idle_table(idle: dict[str, IdleResult], note: str, timeout: float) -> list[s
     left = ", ".join(f"{s} ({why})" for s, why in IDLE_LEFT_OUT.items())
     return lines + [
         "",
-        f"Lost: not echoing within {timeout:g} s, when connecting or at the end. Listen-queue "
-        f"overflows are the kernel's count for the whole machine. Left out: {left}.",
+        f"Lost: not echoing within {timeout:g} s, when connecting or at the end. RSS counts "
+        "the server process's own memory (a fresh server's, after connecting less before), "
+        "not the kernel's socket buffers. Listen-queue overflows are the kernel's count for "
+        f"the whole machine. Left out: {left}.",
         "",
     ]
 
