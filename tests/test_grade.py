@@ -51,13 +51,17 @@ def test_blocking_echo_serves_one_client_at_a_time():
     assert "b'client 2 says hello\\n'" == result["concurrency"].failing_input
 
 
-def test_select_echo_naive_loses_bytes_and_dies_of_a_reset():
+def test_select_echo_naive_loses_bytes():
     result = graded("select_echo_naive")
     why = failed(result)
     assert "the server lost bytes" in why["slow reader"], result.report()
     assert "buffer[sent:]" in why["slow reader"] and "lesson 07" in why["slow reader"]
-    assert "ConnectionResetError" in why["no crash"]  # its last log lines
-    assert why["no crash"].startswith("the server died in the vanishing clients battery")
+    # Its other bugs show or not by timing: a send to a client that reset kills it (then the
+    # report names the battery and shows the traceback), a half-close drops the echo still
+    # queued (garbage and fuzz).
+    if "no crash" in why:
+        assert why["no crash"].startswith("the server died in the ")
+        assert "ConnectionResetError" in why["no crash"] or "BrokenPipeError" in why["no crash"]
 
 
 def test_gevent_echo_hang_stops_answering_and_never_waits():
