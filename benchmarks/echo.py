@@ -567,8 +567,8 @@ def idle_run(
     )
 
 
-def fit_idle(wanted: int) -> tuple[int, str]:
-    """How many idle connections this machine allows: each side (server, client) needs one
+def fit_connections(wanted: int, what: str = "idle connections") -> tuple[int, str]:
+    """How many connections this machine allows: each side (server, client) needs one
     descriptor per connection, and the client one local port each. Returns the number and a
     sentence when scaled down."""
     soft, _ = raise_open_file_limit()
@@ -577,7 +577,7 @@ def fit_idle(wanted: int) -> tuple[int, str]:
     if wanted <= fits:
         return wanted, ""
     return fits, (
-        f"{SCALED_DOWN} {wanted:,} idle connections need {wanted:,} open files in the server "
+        f"{SCALED_DOWN} {wanted:,} {what} need {wanted:,} open files in the server "
         f"and as many in the client, but a process may open {soft:,} here (ulimit -n), so this "
         f"run holds {fits:,}."
     )
@@ -596,7 +596,12 @@ def run(args: argparse.Namespace) -> str:
     if unknown:
         raise SystemExit(f"unknown server(s) {unknown}; choose from {list(SERVERS)}")
     loads = parse_loads(args.loads)
-    crowd = [(int(n), 1024) for n in str(args.crowd).split(",") if n.strip()]
+    crowd, crowd_notes = [], []
+    for n in filter(None, (n.strip() for n in str(args.crowd).split(","))):
+        fits, note = fit_connections(int(n), "clients")
+        crowd.append((fits, 1024))
+        crowd_notes += [note] if note else []
+    args.crowd_notes = crowd_notes  # the report says so
     started_load = os.getloadavg()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="echo-bench-") as tmp_name:
@@ -608,7 +613,7 @@ def run(args: argparse.Namespace) -> str:
             table, crowd_table, load_mid = measure_all(labels, loads, crowd, tmp, kind, args)
             idle, idle_note = {}, ""
             if args.idle > 0:
-                n, idle_note = fit_idle(args.idle)
+                n, idle_note = fit_connections(args.idle)
                 for label in labels:
                     if label not in IDLE_LEFT_OUT:
                         print(f"  idle: {label}", flush=True)
@@ -700,11 +705,12 @@ def report(
         lines += load_table(name, rows, args.repeats)
     for name, rows in crowd_table.items():
         lines += load_table(name, rows, args.crowd_repeats)
+    lines += [*args.crowd_notes, ""] if getattr(args, "crowd_notes", None) else []
     if crowd_table:
         left = ", ".join(f"{s} ({why})" for s, why in CROWD_LEFT_OUT.items() if s in labels)
         lines += [f"Left out of the crowd runs: {left}.", ""] if left else []
     if idle:
-        lines += idle_table(idle, idle_note, args.timeout)
+        lines += idle_table(idle, idle_note, args.timeout, labels)
     lines += goals(labels, table, idle)
     return "\n".join(lines)
 
@@ -751,7 +757,9 @@ def load_table(name: str, rows: dict[str, Row], repeats: int) -> list[str]:
     return lines + [""]
 
 
-def idle_table(idle: dict[str, IdleResult], note: str, timeout: float) -> list[str]:
+def idle_table(
+    idle: dict[str, IdleResult], note: str, timeout: float, labels: list[str]
+) -> list[str]:
     n = next(iter(idle.values())).wanted - 1
     lines = [f"### {n:,} idle connections and one active client (1 KiB ping-pong)", ""]
     if note:
@@ -767,13 +775,13 @@ def idle_table(idle: dict[str, IdleResult], note: str, timeout: float) -> list[s
             f"{fmt(r.p50_us, 0)} | {fmt(r.p99_us, 0)} | {fmt(r.rss_kib_per_conn, 2)} | "
             f"{r.listen_overflows:,} |"
         )
-    left = ", ".join(f"{s} ({why})" for s, why in IDLE_LEFT_OUT.items())
+    left = ", ".join(f"{s} ({why})" for s, why in IDLE_LEFT_OUT.items() if s in labels)
     return lines + [
         "",
         f"Lost: not echoing within {timeout:g} s, when connecting or at the end. RSS counts "
         "the server process's own memory (a fresh server's, after connecting less before), "
         "not the kernel's socket buffers. Listen-queue overflows are the kernel's count for "
-        f"the whole machine. Left out: {left}.",
+        "the whole machine." + (f" Left out: {left}." if left else ""),
         "",
     ]
 

@@ -185,3 +185,12 @@ def test_merged_latencies_weigh_each_process_by_its_round_trips():
     merged = echo.merge_results([base | many | {"elapsed": 1}, base | few | {"elapsed": 2}])
     assert merged["round_trips"] == 400 and merged["elapsed"] == 2
     assert merged["p50_us"] == 10.0 and merged["p99_us"] == 1000.0
+
+
+def test_connections_are_scaled_down_to_the_open_file_limit_and_it_says_so(monkeypatch):
+    monkeypatch.setattr(echo, "raise_open_file_limit", lambda: (1024, 1024))
+    assert echo.fit_connections(500) == (500, "")
+    fits, note = echo.fit_connections(19_000)
+    assert fits == 1024 - 200
+    assert note.startswith(f"{echo.SCALED_DOWN} 19,000 idle connections need 19,000 open files")
+    assert note.endswith(f"so this run holds {fits:,}.")
