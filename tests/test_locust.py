@@ -2,6 +2,7 @@
 left behind, not even the workers it forks, when the process that started it is killed."""
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -145,3 +146,10 @@ def test_commands_for_several_machines():
     master, worker = locust_lab.distributed_commands("pages", "http://server:8000", 100, 2)
     assert "--master --expect-workers 2" in master and "--headless" in master
     assert "--worker --master-host 10.0.0.1" in worker
+
+
+def test_a_run_that_outlives_its_time_is_stopped(pages, monkeypatch):
+    monkeypatch.setattr(locust_lab, "START_GRACE", -1.0)  # 2 s run, stopped after 1 s
+    with pytest.raises(locust_lab.LocustError, match="ran over 1 s and was stopped"):
+        locust_lab.run_locust("pages", pages, users=2, seconds=2, processes=2)
+    assert not locust_processes(os.getpid())
