@@ -258,6 +258,7 @@ static void ping_pong(double seconds, double timeout) {
             int r = pump(i, &mismatches);
             if (r == 0 && conns[i].sent == size) want(i, EPOLLIN);
             if (r == 1) {
+                t = now(); /* the round's last byte has just come */
                 record((t - conns[i].started) * 1e6);
                 round_trips++;
                 conns[i].round++;

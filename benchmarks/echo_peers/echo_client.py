@@ -88,7 +88,7 @@ def ping_pong(sel, conns, pattern, size, seconds, timeout):
     now = started
     while busy and now < end + timeout:
         for key, _ in sel.select(0.1):
-            conn, now = key.data, time.monotonic()
+            conn = key.data
             want = message(pattern, conn, size)
             try:
                 if conn.sent < size:
@@ -108,6 +108,7 @@ def ping_pong(sel, conns, pattern, size, seconds, timeout):
                 continue
             conn.received += len(data)
             if conn.received == size:
+                now = time.monotonic()  # after the last byte came: the echo may come at once
                 latencies.append((now - conn.started) * 1e6)
                 conn.round += 1
                 if now < end:
