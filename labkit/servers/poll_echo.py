@@ -77,14 +77,12 @@ def serve_client(poller, clients, fd, events):
         if events & (READ | BROKEN) and client.reading:
             data = client.conn.recv(65536)  # ready (or broken): returns at once
             counts["bytes_in"] += len(data)
-            client.outgoing += data
             client.reading = bool(data)  # b"": the client closed its side
-        # Send at once (the kernel's buffer almost always has room), unless bytes already
-        # wait for POLLOUT: then only once poll says so (or the socket broke: send says why).
-        if client.outgoing and (events & (WRITE | BROKEN) or not client.events & WRITE):
-            sent = client.conn.send(client.outgoing)  # may be partial: keep the rest
-            del client.outgoing[:sent]
-            counts["bytes_out"] += sent
+            if data and not client.outgoing:  # nothing waits to go first: send it at once
+                data = data[send(client, data) :]
+            client.outgoing += data  # what did not fit waits for POLLOUT
+        elif events & (WRITE | BROKEN) and client.outgoing:  # broken: send says why
+            del client.outgoing[: send(client, client.outgoing)]
     except (BlockingIOError, InterruptedError):
         pass
     except OSError:
@@ -97,6 +95,16 @@ def serve_client(poller, clients, fd, events):
     if wanted != client.events:  # poll copies its whole list again after a change
         poller.modify(client.conn, wanted)
         client.events = wanted
+
+
+def send(client, data):
+    """Send what the kernel takes now (its buffer almost always has room): the bytes sent."""
+    try:
+        sent = client.conn.send(data)  # may be partial: the caller keeps the rest
+    except (BlockingIOError, InterruptedError):
+        return 0  # the kernel's buffer is full: the rest waits for POLLOUT
+    counts["bytes_out"] += sent
+    return sent
 
 
 def close(poller, clients, fd, error=False):

@@ -95,24 +95,34 @@ def receive(conn, outgoing, finished):
             close(conn, outgoing, finished)
         return
     counts["bytes_in"] += len(data)
-    backlog = bool(outgoing[conn])  # bytes already wait for select() to say "writable"
-    outgoing[conn] += data
-    if not backlog:
-        send_some(conn, outgoing, finished)  # at once: no need to ask select() first
+    if not outgoing[conn]:  # nothing waits to go first: send at once, no need to ask select()
+        sent = send_now(conn, data, outgoing, finished)
+        if sent is None:  # the client is gone
+            return
+        data = data[sent:]
+    outgoing[conn] += data  # what did not fit waits for select() to say "writable"
 
 
 def send_some(conn, outgoing, finished):
     buf = outgoing[conn]
-    try:
-        sent = conn.send(buf)  # may take only part of buf: that is normal
-    except (BlockingIOError, InterruptedError):
+    sent = send_now(conn, buf, outgoing, finished)
+    if sent is None:  # the client is gone
         return
-    except OSError:
-        return close(conn, outgoing, finished, error=True)
     del buf[:sent]  # keep exactly what was not sent yet
-    counts["bytes_out"] += sent
     if not buf and conn in finished:
         close(conn, outgoing, finished)
+
+
+def send_now(conn, data, outgoing, finished):
+    """Send what the kernel takes now: the number of bytes sent, None if the client is gone."""
+    try:
+        sent = conn.send(data)  # may take only part of data: that is normal
+    except (BlockingIOError, InterruptedError):
+        return 0  # the kernel's buffer is full
+    except OSError:
+        return close(conn, outgoing, finished, error=True)
+    counts["bytes_out"] += sent
+    return sent
 
 
 def close(conn, outgoing, finished, error=False):
