@@ -399,11 +399,13 @@ def plot_over_time(runs: dict[str, LocustRun], title: str = "") -> Figure:
     users_axis = None
     for i, (label, run) in enumerate(runs.items()):
         color = f"C{i}"
-        seconds = [s for s, _, _ in run.per_second]
-        top.step(seconds, [r for _, r, _ in run.per_second], where="post", color=color,
+        # each second's count is drawn across that second: one more edge at the end
+        rows = [*run.per_second, *run.per_second[-1:]]
+        seconds = [s for s, _, _ in run.per_second] + [s + 1 for s, _, _ in run.per_second[-1:]]
+        top.step(seconds, [r for _, r, _ in rows], where="post", color=color,
                  label=f"{label}: requests/s")  # fmt: skip
         if run.failures:
-            top.step(seconds, [f for _, _, f in run.per_second], where="post", color=color,
+            top.step(seconds, [f for _, _, f in rows], where="post", color=color,
                      linestyle="--", label=f"{label}: failures/s")  # fmt: skip
         hist = run.history
         for key, style in (("p50", "-"), ("p95", ":")):

@@ -161,6 +161,10 @@ print(f"one core's worth of this test: about {1000 / cpu_one:.0f} requests/s")
 plot_over_time({"one process": one, "two processes": two}, "120 users that parse every page")
 
 # %% [markdown]
+# (With workers, the master learns their numbers from their reports, every 3 seconds: its
+# history of p50 and p95 starts late and is coarse, while the requests per second, counted
+# per second by the workers themselves, are complete.)
+#
 # On several machines it is the same program. The master runs where the results are wanted
 # and waits for its workers (`--expect-workers`); each worker is started with the master's
 # address (`--master-host`) and the same locustfile, and the master tells it how many users
