@@ -171,7 +171,7 @@ def _loader(number: int) -> Callable[[], dict[int, Exercise]]:
 
 # One module per lesson: labkit/exercises/lessonNN.py, each with exercises() -> {n: Exercise}.
 # Imported on first use, so that a lesson's checker imports (gevent, servers) load only there.
-LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {n: _loader(n) for n in range(1, 11)}
+LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {n: _loader(n) for n in range(1, 12)}
 
 
 def lesson(number: int) -> Lesson:
