@@ -26,6 +26,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = ["lesson", "exercises_of", "Exercise", "NotYet", "Lesson", "LESSONS", "worked"]
@@ -170,8 +171,12 @@ def _loader(number: int) -> Callable[[], dict[int, Exercise]]:
 
 
 # One module per lesson: labkit/exercises/lessonNN.py, each with exercises() -> {n: Exercise}.
-# Imported on first use, so that a lesson's checker imports (gevent, servers) load only there.
-LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {n: _loader(n) for n in range(1, 12)}
+# Found by file name (a new lesson's module needs no entry here) and imported on first use, so
+# that a lesson's checker imports (gevent, servers) load only there.
+LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {
+    int(path.stem[len("lesson") :]): _loader(int(path.stem[len("lesson") :]))
+    for path in sorted(Path(__file__).parent.glob("lesson[0-9][0-9].py"))
+}
 
 
 def lesson(number: int) -> Lesson:
