@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from labkit.background import ServerHandle, ServerStartError
 from labkit.grading import echo, files
@@ -110,7 +111,7 @@ def _indent_log(message: str) -> str:
     return head + "; its last log lines:\n" + "\n".join("      " + ln for ln in log.splitlines())
 
 
-def _batteries(result: Grade, subject: Subject, kind, clients: int) -> None:
+def _batteries(result: Grade, subject: Subject, kind: ModuleType, clients: int) -> None:
     result.load.mark("warm-up")
     kind.warm_up(subject)
     baseline = subject.health()
@@ -148,7 +149,14 @@ def _one(name: str, battery: Callable[..., Check], subject: Subject, rng: random
         return Check(name, False, f"a client failed: {type(err).__name__}: {err}")
 
 
-def _after(name: str, subject: Subject, kind, baseline, stuck: str, stopped: str) -> Check:
+def _after(
+    name: str,
+    subject: Subject,
+    kind: ModuleType,
+    baseline: tuple[int, int],
+    stuck: str,
+    stopped: str,
+) -> Check:
     hint = kind.HINTS.get(name, "")
     if name == "no crash":
         if subject.alive:
