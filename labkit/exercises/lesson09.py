@@ -354,6 +354,22 @@ def _check_blocks_loop(answer: Any) -> str:
     return "time.sleep holds the thread, so the loop and every other task stand still."
 
 
+# -- exercise 5 ------------------------------------------------------------------------------------
+def _check_select_calls(answer: Any) -> str:
+    number = re.search(r"\d+(?:\.\d+)?", str(answer))  # 3, "3 calls", 3.004
+    if not number:
+        raise NotYet(f"{answer!r}: answer with a number of system calls per round trip.")
+    calls = float(number[0])
+    if close_to(calls, 6.0, 0.3):
+        raise NotYet(
+            "that is the selectors server that asks first. Does select_echo ask select() "
+            "about writing before it sends?"
+        )
+    if not close_to(calls, 3.0, 0.3):
+        raise NotYet(f"{calls:g}. Count what one echo needs: a wait, a read, a write.")
+    return "one select(), one recv, one send per round trip: 3, as the selectors server."
+
+
 def exercises() -> dict[int, Exercise]:
     return {
         1: Exercise(
@@ -443,5 +459,29 @@ def exercises() -> dict[int, Exercise]:
             sleeps, so in both the loop runs the other tasks meanwhile.""",
             also_correct=[lambda: "B", lambda: "(b) time.sleep(1): it never awaits"],
             wrong=[lambda: "a", lambda: "c", lambda: "await asyncio.sleep(1)"],
+        ),
+        5: Exercise(
+            """
+            Lesson 07's `select_echo` serves one client that sends 1 KiB messages, one at a
+            time. How many system calls does it make per round trip? Predict, then measure
+            with `system_calls_per_round_trip` and answer with the total.""",
+            [
+                "Like the selectors server, select_echo sends right after its recv, and asks "
+                "select() about writing only when the kernel's buffer was full.",
+                "Measure: system_calls_per_round_trip({'select': ('select_echo', {})}), then "
+                "add up the counts of that one server.",
+            ],
+            _check_select_calls,
+            answer="""
+            from labkit.server_cpu import system_calls_per_round_trip
+
+            calls = system_calls_per_round_trip({"select": ("select_echo", {})})
+            check(5, round(sum(calls["select"].values())))""",
+            why="""Each message wakes select() once, then one recv reads it and one send writes
+            it back, which almost always fits in the kernel's buffer: 3 system calls, the same
+            as the selectors server that sends at once, and half of the 6 of one that asks
+            first.""",
+            also_correct=[lambda: 3, lambda: "3 calls", lambda: 3.004],
+            wrong=[lambda: 6, lambda: 2, lambda: 4.5, lambda: "six"],
         ),
     }

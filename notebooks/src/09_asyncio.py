@@ -832,3 +832,11 @@ check(3, ...)
 
 # %%
 check(4, ...)
+
+# %% [markdown]
+# **Exercise 5.** Lesson 07's `select_echo` serves one client that sends 1 KiB messages, one at
+# a time. How many system calls does it make per round trip? Predict, then measure with
+# `system_calls_per_round_trip` and answer with the total.
+
+# %%
+check(5, ...)
