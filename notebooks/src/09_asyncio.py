@@ -21,7 +21,7 @@
 #   and explain the difference by the system calls each makes per round trip;
 # * explain how a library with a synchronous core serves `await` callers with greenlets.
 #
-# **Time:** about 45 minutes.
+# **Time:** about 115 minutes: 85 reading and running, 30 exercises; sittings of 25 + 25 + 25 + 40.
 
 # %%
 import asyncio
@@ -278,6 +278,13 @@ for strategy, run in side_by_side.items():
 compare_timelines({name: run.spans for name, run in side_by_side.items()})
 
 # %% [markdown]
+# ## Sitting 2 of 4 (about 25 minutes) — a good place to stop
+#
+# The second of this lesson's four sittings starts here. Coming back to a fresh kernel?
+# Select the cell below and choose **Run → Run All Above Selected Cell** first: this part
+# uses the imports and servers of the cells above.
+
+# %% [markdown]
 # ## Errors, timeouts and cancellation: our loop, gevent and asyncio side by side
 #
 # Real requests fail and some never end. Three questions for each loop: when one task fails,
@@ -496,6 +503,13 @@ compare_timelines({f"Task 1 with {b}": run.spans for b, run in blocked.items()})
 # debug=True)`, or `PYTHONASYNCIODEBUG=1`): it names the task that held the loop.
 
 # %% [markdown]
+# ## Sitting 3 of 4 (about 25 minutes) — a good place to stop
+#
+# The third of this lesson's four sittings starts here. Coming back to a fresh kernel?
+# Select the cell below and choose **Run → Run All Above Selected Cell** first: this part
+# uses the imports and servers of the cells above.
+
+# %% [markdown]
 # ## The echo server on asyncio, and on uvloop
 #
 # asyncio offers two ways to write a server. The **streams** API is one coroutine per client
@@ -700,6 +714,13 @@ took = labkit.timeline.duration(bridged_spans)
 labkit.claim("9 pages, 3 in a row per task: about 3 latencies, not 9",
              len(sum(all_sizes, [])) == 9 and took < 6 * LATENCY, measured=f"{took:.3f} s")
 plot_timeline(bridged_spans, title="three bridged tasks (AsyncioTrace)")
+
+# %% [markdown]
+# ## Sitting 4 of 4 (about 40 minutes) — a good place to stop
+#
+# The fourth of this lesson's four sittings starts here. Coming back to a fresh kernel?
+# Select the cell below and choose **Run → Run All Above Selected Cell** first: this part
+# uses the imports and servers of the cells above.
 
 # %% [markdown]
 # ## Try it yourself
