@@ -807,7 +807,7 @@ def goals(
         over += [
             f"{s} {ratio(table[n], s, reference):.2f}× at {load_title(*parse_loads(n)[0])}"
             for n in goal_loads
-            if ratio(table[n], s, reference) > 1
+            if round(ratio(table[n], s, reference), 2) > 1  # as shown: 1.004 reads 1.00
         ]
     lines.append(
         "- Must: every event-driven server of ours costs no more CPU per round trip than "
