@@ -17,7 +17,7 @@
 #   several machines (`--master`, `--worker`), and say what two cores buy;
 # * say what Locust's bookkeeping costs per request, measured beside our own greenlets.
 #
-# **Time:** about 30 minutes.
+# **Time:** about 55 minutes: 30 reading and running, 25 exercises; sittings of 20 + 35.
 
 # %% [markdown]
 # ## Locust runs in a process of its own
@@ -202,6 +202,13 @@ labkit.claim("the two workers' own counts add up to the master's total",
 for w in spread.workers:
     print(f"worker pid {w['pid']}: {w['peak_users']} users, {w['requests']} requests")
 print(f"combined: {spread.requests} requests in {spread.seconds:.1f} s, {spread.rps:.0f}/s")
+
+# %% [markdown]
+# ## Sitting 2 of 2 (about 35 minutes) — a good place to stop
+#
+# The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
+# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
+# the cells above define.
 
 # %% [markdown]
 # ## Our greenlets beside Locust
