@@ -104,8 +104,8 @@ def _open_files() -> Check:
         note = (
             f"{limits.SCALED_DOWN} the hard limit is {hard:,} open files, so the lessons "
             f"that hold thousands of sockets run with fewer clients and say so. For the "
-            f"full runs, raise it (Docker: --ulimit nofile=65536:65536; a JupyterHub "
-            f"administrator: the spawner's ulimit setting)."
+            f"full runs, raise it (Docker: --ulimit nofile=65536:65536; on a JupyterHub, "
+            f"the container runtime's limit: see docs/classroom.md)."
         )
     return Check(
         "open files",
