@@ -47,7 +47,7 @@ from labkit import proc  # noqa: E402
 from labkit.background import ServerHandle, serve  # noqa: E402
 from labkit.child import Child  # noqa: E402
 from labkit.limits import raise_open_file_limit  # noqa: E402
-from labkit.server_cpu import TICK, _threads_cpu_seconds  # noqa: E402
+from labkit.server_cpu import TICK, threads_cpu_seconds  # noqa: E402
 
 ABOUT = "lesson 09: every echo server of ours beside asyncio, uvloop and gevent, CPU per round trip"
 PEERS = Path(__file__).resolve().parent / "echo_peers"
@@ -312,7 +312,7 @@ class LoadClient:
 
     def cpu_seconds(self) -> float:
         """CPU time the client processes have used so far (to the nanosecond where we can)."""
-        return sum(_threads_cpu_seconds(c.pid) or proc.cpu_seconds(c.pid) for c in self.children)
+        return sum(threads_cpu_seconds(c.pid) or proc.cpu_seconds(c.pid) for c in self.children)
 
     def __enter__(self) -> LoadClient:
         return self
@@ -388,7 +388,7 @@ def start(label: str, tmp: Path) -> ServerHandle:
 def server_cpu_seconds(srv: ServerHandle) -> tuple[float, float | None]:
     """The server's CPU time two ways: whole clock ticks (all threads ever), and the nanosecond
     clocks of its live threads (None where the kernel keeps none)."""
-    return srv.cpu_seconds(), _threads_cpu_seconds(srv.pid)
+    return srv.cpu_seconds(), threads_cpu_seconds(srv.pid)
 
 
 def cpu_used(before: tuple[float, float | None], after: tuple[float, float | None]) -> float:

@@ -47,6 +47,8 @@ __all__ = [
     "system_calls_per_round_trip",
     "plot_system_calls",
     "SYSTEM_CALLS",
+    "TICK",
+    "threads_cpu_seconds",
 ]
 
 
@@ -116,10 +118,10 @@ def _cpu_of_one_run(
     ``cpu_seconds()`` (``/proc/PID/stat``) counts whole clock ticks, 10 ms: too coarse for a
     run of a second. Each thread's own clock (``schedstat``) counts nanoseconds, but forgets
     threads that have exited: we trust it unless the ticks say it missed something."""
-    ticks, threads = srv.cpu_seconds(), _threads_cpu_seconds(srv.pid)
+    ticks, threads = srv.cpu_seconds(), threads_cpu_seconds(srv.pid)
     result = run_echo_clients(srv.address, n_clients=n_clients, messages=messages, size=size)
     used = srv.cpu_seconds() - ticks
-    threads_after = _threads_cpu_seconds(srv.pid)
+    threads_after = threads_cpu_seconds(srv.pid)
     if threads is not None and threads_after is not None:
         if used <= threads_after - threads + 2 * TICK:  # no exited thread's time is missing
             used = threads_after - threads
@@ -155,7 +157,7 @@ def _pinned(server_pids: list[int], together: bool = False) -> Iterator[None]:
 TICK = 1 / os.sysconf("SC_CLK_TCK")  # seconds: what /proc/PID/stat counts in
 
 
-def _threads_cpu_seconds(pid: int) -> float | None:
+def threads_cpu_seconds(pid: int) -> float | None:
     """CPU time of the process's live threads, to the nanosecond (``/proc/PID/task/*/schedstat``);
     None where the kernel does not keep it."""
     total = 0

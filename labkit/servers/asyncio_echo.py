@@ -67,13 +67,15 @@ class Echo(asyncio.Protocol):
             counts["errors"] += 1
 
 
-async def main(listener, api):
+async def main(listener, api, backlog):
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(count_accept_pauses)
+    # asyncio calls listen() again on our socket, with a backlog of 100 unless told: pass ours,
+    # or a burst of thousands of clients overflows the accept queue and waits on SYN retries.
     if api == "streams":
-        server = await asyncio.start_server(handle, sock=listener)
+        server = await asyncio.start_server(handle, sock=listener, backlog=backlog)
     else:
-        server = await loop.create_server(Echo, sock=listener)
+        server = await loop.create_server(Echo, sock=listener, backlog=backlog)
     await server.serve_forever()
 
 
@@ -88,7 +90,7 @@ def count_accept_pauses(loop, context):
 
 def serve(listener, args):
     with asyncio.Runner(loop_factory=args.new_loop) as runner:
-        runner.run(main(listener, args.api))
+        runner.run(main(listener, args.api, args.backlog))
 
 
 def setup(args):

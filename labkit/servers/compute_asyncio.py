@@ -56,7 +56,9 @@ async def main(listener, args):
     loop.set_exception_handler(count_accept_pauses)
     if args.monitor:
         loop.slow_callback_duration = 0.1  # seconds: log any step that keeps the loop longer
-    server = await asyncio.start_server(functools.partial(handle, pool=args.pool), sock=listener)
+    client = functools.partial(handle, pool=args.pool)
+    # asyncio calls listen() again on our socket: pass our backlog, not its default of 100.
+    server = await asyncio.start_server(client, sock=listener, backlog=args.backlog)
     await server.serve_forever()
 
 
