@@ -15,7 +15,6 @@ storms; each fuzz test decides what a storm is for its protocol.
 from __future__ import annotations
 
 import contextlib
-import random
 import resource
 import socket
 import threading
@@ -26,12 +25,11 @@ from pathlib import Path
 
 from processes import pid_alive
 
+# The fuzz (random bytes with protocol words, non-ASCII digits and nasty names mixed in) is the
+# capstone grader's: the course's servers face the same storms a student's server does.
+from labkit.grading.fuzz import NASTY_NAMES, NASTY_NUMBERS, junk  # noqa: F401 (re-exported)
 from labkit.proc import open_files as fd_count
 from labkit.proc import status_kib as rss_kib
-
-# Sizes and counts that non-ASCII "digits" and long names should never crash.
-NASTY_NUMBERS = ["²", "①", "٣", "１２", "-1", "+5", " 7", "1e3", "0x10", "9" * 40, "", "١٠"]
-NASTY_NAMES = ["é" * 128, "a" * 300, "😀" * 70, "..", ".", "a/b", "\\x", "\x00", "x\ud800"]
 
 
 def alive(pid: int) -> bool:
@@ -92,22 +90,6 @@ def flood(host: str, port: int, count: int, timeout: float = 5.0) -> Iterator[li
     finally:
         for s in socks:
             s.close()
-
-
-def junk(rng: random.Random, size: int) -> bytes:
-    """Random bytes, sometimes with newlines and ASCII words mixed in, as fuzzers send."""
-    parts, total = [], 0
-    while total < size:  # a running total: sum() each round is quadratic
-        kind = rng.random()
-        if kind < 0.4:
-            parts.append(rng.randbytes(rng.randint(1, 64)))
-        elif kind < 0.7:
-            parts.append(rng.choice([b"\n", b"\r\n", b" ", b"\x00", b"\xff\xfe"]))
-        else:
-            word = rng.choice(["GET", "PUT", "LIST", "OK", "ERR"] + NASTY_NUMBERS + NASTY_NAMES)
-            parts.append(word.encode("utf-8", "surrogatepass"))
-        total += len(parts[-1])
-    return b"".join(parts)[:size]
 
 
 def send_half_close_read(host: str, port: int, data: bytes, timeout: float = 20.0) -> bytes:

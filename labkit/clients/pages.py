@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -52,6 +53,7 @@ __all__ = [
     "download_many_limited",
     "timed_run_async",
     "run_in_new_loop",
+    "StillRunning",
     "download_many_asyncio",
     "download_many_asyncio_limited",
     "STRATEGIES",
@@ -284,20 +286,44 @@ async def timed_run_async(
 T = TypeVar("T")
 
 
-def run_in_new_loop(async_function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+class StillRunning(Exception):
+    """``run_in_new_loop``'s coroutine had not finished when its ``timeout`` ran out."""
+
+
+def run_in_new_loop(
+    async_function: Callable[..., Awaitable[T]],
+    *args: Any,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> T:
     """``asyncio.run(async_function(*args, **kwargs))`` in a worker thread, and its result.
 
     A Jupyter kernel's own thread already runs an event loop, where ``asyncio.run`` raises
     "cannot be called from a running event loop" (and waiting on that loop from a cell would
     block the very loop that must run it). A fresh thread has no loop: ``asyncio.run`` makes
-    one there, runs the coroutine to the end, and closes it; this thread just waits.
+    one there, runs the coroutine to the end, and closes it; this thread just waits, at most
+    ``timeout`` seconds when given (then ``StillRunning``; the daemon thread is left to end).
+    The coroutine's own exception is raised here.
     """
+    outcome: dict[str, Any] = {}
 
     async def main() -> T:
         return await async_function(*args, **kwargs)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="asyncio-run") as worker:
-        return worker.submit(lambda: asyncio.run(main())).result()
+    def run() -> None:
+        try:
+            outcome["result"] = asyncio.run(main())
+        except BaseException as exc:  # raised again in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="asyncio-run", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise StillRunning(f"still running after {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(T, outcome["result"])
 
 
 def download_many_asyncio(

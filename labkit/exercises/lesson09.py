@@ -10,7 +10,6 @@ import inspect
 import json
 import re
 import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from labkit.claims import DATA
+from labkit.clients.pages import StillRunning, run_in_new_loop
 from labkit.exercises import Exercise, NotYet, chosen_option, close_to, worked
 
 PAGES = DATA / "pages"
@@ -33,24 +33,12 @@ def run_coroutine(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     Its exception is raised here; a run over RUN_TIMEOUT seconds is a NotYet."""
     if not inspect.iscoroutinefunction(fn):
         raise NotYet("write it as a coroutine function: `async def ...`, so it can `await`.")
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        started = time.perf_counter()
-        try:
-            outcome["result"] = asyncio.run(fn(*args))
-        except BaseException as exc:  # handed to the checker, which explains it
-            outcome["error"] = exc
-        outcome["took"] = time.perf_counter() - started
-
-    thread = threading.Thread(target=run, name="lesson09-check", daemon=True)
-    thread.start()
-    thread.join(RUN_TIMEOUT)
-    if thread.is_alive():
-        raise NotYet(f"it did not finish in {RUN_TIMEOUT:.0f} s: does every request end?")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"], outcome["took"]
+    started = time.perf_counter()
+    try:
+        result = run_in_new_loop(fn, *args, timeout=RUN_TIMEOUT)
+    except StillRunning:
+        raise NotYet(f"it did not finish in {RUN_TIMEOUT:.0f} s: does every request end?") from None
+    return result, time.perf_counter() - started
 
 
 @contextmanager

@@ -10,12 +10,12 @@ import inspect
 import os
 import random
 import re
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from labkit import compute
+from labkit.clients.pages import StillRunning, run_in_new_loop
 from labkit.exercises import Exercise, NotYet, chosen_option, worked
 
 RUN_TIMEOUT = 30.0  # seconds the check waits for the student's coroutine
@@ -168,22 +168,11 @@ async def _drive(fn: Callable, pool: _RecordingPool) -> dict[str, Any]:
 def _run_reply(fn: Callable) -> dict[str, Any]:
     if not inspect.iscoroutinefunction(fn):
         raise NotYet("write it as a coroutine function: `async def reply(line, pool)`.")
-    outcome: dict[str, Any] = {}
     with _RecordingPool() as pool:
-
-        def run() -> None:
-            try:
-                outcome.update(asyncio.run(_drive(fn, pool)))
-            except BaseException as exc:  # handed to the checker, which explains it
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run, name="lesson10-check", daemon=True)
-        thread.start()
-        thread.join(RUN_TIMEOUT)
-        if thread.is_alive():
-            raise NotYet(f"it did not finish in {RUN_TIMEOUT:.0f} s.")
-        if "error" in outcome:
-            raise outcome["error"]
+        try:
+            outcome = run_in_new_loop(_drive, fn, pool, timeout=RUN_TIMEOUT)
+        except StillRunning:
+            raise NotYet(f"it did not finish in {RUN_TIMEOUT:.0f} s.") from None
         outcome["handed"] = pool.handed
     return outcome
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from labkit.grading.core import Check, LoadTrace, Subject, shorten
 from labkit.grading.fuzz import junk, vanish
 
-__all__ = ["Exchange", "exchange", "BATTERIES", "HINTS", "probe", "warm_up"]
+__all__ = ["Exchange", "exchange", "HINTS", "probe", "warm_up"]
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CONCURRENT = 10  # clients connected at once in the concurrency battery
@@ -377,16 +377,3 @@ def garbage(subject: Subject, rng: random.Random, n: int = 8) -> Check:
                 HINTS["garbage and fuzz"],
             )
     return Check("garbage and fuzz", True, f"{n} clients' fuzz came back exactly")
-
-
-def batteries(clients: int):
-    return [
-        ("concurrency", concurrency),
-        ("exact bytes", many_clients(clients)),
-        ("slow reader", slow_reader),
-        ("vanishing clients", vanishing),
-        ("garbage and fuzz", garbage),
-    ]
-
-
-BATTERIES = batteries

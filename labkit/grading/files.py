@@ -24,7 +24,7 @@ from labkit.grading.core import Check, LoadTrace, Subject, shorten
 from labkit.grading.fuzz import NASTY_NAMES, NASTY_NUMBERS, junk, vanish
 from labkit.protocol import End, Parser, ProtocolError, Response, request_bytes
 
-__all__ = ["folders", "batteries", "probe", "warm_up", "HINTS"]
+__all__ = ["folders", "probe", "warm_up", "HINTS"]
 
 CONCURRENT = 10
 ANSWER_WITHIN = 2.0
@@ -377,13 +377,3 @@ def garbage(subject: Subject, rng: random.Random) -> Check:
         True,
         f"{len(raws)} malformed requests were each answered ERR; after fuzz a client was served",
     )
-
-
-def batteries(clients: int):
-    return [
-        ("concurrency", concurrency),
-        ("exact bytes", many_clients(clients)),
-        ("slow reader", slow_reader),
-        ("vanishing clients", vanishing),
-        ("garbage and fuzz", garbage),
-    ]

@@ -107,6 +107,7 @@ labkit.claim("select_echo_naive loses bytes to a slow reader",
              "the server lost bytes" in naive["slow reader"].detail)
 labkit.claim("its hint points at the fix: keep buffer[sent:]",
              "buffer[sent:]" in naive["slow reader"].hint)
+labkit.claim("a fast reader never notices: exact bytes passes", naive["exact bytes"].passed)
 print(naive["slow reader"].hint)
 
 # %% [markdown]
@@ -153,4 +154,4 @@ mine.timeline()
 #   partial `send` (a slow reader), a loop that never waits (idle CPU, keeps answering), a
 #   client that never reads (memory), a reset that kills the process (no crash).
 # * Every check is bounded in time and seeded: a hanging server fails in seconds, and the same
-#   server gets the same report on every run.
+#   server gets the same inputs on every run.
