@@ -156,6 +156,19 @@ class Subject:
             time.sleep(seconds / looks)
         return busy / looks
 
+    def waiting(self, looks: int = 3, gap: float = 0.02) -> bool:
+        """True if none of its threads was running or ready to run in ``looks`` looks ``gap``
+        seconds apart: it has done all it had to do and waits for its clients."""
+        for i in range(looks):
+            if i:
+                time.sleep(gap)
+            try:
+                if any(state == "R" for state in _thread_states(self.pid)):
+                    return False
+            except OSError:  # gone: it waits for nothing any more
+                return True
+        return True
+
     def rss_kib(self) -> int:
         return self.health()[1]
 

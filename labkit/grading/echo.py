@@ -15,6 +15,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,7 +28,24 @@ READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CONCURRENT = 10  # clients connected at once in the concurrency battery
 ANSWER_WITHIN = 2.0  # seconds a waiting client gives the server before it counts as stalled
 MEMORY_BOUND_KIB = 40 * 1024  # what two clients that never read may cost the server, at most
-LATE = 8 << 20  # what the slow reader sends: more than the kernel's socket buffers hold
+SETTLE_CAP = 2.0  # seconds past read_after a slow reader waits for the server to go quiet
+
+
+def _late_size() -> int:
+    """What the slow reader sends: three times what the server's send buffer may grow to (the
+    tcp_wmem maximum; 12 MiB at least). While the reader dawdles, one buffer's worth waits in the
+    kernel and the rest in the server; a server that sends all it kept in one ``send`` and
+    forgets the remainder then keeps more than one ``send`` can take, however fast the reader
+    drains the kernel's buffer first, and must lose bytes."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            most = int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        most = 0
+    return max(12 << 20, 3 * most)
+
+
+LATE = _late_size()
 
 HINTS = {
     "concurrency": "a blocking recv() serves one client until it leaves. Serve every client at "
@@ -89,20 +107,23 @@ def exchange(
     limit: float = 15.0,
     half_close: bool = False,
     read_after: float = 0.0,
+    read_when: Callable[[], bool] | None = None,
     together: threading.Barrier | None = None,
     rcvbuf: int = 0,
 ) -> Exchange:
     """Send ``payload`` (in random pieces if ``rng``) while reading its echo. Gives up when
     nothing moves for ``stall`` seconds or the whole exchange passes ``limit``. ``half_close``
     shuts our side once all is sent; ``read_after`` reads nothing for that long (a slow
-    reader); ``together`` makes every client of a battery connect before any sends."""
+    reader), and then, if ``read_when``, nothing until sending is done or stuck and
+    ``read_when()`` is true (for at most SETTLE_CAP more seconds); ``together`` makes every
+    client of a battery connect before any sends."""
     ex = Exchange(payload)
     try:
         with load.connect(address, timeout=5, rcvbuf=rcvbuf) as sock:
             if together is not None:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     together.wait(10)
-            _talk(sock, ex, load, rng, stall, limit, half_close, read_after)
+            _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when)
     except OSError as err:
         ex.problem = f"then {type(err).__name__}: {err}"
         if together is not None and not together.broken:
@@ -110,9 +131,10 @@ def exchange(
     return ex
 
 
-def _talk(sock, ex, load, rng, stall, limit, half_close, read_after) -> None:
+def _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when) -> None:
     sock.setblocking(False)
-    started = moved = time.monotonic()
+    started = moved = took = time.monotonic()
+    reading = False
     pieces = _pieces(len(ex.payload), rng)
     view, sent = memoryview(ex.payload), 0
     with selectors.DefaultSelector() as sel:
@@ -125,7 +147,13 @@ def _talk(sock, ex, load, rng, stall, limit, half_close, read_after) -> None:
             if now - moved > stall:
                 ex.problem = f"then nothing for {stall:g} s"
                 return
-            reading = now - started >= read_after
+            if not reading and now - started >= read_after:
+                stuck = sent == len(ex.payload) or now - took > 0.2
+                reading = (
+                    read_when is None
+                    or now - started >= read_after + SETTLE_CAP
+                    or (stuck and read_when())
+                )
             wanted = (WRITE if sent < len(ex.payload) else 0) | (READ if reading else 0)
             if not wanted:  # all sent, and not reading yet: a slow reader dawdles
                 time.sleep(0.02)
@@ -136,7 +164,7 @@ def _talk(sock, ex, load, rng, stall, limit, half_close, read_after) -> None:
                 if events & WRITE:
                     with contextlib.suppress(BlockingIOError):
                         sent += sock.send(view[sent : sent + next(pieces)])
-                        moved = time.monotonic()
+                        moved = took = time.monotonic()
                     if sent == len(ex.payload) and half_close:
                         sock.shutdown(socket.SHUT_WR)
                 if events & READ:
@@ -305,6 +333,7 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         subject.address,
         rng.randbytes(LATE),
         read_after=0.5,
+        read_when=subject.waiting,
         rcvbuf=1 << 16,
         stall=3.0,
     )
@@ -313,7 +342,7 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         return Check(
             "slow reader",
             False,
-            f"a client that began reading its echo after 0.5 s {late.describe()}"
+            f"a client that read its echo only once the server had gone quiet {late.describe()}"
             + (": the server lost bytes" if lost else ""),
             shorten(late.payload),
             HINTS["exact bytes" if lost else "slow reader"],
