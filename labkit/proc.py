@@ -5,6 +5,7 @@
     proc.status_kib(srv.pid)          # resident memory (VmRSS), or any other kB line of status
     proc.file_offset(srv.pid, "big.bin")   # how far it has read a file it has open
     proc.settled(lambda: proc.open_files(srv.pid))   # a reading once it stops changing
+    proc.waiting(srv.pid)             # True if none of its threads is running or ready to run
 
 Linux only (the doctor says which lessons need it).
 """
@@ -22,6 +23,8 @@ __all__ = [
     "status_kib",
     "file_offset",
     "cpu_seconds",
+    "thread_states",
+    "waiting",
     "settled",
     "wait_until",
 ]
@@ -63,6 +66,33 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_states(pid: int) -> list[str]:
+    """The state letter of each of its threads: R running or ready to run, S waiting, ..."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:  # that thread has just ended
+            pass
+    return states
+
+
+def waiting(pid: int, looks: int = 3, gap: float = 0.02) -> bool:
+    """True if none of its threads was running or ready to run (R) in ``looks`` looks ``gap``
+    seconds apart: it has done all it had to do and waits (also True once it has gone). A
+    server that still has work is R even on a crowded machine, where its CPU time would stall."""
+    for i in range(looks):
+        if i:
+            time.sleep(gap)
+        try:
+            if "R" in thread_states(pid):
+                return False
+        except OSError:
+            return True
+    return True
 
 
 def settled(read: Callable[[], T], pause: float = 0.2, timeout: float = 10.0) -> T:

@@ -153,11 +153,11 @@ def test_naive_select_server_really_loses_data_and_the_fix_does_not():
 
     payload = random.Random(3).randbytes(16_000_000)
     with labkit.serve("select_echo_naive") as srv:
-        back = echo_late_reader(srv.address, payload)
+        back = echo_late_reader(srv.address, payload, server_pid=srv.pid)
         lost = srv.stats()["bytes_lost"]
     assert len(back) < len(payload) and lost == len(payload) - len(back)
     with labkit.serve("select_echo") as srv:
-        assert echo_late_reader(srv.address, payload) == payload
+        assert echo_late_reader(srv.address, payload, server_pid=srv.pid) == payload
 
 
 def test_spinning_gevent_server_really_burns_cpu_and_the_fix_does_not():

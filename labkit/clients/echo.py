@@ -95,17 +95,51 @@ def _recv_some(sock: socket.socket, size: int) -> bytes:
 
 
 def echo_late_reader(
-    address: tuple[str, int], payload: bytes, read_after: float = 0.5, idle_timeout: float = 1.0
+    address: tuple[str, int],
+    payload: bytes,
+    read_after: float = 0.5,
+    idle_timeout: float = 1.0,
+    server_pid: int | None = None,
 ) -> bytes:
-    """A client that sends everything, reads nothing for ``read_after`` seconds, then reads
-    until nothing more comes for ``idle_timeout``. Returns what it got back, which is all of
-    ``payload`` only if the server kept every byte while this client was not reading."""
+    """A client that sends everything and reads nothing for ``read_after`` seconds, nor until
+    its sending is done or stuck and, given ``server_pid``, that server has gone quiet (it has
+    read all it will read), for at most 2 s more; then it reads until nothing more comes for
+    ``idle_timeout``. Returns what it got back, which is all of ``payload`` only if the server
+    kept every byte while this client was not reading. Its receive buffer is small (64 KiB),
+    as across a real network, so the kernel cannot hold much of the echo for it."""
     import threading
 
-    with socket.create_connection(address, timeout=30) as sock:
-        sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+    from labkit import proc
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)  # before connect
+        sock.settimeout(30)
+        sock.connect(address)
+        view, sent, took = memoryview(payload), 0, time.monotonic()  # took: when it last sent
+
+        def send_all() -> None:
+            nonlocal sent, took
+            while sent < len(view) and not done.is_set():
+                try:
+                    sent += sock.send(view[sent : sent + (1 << 20)])
+                    took = time.monotonic()
+                except TimeoutError:  # full for a while: the reader below will make room
+                    continue
+                except OSError:  # the server closed: the reader below keeps what came
+                    return
+
+        done = threading.Event()
+
+        sender = threading.Thread(target=send_all, daemon=True)
         sender.start()  # may block: the reader below unblocks it
+        started = time.monotonic()
         time.sleep(read_after)
+        while time.monotonic() - started < read_after + 2.0:
+            if (not sender.is_alive() or time.monotonic() - took > 0.2) and (
+                server_pid is None or proc.waiting(server_pid)
+            ):
+                break
+            time.sleep(0.02)
         sock.settimeout(idle_timeout)
         received = bytearray()
         while len(received) < len(payload):
@@ -116,6 +150,7 @@ def echo_late_reader(
             if not chunk:
                 break
             received += chunk
+        done.set()
         sender.join(5)
     return bytes(received)
 

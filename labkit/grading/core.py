@@ -9,7 +9,6 @@ echo and file batteries (``labkit.grading.echo``, ``labkit.grading.files``) do.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -152,22 +151,13 @@ class Subject:
         say the same on an idle machine, and far less on a crowded one.)"""
         busy = 0
         for _ in range(looks):
-            busy += any(state == "R" for state in _thread_states(self.pid))
+            busy += "R" in proc.thread_states(self.pid)
             time.sleep(seconds / looks)
         return busy / looks
 
-    def waiting(self, looks: int = 3, gap: float = 0.02) -> bool:
-        """True if none of its threads was running or ready to run in ``looks`` looks ``gap``
-        seconds apart: it has done all it had to do and waits for its clients."""
-        for i in range(looks):
-            if i:
-                time.sleep(gap)
-            try:
-                if any(state == "R" for state in _thread_states(self.pid)):
-                    return False
-            except OSError:  # gone: it waits for nothing any more
-                return True
-        return True
+    def waiting(self) -> bool:
+        """True if it has done all it had to do and waits for its clients (``proc.waiting``)."""
+        return proc.waiting(self.pid)
 
     def rss_kib(self) -> int:
         return self.health()[1]
@@ -181,15 +171,6 @@ class Subject:
         return (
             f"it exited with code {self.handle.child.returncode}; its last log lines:\n{indented}"
         )
-
-
-def _thread_states(pid: int) -> list[str]:
-    states = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/task/{task}/stat") as f:
-                states.append(f.read().rsplit(")", 1)[1].split()[0])
-    return states
 
 
 # -- the result ------------------------------------------------------------------------------

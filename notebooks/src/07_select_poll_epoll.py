@@ -170,8 +170,9 @@ labkit.show("select_echo_naive")
 # %% [markdown]
 # While the client reads fast, every `send` takes everything and the bug hides: 20 clients
 # with 3 messages of 4 KiB each get every byte back. So our next client reads *late*: it
-# sends 16 MB, waits half a second, then reads. The queue grows, and one `send` can take only
-# part of it.
+# sends 16 MB and reads nothing until the server has gone quiet (none of its threads running or
+# ready to run in `/proc`: it has read all it will), then reads. The queue grows, and one `send`
+# can take only part of it.
 
 # %%
 payload = random.Random(7).randbytes(16_000_000)
@@ -179,7 +180,7 @@ outcomes = {}
 for name in ("select_echo_naive", "select_echo"):
     with labkit.serve(name) as server:
         fast = run_echo_clients(server.address, n_clients=20, messages=3, size=4096)
-        back = echo_late_reader(server.address, payload)
+        back = echo_late_reader(server.address, payload, server_pid=server.pid)
         outcomes[name] = (fast, back == payload, len(payload) - len(back), server.stats())
 
 naive_fast, naive_ok, naive_lost, naive_stats = outcomes["select_echo_naive"]
