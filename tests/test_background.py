@@ -188,3 +188,19 @@ def test_sigterm_stops_a_server_cleanly(name):
     os.kill(srv.pid, signal.SIGTERM)
     assert srv.process.wait(3) == 0
     srv.stop()
+
+
+def test_proc_waiting_tells_a_waiting_process_from_a_busy_one():
+    from labkit import proc
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert proc.wait_until(lambda: proc.waiting(sleeper.pid), timeout=10)
+        assert proc.wait_until(lambda: proc.cpu_seconds(spinner.pid) > 0.2, timeout=20)
+        assert not any(proc.waiting(spinner.pid) for _ in range(5))
+    finally:
+        for child in (sleeper, spinner):
+            child.kill()
+            child.wait(5)
+    assert proc.waiting(spinner.pid)  # gone: it waits for nothing any more
