@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from labkit import proc  # noqa: E402
 from labkit.background import ServerHandle, serve  # noqa: E402
 from labkit.child import Child  # noqa: E402
-from labkit.limits import raise_open_file_limit  # noqa: E402
+from labkit.limits import SCALED_DOWN, raise_open_file_limit  # noqa: E402
 from labkit.server_cpu import TICK, threads_cpu_seconds  # noqa: E402
 
 ABOUT = "lesson 09: every echo server of ours beside asyncio, uvloop and gevent, CPU per round trip"
@@ -92,10 +92,9 @@ SAME_API_PEER = {
 #: servers left out of the crowd runs, and why (the table says so)
 CROWD_LEFT_OUT = {
     "select_echo": "select() watches descriptors below 1,024 only",
-    "gevent_stream_echo": "its Pool serves 1,000 clients at once; the rest wait",
 }
 IDLE_LEFT_OUT = {"select_echo": "select() watches descriptors below 1,024 only"}
-SCALED_DOWN = "Scaled down for this machine:"
+
 
 LOADS = "1x1024,10x1024,100x1024,10x65536"
 GOAL_LOADS = ("10x1024", "100x1024", "10x65536")  # where the goals are judged

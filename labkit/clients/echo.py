@@ -14,8 +14,20 @@ import random
 import selectors
 import socket
 import time
+from collections.abc import Callable
 
-__all__ = ["echo_roundtrip", "random_pieces", "echo_late_reader", "push_without_reading"]
+__all__ = [
+    "echo_roundtrip",
+    "random_pieces",
+    "echo_late_reader",
+    "time_to_read",
+    "LATE_RCVBUF",
+    "push_without_reading",
+]
+
+LATE_RCVBUF = 1 << 16  # a late reader's receive buffer: the kernel holds little echo for it
+STUCK = 0.2  # seconds the kernel takes none of a late reader's bytes: its sending is stuck
+QUIET_WAIT = 2.0  # seconds past read_after a late reader waits, at most, for a quiet server
 
 
 def random_pieces(total: int, rng: random.Random, largest: int = 8192) -> list[int]:
@@ -94,6 +106,24 @@ def _recv_some(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def time_to_read(
+    elapsed: float,
+    read_after: float,
+    sending_done: bool,
+    since_sent: float,
+    server_quiet: Callable[[], bool] | None = None,
+) -> bool:
+    """A late reader's rule: read nothing for ``read_after`` seconds; then, given
+    ``server_quiet``, nothing until this client's sending is done or stuck (the kernel took none
+    of it for STUCK seconds) and ``server_quiet()`` says the server has read all it will, for at
+    most QUIET_WAIT seconds more. Then the server has kept, or dropped, all it could."""
+    if elapsed < read_after:
+        return False
+    if server_quiet is None or elapsed >= read_after + QUIET_WAIT:
+        return True
+    return (sending_done or since_sent > STUCK) and server_quiet()
+
+
 def echo_late_reader(
     address: tuple[str, int],
     payload: bytes,
@@ -101,18 +131,19 @@ def echo_late_reader(
     idle_timeout: float = 1.0,
     server_pid: int | None = None,
 ) -> bytes:
-    """A client that sends everything and reads nothing for ``read_after`` seconds, nor until
-    its sending is done or stuck and, given ``server_pid``, that server has gone quiet (it has
-    read all it will read), for at most 2 s more; then it reads until nothing more comes for
-    ``idle_timeout``. Returns what it got back, which is all of ``payload`` only if the server
-    kept every byte while this client was not reading. Its receive buffer is small (64 KiB),
-    as across a real network, so the kernel cannot hold much of the echo for it."""
+    """A client that sends everything and reads nothing until ``time_to_read`` says so (given
+    ``server_pid``, once that server has gone quiet: ``proc.waiting``), then reads until
+    nothing more comes for ``idle_timeout``. Returns what it got back, which is all of
+    ``payload`` only if the server kept every byte while this client was not reading. Its
+    receive buffer is small (LATE_RCVBUF), as across a real network, so the kernel cannot hold
+    much of the echo for it."""
     import threading
 
     from labkit import proc
 
+    quiet = None if server_pid is None else (lambda: proc.waiting(server_pid))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)  # before connect
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LATE_RCVBUF)  # before connect
         sock.settimeout(30)
         sock.connect(address)
         view, sent, took = memoryview(payload), 0, time.monotonic()  # took: when it last sent
@@ -129,16 +160,16 @@ def echo_late_reader(
                     return
 
         done = threading.Event()
-
         sender = threading.Thread(target=send_all, daemon=True)
         sender.start()  # may block: the reader below unblocks it
         started = time.monotonic()
-        time.sleep(read_after)
-        while time.monotonic() - started < read_after + 2.0:
-            if (not sender.is_alive() or time.monotonic() - took > 0.2) and (
-                server_pid is None or proc.waiting(server_pid)
-            ):
-                break
+        while not time_to_read(
+            time.monotonic() - started,
+            read_after,
+            not sender.is_alive(),
+            time.monotonic() - took,
+            quiet,
+        ):
             time.sleep(0.02)
         sock.settimeout(idle_timeout)
         received = bytearray()

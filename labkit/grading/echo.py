@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from labkit.clients.echo import LATE_RCVBUF, time_to_read
 from labkit.grading.core import Check, LoadTrace, Subject, shorten
 from labkit.grading.fuzz import junk, vanish
 
@@ -28,7 +29,6 @@ READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CONCURRENT = 10  # clients connected at once in the concurrency battery
 ANSWER_WITHIN = 2.0  # seconds a waiting client gives the server before it counts as stalled
 MEMORY_BOUND_KIB = 40 * 1024  # what two clients that never read may cost the server, at most
-SETTLE_CAP = 2.0  # seconds past read_after a slow reader waits for the server to go quiet
 
 
 def _late_size() -> int:
@@ -113,10 +113,9 @@ def exchange(
 ) -> Exchange:
     """Send ``payload`` (in random pieces if ``rng``) while reading its echo. Gives up when
     nothing moves for ``stall`` seconds or the whole exchange passes ``limit``. ``half_close``
-    shuts our side once all is sent; ``read_after`` reads nothing for that long (a slow
-    reader), and then, if ``read_when``, nothing until sending is done or stuck and
-    ``read_when()`` is true (for at most SETTLE_CAP more seconds); ``together`` makes every
-    client of a battery connect before any sends."""
+    shuts our side once all is sent; ``read_after`` and ``read_when`` make a slow reader
+    (``labkit.clients.echo.time_to_read``: ``read_when`` says the server has gone quiet);
+    ``together`` makes every client of a battery connect before any sends."""
     ex = Exchange(payload)
     try:
         with load.connect(address, timeout=5, rcvbuf=rcvbuf) as sock:
@@ -147,13 +146,9 @@ def _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when) 
             if now - moved > stall:
                 ex.problem = f"then nothing for {stall:g} s"
                 return
-            if not reading and now - started >= read_after:
-                stuck = sent == len(ex.payload) or now - took > 0.2
-                reading = (
-                    read_when is None
-                    or now - started >= read_after + SETTLE_CAP
-                    or (stuck and read_when())
-                )
+            reading = reading or time_to_read(
+                now - started, read_after, sent == len(ex.payload), now - took, read_when
+            )
             wanted = (WRITE if sent < len(ex.payload) else 0) | (READ if reading else 0)
             if not wanted:  # all sent, and not reading yet: a slow reader dawdles
                 time.sleep(0.02)
@@ -334,7 +329,7 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         rng.randbytes(LATE),
         read_after=0.5,
         read_when=subject.waiting,
-        rcvbuf=1 << 16,
+        rcvbuf=LATE_RCVBUF,
         stall=3.0,
     )
     if not late.exact:
