@@ -9,7 +9,7 @@ print(labkit.doctor())                        # is this machine ready?
 # scripts/_run.py loads labkit.child and labkit.limits from their files before this package
 # (a script must patch with gevent first); naming them here makes ``labkit.child`` an
 # attribute of the package in that case too, not only an entry in sys.modules.
-from labkit import child, limits  # noqa: F401
+from labkit import child, cpus, limits  # noqa: F401
 from labkit.background import (
     ScriptError,
     ScriptResult,
@@ -20,7 +20,8 @@ from labkit.background import (
     serve,
     stop_all,
 )
-from labkit.claims import DATA, ClaimFailed, claim
+from labkit.claims import DATA, ClaimFailed, Timing, claim
+from labkit.cpus import usable_cpus
 from labkit.doctor import doctor
 from labkit.grading import grade
 from labkit.interrupts import install as _install_interrupt_story
@@ -41,6 +42,8 @@ raise_open_file_limit()  # containers start kernels at a soft limit of 1,024; go
 __all__ = [
     "claim",
     "ClaimFailed",
+    "Timing",
+    "usable_cpus",
     "DATA",
     "serve",
     "stop_all",

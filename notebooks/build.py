@@ -14,6 +14,7 @@ top to bottom in a fresh kernel, so the stored outputs are exactly what a fresh 
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -61,6 +62,8 @@ def to_notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
 
 
 def build(name: str, timeout: int = 300) -> Path:
+    # A claim that fails while building must stop the build, never be stored as a ✘ output.
+    os.environ["LABKIT_STRICT_CLAIMS"] = "1"
     source = SOURCES / f"{name}.py"
     nb = to_notebook(parse(source.read_text(encoding="utf-8")))
     NotebookClient(
