@@ -1,11 +1,13 @@
 """pytest configuration shared by the unit tests and the notebooks (nbval).
 
-Two guards make a green run mean something:
+Two guards make a green run mean something, and the lessons' claims are strict here:
 
 * nbval marks every cell after a timed-out cell as "xfail", and the run can then exit 0 with a
   broken notebook. We turn those into failures.
 * Every process started during the run (servers, kernels, scripts, JupyterLab) carries a marker
   in its environment. If any of them is still alive when the run ends, the run fails.
+* ``LABKIT_STRICT_CLAIMS=1`` is set for the whole run (nbval's kernels inherit it): a claim
+  that does not hold raises ``ClaimFailed`` and fails its cell instead of only printing ``✘``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ MARKER = "ASYNCLAB_TEST_RUN"
 def pytest_configure(config):
     # Children (kernels, servers, scripts) inherit this, so we can find them at the end.
     os.environ[MARKER] = uuid.uuid4().hex
+    # A lesson's claim that does not hold raises under test (labkit.claims), so nbval fails on
+    # its cell; a student in JupyterLab, without this variable, sees the ✘ line and goes on.
+    os.environ["LABKIT_STRICT_CLAIMS"] = "1"
     # nbval's kernels talk over Unix sockets, not five TCP ports each (labkit/ipc_kernels.py)
     import nbval.kernel
 
