@@ -12,7 +12,7 @@ import selectors
 import sys
 from dataclasses import dataclass, field
 
-from labkit import limits
+from labkit import cpus, limits
 
 __all__ = ["doctor", "DoctorReport", "Check"]
 
@@ -136,6 +136,33 @@ def _platform() -> Check:
     )
 
 
+def _cpus() -> Check:
+    """The CPUs the lessons' timing claims really get: a hub's quota hides behind the affinity."""
+    got = cpus.cpu_limits()
+    quota = "none" if got.quota is None else f"{got.quota:g} CPU"
+    value = (
+        f"{got.cores} cores, affinity {got.affinity}, quota {quota}: "
+        f"{got.usable:g} usable; load average {got.load1:.1f} now"
+    )
+    notes = []
+    if got.quota is not None and got.quota < got.affinity:
+        notes.append(
+            f"a CPU quota of {got.quota:g} CPU (a hub's or container's CPU limit) caps this "
+            f"kernel although it sees {got.affinity} cores; the lessons count {got.usable:g}."
+        )
+    if got.usable < 2:
+        notes.append(
+            "with under two usable CPUs, lessons 10 and 11 show what one CPU does instead of a "
+            "parallel speed-up, and every timed lesson runs slower."
+        )
+    if got.load1 > 0.5 * got.usable:
+        notes.append(
+            "the machine is busy right now: timing claims take more rounds, and one may fail "
+            "(✘ says so); re-run that cell when the machine is quieter."
+        )
+    return Check("cpus", value, True, note=" ".join(notes))
+
+
 def _live_echo() -> Check:
     from labkit.background import serve
     from labkit.clients.echo import echo_roundtrip
@@ -157,7 +184,7 @@ def _live_echo() -> Check:
 def doctor() -> DoctorReport:
     """Run every check and return the report (``print`` it for a table)."""
     report = DoctorReport(
-        [_python(), _platform(), *map(_package, PACKAGES), _selector(), _open_files()]
+        [_python(), _platform(), *map(_package, PACKAGES), _selector(), _cpus(), _open_files()]
     )
     report.checks.append(_live_echo())
     return report

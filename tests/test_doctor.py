@@ -66,3 +66,14 @@ def resource_hard():
     import resource
 
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def test_doctor_reports_quota_affinity_usable_cpus_and_load():
+    from labkit import cpus
+
+    report = labkit.doctor()
+    row = next(c for c in report.checks if c.name == "cpus")
+    got = cpus.cpu_limits()
+    assert f"affinity {got.affinity}" in row.value
+    assert f"{got.usable:g} usable" in row.value and "quota" in row.value
+    assert "load average" in row.value
