@@ -51,6 +51,7 @@ FLOORS = {
         "labkit.launch",
         "labkit.progress",
         "labkit.limits",
+        "labkit.cpus",
         "labkit.proc",
         "labkit.netstat",
         "labkit.ipc_kernels",
