@@ -8,6 +8,10 @@ top to bottom in a fresh kernel, so the stored outputs are exactly what a fresh 
 
     python notebooks/build.py                 # every lesson
     python notebooks/build.py 00_start_here   # one lesson
+    python notebooks/build.py --zh            # only the Chinese notebooks (nothing is run)
+
+After a lesson is built, its Chinese notebook is made again from it and its translation
+(``notebooks/translation.py``), so their code and outputs stay the same.
 
 ``tests/test_notebook_sources.py`` fails if a notebook's cells drift from its source.
 """
@@ -81,11 +85,26 @@ def build(name: str, timeout: int = 300) -> Path:
     return target
 
 
-def main(names: list[str]) -> None:
+def build_zh(name: str) -> None:
+    """The Chinese notebook, from the English build and its translation (nothing is run)."""
+    import translation
+
+    target, problems = translation.build_zh(name)
+    print(f"  wrote {target.relative_to(HERE.parent)}")
+    for problem in problems:
+        print(f"    to translate: {problem}")
+
+
+def main(args: list[str]) -> None:
+    zh_only = "--zh" in args
+    names = [a for a in args if a != "--zh"]
     names = names or sorted(p.stem for p in SOURCES.glob("[0-9][0-9]_*.py"))
     for name in names:
-        print(f"building {name} ...", flush=True)
-        print(f"  wrote {build(name).relative_to(HERE.parent)}")
+        if not zh_only:
+            print(f"building {name} ...", flush=True)
+            print(f"  wrote {build(name).relative_to(HERE.parent)}")
+        if (SOURCES / "zh" / f"{name}.md").exists():
+            build_zh(name)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""The Chinese lessons are held to the English ones by tests, not by care.
+
+* A Chinese notebook has the English notebook's cells in the same order; every code cell and
+  every stored output is identical (so it is never run again: nbval skips notebooks/zh).
+* Every markdown cell has a current translation: a cell whose English text changed since it
+  was translated is reported as stale, with its cell named.
+* The Chinese notebook on disk is what the translation builds today (nobody edits the .ipynb).
+* The translation uses the glossary's Chinese term wherever the English cell uses the term.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "notebooks"))
+import translation  # noqa: E402
+
+TRANSLATED = sorted(p.stem for p in translation.ZH_SOURCES.glob("[0-9][0-9]_*.md"))
+
+
+def english(name: str) -> nbformat.NotebookNode:
+    return translation.english(name)
+
+
+def chinese(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(translation.ZH_NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
+def test_code_and_outputs_are_the_english_ones(name):
+    en, zh = english(name), chinese(name)
+    assert [c.cell_type for c in zh.cells] == [c.cell_type for c in en.cells]
+    for i, (a, b) in enumerate(zip(en.cells, zh.cells)):
+        if a.cell_type == "code":
+            assert b.source == a.source, f"{name} cell {i}: code differs from the English"
+            assert json.dumps(b.outputs, sort_keys=True) == json.dumps(a.outputs, sort_keys=True), (
+                f"{name} cell {i}: stored outputs differ from the English (rebuild: "
+                f"python notebooks/build.py --zh {name})"
+            )
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
+def test_every_markdown_cell_has_a_current_translation(name):
+    _, problems = translation.align(english(name), translation.read_blocks(
+        translation.ZH_SOURCES / f"{name}.md"))  # fmt: skip
+    assert not problems, f"{name}: " + "; ".join(map(str, problems))
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
+def test_the_notebook_is_built_from_the_translation(name):
+    found, _ = translation.align(english(name), translation.read_blocks(
+        translation.ZH_SOURCES / f"{name}.md"))  # fmt: skip
+    zh = chinese(name)
+    for index, block in found.items():
+        assert zh.cells[index].source == block.text, (
+            f"{name} cell {index} differs from its translation: run "
+            f"python notebooks/build.py --zh {name} (never edit notebooks/zh by hand)"
+        )
+
+
+def glossary() -> list[tuple[str, list[str]]]:
+    """(English term, its Chinese forms) from docs/glossary.md's table."""
+    terms = []
+    for line in (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cols) < 4 or cols[0] in ("English", "---") or not translation.CJK.search(cols[1]):
+            continue
+        en = re.sub(r"\s*\(.*?\)", "", cols[0]).strip()
+        forms = [f.strip(" `") for f in re.split(r"[/（）()]", cols[1]) if f.strip(" `")]
+        for part in en.split(" / "):
+            terms.append((part.strip(), forms))
+    return terms
+
+
+def uses(text: str, term: str) -> bool:
+    plain = re.sub(r"`[^`]*`|\([^)]*\.ipynb[^)]*\)|https?://\S+", " ", text)
+    return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", plain, re.IGNORECASE) is not None
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
+def test_glossary_terms_are_used(name):
+    en = english(name)
+    found, _ = translation.align(en, translation.read_blocks(
+        translation.ZH_SOURCES / f"{name}.md"))  # fmt: skip
+    missing = []
+    for index, block in found.items():
+        for term, forms in glossary():
+            if uses(en.cells[index].source, term) and not any(f in block.text for f in forms):
+                missing.append(f"cell {index}: '{term}' -> {' / '.join(forms)}")
+    assert not missing, f"{name}: the glossary's Chinese term is missing: " + "; ".join(missing)
+
+
+def test_nbval_does_not_run_the_chinese_notebooks_again():
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "notebooks/zh" in options["norecursedirs"]
+
+
+# -- the alignment itself ----------------------------------------------------------------------
+def _nb(*texts: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    for t in texts:
+        nb.cells.append(nbformat.v4.new_markdown_cell(t))
+        nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+    return nb
+
+
+def _blocks(*pairs: tuple[str, str]) -> list[translation.Block]:
+    return [translation.Block(translation.cell_hash(en), en[:10], zh) for en, zh in pairs]
+
+
+def test_a_changed_english_cell_is_stale_and_named():
+    blocks = _blocks(("One.", "一。"), ("Two.", "二。"), ("Three.", "三。"))
+    found, problems = translation.align(_nb("One.", "Two, changed.", "Three."), blocks)
+    assert [(p.cell, p.kind) for p in problems] == [(2, "stale")]
+    assert "Two, changed." in str(problems[0])
+    assert found[2].text == "二。"  # the old translation stands in until it is updated
+
+
+def test_an_inserted_cell_is_missing_and_a_removed_one_is_dropped():
+    blocks = _blocks(("One.", "一。"), ("Two.", "二。"), ("Three.", "三。"))
+    _, problems = translation.align(_nb("One.", "New.", "Two.", "Three."), blocks)
+    assert [(p.cell, p.kind) for p in problems] == [(2, "missing")]
+    found, problems = translation.align(_nb("One.", "Three."), blocks)
+    assert not problems and found[2].text == "三。"
+
+
+def test_a_block_without_chinese_is_untranslated():
+    blocks = _blocks(("One.", translation.TODO + "\nOne."))
+    _, problems = translation.align(_nb("One."), blocks)
+    assert [p.kind for p in problems] == ["untranslated"]
