@@ -4,6 +4,15 @@ nbval proves the kernel side. This proves what a student sees: every notebook op
 its cells through the Run menu without an error, and every widget panel redraws its figure when
 a control changes. A screenshot per notebook is saved under artifacts/browser/.
 
+JupyterLab runs as a student's does: without ``LABKIT_STRICT_CLAIMS``, so a claim that does not
+hold prints its ``✘`` line and the lesson goes on. The test fails on any such line, and on any
+traceback, naming the cell. A ``✘`` line that the stored notebook shows in the same cell is
+part of the lesson (lesson 12 grades a deliberately broken server) and is not a failure.
+
+It runs every lesson a second time, so the default ``pytest`` leaves it out (marker
+``browser``, deselected in pyproject.toml); run it with ``pytest -m browser tests/test_browser.py``.
+CI always does.
+
 The notebooks are served from a temporary copy with outputs stripped, so stored outputs can never
 make this pass. Chromium comes from Debian (`apt-get install chromium`); Playwright is pointed at
 it and never downloads a browser. Without Chromium the test is skipped (on a laptop) or fails
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,8 +53,6 @@ CHROMIUM_FLAGS = [
 ]
 RUN_TIMEOUT_MS = 120_000
 
-pytestmark = pytest.mark.browser
-
 
 def _require_chromium():
     if CHROMIUM:
@@ -73,7 +81,7 @@ class JupyterLab:
     def __init__(self, root: Path, runtime: Path) -> None:
         self.token = uuid.uuid4().hex
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "LABKIT_STRICT_CLAIMS"},
             "JUPYTER_RUNTIME_DIR": str(runtime),
             "JUPYTER_CONFIG_DIR": str(runtime / "config"),
             # the course's settings overrides, even when not installed into the venv
@@ -204,13 +212,70 @@ def run_all(page) -> None:
     page.locator("#jp-main-statusbar").get_by_text("Idle").wait_for(timeout=RUN_TIMEOUT_MS)
 
 
-def error_outputs(page) -> list[str]:
-    """The text of every error (traceback) output shown in the notebook."""
-    return page.eval_on_selector_all(
-        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-        "els => els.filter(e => e.closest('.jp-OutputArea-child') && "
-        "e.textContent.includes('Traceback')).map(e => e.textContent)",
-    )
+# Every output of every cell, in notebook order: (cell index, MIME type, text). Widgets' own
+# output areas are inside their cell, so what they print is found too.
+OUTPUTS_JS = """cells => cells.flatMap((cell, i) =>
+    [...cell.querySelectorAll('.jp-OutputArea-output')].map(out =>
+        [i, out.getAttribute('data-mime-type') || '', out.textContent || '']))"""
+TEXT_TYPES = ("application/vnd.jupyter.stdout", "application/vnd.jupyter.stderr", "text/plain")
+
+
+def claim_failures(text: str) -> list[str]:
+    """Each ``✘`` line of an output, with the indented lines that follow it (the numbers)."""
+    found: list[list[str]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.lstrip().startswith("✘"):
+            current = [line.strip()]
+            found.append(current)
+        elif current is not None and line[:1].isspace() and line.strip():
+            current.append(line.strip())
+        else:
+            current = None
+    return [" / ".join(lines) for lines in found]
+
+
+def shown_on_purpose(stored, index: int) -> set[str]:
+    """The ``✘`` lines the stored notebook shows in cell ``index`` (nbval checks them)."""
+    if stored is None or index >= len(stored.cells) or stored.cells[index].cell_type != "code":
+        return set()
+    text = "".join(o.get("text", "") for o in stored.cells[index].get("outputs", []))
+    return {sanitize(line) for line in claim_failures(text)}
+
+
+def sanitize(text: str) -> str:
+    """Mask what varies (times, ports) as nbval does, with the course's sanitize file."""
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns((ROOT / "tests" / "nbval-sanitize.cfg").read_text())
+    for regex, replace in dict(patterns).items():
+        text = re.sub(regex, replace, text)
+    return text
+
+
+def cell_name(stored, index: int) -> str:
+    if stored is None or index >= len(stored.cells):
+        return f"cell {index + 1}"
+    first = next((ln for ln in stored.cells[index].source.splitlines() if ln.strip()), "")
+    return f"cell {index + 1} ({first.strip()[:60]!r})"
+
+
+def error_outputs(page, relpath: str) -> list[str]:
+    """Every traceback and every ``✘`` line the page shows, each named by its cell."""
+    stored_path = ROOT / relpath
+    stored = nbformat.read(stored_path, as_version=4) if stored_path.exists() else None
+    problems = []
+    for index, mime, text in page.eval_on_selector_all(".jp-Notebook .jp-Cell", OUTPUTS_JS):
+        if mime == "application/vnd.jupyter.stderr" and "Traceback" in text:
+            problems.append(f"{cell_name(stored, index)} raised:\n{text.strip()}")
+        if mime in TEXT_TYPES:
+            expected = shown_on_purpose(stored, index)
+            problems += [
+                f"{cell_name(stored, index)} printed: {line}"
+                for line in claim_failures(text)
+                if sanitize(line) not in expected
+            ]
+    return problems
 
 
 def widget_panels(page):
@@ -250,7 +315,7 @@ def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> lis
     try:
         open_notebook(page, lab, relpath)
         run_all(page)
-        errors = error_outputs(page)
+        errors = error_outputs(page, relpath)
         if not errors:
             expected = expected_panels(relpath)
             rendered = widget_panels(page).count()
@@ -269,6 +334,7 @@ def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> lis
         lab.shutdown_kernels()
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_jupyterlab(browser, lab, name):
     started = time.monotonic()
@@ -279,11 +345,16 @@ def test_notebook_runs_in_jupyterlab(browser, lab, name):
     print(f"{name}: ran in the browser in {time.monotonic() - started:.1f} s")
 
 
-def test_a_broken_notebook_fails_with_its_error(browser, lab):
+@pytest.mark.browser
+def test_a_failed_claim_and_a_broken_cell_fail_with_their_text(browser, lab):
     nb = nbformat.v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
         nbformat.v4.new_code_cell("print('fine')"),
+        nbformat.v4.new_code_cell(
+            "import labkit\n"
+            "labkit.claim('a deliberately false claim', False, measured='2 s, not 1 s')"
+        ),
         nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken cell')"),
     ]
     nbformat.write(nb, lab.root / "notebooks" / "zz_broken.ipynb")
@@ -293,4 +364,32 @@ def test_a_broken_notebook_fails_with_its_error(browser, lab):
         )
     finally:
         (lab.root / "notebooks" / "zz_broken.ipynb").unlink()
-    assert any("RuntimeError: deliberately broken cell" in e for e in errors), errors
+    # The claim printed its ✘ line and did not raise (a student's JupyterLab is not strict), so
+    # Run All went on to the third cell, whose traceback is reported too.
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("cell 2 printed: ✘ a deliberately false claim"), errors
+    assert "2 s, not 1 s" in errors[0]
+    assert errors[1].startswith("cell 3 raised:"), errors
+    assert "RuntimeError: deliberately broken cell" in errors[1]
+
+
+def test_a_claim_failure_keeps_its_numbers_and_ends_at_the_next_plain_line():
+    text = "✔ fine [one run]\n✘ too slow [one run]\n   measured: 3 s\n   load 2.0\nafter\n"
+    assert claim_failures(text) == ["✘ too slow [one run] / measured: 3 s / load 2.0"]
+    assert claim_failures("✔ all good\n") == []
+
+
+def test_the_stored_grading_report_is_shown_on_purpose_and_a_new_failure_is_not():
+    name = "notebooks/12_capstone.ipynb"
+    stored = nbformat.read(ROOT / name, as_version=4)
+    with_failures = [
+        i
+        for i, cell in enumerate(stored.cells)
+        if cell.cell_type == "code"
+        and claim_failures("".join(o.get("text", "") for o in cell.get("outputs", [])))
+    ]
+    assert with_failures, f"{name} no longer shows a failing grading report"
+    index = with_failures[0]
+    text = "".join(o.get("text", "") for o in stored.cells[index].outputs)
+    assert all(sanitize(f) in shown_on_purpose(stored, index) for f in claim_failures(text))
+    assert sanitize("✘ a claim that failed in the browser") not in shown_on_purpose(stored, index)
