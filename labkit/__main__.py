@@ -1,6 +1,7 @@
 """Use labkit from a shell.
 
 python -m labkit lab [--fresh NN]   copy the lessons to my-work/ (once), open JupyterLab there
+python -m labkit lab --lang zh      the same with the Chinese lessons (my-work/zh/)
 python -m labkit doctor             check this machine
 python -m labkit serve NAME [...]   run a teaching server in the foreground (Ctrl-C stops it)
 python -m labkit servers            list the teaching servers

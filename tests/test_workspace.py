@@ -176,3 +176,26 @@ def test_jupyterlab_as_root_with_ipc_kernels_keeps_the_course_pristine(jupyter):
             client.stop_channels()
     finally:
         api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
+def test_the_chinese_lessons_have_their_own_folder(work, tmp_path, monkeypatch):
+    """`lab --lang zh` copies notebooks/zh/ into my-work/zh/; a save of a Chinese original goes
+    there too. (A stand-in course folder, so the test holds before every lesson is translated.)"""
+    course = tmp_path / "notebooks"
+    (course / "zh").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · 协程")])
+    nbformat.write(nb, course / "zh" / "01_coroutines.ipynb")
+    nbformat.write(nb, course / "01_coroutines.ipynb")
+    monkeypatch.setattr(workspace, "COURSE", course)
+    assert workspace.prepare(work / "zh", "zh") == ["01_coroutines.ipynb"]
+    assert (work / "zh" / "01_coroutines.ipynb").exists()
+
+    class Contents:
+        root_dir = str(tmp_path)
+
+    model = {"type": "notebook", "content": json.loads(nbformat.writes(nb))}
+    with pytest.raises(HTTPError) as refused:
+        workspace.keep_course_pristine(model, "notebooks/zh/01_coroutines.ipynb", Contents())
+    assert "my-work/zh/01_coroutines (saved" in str(refused.value)  # the copy exists: kept
+    with pytest.raises(SystemExit, match="no lessons in 'fr'"):
+        workspace.lab(["--lang", "fr"])
