@@ -91,7 +91,7 @@ other_line = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from(MARKS), claim_text), min_size=1, max_size=5),
     st.lists(other_line, max_size=4),
