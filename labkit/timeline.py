@@ -54,8 +54,16 @@ __all__ = [
 #: the states every lesson shares
 STATES = ("running", "waiting", "queued", "idle")
 #: one colour per state, in every figure of the course (waiting is grey, as in the classic
-#: figures; queued, a wait for the server to start serving at all, is orange)
-STATE_COLORS = {"running": "#1f77b4", "waiting": "#c7c7c7", "queued": "#ff7f0e", "idle": "#f2f2f2"}
+#: figures; queued, a wait for the server to start serving at all, is orange). Each stands at
+#: least 3:1 against the white background (WCAG 2's contrast for graphics), except idle, which
+#: is pale on purpose (nothing happens) and so is outlined.
+STATE_COLORS = {"running": "#1f77b4", "waiting": "#858585", "queued": "#d95f02", "idle": "#f2f2f2"}
+#: a pattern per state too, so the states are told apart without colour (and in grey print)
+STATE_HATCHES = {"running": "", "waiting": "////", "queued": "xx", "idle": ""}
+#: the outline of a pale state's bars (4.5:1 against white)
+OUTLINE = "#767676"
+#: the figures' background, against which every state's colour is judged
+BACKGROUND = "#ffffff"
 #: states in which a task is not doing or waiting for its own work (max_concurrent skips them)
 NOT_BUSY = ("queued", "idle")
 
@@ -325,12 +333,27 @@ def max_concurrent(spans: Iterable[Span], states: Iterable[str] | None = None) -
 
 
 # -- figures -----------------------------------------------------------------------------------
-def _figure_png(fig: Figure) -> bytes:
+#: figures are drawn at twice the pixels they are shown at, sharp on a HiDPI screen
+DPI, SHOWN_DPI = 180, 90
+
+
+def _figure_png(fig: Figure) -> tuple[bytes, dict[str, int]]:
+    """The figure as a PNG of twice the pixels it is shown at (Jupyter reads the width and
+    height in the metadata), reduced to a palette: sharp, and smaller than a plain 90 dpi PNG."""
     import io
 
+    from PIL import Image
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return buf.getvalue()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor=BACKGROUND)
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    small = io.BytesIO()
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(small, "png", optimize=True)
+    scale = DPI / SHOWN_DPI
+    return small.getvalue(), {
+        "width": round(image.width / scale),
+        "height": round(image.height / scale),
+    }
 
 
 def show_figures_inline() -> None:
@@ -374,6 +397,28 @@ def _colors(spans: list[Span], states: dict[str, str] | None) -> dict[str, str]:
     return colors
 
 
+def contrast(color: str, background: str = BACKGROUND) -> float:
+    """WCAG 2's contrast ratio of two colours (1 to 21); graphics need at least 3."""
+    from matplotlib.colors import to_rgb
+
+    def luminance(c: str) -> float:
+        r, g, b = (x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in to_rgb(c))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(color), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _style(state: str, color: str) -> dict[str, Any]:
+    """How a state's bars are drawn: its colour, its pattern, and an outline where it is pale."""
+    style: dict[str, Any] = {"facecolor": color, "linewidth": 0}
+    if STATE_HATCHES.get(state):
+        style |= {"hatch": STATE_HATCHES[state], "edgecolor": "white", "linewidth": 0}
+    if contrast(color) < 3:
+        style |= {"edgecolor": OUTLINE, "linewidth": 0.8}
+    return style
+
+
 def _draw(
     ax: Axes, spans: list[Span], title: str | None, colors: dict[str, str], max_rows: int = 60
 ) -> None:
@@ -397,7 +442,7 @@ def _draw(
                 if s.task == task and s.state == state
             ]
             if bars:
-                ax.broken_barh(bars, (row[task] - 0.4, 0.8), color=color)
+                ax.broken_barh(bars, (row[task] - 0.4, 0.8), **_style(state, color))
     ax.set_yticks(
         range(len(tasks)),
         tasks if len(tasks) <= 30 else [""] * len(tasks),
@@ -415,7 +460,7 @@ def _legend(fig: Figure, spans: list[Span], colors: dict[str, str]) -> None:
 
     used = [st for st in colors if any(s.state == st for s in spans)]
     fig.legend(
-        [Patch(color=colors[st]) for st in used],
+        [Patch(**_style(st, colors[st])) for st in used],
         used,
         loc="upper right",
         ncol=len(used),

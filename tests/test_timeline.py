@@ -142,7 +142,7 @@ def test_plot_timeline_draws_one_row_per_task_in_order():
     assert colors == {to_rgb(STATE_COLORS[s]) for s in ("running", "waiting", "idle")}
     assert len(ax.collections) == 4  # one bar group per (task, state)
     assert max(ax.get_xlim()) >= 100  # milliseconds, not seconds
-    assert _figure_png(fig).startswith(b"\x89PNG")
+    assert _figure_png(fig)[0].startswith(b"\x89PNG")
 
 
 def test_compare_timelines_shares_one_time_axis():
@@ -184,3 +184,53 @@ def test_queued_is_a_state_of_its_own_with_its_colour_and_legend_entry():
         assert to_rgb(STATE_COLORS["queued"]) in colors
         labels = [t.get_text() for t in fig.legends[0].get_texts()]
         assert labels == ["waiting", "queued"]  # the same order everywhere
+
+
+def _declared_states() -> dict[str, str]:
+    """Every state colour a lesson declares (states={...}), from the lesson sources and labkit."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    found: dict[str, str] = {}
+    for path in [*root.glob("notebooks/src/*.py"), *root.glob("labkit/**/*.py")]:
+        for block in re.findall(r"[A-Z_]+(?:STATES|COLORS) = \{([^}]*)\}", path.read_text()):
+            found |= dict(re.findall(r'"(\w+)": "(#[0-9a-fA-F]{6})"', block))
+    return found
+
+
+def test_every_state_colour_stands_out_against_the_background_or_is_outlined():
+    from labkit.timeline import BACKGROUND, OUTLINE, _style, contrast
+
+    assert contrast("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast(BACKGROUND) == pytest.approx(1)
+    colors = {**STATE_COLORS, **_declared_states()}
+    assert len(colors) > len(STATE_COLORS)  # the lessons' own states are checked too
+    for state, color in colors.items():
+        style = _style(state, color)
+        if contrast(color) < 3:
+            assert style["edgecolor"] == OUTLINE and style["linewidth"] > 0, state
+            assert contrast(OUTLINE) >= 4.5
+    pale = [s for s, c in STATE_COLORS.items() if contrast(c) < 3]
+    assert pale == ["idle"]  # running, waiting and queued stand at 3:1 or more on their own
+
+
+def test_states_are_told_apart_without_colour():
+    from labkit.timeline import STATE_HATCHES, _style
+
+    looks = {(STATE_HATCHES[s], _style(s, STATE_COLORS[s]).get("linewidth")) for s in STATES}
+    assert len(looks) == len(STATES)  # pattern or outline differs for every state
+
+
+def test_figures_are_sharp_on_a_hidpi_screen_and_small():
+    import io
+
+    from PIL import Image
+
+    from labkit.timeline import _figure_png
+
+    fig = plot_timeline([Span("Task 1", "running", 0, 0.1), Span("Task 1", "waiting", 0.1, 0.2)])
+    data, shown = _figure_png(fig)
+    image = Image.open(io.BytesIO(data))
+    assert image.width == pytest.approx(2 * shown["width"], abs=2)  # two pixels per pixel shown
+    assert len(data) < 40_000
