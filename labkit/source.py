@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["show", "source_of"]
+__all__ = ["show", "source_of", "Source"]
 
 
 def source_of(target: Any) -> str:
@@ -30,8 +31,28 @@ def source_of(target: Any) -> str:
     return inspect.getsource(target)
 
 
-def show(target: Any) -> Any:
-    """Display the source with syntax highlighting (plain text outside Jupyter)."""
-    from IPython.display import Code
+class Source:
+    """Code shown as a notebook shows code: a Python block in the notebook's own colours.
 
-    return Code(source_of(target), language="python")
+    JupyterLab renders the Markdown code block with its editor theme (light or dark, like the
+    lesson's own cells); anywhere else the plain text is the source itself.
+    """
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def _repr_markdown_(self) -> str:
+        fence = "`" * max(3, 1 + _longest_backtick_run(self.data))
+        return f"{fence}python\n{self.data.rstrip()}\n{fence}"
+
+    def __repr__(self) -> str:
+        return self.data
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def show(target: Any) -> Source:
+    """Display the source as a Python code block (plain text outside Jupyter)."""
+    return Source(source_of(target))
