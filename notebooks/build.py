@@ -79,7 +79,8 @@ def build(name: str, timeout: int = 300) -> Path:
     ).execute()
     for cell in nb.cells:  # keep the files small and free of run-specific noise
         cell.metadata.pop("execution", None)
-    nb.metadata.pop("widgets", None)
+    # The widgets' state (nbclient stores it) stays: JupyterLab draws each panel from it when
+    # the notebook is opened, before anything runs, instead of "Error displaying widget".
     target = HERE / f"{name}.ipynb"
     nbformat.write(nb, target)
     return target
