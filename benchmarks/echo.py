@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from labkit import proc  # noqa: E402
 from labkit.background import ServerHandle, serve  # noqa: E402
 from labkit.child import Child  # noqa: E402
 from labkit.limits import SCALED_DOWN, raise_open_file_limit  # noqa: E402
+from labkit.percentiles import nearest_rank_of_counts  # noqa: E402
 from labkit.server_cpu import TICK, threads_cpu_seconds  # noqa: E402
 
 ABOUT = "lesson 09: every echo server of ours beside asyncio, uvloop and gevent, CPU per round trip"
@@ -331,7 +333,8 @@ def split(n: int, parts: int) -> list[int]:
 
 def merge_results(replies: list[dict[str, Any]]) -> dict[str, Any]:
     """Several client processes' RESULTs as one: counts add up; the latency percentiles are
-    read from their quantiles, each weighted by its process's round trips."""
+    read from their quantiles, each weighted by its process's round trips, by nearest rank
+    (``labkit.percentiles``)."""
     counts = ("connections", "round_trips", "bytes_verified", "mismatches", "errors", "unfinished")
     merged: dict[str, Any] = {key: sum(r[key] for r in replies) for key in counts}
     merged["elapsed"] = max(r["elapsed"] for r in replies)
@@ -339,25 +342,16 @@ def merge_results(replies: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("p50_us", "p99_us"):
             merged[key] = replies[0][key] if replies[0][key] >= 0 else float("nan")
         return merged
-    weighted = sorted(
-        (q, r["round_trips"] / len(r["quantiles"]))
-        for r in replies
-        if r["round_trips"]
-        for q in r["quantiles"]
-    )
-    for p in (50, 99):
-        merged[f"p{p}_us"] = weighted_percentile(weighted, p)
+    weighted: dict[float, Fraction] = {}  # {latency: round trips}, as a histogram
+    for r in replies:  # each quantile stands for an equal share of its process's round trips
+        share = Fraction(r["round_trips"], len(r["quantiles"]) or 1)  # 0 if none: left out
+        for q in r["quantiles"]:
+            weighted[q] = weighted.get(q, Fraction(0)) + share
+    for p in (50, 99):  # labkit's one definition: nearest rank
+        merged[f"p{p}_us"] = (
+            nearest_rank_of_counts(weighted, p) if any(weighted.values()) else float("nan")
+        )
     return merged
-
-
-def weighted_percentile(weighted: list[tuple[float, float]], p: float) -> float:
-    """The value below which ``p`` % of the weight lies, from sorted (value, weight) pairs."""
-    total, seen = sum(w for _, w in weighted), 0.0
-    for value, w in weighted:
-        seen += w
-        if seen >= total * p / 100:
-            return value
-    return weighted[-1][0] if weighted else float("nan")
 
 
 # == the servers ==================================================================================

@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from labkit.percentiles import nearest_rank
+
 __all__ = [
     "ComputeError",
     "Connection",
@@ -200,15 +202,11 @@ class Percentiles:
 
 
 def percentiles(latencies: list[float]) -> Percentiles:
-    """p50 and p99 (nearest rank) of latencies in seconds, in ms."""
+    """p50 and p99 of latencies in seconds, in ms, by nearest rank (``labkit.percentiles``)."""
     if not latencies:
         return Percentiles(math.nan, math.nan, 0)
-    ordered = sorted(latencies)
-
-    def rank(q: float) -> float:
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000
-
-    return Percentiles(rank(0.50), rank(0.99), len(ordered))
+    p50, p99 = (nearest_rank(latencies, p) * 1000 for p in (50, 99))
+    return Percentiles(p50, p99, len(latencies))
 
 
 @dataclass

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from labkit.limits import check_client_count
+from labkit.percentiles import nearest_rank
 from labkit.progress import Progress, Throttled
 from labkit.timeline import Recorder, Span, WithSpans
 
@@ -36,10 +37,9 @@ class LoadResult(WithSpans):
     spans: list[Span] = field(default_factory=list)
 
     def percentile(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+        """The p-th percentile (in percent) of the round trips' latencies, in seconds, by
+        nearest rank (``labkit.percentiles``); nan when no round trip succeeded."""
+        return nearest_rank(self.latencies, p) if self.latencies else float("nan")
 
     @property
     def throughput(self) -> float:
