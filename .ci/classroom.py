@@ -254,53 +254,75 @@ def cores() -> str:
     return ",".join(map(str, sorted(os.sched_getaffinity(0))))
 
 
+@dataclass
+class Conditions:
+    """What one mode sets: open-file limits, a cgroup or a pinned core, a neighbour."""
+
+    mode: str
+    limits: tuple[int, int] | None = None
+    group: Path | None = None
+    cpu: str = "CPU: no quota"
+    pin: set[int] | None = None
+    neighbour: Neighbour | None = None
+
+    def line(self) -> str:
+        soft, hard = self.limits or resource.getrlimit(resource.RLIMIT_NOFILE)
+        affinity = ",".join(map(str, sorted(self.pin))) if self.pin else cores()
+        n = self.neighbour
+        nearby = f"pid {n.process.pid}, log {n.log}" if n else "none"
+        return (
+            f"classroom {self.mode}: {self.cpu}; affinity: cores {affinity}; "
+            f"open files: soft {soft}, hard {hard}; neighbour: {nearby}"
+        )
+
+    def enter(self) -> None:
+        """In the command's process, before it starts: its children inherit all of this."""
+        if self.group is not None:
+            (self.group / "cgroup.procs").write_text(str(os.getpid()))
+        if self.pin:
+            os.sched_setaffinity(0, self.pin)
+        if self.limits:
+            set_open_files(*self.limits)
+
+
+def set_up(mode: str) -> Conditions:
+    conditions = Conditions(mode)
+    if mode == "quota":
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        conditions.limits = (OPEN_FILES, hard)
+        conditions.group, conditions.cpu, conditions.pin = one_cpu()
+    if mode == "crowded":
+        conditions.limits = (OPEN_FILES, OPEN_FILES)
+    if mode in ("crowded", "neighbour"):
+        conditions.neighbour = Neighbour(conditions.limits, NEIGHBOUR_LOG / "neighbour.log")
+    return conditions
+
+
 def run(mode: str, command: list[str]) -> int:
     """Set the mode's conditions, run ``command`` in them, clean up; return its status."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    limits = (OPEN_FILES, hard) if mode == "quota" else None
-    limits = (OPEN_FILES, OPEN_FILES) if mode == "crowded" else limits
-    group, cpu, pin = None, "CPU: no quota", None
-    if mode == "quota":
-        group, cpu, pin = one_cpu()
-    run_mark = uuid.uuid4().hex
-    neighbour = None
-    if mode in ("crowded", "neighbour"):
-        log = NEIGHBOUR_LOG / f"neighbour-{mode}.log"
-        neighbour = Neighbour(limits, log)
-    soft_now, hard_now = limits or resource.getrlimit(resource.RLIMIT_NOFILE)
-    affinity = ",".join(map(str, sorted(pin))) if pin else cores()
-    nearby = f"pid {neighbour.process.pid}, log {neighbour.log}" if neighbour else "none"
-    print(
-        f"classroom {mode}: {cpu}; affinity: cores {affinity}; "
-        f"open files: soft {soft_now}, hard {hard_now}; neighbour: {nearby}",
-        flush=True,
-    )
-
-    def prepare() -> None:  # in the child, before it runs the command
-        if group is not None:
-            (group / "cgroup.procs").write_text(str(os.getpid()))
-        if pin:
-            os.sched_setaffinity(0, pin)
-        if limits:
-            set_open_files(*limits)
-
-    status, left = 1, []
+    conditions = set_up(mode)
+    print(conditions.line(), flush=True)
+    mark, started, status = uuid.uuid4().hex, time.monotonic(), 1
     try:
-        child = subprocess.Popen(command, env={**os.environ, MARK: run_mark}, preexec_fn=prepare)
+        child = subprocess.Popen(
+            command, env={**os.environ, MARK: mark}, preexec_fn=conditions.enter
+        )
         status = wait_through_signals(child)
     finally:
-        left = sweep(run_mark)
-        if group is not None:
-            left += remove_group(group)
-        if neighbour is not None:
-            left_by_neighbour = neighbour.stop()
-            if left_by_neighbour:
-                print("classroom: the neighbour left these running (stopped now):", file=sys.stderr)
-                print("\n".join(f"  {line}" for line in left_by_neighbour), file=sys.stderr)
-    if left:
-        print("classroom: the command left these running (stopped now):", file=sys.stderr)
-        print("\n".join(f"  {line}" for line in left), file=sys.stderr)
-        return status or 1
+        took = time.monotonic() - started
+        left = sweep(mark) + (remove_group(conditions.group) if conditions.group else [])
+        left_by_neighbour = conditions.neighbour.stop() if conditions.neighbour else []
+    for who, names in (("command", left), ("neighbour", left_by_neighbour)):
+        if names:
+            print(f"classroom: the {who} left these running (stopped now):", file=sys.stderr)
+            print("\n".join(f"  {name}" for name in names), file=sys.stderr)
+    if left and status == 0:
+        status = 1  # a command that leaves a process behind has failed
+    print(
+        f"classroom {mode}: the command took {took:.0f} s, cleaning up "
+        f"{time.monotonic() - started - took:.0f} s; exit status {status}",
+        flush=True,
+    )
     return status
 
 

@@ -45,7 +45,7 @@ def probe_report(result: subprocess.CompletedProcess) -> dict:
 def conditions_line(result: subprocess.CompletedProcess, mode: str) -> str:
     lines = [line for line in result.stdout.splitlines() if line.startswith(f"classroom {mode}:")]
     assert lines, result.stdout
-    return lines[-1]
+    return lines[0]  # the first says what was set; the last, how it went
 
 
 def processes_marked(value: str) -> list[int]:
