@@ -72,7 +72,7 @@ class LocustRun:
     seconds: float  # how long the test ran
     requests: int = 0
     failures: int = 0
-    p50: float = 0.0  # milliseconds, over the whole run
+    p50: float = 0.0  # ms, over the whole run, as Locust computes them (locusts_percentiles)
     p95: float = 0.0
     p99: float = 0.0
     per_second: list[tuple[int, int, int]] = field(default_factory=list)  # (s, reqs, fails)
@@ -259,15 +259,40 @@ def _wait(lead: Child, children: list[Child], timeout: float) -> None:
 
 
 # -- reading Locust's own files ---------------------------------------------------------------
-def _percentile(histogram: dict[int, int], fraction: float) -> float:
-    """Locust's way: the smallest rounded response time that ``fraction`` of requests met."""
-    total = sum(histogram.values())
-    seen = 0
-    for ms in sorted(histogram):
-        seen += histogram[ms]
-        if seen >= fraction * total:
-            return float(ms)
-    return 0.0
+#: Asks Locust's own function for the p50, p95 and p99 of a histogram read from stdin.
+_LOCUSTS_PERCENTILES = """
+import json, sys
+from locust.stats import calculate_response_time_percentile
+histogram, count = json.load(sys.stdin)
+histogram = {int(ms): n for ms, n in histogram.items()}
+print(json.dumps([calculate_response_time_percentile(histogram, count, p) for p in PERCENTILES]))
+"""
+PERCENTILES = (0.50, 0.95, 0.99)
+
+
+def locusts_percentiles(histogram: dict[int, int], count: int) -> tuple[float, ...]:
+    """p50, p95 and p99 of a run as Locust reports them: Locust's own
+    ``calculate_response_time_percentile`` (``locust/stats.py``), which counts down from the
+    slowest time with ``int(count * p)``, over the final histogram Locust wrote. (It is not
+    ``labkit.percentiles``' nearest rank: for ``{100: 95, 900: 5}`` Locust's p95 is 900.)
+
+    Locust's final CSV row can miss the run's last second, so we ask its function directly,
+    in a short child process: importing Locust monkey-patches the importer with gevent, which
+    a Jupyter kernel does not survive. The child reads its input, prints, and exits."""
+    import subprocess
+
+    code = f"PERCENTILES = {PERCENTILES!r}\n{_LOCUSTS_PERCENTILES}"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([histogram, count]),
+        capture_output=True,  # never the kernel's own stdout (design.md)
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LocustError(f"Locust's percentiles could not be read:\n{done.stderr[-2000:]}")
+    return tuple(float(ms) for ms in json.loads(done.stdout))
 
 
 def _number(text: str) -> float:
@@ -299,7 +324,7 @@ def _read(workdir: Path, lead: Child, users: int, processes: int) -> LocustRun:
     start = min((e["start_time"] for e in entries), default=0.0)
     end = max((e["last_request_timestamp"] or start for e in entries), default=start)
     run.seconds = max(end - start, 1e-9)
-    run.p50, run.p95, run.p99 = (_percentile(histogram, f) for f in (0.50, 0.95, 0.99))
+    run.p50, run.p95, run.p99 = locusts_percentiles(histogram, sum(histogram.values()))
     first = min(per_second, default=0)
     run.per_second = [(s - first, per_second[s][0], per_second[s][1]) for s in sorted(per_second)]
     run.history = _history(history_csv, first)

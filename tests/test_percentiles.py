@@ -1,5 +1,5 @@
 """labkit.percentiles: one definition of a percentile (nearest rank), used by every client and
-benchmark."""
+benchmark; and Locust's numbers, which follow Locust's own rule, read from Locust."""
 
 import math
 import random
@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import pytest
 
+from labkit import locust_lab
 from labkit.clients.compute import percentiles
 from labkit.clients.load import LoadResult
 from labkit.percentiles import nearest_rank, nearest_rank_of_counts, rank
@@ -92,6 +93,15 @@ def test_the_clients_use_it():
     assert math.isnan(LoadResult(clients=1).percentile(50))
     got = percentiles([0.001, 0.002, 0.003, 0.004])
     assert (got.p50, got.p99, got.count) == (pytest.approx(2.0), pytest.approx(4.0), 4)
+
+
+def test_locust_computes_its_own_way_and_we_report_it():
+    """Locust's p95 of {100: 95, 900: 5} is 900 (it counts down from the slowest with
+    int(N * p)); nearest rank says 100. locust_lab reports Locust's."""
+    p50, p95, p99 = locust_lab.locusts_percentiles({100: 95, 900: 5}, 100)
+    assert (p50, p95, p99) == (100, 900, 900)
+    assert nearest_rank_of_counts({100: 95, 900: 5}, 95) == 100
+    assert locust_lab.locusts_percentiles({}, 0) == (0, 0, 0)  # Locust's value for no requests
 
 
 def test_the_echo_benchmark_merges_by_nearest_rank():
