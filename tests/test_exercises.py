@@ -1,11 +1,18 @@
-"""Every exercise accepts its reference answer and rejects wrong ones with advice, and its
-worked answer shows code that passes its own check."""
+"""Every exercise accepts right answers in every style (its worked solution, the other styles
+of tests/exercise_answers/, the answers of tests/independent_answers.py written from the
+question alone) and rejects wrong ones with advice; its worked answer shows code that passes
+its own check; the exercise modules hold questions, hints, checkers and worked answers only."""
 
+import ast
 import importlib
 import inspect
 import re
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
+from independent_answers import ANSWERS
 
 from labkit import exercises
 from labkit.exercises import lesson
@@ -20,24 +27,61 @@ def test_worked_solution_passes(number, k, capsys):
     assert f"Exercise {k}: correct!" in capsys.readouterr().out
 
 
+def answers_of(number: int) -> ModuleType:
+    """tests/exercise_answers/lessonNN.py: CORRECT and WRONG answers, kept apart from the
+    checkers they test."""
+    return importlib.import_module(f"exercise_answers.lesson{number:02d}")
+
+
+def right_answers(number: int, k: int) -> dict[str, Callable[[], object]]:
+    """Every right answer the tests hold for exercise ``k``, by style: the worked
+    solution, the lesson's list of other styles, and the answers written from the question
+    alone (tests/independent_answers.py)."""
+    return {
+        "the worked solution": exercises.exercises_of(number)[k].solution,
+        **answers_of(number).CORRECT.get(k, {}),
+        **{f"{style} (independent)": make for style, make in ANSWERS.get((number, k), {}).items()},
+    }
+
+
 @pytest.mark.parametrize("number,k", ALL)
-def test_other_correct_answers_pass(number, k, capsys):
+def test_right_answers_in_every_style_pass(number, k, capsys):
     """A checker that accepts only the reference's way of writing it is a wrong checker."""
     chosen = exercises.Lesson(number, exercises.exercises_of(number))
-    others = chosen.exercises[k].also_correct
-    assert len(others) >= 2, f"lesson {number} exercise {k}: give two other correct answers"
-    for make in others:
-        assert chosen.passed(k, make()), capsys.readouterr().out
+    refused = []
+    for style, make in right_answers(number, k).items():
+        if not chosen.passed(k, make()):
+            refused.append(f"{style}: {capsys.readouterr().out.strip()}")
     capsys.readouterr()
+    assert not refused, f"lesson {number} exercise {k} refused right answers:\n" + "\n".join(
+        refused
+    )
+
+
+@pytest.mark.parametrize("number,k", ALL)
+def test_every_exercise_has_three_styles_and_an_independent_answer(number, k):
+    styles = right_answers(number, k)
+    assert len(styles) >= 3 + 1, f"lesson {number} exercise {k}: {sorted(styles)}"
+    assert len(answers_of(number).CORRECT.get(k, {})) >= 2, "two other styles in the lesson's list"
+    assert ANSWERS.get((number, k)), "an answer written from the question alone"
 
 
 @pytest.mark.parametrize("number,k", ALL)
 def test_listed_wrong_answers_fail(number, k, capsys):
     chosen = exercises.Lesson(number, exercises.exercises_of(number))
-    for make in chosen.exercises[k].wrong:
-        assert not chosen.passed(k, make())
+    for mistake, make in answers_of(number).WRONG[k].items():
+        assert not chosen.passed(k, make()), f"{mistake} passed"
         out = capsys.readouterr().out
-        assert out.startswith(f"Exercise {k}: not yet.") and len(out) > 40, out
+        assert out.startswith(f"Exercise {k}: not yet.") and len(out) > 40, (mistake, out)
+
+
+def test_answers_are_listed_only_for_exercises_that_exist():
+    for number in exercises.LESSONS:
+        held = set(exercises.exercises_of(number))
+        module = answers_of(number)
+        assert set(module.CORRECT) <= held and set(module.WRONG) <= held, number
+    assert {n for n, _ in ANSWERS} <= set(exercises.LESSONS)
+    assert set(ANSWERS) <= set(ALL)
 
 
 @pytest.mark.parametrize("number,k", ALL)
@@ -48,7 +92,7 @@ def test_placeholder_is_not_an_answer(number, k, capsys):
 
 
 def test_every_exercise_lists_wrong_answers():
-    missing = [(n, k) for n, k in ALL if not exercises.exercises_of(n)[k].wrong]
+    missing = [(n, k) for n, k in ALL if not answers_of(n).WRONG.get(k)]
     assert not missing, f"exercises with no wrong answers to reject: {missing}"
 
 
@@ -206,3 +250,28 @@ def test_a_solution_must_check_exactly_once():
     ex.answer = "x = 3.0"
     with pytest.raises(RuntimeError, match="calls check once, not 0 times"):
         ex.solution()
+
+
+# -- the exercise modules hold the course, not its test data --------------------------------
+EXERCISE_MODULES = sorted((Path(exercises.__file__).parent).glob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXERCISE_MODULES, ids=lambda p: p.name)
+def test_no_function_over_60_lines_but_the_tables(path):
+    """exercises() is the table of questions; every other function stays short."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name != "exercises"
+        and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, long
+
+
+@pytest.mark.parametrize("path", EXERCISE_MODULES, ids=lambda p: p.name)
+def test_no_test_answers_in_the_package(path):
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"\b(also_correct|wrong)\s*=", text), "test answers go in tests/"
+    assert not re.search(r'"""(Also right|Wrong)\b|# wrong:', text), "test answers go in tests/"

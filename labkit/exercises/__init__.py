@@ -14,7 +14,13 @@ checker, and its worked solution as code that ends with ``check(n, ...)``: ``ans
 that code and the tests run it through the checker, so the two cannot drift apart.
 
 Each checker runs your answer on fresh inputs, so it cannot be fooled by a constant, and it
-never crashes on a wrong answer: it explains what went wrong.
+never crashes on a wrong answer: it explains what went wrong. A function answer is called,
+never compared with ours (a lambda, a partial, a bound method or any callable object will
+do); a written answer is read by ``labkit.exercises.reading``, which accepts the right value
+however it is written (a number, a string with a unit, a sentence that works it out).
+
+The course's tests (``tests/test_exercises.py``) run each checker on correct answers written
+in several styles and on wrong ones; those answers live in ``tests/``, not here.
 """
 
 from __future__ import annotations
@@ -22,14 +28,36 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import re
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["lesson", "exercises_of", "Exercise", "NotYet", "Lesson", "LESSONS", "worked"]
+from labkit.exercises.reading import (
+    chosen_option,
+    close_to,
+    first_reading,
+    labels_in,
+    parts_of,
+    readings,
+)
+
+__all__ = [
+    "lesson",
+    "exercises_of",
+    "Exercise",
+    "NotYet",
+    "Lesson",
+    "LESSONS",
+    "worked",
+    "readings",
+    "first_reading",
+    "parts_of",
+    "labels_in",
+    "chosen_option",
+    "close_to",
+]
 
 
 class NotYet(Exception):
@@ -48,11 +76,6 @@ class Exercise:
     # Names the worked solution takes from the lesson's notebook (e.g. its ``run_fetch``),
     # given here so that ``solution()`` runs outside the notebook too.
     lesson_names: dict[str, Any] = field(default_factory=dict, repr=False)
-    # Other answers a student could rightly give, written differently from the worked one (the
-    # course's tests require at least two, so a checker never rejects a correct answer), and
-    # wrong answers it must reject with advice. Each is a function that returns the answer.
-    also_correct: list[Callable[[], Any]] = field(default_factory=list, repr=False)
-    wrong: list[Callable[[], Any]] = field(default_factory=list, repr=False)
     shown_hints: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -192,30 +215,3 @@ def lesson(number: int) -> Lesson:
 def exercises_of(number: int) -> dict[int, Exercise]:
     """The exercises of one lesson (fresh objects), for tests and instructors."""
     return LESSONS[number]()
-
-
-# -- shared checking helpers -------------------------------------------------------------------
-def expect_equal(answer: Any, expected: Any, what: str) -> None:
-    if answer != expected:
-        raise NotYet(f"{what}: you said {answer!r}.")
-
-
-def words_of(answer: Any) -> list[str]:
-    """Accept "A0 B0 A1" or ["A0", "B0", "A1"]."""
-    if isinstance(answer, str):
-        return answer.replace(",", " ").split()
-    return [str(a) for a in answer]
-
-
-def close_to(answer: float, expected: float, tolerance: float) -> bool:
-    return abs(float(answer) - expected) <= tolerance * expected
-
-
-def chosen_option(answer: Any, options: dict[str, str]) -> str | None:
-    """The letter of a multiple-choice answer: "b", "(B)", "b) because ...", or a sentence that
-    names exactly one option by its own words (``options`` maps letters to those words)."""
-    text = str(answer).strip().lower()
-    if m := re.match(r"\(?([a-z])\s*(?:[):.,]|$)", text):
-        return m.group(1) if m.group(1) in options else None
-    named = [letter for letter, words in options.items() if words in text]
-    return named[0] if len(named) == 1 else None

@@ -6,22 +6,22 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labkit.exercises import Exercise, NotYet
+from labkit.exercises import Exercise, NotYet, first_reading, readings
 
 PAGES = Path(__file__).resolve().parents[2] / "data" / "pages"
 
 
 def _check_sequential_time(answer: Any) -> str:
-    if not 2.9 <= float(answer) <= 4.0:
-        raise NotYet(f"{answer} s. One after the other, each request waits its full 0.1 s.")
+    if first_reading(answer, lambda s: 2.9 <= s <= 4.0, "s") is None:
+        raise NotYet(f"{answer} (seconds)? One after the other, each request waits its full 0.1 s.")
     return (
         "30 x 0.1 s = 3 s, plus a little per request: sequential time is the sum of the latencies."
     )
 
 
 def _check_gevent_time(answer: Any) -> str:
-    if not 0.09 <= float(answer) <= 0.5:
-        raise NotYet(f"{answer} s. All 30 requests are sent at once and wait together.")
+    if first_reading(answer, lambda s: 0.09 <= s <= 0.5, "s") is None:
+        raise NotYet(f"{answer} (seconds)? All 30 requests are sent at once and wait together.")
     return "about one latency (0.1 s) plus a little overhead: the waits overlap."
 
 
@@ -58,15 +58,18 @@ def measured_overlap() -> float:
 
 
 def _check_overlap(answer: Any) -> str:
-    answer, here = float(answer), measured_overlap()
-    if answer > 50:
+    values = readings(answer)
+    if not values:
+        raise NotYet(f"{answer!r}: answer with a number, the overlap of such a run.")
+    if all(value > 50 for value in values):
         raise NotYet(
             f"{answer}. Overlap is seconds of waiting per second of wall time; 50 "
             "requests can't wait more than 50 seconds per second."
         )
-    if answer < 0.6 * here:  # below ours: measure again, the machine may be busier now
-        here = min(here, run_fetch(50, 0.2).overlap)
-    if answer < 0.6 * here:
+    here = measured_overlap()
+    if not any(0.6 * here <= value <= 50 for value in values):  # measure again: the machine
+        here = min(here, run_fetch(50, 0.2).overlap)  # may be busier now
+    if not any(0.6 * here <= value <= 50 for value in values):
         raise NotYet(
             f"{answer}. Overlap is seconds of waiting per second of wall time: 50 "
             f"requests of 0.2 s, all waiting together; this machine reached {here:.0f} "
@@ -93,8 +96,6 @@ def exercises() -> dict[int, Exercise]:
             why="""One after the other, each request waits its full 0.1 s before the next one
             is sent, so sequential time is the sum of the latencies: 30 x 0.1 s = 3 s, plus a
             little per request.""",
-            also_correct=[lambda: 3, lambda: 3.2, lambda: "3.1"],
-            wrong=[lambda: 0.1, lambda: 30, lambda: 0.3],
         ),
         2: Exercise(
             """
@@ -106,8 +107,6 @@ def exercises() -> dict[int, Exercise]:
             why="""gevent sends all 30 requests at once and they wait together, so the run
             takes about as long as the slowest single request: one latency, 0.1 s, plus a
             little overhead.""",
-            also_correct=[lambda: 0.11, lambda: 0.15, lambda: "0.12"],
-            wrong=[lambda: 3.0, lambda: 0.0033, lambda: 1.0],
         ),
         3: Exercise(
             """
@@ -120,16 +119,6 @@ def exercises() -> dict[int, Exercise]:
             why="""patch_all() replaces the blocking functions of socket, ssl, time, threading
             and more with cooperative ones. A module that imported them before the patch keeps
             the blocking originals (the patch_too_late script), so the patch comes first.""",
-            also_correct=[
-                lambda: "import gevent.monkey; gevent.monkey.patch_all()",
-                lambda: "monkey.patch_all()",
-                lambda: "gevent.monkey.patch_all(thread=False)",
-            ],
-            wrong=[
-                lambda: "import gevent",
-                lambda: "from gevent import monkey",
-                lambda: "monkey.patch_all",
-            ],
         ),
         4: Exercise(
             """
@@ -149,7 +138,5 @@ def exercises() -> dict[int, Exercise]:
             not quite 50 because the requests don't all start at the same instant, and each
             costs a little CPU time.""",
             lesson_names={"run_fetch": run_fetch},
-            also_correct=[lambda: 50, lambda: 0.9 * measured_overlap(), lambda: "45"],
-            wrong=[lambda: 1, lambda: 5, lambda: 100, lambda: 500],
         ),
     }

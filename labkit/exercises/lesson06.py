@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from labkit.exercises import Exercise, NotYet, worked
+from labkit.exercises import Exercise, NotYet, first_reading, worked
 
 FIRST, REST = 1000, 200_000  # bytes the checker sends: a first piece, then more than one recv
 
@@ -20,69 +20,6 @@ def handle(conn):
     with conn:  # closes the socket when we are done
         while data := conn.recv(65536):  # whatever has arrived; b"" once the client closed
             conn.sendall(data)
-
-
-def _handle_recv_into(conn):
-    buffer = bytearray(4096)
-    while True:
-        n = conn.recv_into(buffer)
-        if n == 0:
-            break
-        conn.sendall(memoryview(buffer)[:n])
-    conn.close()
-
-
-def _handle_makefile(conn):
-    with conn, conn.makefile("rwb") as stream:
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            stream.write(chunk)
-            stream.flush()
-
-
-def _handle_send_loop(conn):
-    try:
-        while True:
-            data = conn.recv(1024)
-            if not data:
-                return
-            while data:  # send returns how much it took: send the rest too
-                data = data[conn.send(data) :]
-    finally:
-        conn.close()
-
-
-def _handle_one_recv(conn):
-    """Wrong: one recv is not the whole stream."""
-    conn.sendall(conn.recv(65536))
-    conn.close()
-
-
-def _handle_spinning(conn):
-    """Wrong: the lesson's bug, never stops on b""."""
-    while True:
-        data = conn.recv(65536)
-        conn.sendall(data)
-
-
-def _handle_echo_at_eof(conn):
-    """Wrong: reads to the end first, so a client waiting for its echo waits forever."""
-    data = bytearray()
-    while chunk := conn.recv(65536):
-        data += chunk
-    conn.sendall(data)
-    conn.close()
-
-
-def _handle_never_returns(conn):
-    """Wrong: echoes, but waits forever once the client has closed."""
-    import time
-
-    while True:
-        data = conn.recv(65536)
-        if data:
-            conn.sendall(data)
-        else:
-            time.sleep(0.01)
 
 
 def _check_handle(fn: Callable) -> str:
@@ -198,13 +135,17 @@ def _verdict(payload: bytes, echoed: bytes) -> str:
 
 # -- exercises 2 and 3 -------------------------------------------------------------------------
 def _check_pool_rounds(answer: Any) -> str:
-    if 900 <= float(answer) <= 1300:
-        raise NotYet(f"{answer}: that looks like milliseconds; the question asks for seconds.")
-    if not 0.9 <= float(answer) <= 1.3:
-        raise NotYet(f"{answer} s (seconds)? At most 10 at a time, each 0.1 s: how many rounds?")
-    return (
-        "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in practice)."
-    )
+    if first_reading(answer, lambda s: 0.9 <= s <= 1.3, "s") is not None:
+        return (
+            "100 clients, 10 at a time, 0.1 s each: 10 rounds, about 1 s (a little more in "
+            "practice)."
+        )
+    if first_reading(answer, lambda s: 900 <= s <= 1300, "s") is not None:
+        raise NotYet(
+            f"{answer}: that looks like milliseconds; the question asks for seconds "
+            '(write the unit, "1000 ms", if you mean milliseconds).'
+        )
+    raise NotYet(f"{answer} (seconds)? At most 10 at a time, each 0.1 s: how many rounds?")
 
 
 def _check_eof_value(answer: Any) -> str:
@@ -243,17 +184,6 @@ def exercises() -> dict[int, Exercise]:
             client that waits for its echo going; sendall sends all of it. recv returns b''
             only once the client has closed: that ends the loop, and `with` closes the
             socket.""",
-            also_correct=[
-                lambda: _handle_recv_into,
-                lambda: _handle_makefile,
-                lambda: _handle_send_loop,
-            ],
-            wrong=[
-                lambda: _handle_one_recv,
-                lambda: _handle_spinning,
-                lambda: _handle_echo_at_eof,
-                lambda: _handle_never_returns,
-            ],
         ),
         2: Exercise(
             """
@@ -266,8 +196,6 @@ def exercises() -> dict[int, Exercise]:
             why="""Pool(10) runs at most 10 handlers at once, and an 11th starts only when one
             of them ends: 100 clients are served in 10 rounds of 0.1 s, about 1 s (a little
             more in practice).""",
-            also_correct=[lambda: 1, lambda: 1.1, lambda: "1.05"],
-            wrong=[lambda: 0.1, lambda: 10, lambda: 0.5, lambda: 1000],
         ),
         3: Exercise(
             """
@@ -286,18 +214,5 @@ def exercises() -> dict[int, Exercise]:
             why="""Once the other side has closed and everything it sent has been read, recv
             returns b'', empty bytes, at once and every time: that is how a socket says "end
             of stream", so a receive loop stops on it.""",
-            also_correct=[
-                lambda: "b''",
-                lambda: "empty bytes",
-                lambda: 'An empty bytes object, b""',
-            ],
-            wrong=[
-                lambda: b"\n",
-                lambda: "",
-                lambda: 0,
-                lambda: bytearray(),
-                lambda: "an empty string",
-                lambda: "None",
-            ],
         ),
     }

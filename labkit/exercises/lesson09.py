@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import re
 import socket
 import time
 import urllib.request
@@ -20,7 +19,7 @@ import httpx
 
 from labkit.claims import DATA
 from labkit.clients.pages import StillRunning, run_in_new_loop
-from labkit.exercises import Exercise, NotYet, chosen_option, close_to, worked
+from labkit.exercises import Exercise, NotYet, chosen_option, close_to, readings, worked
 
 PAGES = DATA / "pages"
 PAGE = "page-48k.html"
@@ -29,13 +28,20 @@ RUN_TIMEOUT = 60.0  # seconds a student's coroutine may take before the check gi
 
 # -- running the student's coroutine function, and what the server saw -------------------------
 def run_coroutine(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """``asyncio.run(fn(*args))`` on a new loop in a new thread: (its result, seconds taken).
-    Its exception is raised here; a run over RUN_TIMEOUT seconds is a NotYet."""
-    if not inspect.iscoroutinefunction(fn):
-        raise NotYet("write it as a coroutine function: `async def ...`, so it can `await`.")
+    """Await ``fn(*args)`` on a new loop in a new thread: (its result, seconds taken). ``fn``
+    may be any callable that returns an awaitable (an ``async def`` function, a partial of
+    one, a lambda that calls one). Its exception is raised here; a run over RUN_TIMEOUT
+    seconds is a NotYet."""
+
+    async def call() -> Any:
+        awaitable = fn(*args)
+        if not inspect.isawaitable(awaitable):
+            raise NotYet("write it as a coroutine function: `async def ...`, so it can `await`.")
+        return await awaitable
+
     started = time.perf_counter()
     try:
-        result = run_in_new_loop(fn, *args, timeout=RUN_TIMEOUT)
+        result = run_in_new_loop(call, timeout=RUN_TIMEOUT)
     except StillRunning:
         raise NotYet(f"it did not finish in {RUN_TIMEOUT:.0f} s: does every request end?") from None
     return result, time.perf_counter() - started
@@ -65,8 +71,18 @@ def served_at_once(base: str) -> int:
     return most
 
 
-def _page_bytes() -> bytes:
-    return (PAGES / PAGE).read_bytes()
+# Three pages, each with its own delay: of three URLs in a row the first answers last, so an
+# answer that returns the bodies in the order they arrived returns a different list.
+KINDS = [("page-48k.html", 0.25), ("page-56k.html", 0.15), ("page-479k.html", 0.05)]
+
+
+def _urls(base: str, n: int, run: str) -> dict[str, bytes]:
+    """``n`` URLs of the three pages in turn, and the body each must give."""
+    urls = {}
+    for i in range(n):
+        name, delay = KINDS[i % len(KINDS)]
+        urls[f"{base}/pages/{name}?id={i}&delay={delay}&run={run}"] = (PAGES / name).read_bytes()
+    return urls
 
 
 # -- exercise 1: gather with a concurrency limit -----------------------------------------------
@@ -82,70 +98,33 @@ async def fetch_all(urls, limit):
         return await asyncio.gather(*(fetch(client, url) for url in urls))  # in order
 
 
-async def _fetch_all_workers(urls, limit):
-    """Also right: `limit` workers take URLs from a queue; results go in their slots."""
-    queue: asyncio.Queue = asyncio.Queue()
-    for item in enumerate(urls):
-        queue.put_nowait(item)
-    bodies: list[bytes] = [b""] * len(urls)
-
-    async def worker(client):
-        while not queue.empty():
-            i, url = queue.get_nowait()
-            bodies[i] = (await client.get(url)).content
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        await asyncio.gather(*(worker(client) for _ in range(limit)))
-    return bodies
-
-
-async def _fetch_all_pool_limit(urls, limit):
-    """Also right: let httpx's connection pool be the limit (requests wait for a connection)."""
-    limits = httpx.Limits(max_connections=limit)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        replies = await asyncio.gather(*(client.get(url) for url in urls))
-    return [r.content for r in replies]
-
-
-async def _fetch_all_batches(urls, limit):
-    """Also right (if slower): gather `limit` at a time, one batch after another."""
-    bodies = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        for at in range(0, len(urls), limit):
-            batch = await asyncio.gather(*(client.get(u) for u in urls[at : at + limit]))
-            bodies += [r.content for r in batch]
-    return bodies
-
-
-async def _fetch_all_unlimited(urls, limit):  # wrong: the limit is ignored
-    async with httpx.AsyncClient(timeout=30) as client:
-        return [r.content for r in await asyncio.gather(*(client.get(u) for u in urls))]
-
-
-async def _fetch_all_sequential(urls, limit):  # wrong: one at a time
-    async with httpx.AsyncClient(timeout=30) as client:
-        return [(await client.get(u)).content for u in urls]
-
-
-async def _fetch_all_semaphore_misplaced(urls, limit):  # wrong: held while *creating* tasks
-    semaphore = asyncio.Semaphore(limit)
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with semaphore:
-            tasks = [asyncio.create_task(client.get(u)) for u in urls]
-        return [r.content for r in await asyncio.gather(*tasks)]
+def _as_bytes(bodies: Any) -> list[bytes] | None:
+    """The bodies as a list of bytes (bytearray and memoryview too), or None if they are not."""
+    try:
+        items = list(bodies)
+    except TypeError:
+        return None
+    if not all(isinstance(b, bytes | bytearray | memoryview) for b in items):
+        return None
+    return [bytes(b) for b in items]
 
 
 def _check_fetch_all(fn: Callable) -> str:
-    page = _page_bytes()
     with slow_server(delay=0.15) as base:
         for n, limit in ((10, 3), (9, 5)):
-            urls = [f"{base}/pages/{PAGE}?id={i}&run={limit}" for i in range(n)]
+            expected = _urls(base, n, run=str(limit))
             urllib.request.urlopen(f"{base}/_log?clear=1", timeout=10).close()
-            bodies, _ = run_coroutine(fn, urls, limit)
-            if bodies is None or len(list(bodies)) != n:
+            bodies, _ = run_coroutine(fn, list(expected), limit)
+            got = _as_bytes(bodies)
+            if got is None or len(got) != n:
                 raise NotYet(f"for {n} URLs, return the {n} bodies (a list of bytes).")
-            if any(b != page for b in bodies):
-                raise NotYet("a body is not the page: return each response's .content.")
+            if sorted(got) != sorted(expected.values()):
+                raise NotYet("a body is not its page: return each response's .content.")
+            if got != list(expected.values()):
+                raise NotYet(
+                    "the bodies are all there, but not in the order of urls (the first URLs "
+                    "answer last): return them in the order of the URLs, not of their answers."
+                )
             at_once = served_at_once(base)
             if at_once > limit:
                 raise NotYet(
@@ -157,7 +136,10 @@ def _check_fetch_all(fn: Callable) -> str:
                     f"with limit={limit}, the server never served more than {at_once} at "
                     f"once: up to {limit} may be in flight together, use them."
                 )
-    return "the server never saw more than `limit` requests at once, and saw that many."
+    return (
+        "the bodies came back in the order of urls, and the server never saw more than "
+        "`limit` requests at once, and saw that many."
+    )
 
 
 # -- exercise 2: a TaskGroup that survives a failing request ----------------------------------
@@ -179,91 +161,6 @@ async def fetch_survivors(urls):
     return results
 
 
-async def _survivors_from_task_results(urls):
-    """Also right: each task returns its body or None; read the finished tasks afterwards."""
-
-    async def fetch(client, url):
-        try:
-            response = await client.get(url)
-            response.raise_for_status()
-            return response.content
-        except httpx.HTTPError:  # raise_for_status raises an HTTPError subclass too
-            return None
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            tasks = {url: group.create_task(fetch(client, url)) for url in urls}
-    return {url: t.result() for url, t in tasks.items() if t.result() is not None}
-
-
-async def _survivors_catch_everything(urls):
-    """Also right: catch any Exception in the task (broader than needed, but it survives)."""
-    found = {}
-
-    async def one(url):
-        try:
-            async with httpx.AsyncClient(timeout=30) as client:
-                response = await client.get(url)
-            if response.is_success:
-                found[url] = response.content
-        except Exception:
-            pass
-
-    async with asyncio.TaskGroup() as tg:
-        for url in urls:
-            tg.create_task(one(url))
-    return found
-
-
-async def _survivors_unprotected(urls):  # wrong: one failure cancels the whole group
-    results = {}
-
-    async def fetch(client, url):
-        response = await client.get(url)
-        response.raise_for_status()
-        results[url] = response.content
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            for url in urls:
-                group.create_task(fetch(client, url))
-    return results
-
-
-async def _survivors_one_by_one(urls):  # wrong: survives, but one request after another
-    results = {}
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup():  # a group with nothing in it
-            for url in urls:
-                try:
-                    response = await client.get(url)
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    results[url] = response.content
-    return results
-
-
-async def _survivors_keep_errors(urls):  # wrong: a 503's body is not a page
-    results = {}
-
-    async def fetch(client, url):
-        try:
-            results[url] = (await client.get(url)).content
-        except httpx.HTTPError:
-            pass
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            for url in urls:
-                group.create_task(fetch(client, url))
-    return results
-
-
-def _gather_instead(urls):  # wrong: not a TaskGroup (and not even a coroutine function)
-    return asyncio.gather(*urls, return_exceptions=True)
-
-
 def _refused_url() -> tuple[socket.socket, str]:
     """A URL on a port of ours that nobody listens on: every connection is refused."""
     holder = socket.socket()
@@ -271,19 +168,33 @@ def _refused_url() -> tuple[socket.socket, str]:
     return holder, f"http://127.0.0.1:{holder.getsockname()[1]}/pages/{PAGE}"
 
 
-def _check_survivors(fn: Callable) -> str:
+@contextmanager
+def taskgroup_tasks() -> Iterator[list[str]]:
+    """Note every task that an ``asyncio.TaskGroup`` starts while the block runs, however the
+    code names the class (``asyncio.TaskGroup``, ``from asyncio import TaskGroup``, a helper
+    of its own that makes the group): the check asks for a TaskGroup and sees it used."""
+    started: list[str] = []
+    create_task = asyncio.TaskGroup.create_task
+
+    def noting(group: asyncio.TaskGroup, coro: Any, **options: Any) -> Any:
+        started.append(getattr(coro, "__qualname__", type(coro).__name__))
+        return create_task(group, coro, **options)
+
+    setattr(asyncio.TaskGroup, "create_task", noting)  # noqa: B010 (a method: mypy refuses =)
     try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError):
-        source = "TaskGroup"  # no source to read (built at run time): judge by behaviour
-    if "TaskGroup" not in source:
-        raise NotYet("the exercise asks for an asyncio.TaskGroup: start every task in one.")
-    page, holder, refused = _page_bytes(), *_refused_url()
+        yield started
+    finally:
+        setattr(asyncio.TaskGroup, "create_task", create_task)  # noqa: B010
+
+
+def _check_survivors(fn: Callable) -> str:
+    holder, refused = _refused_url()
     with holder, slow_server(delay=0.2) as base:
-        good = [f"{base}/pages/{PAGE}?id={i}" for i in range(6)]
-        urls = [*good[:3], f"{base}/pages/{PAGE}?id=9&error_rate=1", refused, *good[3:]]
+        good = _urls(base, 6, run="survivors")
+        urls = [*list(good)[:3], f"{base}/pages/{PAGE}?id=9&error_rate=1", refused, *list(good)[3:]]
         try:
-            got, _ = run_coroutine(fn, urls)
+            with taskgroup_tasks() as in_groups:
+                got, _ = run_coroutine(fn, urls)
         except BaseExceptionGroup as group:
             raise NotYet(
                 f"it raised {type(group).__name__} ({group.exceptions[0]!r}): when a task "
@@ -291,14 +202,19 @@ def _check_survivors(fn: Callable) -> str:
                 "inside each task, so the group never sees it."
             ) from None
         at_once = served_at_once(base)
+    if len(in_groups) < len(urls):
+        raise NotYet(
+            f"{len(in_groups)} tasks were started in an asyncio.TaskGroup, for {len(urls)} "
+            "URLs: the exercise asks for one TaskGroup that starts a task per URL."
+        )
     if not isinstance(got, dict) or set(got) != set(good):
         kept = sorted(got) if isinstance(got, dict) else got
         raise NotYet(
             f"expected a dict with the 6 URLs answered 200 as keys, got {kept!r:.300}: "
             "leave out the refused request and the one answered 503."
         )
-    if any(body != page for body in got.values()):
-        raise NotYet("a value is not the page: store each response's .content.")
+    if any(_as_bytes([got[url]]) != [body] for url, body in good.items()):
+        raise NotYet("a value is not its URL's page: store each response's .content.")
     if at_once < 6:
         raise NotYet(
             f"the server served at most {at_once} at once: start every request as its own "
@@ -309,13 +225,12 @@ def _check_survivors(fn: Callable) -> str:
 
 # -- exercises 3 and 4 ---------------------------------------------------------------------------
 def _check_semaphore_time(answer: Any) -> str:
-    number = re.search(r"\d+(?:\.\d+)?", str(answer))  # 0.6, "0.6 s", "about 0.6"
-    if not number:
+    values = readings(answer, "s")  # 0.6, "0.6 s", "600 ms", "3 rounds x 0.2 = 0.6"
+    if not values:
         raise NotYet(f"{answer!r}: answer with a number of seconds.")
-    seconds = float(number[0])
-    if not close_to(seconds, 0.6, 0.15):
+    if not any(close_to(seconds, 0.6, 0.15) for seconds in values):
         raise NotYet(
-            f"{seconds:g} s. Two at a time: how many rounds of 0.2 s do five coroutines need?"
+            f"{answer} (seconds)? Two at a time: how many rounds of 0.2 s do five coroutines need?"
         )
     return "three rounds (2 + 2 + 1) of 0.2 s: 0.6 s."
 
@@ -344,18 +259,17 @@ def _check_blocks_loop(answer: Any) -> str:
 
 # -- exercise 5 ------------------------------------------------------------------------------------
 def _check_select_calls(answer: Any) -> str:
-    number = re.search(r"\d+(?:\.\d+)?", str(answer))  # 3, "3 calls", 3.004
-    if not number:
+    values = readings(answer)  # 3, "3 calls", 3.004, "1 select + 1 recv + 1 send = 3"
+    if not values:
         raise NotYet(f"{answer!r}: answer with a number of system calls per round trip.")
-    calls = float(number[0])
-    if close_to(calls, 6.0, 0.3):
+    if any(close_to(calls, 3.0, 0.3) for calls in values):
+        return "one select(), one recv, one send per round trip: 3, as the selectors server."
+    if any(close_to(calls, 6.0, 0.3) for calls in values):
         raise NotYet(
             "that is the selectors server that asks first. Does select_echo ask select() "
             "about writing before it sends?"
         )
-    if not close_to(calls, 3.0, 0.3):
-        raise NotYet(f"{calls:g}. Count what one echo needs: a wait, a read, a write.")
-    return "one select(), one recv, one send per round trip: 3, as the selectors server."
+    raise NotYet(f"{answer}. Count what one echo needs: a wait, a read, a write.")
 
 
 def exercises() -> dict[int, Exercise]:
@@ -378,17 +292,6 @@ def exercises() -> dict[int, Exercise]:
             of urls, and each request waits at the semaphore until one of the `limit` places is
             free, so no more than `limit` are in flight, yet always that many while work
             remains.""",
-            also_correct=[
-                lambda: _fetch_all_workers,
-                lambda: _fetch_all_pool_limit,
-                lambda: _fetch_all_batches,
-            ],
-            wrong=[
-                lambda: _fetch_all_unlimited,
-                lambda: _fetch_all_sequential,
-                lambda: _fetch_all_semaphore_misplaced,
-                lambda: lambda urls, limit: [],
-            ],
         ),
         2: Exercise(
             """
@@ -406,16 +309,6 @@ def exercises() -> dict[int, Exercise]:
             why="""Each task catches its own failure, so no exception reaches the TaskGroup and
             it cancels nothing; the group still waits for all its tasks, which all started at
             once, and only 200 answers are kept.""",
-            also_correct=[
-                lambda: _survivors_from_task_results,
-                lambda: _survivors_catch_everything,
-            ],
-            wrong=[
-                lambda: _survivors_unprotected,
-                lambda: _survivors_one_by_one,
-                lambda: _survivors_keep_errors,
-                lambda: _gather_instead,
-            ],
         ),
         3: Exercise(
             """
@@ -430,8 +323,6 @@ def exercises() -> dict[int, Exercise]:
             why="""The semaphore lets two coroutines sleep at a time, so the five take three
             rounds (two, two, one) of 0.2 s each, 0.6 s in all, instead of 0.2 s with no limit
             or 1 s one after another.""",
-            also_correct=[lambda: 0.6, lambda: "about 0.62 s"],
-            wrong=[lambda: 0.2, lambda: 1.0, lambda: 0.4, lambda: 0.5],
         ),
         4: Exercise(
             """
@@ -445,8 +336,6 @@ def exercises() -> dict[int, Exercise]:
             why="""time.sleep holds the loop's own thread for the whole second and never gives
             control back; asyncio.sleep awaits a timer, and to_thread awaits a thread that
             sleeps, so in both the loop runs the other tasks meanwhile.""",
-            also_correct=[lambda: "B", lambda: "(b) time.sleep(1): it never awaits"],
-            wrong=[lambda: "a", lambda: "c", lambda: "await asyncio.sleep(1)"],
         ),
         5: Exercise(
             """
@@ -469,7 +358,5 @@ def exercises() -> dict[int, Exercise]:
             it back, which almost always fits in the kernel's buffer: 3 system calls, the same
             as the selectors server that sends at once, and half of the 6 of one that asks
             first.""",
-            also_correct=[lambda: 3, lambda: "3 calls", lambda: 3.004],
-            wrong=[lambda: 6, lambda: 2, lambda: 4.5, lambda: "six"],
         ),
     }
