@@ -23,7 +23,6 @@ import hashlib
 import os
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -123,8 +122,9 @@ labkit.claim("the upload is in the server's folder, byte for byte",
 # ## The framing bug of the original course
 #
 # The original client sent `get`, then did `int(client.recv(1024))` to read the file size,
-# assuming the size arrives alone. Our server sends the header and the start of the file
-# together (fewer system calls), so the first `recv` returns both, and that assumption breaks:
+# assuming the size arrives alone. Our server puts the header and the start of the file in
+# one buffer and hands both to one `send`. So they arrive together, the first `recv` returns
+# both, and that assumption breaks:
 
 # %%
 labkit.show(get_file_buggy)
@@ -141,8 +141,7 @@ labkit.claim("the buggy client failed: UnicodeDecodeError",        # before we r
 
 with socket.create_connection(server.address, timeout=10) as sock:
     sock.sendall(protocol.request_bytes("GET", "lyrics.txt"))
-    time.sleep(0.1)                                  # let the whole reply arrive
-    first = sock.recv(1024)
+    first = sock.recv(1024)             # at once, as the buggy client does: no pause needed
 header_length = len(protocol.ok_header(len(LYRICS), LYRICS_SHA))
 labkit.claim(f"its first recv(1024) holds the {header_length}-byte header and "
              f"{1024 - header_length} bytes of the file",
