@@ -114,3 +114,32 @@ def test_the_echo_benchmark_merges_by_nearest_rank():
     assert merged["p99_us"] == 10.0  # 99 of 100 round trips at or below 10 µs: not the slowest
     idle = {"round_trips": 0, "quantiles": [-1.0] * 4, "elapsed": 1}
     assert math.isnan(echo.merge_results([base | idle, base | idle])["p50_us"])
+
+
+def test_lesson_11s_statement_of_locusts_rule_is_locusts():
+    """The exercise accepts Locust's rule, restated in labkit/exercises/lesson11.py: on every
+    case the check uses, it gives what Locust's own function gives (run in a child process:
+    importing Locust here would monkey-patch this process)."""
+    import json
+    import subprocess
+    import sys
+
+    from labkit.exercises.lesson11 import _cases, locusts_rule
+
+    cases = _cases()
+    code = (
+        "import json, sys\n"
+        "from locust.stats import calculate_response_time_percentile as p\n"
+        "cases = json.load(sys.stdin)\n"
+        "print(json.dumps([p({int(k): n for k, n in h.items()}, sum(h.values()), f)"
+        " for h, f in cases]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [locusts_rule(h, f) for h, f in cases]
