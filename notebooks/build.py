@@ -9,6 +9,7 @@ top to bottom in a fresh kernel, so the stored outputs are exactly what a fresh 
     python notebooks/build.py                 # every lesson
     python notebooks/build.py 00_start_here   # one lesson
     python notebooks/build.py --zh            # only the Chinese notebooks (nothing is run)
+    python notebooks/build.py --prose NAME    # only markdown changed: update it, run nothing
 
 After a lesson is built, its Chinese notebook is made again from it and its translation
 (``notebooks/translation.py``), so their code and outputs stay the same.
@@ -86,6 +87,25 @@ def build(name: str, timeout: int = 300) -> Path:
     return target
 
 
+def update_prose(name: str) -> Path:
+    """Take a source's markdown into its built notebook without running anything.
+
+    Only when the code cells are exactly those of the built notebook (else a full build is
+    needed, and this raises): outputs depend on code alone, so they stay valid.
+    """
+    source = to_notebook(parse((SOURCES / f"{name}.py").read_text(encoding="utf-8")))
+    target = HERE / f"{name}.ipynb"
+    built = nbformat.read(target, as_version=4)
+    shape = [(c.cell_type, c.source if c.cell_type == "code" else "") for c in source.cells]
+    if shape != [(c.cell_type, c.source if c.cell_type == "code" else "") for c in built.cells]:
+        raise SystemExit(f"{name}: code cells changed (or cells moved): build it in full")
+    for new, old in zip(source.cells, built.cells):
+        if new.cell_type == "markdown":
+            old.source = new.source
+    nbformat.write(built, target)
+    return target
+
+
 def build_zh(name: str) -> None:
     """The Chinese notebook, from the English build and its translation (nothing is run)."""
     import translation
@@ -97,11 +117,13 @@ def build_zh(name: str) -> None:
 
 
 def main(args: list[str]) -> None:
-    zh_only = "--zh" in args
-    names = [a for a in args if a != "--zh"]
+    zh_only, prose_only = "--zh" in args, "--prose" in args
+    names = [a for a in args if a not in ("--zh", "--prose")]
     names = names or sorted(p.stem for p in SOURCES.glob("[0-9][0-9]_*.py"))
     for name in names:
-        if not zh_only:
+        if prose_only:
+            print(f"  wrote {update_prose(name).relative_to(HERE.parent)} (prose only, not run)")
+        elif not zh_only:
             print(f"building {name} ...", flush=True)
             print(f"  wrote {build(name).relative_to(HERE.parent)}")
         if (SOURCES / "zh" / f"{name}.md").exists():
