@@ -229,9 +229,14 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The nearest rank, as labkit.percentiles defines it: the smallest latency with at least p %
+   of them at or below it (index ceil(p/100 * n) - 1 of the sorted list). */
 static double percentile(double p) {
     if (!n_lat) return -1;
-    size_t k = (size_t)(p / 100 * n_lat);
+    double x = p / 100 * n_lat - 1e-9;  /* 99 % of 100 is rank 99, not 100 after rounding */
+    size_t k = (size_t)x;
+    if ((double)k < x) k++;             /* ceil without libm */
+    k = k ? k - 1 : 0;
     return lat[k < n_lat ? k : n_lat - 1];
 }
 

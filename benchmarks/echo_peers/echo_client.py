@@ -7,6 +7,7 @@ on ``selectors``: slower, so benchmarks/echo starts several of them and says so.
 """
 
 import json
+import math
 import selectors
 import socket
 import sys
@@ -174,7 +175,11 @@ def check_idle(sel, conns, timeout):
 
 
 def percentile(ordered, p):
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else -1.0
+    """The nearest rank, as labkit.percentiles defines it (this script runs without labkit)."""
+    if not ordered:
+        return -1.0
+    rank = math.ceil(p / 100 * len(ordered) - 1e-9)  # 99 % of 100 is rank 99, after rounding too
+    return ordered[min(len(ordered), max(rank, 1)) - 1]
 
 
 def line(tag, **payload):
