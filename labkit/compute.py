@@ -50,9 +50,10 @@ PARENT_POLL = 0.25  # seconds between a pool worker's looks at its parent
 
 
 def burn(ms: int) -> None:
-    """Use ``ms`` milliseconds of this thread's CPU time in pure Python, holding the GIL (the
-    interpreter hands it over only when another thread asks, every 5 ms at most). The clock is
-    this thread's CPU time: on a busy machine the wall time is longer, the work the same."""
+    """Use ``ms`` milliseconds of this thread's CPU time in pure Python, holding the GIL (it
+    lets go when another thread, having waited ``sys.getswitchinterval()`` for it, asks). The
+    clock is this thread's CPU time: on a busy machine the wall time is longer, the work the
+    same."""
     clock = time.thread_time
     end = clock() + ms / 1000
     x = 0
@@ -123,11 +124,20 @@ def _follow(parent: int) -> None:
 
 def process_pool(size: int) -> ProcessPoolExecutor:
     """``size`` worker processes for ``burn``, started now (call it before opening sockets).
-    They are spawned: a fresh interpreter, with no copy of our sockets or threads, that imports
-    our main module under the name ``__mp_main__`` (a server's ``if __name__ == "__main__"``
-    keeps it from serving). multiprocessing adds one more child, its resource tracker, which
-    exits when we and the workers are gone. Each worker exits within PARENT_POLL seconds once
-    this process is gone, even after a SIGKILL."""
+
+    * Start method ``spawn``: each worker is a fresh ``python``. ``fork`` (Linux's default
+      before Python 3.14) would copy this process: every open socket, and any lock that one
+      of our other threads held at that moment, still locked, with no thread to unlock it.
+    * The ``__main__`` guard: a spawned worker runs our main file again under the name
+      ``__mp_main__``, so a server's ``if __name__ == "__main__":`` keeps it from serving.
+    * Pickling: each call sends the function by name (``labkit.compute.burn``) and its
+      arguments as bytes; the worker imports the function and runs it.
+    * Start-up: starting a worker and importing ``labkit.compute`` takes far longer than a
+      call, so we wait here until every worker has run one task.
+
+    multiprocessing adds one more child, its resource tracker, which exits when we and the
+    workers are gone. Each worker exits within PARENT_POLL seconds once this process is gone,
+    even after a SIGKILL."""
     pool = ProcessPoolExecutor(
         size,
         mp_context=multiprocessing.get_context("spawn"),

@@ -15,23 +15,49 @@ wait, before, during and after? Each server is started by ``labkit.serve``, meas
     print(spread_table(spreads, n_workers=2))   # requests and connections per worker
     plot_spread(spreads, n_workers=2)           # one bar per worker, Jain's fairness index
     plot_spread_latency(spreads)                # each server's request latency histogram
+
+A lesson's claims about these runs are timing claims (``labkit.Timing``): ``LatencyRounds``
+runs ``latency_under_cpu`` against each server in interleaved rounds, and
+``newcomers_while_busy`` and ``accept_wakeups`` give one round's numbers as a dict::
+
+    with LatencyRounds({"gevent": ("compute_gevent", {})}, rounds=3) as rounds:
+        rounds.claim("the others waited for the WORK", lambda t: t.best("gevent", "waited"),
+                     above=0.5)              # p99 during the WORK / the WORK's own time
+        plot_latency(rounds.latest())
+
+    accept_wakeups("shared", waiters=4)     # {"wake-ups": ..., "accepted": ..., "empty": ...}
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
+import queue
+import select
+import socket
 import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.background import serve
+from labkit.background import ServerHandle, serve
+from labkit.claims import Timing
 from labkit.clients.compute import (
     PHASES,
+    ComputeError,
     CpuLatencyRun,
     Spread,
     Transport,
     Worker,
+    connect,
     latency_under_cpu,
+    ping,
     spread,
+    work,
 )
 from labkit.timeline import STATE_COLORS
 
@@ -42,6 +68,8 @@ __all__ = [
     "HTTP_SERVERS",
     "protocol_of",
     "latency_runs",
+    "LatencyRounds",
+    "latency_metrics",
     "compare_offload",
     "during_over_before",
     "waited_for_work",
@@ -52,6 +80,9 @@ __all__ = [
     "plot_spread",
     "plot_spread_latency",
     "median_latency_ms",
+    "newcomers_while_busy",
+    "accept_wakeups",
+    "ACCEPT_MODES",
     "WORK_COLOR",
 ]
 
@@ -91,6 +122,80 @@ def latency_runs(
                     latency_under_cpu(srv.address, protocol=protocol, **run_options)
                 )
     return {label: _median_run(runs) for label, runs in tries.items()}
+
+
+class LatencyRounds(Timing):
+    """``latency_under_cpu`` against several servers, as the ways of a ``labkit.Timing``.
+
+    Each server (label -> (name, options)) is started once; a round runs one measurement
+    against each, taking turns at going first, and a claim that does not hold yet runs more
+    rounds (up to ``rounds`` and ``seconds``). Each run's numbers are ``latency_metrics``, so a
+    claim reads ``t.best(label, "during p99")``; every run is kept in ``runs[label]``. Use it
+    as a context manager: the servers stop when the block ends."""
+
+    def __init__(
+        self,
+        servers: dict[str, ServerSpec],
+        *,
+        rounds: int = 3,
+        seconds: float = 30.0,
+        **run_options: Any,
+    ) -> None:
+        self.run_options = run_options
+        self.runs: dict[str, list[CpuLatencyRun]] = {label: [] for label in servers}
+        self._stack = ExitStack()
+        try:
+            ways = {
+                label: functools.partial(
+                    self._measure, label, self._stack.enter_context(serve(name, **options)),
+                    protocol_of(name),
+                )
+                for label, (name, options) in servers.items()
+            }  # fmt: skip
+            super().__init__(ways, rounds=rounds, seconds=seconds)  # runs the first round
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _measure(self, label: str, srv: ServerHandle, protocol: Transport) -> dict[str, float]:
+        run = latency_under_cpu(srv.address, protocol=protocol, **self.run_options)
+        self.runs[label].append(run)
+        return latency_metrics(run)
+
+    def latest(self) -> dict[str, CpuLatencyRun]:
+        """Each server's last run (to draw, or to print in a table)."""
+        return {label: runs[-1] for label, runs in self.runs.items()}
+
+    def errors(self) -> list[str]:
+        """Every failed client of every run."""
+        return [e for runs in self.runs.values() for run in runs for e in run.errors]
+
+    def close(self) -> None:
+        """Stop the servers."""
+        self._stack.close()
+
+    def __enter__(self) -> LatencyRounds:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def latency_metrics(run: CpuLatencyRun) -> dict[str, float]:
+    """One run's numbers, for a ``Timing``: ``"<phase> p50"``, ``"<phase> p99"`` (ms) and
+    ``"<phase> count"`` for each phase; the same for the PINGs answered by the process that
+    did the WORK (``"same during p99"`` ...) and by any other (``"other ..."``); ``"waited"``
+    (``waited_for_work``, also ``"same waited"``, ``"other waited"``); ``"work"`` (the WORK's
+    wall seconds) and ``"errors"``. A percentile of no PINGs is infinite: no PING was fast."""
+    metrics = {"work": run.work_end - run.work_start, "errors": float(len(run.errors))}
+    for prefix, worker in (("", None), ("same ", "same"), ("other ", "other")):
+        for phase in PHASES:
+            p = run.percentiles(phase, worker)  # type: ignore[arg-type]
+            metrics[f"{prefix}{phase} p50"] = p.p50 if p.count else math.inf
+            metrics[f"{prefix}{phase} p99"] = p.p99 if p.count else math.inf
+            metrics[f"{prefix}{phase} count"] = float(p.count)
+        metrics[f"{prefix}waited"] = metrics[f"{prefix}during p99"] / (metrics["work"] * 1000)
+    return metrics
 
 
 def _median_run(runs: list[CpuLatencyRun]) -> CpuLatencyRun:
@@ -273,3 +378,146 @@ def plot_spread_latency(spreads: dict[str, Spread], width: float = 9.0) -> Figur
 def median_latency_ms(s: Spread) -> float:
     """The median request latency of a spread run, in ms."""
     return statistics.median(s.latencies) * 1000 if s.latencies else float("nan")
+
+
+# -- newcomers while one worker is busy ------------------------------------------------------------
+def newcomers_while_busy(balance: str, work_ms: int = 1000, n: int = 40) -> dict[str, float]:
+    """A two-worker ``prefork_compute`` (``balance``: "shared" or "reuseport"): one client asks
+    a worker for ``WORK work_ms``; 0.2 s later, while that worker burns, ``n`` new clients
+    connect at once and PING once each. Returns, for a ``Timing``: how many newcomers were
+    answered (``"answered"``) and how many of them by the busy worker (``"busy took"``); the
+    slowest newcomer's seconds (``"slowest"``) and the fastest of those the busy worker took
+    (``"busy fastest"``, infinite if it took none)."""
+    with ExitStack() as stack:
+        srv = stack.enter_context(serve("prefork_compute", workers=2, balance=balance))
+        conn = connect(srv.address)
+        stack.callback(conn.close)
+        busy = stack.enter_context(ThreadPoolExecutor(1)).submit(work, conn, work_ms)
+        time.sleep(0.2)  # the WORK has reached its worker, which burns
+        with ThreadPoolExecutor(n) as pool:  # every newcomer at once, while it burns
+            answers = list(pool.map(functools.partial(_newcomer, srv.address), range(n)))
+        busy_pid = busy.result()
+    answered = [a for a in answers if a is not None]
+    took = [seconds for pid, seconds in answered if pid == busy_pid]
+    return {
+        "answered": float(len(answered)),
+        "busy took": float(len(took)),
+        "slowest": max((seconds for _, seconds in answered), default=math.inf),
+        "busy fastest": min(took, default=math.inf),
+    }
+
+
+def _newcomer(address: tuple[str, int], i: int) -> tuple[int, float] | None:
+    """Connect, PING once: the pid that answered and the seconds it took (None if it failed)."""
+    started = time.perf_counter()
+    try:
+        with connect(address) as conn:
+            _, pid = ping(conn, f"new{i}")
+    except (OSError, ComputeError):
+        return None
+    return pid, time.perf_counter() - started
+
+
+# -- how many waiting workers a new connection wakes -----------------------------------------------
+#: how the waiters of ``accept_wakeups`` wait for a connection
+ACCEPT_MODES = ("shared", "exclusive", "reuseport")
+
+
+def accept_wakeups(
+    balance: str, waiters: int = 4, connections: int = 40, settle: float = 0.01
+) -> dict[str, float]:
+    """``waiters`` threads, each blocked in an epoll of its own as a pre-fork worker is, wait
+    to accept; ``connections`` clients connect one at a time. ``balance``: "shared" (one
+    listening socket in every epoll, ``EPOLLIN``), "exclusive" (the same with
+    ``EPOLLEXCLUSIVE``), "reuseport" (one ``SO_REUSEPORT`` socket per waiter).
+
+    Returns ``"wake-ups"``: how many times the kernel woke a waiter, counted as the waiters'
+    voluntary context switches (each wake-up ends in one more sleep, whether the waiter found
+    a connection or the kernel put it back to sleep because another had taken it first);
+    ``"accepted"``; and ``"empty"``: wake-ups that reached Python and found nothing to
+    accept. ``poll`` releases the GIL while it waits, so threads wait here as processes do."""
+    if balance not in ACCEPT_MODES:
+        raise ValueError(f"balance is one of {ACCEPT_MODES}, not {balance!r}")
+    listeners = _wakeup_listeners(balance, waiters)
+    stop_r, stop_w = os.pipe()  # one byte in it wakes every waiter to leave
+    ready = threading.Barrier(waiters + 1)
+    tids, empty = [0] * waiters, [0] * waiters
+    accepted: queue.Queue[int] = queue.Queue()
+    flags = select.EPOLLIN | (select.EPOLLEXCLUSIVE if balance == "exclusive" else 0)
+
+    def wait(i: int) -> None:
+        sock = listeners[i % len(listeners)]
+        tids[i] = threading.get_native_id()
+        with select.epoll() as ep:
+            ep.register(sock.fileno(), flags)
+            ep.register(stop_r, select.EPOLLIN)
+            ready.wait(5)
+            while True:
+                fds = [fd for fd, _ in ep.poll(10)]  # blocks (10 s: a safety net)
+                if stop_r in fds or not fds:
+                    return
+                try:
+                    conn, _ = sock.accept()  # non-blocking: another waiter may have it
+                except BlockingIOError:
+                    empty[i] += 1
+                    continue
+                conn.close()
+                accepted.put(i)
+
+    threads = [threading.Thread(target=wait, args=(i,), daemon=True) for i in range(waiters)]
+    try:
+        for t in threads:
+            t.start()
+        ready.wait(5)
+        time.sleep(0.05)  # every waiter is asleep in its poll
+        before = [_sleeps(tid) for tid in tids]
+        got = _connect_one_by_one(listeners[0].getsockname(), connections, accepted, settle)
+        woke = sum(_sleeps(tid) - n for tid, n in zip(tids, before))
+    finally:
+        os.write(stop_w, b"x")
+        for t in threads:
+            t.join(5)
+        for fd in (stop_r, stop_w):
+            os.close(fd)
+        for sock in listeners:
+            sock.close()
+    return {"wake-ups": float(woke), "accepted": float(got), "empty": float(sum(empty))}
+
+
+def _sleeps(tid: int) -> int:
+    """How many times this process's thread ``tid`` has gone to sleep (proc(5): a task's
+    ``voluntary_ctxt_switches`` in /proc/self/task/TID/status)."""
+    for line in Path(f"/proc/self/task/{tid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise OSError(f"no voluntary_ctxt_switches for thread {tid}")
+
+
+def _wakeup_listeners(balance: str, waiters: int) -> list[socket.socket]:
+    first = socket.create_server(("127.0.0.1", 0), reuse_port=balance == "reuseport")
+    socks = [first]
+    if balance == "reuseport":  # the others bind the same port: one accept queue each
+        port = first.getsockname()[1]
+        socks += [
+            socket.create_server(("127.0.0.1", port), reuse_port=True) for _ in range(waiters - 1)
+        ]
+    for sock in socks:
+        sock.setblocking(False)
+    return socks
+
+
+def _connect_one_by_one(
+    address: tuple[str, int], n: int, accepted: queue.Queue[int], settle: float
+) -> int:
+    """Connect n times, each time waiting until a waiter has accepted, then ``settle``
+    seconds more (every waiter that woke is back asleep); return how many were accepted."""
+    got = 0
+    for _ in range(n):
+        with socket.create_connection(address, timeout=5):
+            try:
+                accepted.get(timeout=5)
+            except queue.Empty:
+                continue
+            got += 1
+        time.sleep(settle)
+    return got

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from labkit import running
+from labkit.claims import ClaimFailed
 from labkit.clients.compute import (
     ComputeError,
     CpuLatencyRun,
@@ -31,11 +33,16 @@ from labkit.clients.compute import (
     work,
 )
 from labkit.cpu_lab import (
+    ACCEPT_MODES,
+    LatencyRounds,
+    accept_wakeups,
     compare_offload,
     during_over_before,
+    latency_metrics,
     latency_runs,
     latency_table,
     measure_spread,
+    newcomers_while_busy,
     plot_latency,
     plot_spread,
     plot_spread_latency,
@@ -227,6 +234,23 @@ def test_percentiles_and_phases_by_hand():
         run.select("later")
 
 
+def test_latency_metrics_by_hand():
+    """Two processes answered: the one that did the WORK (pid 2) and another (pid 1)."""
+    pings = [Ping(0, t / 100, 0.001, 1) for t in range(10)]  # before, by pid 1
+    pings += [Ping(1, 0.12, 0.15, 2), Ping(2, 0.12, 0.002, 1)]  # during: one waited
+    run = CpuLatencyRun(pings, work_start=0.1, work_end=0.3, work_ms=200, work_pid=2)
+    m = latency_metrics(run)
+    assert m["work"] == pytest.approx(0.2) and m["errors"] == 0
+    assert m["before count"] == 10 and m["during count"] == 2 and m["after count"] == 0
+    assert m["after p99"] == math.inf  # no PING after: nothing was fast
+    assert m["same during p99"] == pytest.approx(150) and m["same during count"] == 1
+    assert m["other during p99"] == pytest.approx(2) and m["other before count"] == 10
+    assert m["same before count"] == 0 and m["same before p50"] == math.inf
+    assert m["same waited"] == pytest.approx(0.75)  # 150 ms of a 200 ms WORK
+    assert m["other waited"] == pytest.approx(0.01)
+    assert m["waited"] == pytest.approx(waited_for_work(run))
+
+
 def test_fairness():
     even = Spread({1: 50, 2: 50}, {1: 10, 2: 10}, [])
     lopsided = Spread({1: 100}, {1: 20}, [])
@@ -351,3 +375,51 @@ def test_a_cpu_request_in_one_worker_leaves_the_other_workers_clients_alone():
     )
     assert waited_for_work(run, worker="same") > 0.5, measured
     assert waited_for_work(run, worker="other") < 0.1, measured
+
+
+@needs("compute_selectors")
+def test_latency_rounds_runs_more_rounds_only_for_a_claim_that_does_not_hold():
+    servers = {"selectors": ("compute_selectors", {})}
+    with LatencyRounds(servers, rounds=2, n_clients=5, work_ms=200, lead=0.1, tail=0.1) as t:
+        assert t.rounds == 1 and len(t.runs["selectors"]) == 1
+        # a blocked loop: the others waited for most of the WORK, judged on round 1 alone
+        assert t.claim("waited", lambda t: t.best("selectors", "waited"), above=0.5)
+        assert t.rounds == 1
+        with pytest.raises(ClaimFailed):  # cannot hold: one more round, then it fails
+            t.claim("never", lambda t: t.best("selectors", "waited"), below=0.0)
+        assert t.rounds == 2 and len(t.runs["selectors"]) == 2
+        assert t.latest()["selectors"] is t.runs["selectors"][-1]
+        assert not t.errors()
+        pid = t.runs["selectors"][0].work_pid
+    assert pid not in {srv.pid for srv in running()}  # the block stopped the server
+
+
+@pytest.mark.parametrize("mode", ACCEPT_MODES)
+def test_accept_wakeups(mode):
+    """Four waiters on one shared socket all wake for each connection (the kernel puts the
+    losers back to sleep); EPOLLEXCLUSIVE and SO_REUSEPORT wake about one."""
+    n = accept_wakeups(mode, waiters=4, connections=10)
+    assert n["accepted"] == 10, n
+    per_connection = n["wake-ups"] / n["accepted"]
+    if mode == "shared":
+        assert per_connection > 3, n
+    else:
+        assert per_connection < 1.5 and n["empty"] == 0, n
+
+
+def test_accept_wakeups_knows_its_modes():
+    with pytest.raises(ValueError):
+        accept_wakeups("round-robin")
+
+
+@needs("prefork_compute")
+def test_newcomers_while_one_worker_is_busy():
+    """A shared socket: the busy worker takes none of the newcomers. SO_REUSEPORT: the hash
+    sends it some (all 20 on one side: 2 chances in a million), and they wait for its WORK."""
+    shared = newcomers_while_busy("shared", work_ms=600, n=20)
+    assert shared["answered"] == 20 and shared["busy took"] == 0, shared
+    assert shared["busy fastest"] == math.inf
+    reuse = newcomers_while_busy("reuseport", work_ms=600, n=20)
+    assert reuse["answered"] == 20 and reuse["busy took"] > 0, reuse
+    assert reuse["busy fastest"] > 0.3, reuse  # 0.6 s of WORK, 0.2 s gone when they came
+    assert reuse["slowest"] >= reuse["busy fastest"]
