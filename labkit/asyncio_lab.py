@@ -14,6 +14,12 @@ stable text and draws; the lesson shows their source. Three stories::
 
 The sync entry points run their own event loop in a worker thread (``run_in_new_loop``), so
 they work the same in a script and in a Jupyter kernel, whose thread already runs a loop.
+``Rounds`` runs such experiments as the ways of a ``labkit.Timing`` (interleaved rounds, each
+claim judged on each way's best) and keeps the last result of each way, to print and draw::
+
+    queues = Rounds({"Queue()": partial(queue_growth, None)}, measure=growth)
+    queues.claim("past 100 items", lambda t: t.most("Queue()", "peak"), above=100)
+    plot_growth(queues.last)
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from labkit.bench import compute
+from labkit.claims import Timing
 from labkit.clients.pages import open_async_client, run_in_new_loop
 from labkit.timeline import Recorder, Span, WithSpans, compare_timelines
 
@@ -46,12 +55,20 @@ __all__ = [
     "greenlets_all_or_fail",
     "greenlets_within",
     "plot_outcomes",
+    "Rounds",
+    "record_every",
+    "run_for",
+    "grow_queue",
     "queue_growth",
+    "growth",
+    "BufferGrowth",
+    "grow_write_buffer",
     "writer_buffer_growth",
     "plot_growth",
     "SlowCallback",
     "BlockedLoop",
     "blocked_loop_demo",
+    "run_in_debug_mode",
     "blocked_loop",
     "BLOCKS",
 ]
@@ -112,6 +129,25 @@ class TaskReport:
     def spans(self) -> list[Span]:
         """One span per task, its state the outcome: draw with ``states=OUTCOME_COLORS``."""
         return [Span(e.task, e.outcome, e.start, e.end) for e in self.ends]
+
+    @property
+    def after_failure(self) -> float:
+        """Seconds from the first failure to the end of the last cancelled task: near 0 when
+        the failure cancelled the others at once (infinite with no failure or no cancel)."""
+        failed = [e.end for e in self.ends if e.outcome == "failed"]
+        cancelled = [e.end for e in self.ends if e.outcome == "cancelled"]
+        if not failed or not cancelled:
+            return float("inf")
+        return max(cancelled) - min(failed)
+
+    @property
+    def stopped_after(self) -> float:
+        """How long the longest-running stopped (cancelled or timed out) task ran, seconds
+        (0 when none was stopped)."""
+        return max(
+            (e.end - e.start for e in self.ends if e.outcome in ("cancelled", "timed out")),
+            default=0.0,
+        )
 
     def text(self) -> str:
         """Stable lines to print: each task and how it ended (no times), then what was raised."""
@@ -268,11 +304,64 @@ def greenlets_within(delays: list[float], seconds: float) -> TaskReport:
     return report
 
 
-def plot_outcomes(reports: dict[str, TaskReport], width: float = 9.0) -> Figure:
+def plot_outcomes(reports: Mapping[str, TaskReport], width: float = 9.0) -> Figure:
     """Several reports on one time axis, each task a bar coloured by how it ended."""
     return compare_timelines(
         {name: r.spans for name, r in reports.items()}, width, states=OUTCOME_COLORS
     )
+
+
+# -- experiments as the ways of a Timing -----------------------------------------------------
+def _report_numbers(report: TaskReport) -> dict[str, float]:
+    return {"after the failure": report.after_failure, "stopped after": report.stopped_after}
+
+
+class Rounds(Timing):
+    """Experiments run as the ways of a ``labkit.Timing``: interleaved rounds, each claim judged
+    on each way's best round, more rounds only while a claim does not hold yet.
+
+    Each way returns a result (a TaskReport, a Series, a BlockedLoop ...); ``measure(result)``
+    gives the numbers the claims judge (``t.best(way, name)``, ``t.most(way, name)``), by
+    default a TaskReport's ``after_failure`` and ``stopped_after``. ``last`` keeps each way's
+    latest result, to print and draw.
+
+    An outcome can depend on timing too (a 0.1 s request that a starved loop finishes after
+    its 0.3 s timeout). With ``expect`` (a test of one result), the numbers gain ``"as
+    expected"`` (1 or 0), so that ``t.most(way, "as expected")`` runs rounds until one passes,
+    and once a way has a result that passed, ``last`` keeps its latest such result.
+    """
+
+    def __init__(
+        self,
+        ways: Mapping[str, Callable[[], Any]],
+        measure: Callable[[Any], Mapping[str, float]] = _report_numbers,
+        *,
+        expect: Callable[[Any], bool] | None = None,
+        rounds: int = 4,
+        seconds: float = 10.0,
+    ) -> None:
+        self.last: dict[str, Any] = {}
+        passed: set[str] = set()
+
+        def kept(name: str, run: Callable[[], Any]) -> Callable[[], Mapping[str, float]]:
+            def way() -> Mapping[str, float]:
+                result = run()
+                numbers = dict(measure(result))
+                if expect is not None:
+                    ok = expect(result)
+                    numbers["as expected"] = float(ok)
+                    if not ok and name in passed:
+                        return numbers  # keep showing the result that was as expected
+                    if ok:
+                        passed.add(name)
+                self.last[name] = result
+                return numbers
+
+            return way
+
+        super().__init__(
+            {name: kept(name, run) for name, run in ways.items()}, rounds=rounds, seconds=seconds
+        )
 
 
 # -- back-pressure ----------------------------------------------------------------------------
@@ -280,14 +369,16 @@ Series = list[tuple[float, int]]  # (seconds from the start, a length)
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-async def _sample(measure: Callable[[], int], series: Series, zero: float, every: float) -> None:
+async def record_every(
+    measure: Callable[[], int], series: Series, zero: float, every: float
+) -> None:
     """Append ``(time, measure())`` every ``every`` seconds until cancelled."""
     while True:
         series.append((time.perf_counter() - zero, measure()))
         await asyncio.sleep(every)
 
 
-async def _for(seconds: float, *jobs: Awaitable[None]) -> None:
+async def run_for(seconds: float, *jobs: Awaitable[None]) -> None:
     """Run ``jobs`` for ``seconds``, then cancel them (they are endless loops)."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     await asyncio.sleep(seconds)
@@ -296,9 +387,14 @@ async def _for(seconds: float, *jobs: Awaitable[None]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _queue_growth(
-    bounded: int | None, produce_every: float, consume_every: float, duration: float
+async def grow_queue(
+    bounded: int | None,
+    produce_every: float = 0.001,
+    consume_every: float = 0.005,
+    duration: float = 0.5,
 ) -> Series:
+    """A producer that puts an item every ``produce_every`` s, a consumer that takes one every
+    ``consume_every`` s, for ``duration`` s: the queue's length, sampled 50 times."""
     queue: asyncio.Queue[int] = asyncio.Queue(maxsize=bounded or 0)  # 0: no bound
 
     async def producer() -> None:
@@ -312,8 +408,8 @@ async def _queue_growth(
             await asyncio.sleep(consume_every)  # the slow work on each item
 
     series: Series = []
-    sampler = _sample(queue.qsize, series, time.perf_counter(), duration / 50)
-    await _for(duration, producer(), consumer(), sampler)
+    sampler = record_every(queue.qsize, series, time.perf_counter(), duration / 50)
+    await run_for(duration, producer(), consumer(), sampler)
     return series
 
 
@@ -327,38 +423,75 @@ def queue_growth(
     time. Unbounded (``None``), the queue, and memory, grow for as long as it runs; with
     ``asyncio.Queue(maxsize=bounded)`` the producer waits in ``put`` and the length stays
     at the bound: the slow consumer's pace is pushed back onto the producer."""
-    return run_in_new_loop(_queue_growth, bounded, produce_every, consume_every, duration)
+    return run_in_new_loop(grow_queue, bounded, produce_every, consume_every, duration)
 
 
-async def _writer_buffer_growth(
-    drain: bool, chunk: int, write_every: float, read_every: float, duration: float
-) -> Series:
+def growth(series: Series) -> dict[str, float]:
+    """A Series' peak, and how much it rose over its last 10 samples (still growing if > 0)."""
+    earlier = series[max(0, len(series) - 10)][1]
+    return {"peak": max(n for _, n in series), "rise at the end": series[-1][1] - earlier}
+
+
+KERNEL_BUFFER = 16 * 1024  # bytes asked for each socket's buffer (Linux doubles it)
+
+
+@dataclass
+class BufferGrowth:
+    """What a stream writer's transport buffer did: its size over time, the transport's flow
+    control limits, and its size each time ``await writer.drain()`` had waited and returned."""
+
+    series: Series
+    limits: tuple[int, int]  # (low, high) water marks, bytes
+    after_waiting: list[int] = field(default_factory=list)
+
+
+async def grow_write_buffer(
+    drain: bool,
+    chunk: int = 16_384,
+    write_every: float = 0.001,
+    read_every: float = 0.01,
+    duration: float = 0.5,
+) -> BufferGrowth:
+    """A writer sends ``chunk`` bytes every ``write_every`` s to a reader (a server in this
+    loop) that takes 4 KiB every ``read_every`` s; with ``drain``, it awaits drain() too."""
     accepted: asyncio.Future[Stream] = asyncio.get_running_loop().create_future()
     server = await asyncio.start_server(  # a plain callback: the reading task is ours to stop
-        lambda *stream: accepted.set_result(stream), "127.0.0.1", 0
+        lambda *stream: accepted.set_result(stream), "127.0.0.1", 0, limit=4096
     )
+    # Small buffers on the way (the reader's stream holds at most 2 x limit, the accepted
+    # socket inherits the listener's kernel buffer): the writer's transport buffer fills at
+    # once, instead of after the few MB the kernel and the reader would take first.
+    server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, KERNEL_BUFFER)
     _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_BUFFER)
     reader, server_side = await accepted
 
     async def slow_reader() -> None:
         while await reader.read(4096):  # 4 KiB per tick: far slower than the writer
             await asyncio.sleep(read_every)
 
+    buffered = writer.transport.get_write_buffer_size
+    low, high = writer.transport.get_write_buffer_limits()
+    after_waiting: list[int] = []
+
     async def fast_writer() -> None:
         while True:
             writer.write(b"x" * chunk)  # never blocks: what the socket won't take is buffered
             if drain:
-                await writer.drain()  # waits while the buffer is above its high-water mark
+                above = buffered() > high  # then write() has paused the stream: drain waits
+                await writer.drain()  # returns once the transport resumes it (at `low`)
+                if above:
+                    after_waiting.append(buffered())
             await asyncio.sleep(write_every)
 
     series: Series = []
-    sampler = _sample(writer.transport.get_write_buffer_size, series, time.perf_counter(), 0.01)
-    await _for(duration, fast_writer(), slow_reader(), sampler)
+    sampler = record_every(buffered, series, time.perf_counter(), 0.01)
+    await run_for(duration, fast_writer(), slow_reader(), sampler)
     writer.transport.abort()  # drop what is still buffered: close() would wait to send it all
     server_side.transport.abort()
     server.close()
     await server.wait_closed()
-    return series
+    return BufferGrowth(series, (low, high), after_waiting)
 
 
 def writer_buffer_growth(
@@ -367,18 +500,19 @@ def writer_buffer_growth(
     write_every: float = 0.001,
     read_every: float = 0.01,
     duration: float = 0.5,
-) -> Series:
-    """A stream writer sending ``chunk`` bytes every ``write_every`` s to a local server (in the
-    same loop, on 127.0.0.1) that reads 4 KiB every ``read_every`` s: the bytes waiting in the
-    writer's transport buffer over time. ``write()`` never waits, so without ``drain`` the
-    buffer grows without end once the sockets' own buffers are full; ``await writer.drain()``
-    pauses the writer while the buffer is above its high-water mark (64 KiB)."""
+) -> BufferGrowth:
+    """``grow_write_buffer`` on a fresh loop: the bytes waiting in the writer's transport buffer
+    over time. ``write()`` never waits, so without ``drain`` the buffer grows without end once
+    the sockets' own buffers are full. With it, a write that takes the buffer above the
+    high-water mark (64 KiB by default) pauses the stream, and ``drain()`` waits until the
+    buffer is down to the low-water mark (16 KiB by default) (``asyncio/transports.py``,
+    ``_FlowControlMixin``; ``asyncio/streams.py``, ``FlowControlMixin._drain_helper``)."""
     args = (drain, chunk, write_every, read_every, duration)
-    return run_in_new_loop(_writer_buffer_growth, *args)
+    return run_in_new_loop(grow_write_buffer, *args)
 
 
 def plot_growth(
-    series: dict[str, Series],
+    series: Mapping[str, Series],
     ylabel: str = "items in the queue",
     title: str | None = None,
     width: float = 9.0,
@@ -432,12 +566,6 @@ class BlockedLoop(WithSpans):
         return max(waits, default=self.tick) - self.tick
 
 
-def _spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:  # CPU work: nothing here ever gives the loop a turn
-        pass
-
-
 async def hog(rec: Recorder, block: str, seconds: float) -> None:
     """Task 1: one tick like the others, then ``seconds`` of ``block``."""
     with rec.span("Task 1", "waiting"):
@@ -446,8 +574,8 @@ async def hog(rec: Recorder, block: str, seconds: float) -> None:
         with rec.span("Task 1", "running"):  # holds the loop: no other task can run
             time.sleep(seconds)
     elif block == "cpu":
-        with rec.span("Task 1", "running"):
-            _spin(seconds)
+        with rec.span("Task 1", "running"):  # CPU work: nothing in it gives the loop a turn
+            compute(seconds)
     elif block == "to_thread":
         with rec.span("Task 1", "waiting"):  # the sleep happens in a worker thread
             await asyncio.to_thread(time.sleep, seconds)
@@ -463,7 +591,7 @@ async def ticker(rec: Recorder, name: str, ticks: int, tick: float) -> None:
         with rec.span(name, "waiting"):
             await asyncio.sleep(tick)
         with rec.span(name, "running"):
-            _spin(0.002)
+            compute(0.002)
 
 
 async def blocked_loop_demo(
@@ -505,7 +633,10 @@ def _asyncio_warnings() -> Iterator[_Captured]:
         logger.propagate = propagate
 
 
-async def _debugged(block: str, rec: Recorder, seconds: float, tasks: int, tick: float) -> list:
+async def run_in_debug_mode(
+    block: str, rec: Recorder, seconds: float = 0.2, tasks: int = 3, tick: float = 0.05
+) -> list[str]:
+    """``blocked_loop_demo`` with the running loop in debug mode: the warnings it logged."""
     loop = asyncio.get_running_loop()
     loop.set_debug(True)  # debug mode: times every callback and task step
     loop.slow_callback_duration = 0.1  # and warns about any that holds the loop longer
@@ -531,6 +662,6 @@ def blocked_loop(
     """Run ``blocked_loop_demo`` on a fresh loop in debug mode (its own thread: this works in
     a kernel too), and return the tasks' Spans and the slow callbacks debug mode logged."""
     rec = Recorder()
-    messages = run_in_new_loop(_debugged, block, rec, seconds, tasks, tick)
+    messages = run_in_new_loop(run_in_debug_mode, block, rec, seconds, tasks, tick)
     slow = [s for s in map(_parse, messages) if s is not None]
     return BlockedLoop(block, rec.spans, slow, tick)
