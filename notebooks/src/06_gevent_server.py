@@ -89,8 +89,8 @@ most_threads, resolver_pool = run.data["most_os_threads"], run.data["resolver_po
 labkit.claim("500 greenlet clients made their 1,500 round trips without an error",
              greenlet_clients.round_trips == 1500 and not greenlet_clients.errors,
              measured=greenlet_clients.summary())
-labkit.claim(f"OS threads while they ran: at most 3 + the resolver pool of {resolver_pool}",
-             most_threads <= 3 + resolver_pool, measured=f"{most_threads} threads")
+_ = labkit.claim(f"OS threads while they ran: at most 3 + the resolver pool of {resolver_pool}",
+                 most_threads <= 3 + resolver_pool, measured=f"{most_threads} threads")
 
 # %% [markdown]
 # ## A bug that hangs every client
@@ -133,8 +133,8 @@ labkit.claim("the five after it got no answer, each gave up after its 1 s timeou
              measured=f"{hung.round_trips} round trips, {hung.errors}, {hung.elapsed:.2f} s")
 labkit.claim("meanwhile the server used CPU with nobody connected",
              hang_cpu["gevent_echo_hang"] >= 0.3, measured=f"{hang_cpu} over {hang_window:.2f} s")
-labkit.claim("yet all five connected (the kernel accepted them for the server)",
-             len(hung.connect_times) == 5)
+_ = labkit.claim("yet all five connected (the kernel accepted them for the server)",
+                 len(hung.connect_times) == 5)
 
 # %% [markdown]
 # The server is still running and still accepts connections at the TCP level (the kernel
@@ -259,8 +259,8 @@ try:
     refused = None
 except labkit.TooManyClients as err:
     refused = str(err)
-labkit.claim("one client more than fits is refused, with advice",
-             refused is not None and "ulimit -n" in refused, measured=str(refused))
+_ = labkit.claim("one client more than fits is refused, with advice",
+                 refused is not None and "ulimit -n" in refused, measured=str(refused))
 
 # %%
 # NBVAL_IGNORE_OUTPUT

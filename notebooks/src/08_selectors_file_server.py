@@ -82,9 +82,10 @@ def join_body(events):
 
 print("header:", whole[0])
 print("events when fed whole:", len(whole), "| fed byte by byte:", len(byte_by_byte))
-labkit.claim("same header and body either way, and both end with End",
-             whole[0] == byte_by_byte[0] and join_body(whole) == join_body(byte_by_byte) == LYRICS
-             and isinstance(byte_by_byte[-1], protocol.End))
+_ = labkit.claim("same header and body either way, and both end with End",
+                 whole[0] == byte_by_byte[0]
+                 and join_body(whole) == join_body(byte_by_byte) == LYRICS
+                 and isinstance(byte_by_byte[-1], protocol.End))
 
 # %% [markdown]
 # ## The server
@@ -115,8 +116,8 @@ with socket.create_connection(server.address, timeout=10) as sock:
                  confirmed.sha256 == LYRICS_SHA)
     missing, _ = get_file(sock, "nothing-here.txt")
     print("GET of a missing file:", f"ERR {missing.code} {missing.message}")
-labkit.claim("the upload is in the server's folder, byte for byte",
-             (Path(uploads.name) / "my-copy.txt").read_bytes() == LYRICS)
+_ = labkit.claim("the upload is in the server's folder, byte for byte",
+                 (Path(uploads.name) / "my-copy.txt").read_bytes() == LYRICS)
 
 # %% [markdown]
 # ## The framing bug of the original course
@@ -147,8 +148,8 @@ labkit.claim(f"its first recv(1024) holds the {header_length}-byte header and "
              f"{1024 - header_length} bytes of the file",
              len(first) == 1024 and first.startswith(protocol.ok_header(len(LYRICS), LYRICS_SHA)),
              measured=f"{len(first)} bytes")
-labkit.claim("the buggy client's 1,024 bytes end in the middle of a character",
-             failure.reason == "unexpected end of data", measured=failure.reason)
+_ = labkit.claim("the buggy client's 1,024 bytes end in the middle of a character",
+                 failure.reason == "unexpected end of data", measured=failure.reason)
 
 # %% [markdown]
 # 1,024 bytes held the 73-byte header and 951 bytes of the poems, cut in the middle of a
@@ -246,8 +247,8 @@ for sock in idle_clients:
 labkit.claim("the server accepted all 300", all_accepted)
 labkit.claim("300 clients connected: the server holds 300 more file descriptors",
              fds_during - fds_before == 300, measured=f"{fds_during - fds_before} more")
-labkit.claim("and the same number of threads", threads_during == threads_before,
-             measured=f"{threads_before} before, {threads_during} during")
+_ = labkit.claim("and the same number of threads", threads_during == threads_before,
+                 measured=f"{threads_before} before, {threads_during} during")
 
 # %% [markdown]
 # So it is the open-file limit (`ulimit -n`), not threads, that bounds how many clients one
@@ -289,8 +290,9 @@ labkit.claim("what it read and had not sent was at most HIGH_WATER + CHUNK (320 
              held <= HIGH_WATER + CHUNK, measured)
 labkit.claim("its memory grew by less than 4 MiB, for a 64 MiB file", rss_growth_mib < 4,
              measured)
-labkit.claim("then the client read it all, SHA-256 verified",
-             hashlib.sha256(body).hexdigest() == header.sha256 == hashlib.sha256(big).hexdigest())
+_ = labkit.claim("then the client read it all, SHA-256 verified",
+                 hashlib.sha256(body).hexdigest() == header.sha256
+                 == hashlib.sha256(big).hexdigest())
 
 # %% [markdown]
 # The bytes it did send wait in the kernel's socket buffers, on both sides; the rest of the
@@ -324,10 +326,10 @@ try:
     refused = None
 except labkit.TooManyClients as err:
     refused = str(err)
-labkit.claim("too many clients: refused before starting, saying how many fit and how to raise "
-             "the limit",
-             refused is not None and "at most about" in refused and "ulimit -n" in refused,
-             measured=str(refused))
+_ = labkit.claim("too many clients: refused before starting, saying how many fit and how to raise "
+                 "the limit",
+                 refused is not None and "at most about" in refused and "ulimit -n" in refused,
+                 measured=str(refused))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -345,7 +347,7 @@ panel(run_clients,
 # %%
 server.stop()
 uploads.cleanup()
-labkit.claim("the server stopped", not server.alive)
+_ = labkit.claim("the server stopped", not server.alive)
 
 # %% [markdown]
 # ## Sitting 2 of 2 (about 35 minutes) — a good place to stop
