@@ -31,20 +31,22 @@ import ipaddress
 import os
 import socket
 import sys
-import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any
 
-from labkit.child import (
-    at_stop,
-    emit,
-    exit_now,
-    follow_parent,
-    original,
-    real_lock,
-    start_signal_thread,
+# How servers accept clients (a reserve of descriptors, room made from idle connections) lives
+# in accept_policy, the counters in counters; both are re-exported here, where servers look.
+from labkit.accept_policy import (
+    ACCEPT_PAUSE,
+    PAUSED,
+    AcceptPause,
+    AcceptsThroughDoor,
+    Door,
+    accept,
+    accept_waiting,
 )
+from labkit.child import at_stop, emit, exit_now, follow_parent, start_signal_thread
+from labkit.counters import Counters, counters
 from labkit.limits import raise_open_file_limit
 
 __all__ = [
@@ -61,6 +63,9 @@ __all__ = [
     "ACCEPT_PAUSE",
     "PAUSED",
     "CountsAcceptPauses",
+    "Door",
+    "AcceptsThroughDoor",
+    "Counters",
     "bind",
     "reserve_port",
 ]
@@ -70,135 +75,7 @@ class SetupError(Exception):
     """A server's setup found a bad option: the message is printed and the server exits."""
 
 
-class Counters:
-    """Named counters (connections, bytes_in, ...) the parent can read, nearly free to add to.
-
-    Each thread adds to a dict of its own, so that no two threads ever write the same dict and
-    no lock is taken per count (a lock and ``Counter.update`` cost a server about a microsecond
-    per call, twice per echo: a tenth of its round trip). ``snapshot()`` adds them up. Under
-    gevent every greenlet of a thread shares its dict: they take turns, never in the middle of
-    a ``+=`` (no switch happens there)."""
-
-    def __init__(self) -> None:
-        self._lock = real_lock()  # for the rare calls: a new thread, peak(), snapshot()
-        self._get_ident = original("_thread", "get_ident")  # the OS thread's, not a greenlet's
-        self._threads: dict[int, defaultdict[str, int]] = {}  # thread id -> its counts
-        self._gone: Counter[str] = Counter()  # the counts of threads that have ended
-        self._peaks: dict[str, int] = {}
-        self._tidy_at = 64  # fold in ended threads when this many have counted
-
-    def for_this_thread(self) -> defaultdict[str, int]:
-        """This thread's own counts, to add to with ``counts["bytes_in"] += n``: a plain dict
-        (missing names start at 0), about as cheap as adding to a local variable. Ask for it
-        in the thread that counts (a server's loop, a client's handler thread)."""
-        try:
-            return self._threads[self._get_ident()]
-        except KeyError:
-            return self._add_thread()
-
-    def _add_thread(self) -> defaultdict[str, int]:
-        with self._lock:
-            if len(self._threads) >= self._tidy_at:  # a thread per client: forget ended ones
-                alive = sys._current_frames()  # every live OS thread's id
-                for ident in [i for i in self._threads if i not in alive]:
-                    self._gone.update(self._threads.pop(ident))
-                self._tidy_at = 2 * len(self._threads) + 64
-            return self._threads.setdefault(self._get_ident(), defaultdict(int))
-
-    def add(self, **amounts: int) -> None:
-        counts = self.for_this_thread()
-        for name, amount in amounts.items():
-            counts[name] += amount
-
-    def peak(self, **values: int) -> None:
-        """Keep the largest value seen for each name (a high-water mark)."""
-        with self._lock:
-            for name, value in values.items():
-                self._peaks[name] = max(self._peaks.get(name, value), value)
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            total = self._gone.copy()
-            for counts in list(self._threads.values()):  # dict(): one step, under the GIL
-                total.update(dict(counts))
-            return {**total, **self._peaks}
-
-
-counters = Counters()
-
-
-# -- accepting when out of descriptors ------------------------------------------------------------
-# With every descriptor in use (EMFILE/ENFILE), accept() fails and the client stays queued in the
-# listen backlog. Retrying at once would only spin, so every server pauses accepting for a moment
-# (as gevent's own servers do) and goes on serving the clients it has.
-ACCEPT_PAUSE = 0.1  # seconds
-PAUSED: Final = "paused"  # what accept() returns when out of descriptors
-
-
-def accept(listener: socket.socket) -> socket.socket | Literal["paused"] | None:
-    """``listener.accept()`` that survives running out of descriptors: the new socket; None if
-    nobody is waiting (a non-blocking listener, or the client gave up); PAUSED, counted as
-    ``accept_paused``, when out of descriptors: the caller stops accepting for ACCEPT_PAUSE."""
-    try:
-        conn, _ = listener.accept()
-    except (BlockingIOError, ConnectionAbortedError):
-        return None
-    except OSError:  # EMFILE/ENFILE: no descriptor for it yet
-        counters.add(accept_paused=1)
-        return PAUSED
-    return conn
-
-
-def accept_waiting(listener: socket.socket) -> socket.socket:
-    """For a blocking server: wait for the next client; out of descriptors, sleep and retry
-    (under gevent's monkey-patching this sleep lets the other greenlets run)."""
-    while not isinstance(conn := accept(listener), socket.socket):
-        if conn == PAUSED:
-            time.sleep(ACCEPT_PAUSE)
-    return conn
-
-
-class AcceptPause:
-    """For an event-loop server: while out of descriptors, stop watching the listener.
-
-    if launch.accept(listener) == launch.PAUSED: unwatch it; pause.begin()
-    wait for events with timeout=pause.timeout()
-    if pause.over(): watch the listener again
-    """
-
-    def __init__(self) -> None:
-        self.until: float | None = None
-
-    def begin(self) -> None:
-        self.until = time.monotonic() + ACCEPT_PAUSE
-
-    def timeout(self) -> float | None:
-        """Seconds the next wait may last: None (no limit) unless accepting is paused."""
-        return None if self.until is None else max(0.0, self.until - time.monotonic())
-
-    def over(self) -> bool:
-        """True once, when a pause has just ended."""
-        if self.until is None or time.monotonic() < self.until:
-            return False
-        self.until = None
-        return True
-
-    def accepting(self) -> bool:
-        """True unless a pause is still running (one that has run out ends here)."""
-        self.over()
-        return self.until is None
-
-
-class CountsAcceptPauses:
-    """Mix into a gevent server class (StreamServer, WSGIServer): gevent already pauses
-    accepting when out of descriptors and retries; this also counts it (``accept_paused``)."""
-
-    def do_read(self):  # gevent's server calls it to accept one client
-        try:
-            return super().do_read()  # type: ignore[misc]  # the server class's own
-        except OSError:  # EMFILE: gevent pauses accepting, then retries
-            counters.add(accept_paused=1)
-            raise
+CountsAcceptPauses = AcceptsThroughDoor  # the name gevent servers knew it by
 
 
 # -- counting system calls without strace ---------------------------------------------------------
