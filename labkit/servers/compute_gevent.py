@@ -17,6 +17,8 @@ it has not run for that long, it prints the blocked greenlet's stack to the log 
 Not monkey-patched: the process pool needs real threads and locks. The sockets are gevent's own
 (``StreamServer``). A client silent for ``--client-timeout`` seconds is dropped; one that does
 not read its replies blocks its own ``sendall`` (and is not read from) while others go on.
+Clients come in through a ``Door`` (labkit/accept_policy.py): near the open-file limit it
+closes the client idle longest between requests, or stays shut for a moment.
 
     python -m labkit.servers.compute_gevent --port 0 --offload pool --monitor
 """
@@ -27,7 +29,9 @@ import os
 import gevent
 from gevent.server import StreamServer
 
-from labkit import compute, launch
+from labkit import accept_policy, compute, launch
+
+waiting = set()  # clients between requests, waiting in recv: the door may close them
 
 
 def handle(conn, address, args):
@@ -35,7 +39,7 @@ def handle(conn, address, args):
     conn.settimeout(args.client_timeout)
     inbox = bytearray()  # the start of a line not yet complete
     try:
-        while data := conn.recv(65536):  # b"": the client closed
+        while data := receive(conn, between_requests=not inbox):  # b"": the client closed
             launch.counters.add(bytes_in=len(data))
             inbox += data
             lines, too_long = compute.take_lines(inbox)
@@ -52,6 +56,15 @@ def handle(conn, address, args):
         conn.close()
 
 
+def receive(conn, between_requests):
+    if between_requests:
+        waiting.add(conn)
+    try:
+        return conn.recv(65536)
+    finally:
+        waiting.discard(conn)
+
+
 def answer(line, args):
     request = compute.parse(line)
     if request[0] != "WORK" or args.offload == "none":
@@ -64,13 +77,18 @@ def answer(line, args):
     return compute.reply(request, os.getpid())
 
 
-class CountingStreamServer(launch.CountsAcceptPauses, StreamServer):
-    """StreamServer, counting the accepts that failed when out of descriptors."""
+class ComputeServer(accept_policy.AcceptsThroughDoor, StreamServer):
+    def close_idle(self, conn):
+        """The door's way to make room: close a client only between requests."""
+        if conn not in waiting:
+            return False
+        conn.close()  # its handler, waiting in recv, gets an OSError and ends
+        return True
 
 
 def serve(listener, args):
     listener.setblocking(False)  # StreamServer accepts when the hub says it is ready
-    CountingStreamServer(listener, functools.partial(handle, args=args)).serve_forever()
+    ComputeServer(listener, functools.partial(handle, args=args)).serve_forever()
 
 
 def setup(args):

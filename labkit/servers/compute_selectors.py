@@ -10,7 +10,9 @@ WORK is out, its next lines wait.
 
 Like selectors_echo: lines are framed in a receive buffer (``compute.take_lines``; a line over
 ``compute.MAX_LINE`` bytes gets ``ERR line too long`` and a close), a client that owes us
-``HIGH_WATER`` bytes of replies is not read from, and out of descriptors we pause accepting.
+``HIGH_WATER`` bytes of replies is not read from, and clients come in through a ``Door``
+(labkit/accept_policy.py): near the open-file limit it closes the client idle longest, or
+stays shut for a moment.
 
     python -m labkit.servers.compute_selectors --port 0 --offload pool
 """
@@ -20,7 +22,7 @@ import os
 import selectors
 import socket
 
-from labkit import compute, launch
+from labkit import accept_policy, compute, launch
 
 HIGH_WATER = 1 << 16  # stop reading from a client that is this far behind in reading replies
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -49,28 +51,27 @@ class Server:
             s.setblocking(False)
         self.sel.register(self.wake_r, READ, data="wake")
         self.finished = collections.deque()  # (client, request, future), from the pool's thread
+        self.door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 
     def run(self):
-        pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
         while True:
-            for key, events in self.sel.select(pause.timeout()):
+            for key, events in self.sel.select(self.door.timeout()):
                 if key.data == "accept":
                     if not self.accept():
-                        self.sel.unregister(self.listener)
-                        pause.begin()
+                        self.sel.unregister(self.listener)  # the door is shut a moment
                 elif key.data == "wake":
                     self.work_done()
                 elif events & READ:
                     self.receive(key.data)
                 if isinstance(key.data, Client) and events & WRITE and key.data.events:
                     self.send_some(key.data)
-            if pause.over():
+            if self.door.over():
                 self.sel.register(self.listener, READ, data="accept")
 
     def accept(self):
-        """Accept one client. False when out of descriptors: the caller pauses accepting."""
-        conn = launch.accept(self.listener)
-        if conn is None or conn == launch.PAUSED:
+        """Accept one client. False when the door pauses: the caller stops watching."""
+        conn = self.door.accept(self.listener, self.close_idle)
+        if conn is None or conn == accept_policy.PAUSED:
             return conn is None
         conn.setblocking(False)
         launch.counters.add(connections=1)
@@ -167,10 +168,22 @@ class Server:
             self.sel.modify(client.conn, wanted, data=client)
         client.events = wanted
 
+    def close_idle(self, conn):
+        """The door's way to make room: close a client with nothing asked and nothing owed."""
+        try:
+            client = self.sel.get_key(conn).data
+        except KeyError:  # not watched: its work is in the pool
+            return False
+        if client.working or client.lines or client.inbox or client.outgoing:
+            return False
+        self.close(client)
+        return True
+
     def close(self, client, error=False):
         if client.events:
             self.sel.unregister(client.conn)
             client.events = 0
+        self.door.closed(client.conn)
         client.conn.close()
         if error:
             launch.counters.add(errors=1)

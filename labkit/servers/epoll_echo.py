@@ -13,20 +13,21 @@ buffer almost always has room, and in level mode we ask for EPOLLOUT (one ``modi
 call) only while bytes wait. Both keep back-pressure: we stop reading a client that owes us
 ``HIGH_WATER`` bytes. In edge mode that leaves unread bytes in its socket with no new edge to
 come, so each client remembers ``readable``/``writable`` and we read again as soon as the
-client takes its echo. When out of descriptors (EMFILE) the server stops accepting for a moment
-(``accept_paused``).
+client takes its echo. Clients come in through a ``Door`` (labkit/accept_policy.py): near the
+open-file limit it closes the client idle longest, or stays shut for a moment.
 
     python -m labkit.servers.epoll_echo --port 0 [--edge]
 """
 
 import select
 
-from labkit import launch
+from labkit import accept_policy, launch
 
 HIGH_WATER = 1 << 20
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT
 BROKEN = select.EPOLLHUP | select.EPOLLERR
 counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
+door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 
 
 class Client:
@@ -46,24 +47,22 @@ def serve(listener, args):
     ep.register(listener.fileno(), READ | edge)
     clients = {}  # fd -> Client
     listening = listener.fileno()
-    pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
     while True:
-        for fd, events in ep.poll(pause.timeout()):  # blocks; returns only ready sockets
+        for fd, events in ep.poll(door.timeout()):  # blocks; returns only ready sockets
             if fd == listening:
                 if not accept_all(ep, listener, clients, edge):
-                    ep.unregister(fd)  # out of descriptors: stop watching it
-                    pause.begin()
+                    ep.unregister(fd)  # the door is shut a moment: stop watching
             elif fd in clients:  # (not one closed earlier this round)
                 serve_client(ep, clients, fd, events, edge)
-        if pause.over():
+        if door.over():
             ep.register(listener.fileno(), READ | edge)  # reports clients already waiting
 
 
 def accept_all(ep, listener, clients, edge):
-    """Accept one client (level) or all waiting (edge). False when out of descriptors."""
+    """Accept one client (level) or all waiting (edge). False when the door pauses."""
     while True:  # edge-triggered: drain the whole backlog
-        conn = launch.accept(listener)
-        if conn is None or conn == launch.PAUSED:  # none waiting; out of descriptors
+        conn = door.accept(listener, lambda idle: close_idle(ep, clients, idle.fileno()))
+        if conn is None or conn == accept_policy.PAUSED:  # none waiting; the door is shut
             return conn is None
         conn.setblocking(False)
         clients[conn.fileno()] = Client(conn)
@@ -128,9 +127,18 @@ def send(client, data):
     return sent
 
 
+def close_idle(ep, clients, fd):
+    """The door's way to make room: close this client, unless we still owe it an echo."""
+    if clients[fd].outgoing:
+        return False
+    close(ep, clients, fd)
+    return True
+
+
 def close(ep, clients, fd, error=False):
     client = clients.pop(fd)
     ep.unregister(fd)
+    door.closed(client.conn)
     client.conn.close()
     if error:
         counts["errors"] += 1

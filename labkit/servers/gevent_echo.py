@@ -2,8 +2,10 @@
 
 After ``monkey.patch_all()`` the standard ``socket`` module is gevent's: ``accept`` and ``recv``
 look blocking, but each one switches to gevent's hub while it waits, and the hub runs other
-greenlets. One thread serves every client. When out of descriptors (EMFILE) the accept loop
-pauses for a moment (``accept_paused``) while the other greenlets go on.
+greenlets. One thread serves every client. Clients come in through a ``Door``
+(labkit/accept_policy.py): near the open-file limit it closes the client idle longest
+(``evicted_idle``), or the accept loop pauses a moment (``accept_paused``) while the other
+greenlets go on.
 
 A client silent (or not reading) for ``--client-timeout`` seconds is dropped. Not with a
 timeout on each ``recv``: gevent would start and stop a timer for every message. One greenlet,
@@ -19,17 +21,19 @@ monkey.patch_all()  # first: launch's listener and every socket after it are gev
 
 import gevent  # noqa: E402
 
-from labkit import launch  # noqa: E402
+from labkit import accept_policy, launch  # noqa: E402
 
 counts = launch.counters.for_this_thread()  # every greenlet runs in this one thread
 unheard = {}  # client socket -> looks by drop_silent since it last sent us something
 LOOKS = 4  # drop_silent looks this many times per timeout: a client goes within 1.25 timeouts
+door = accept_policy.Door()  # lets a client in only while descriptors are to spare
+echoing = set()  # clients whose echo is being sent: never closed to make room
 
 
 def serve(listener, args):
     gevent.spawn(drop_silent, args.client_timeout)
     while True:
-        conn = launch.accept_waiting(listener)  # waits cooperatively: other greenlets run
+        conn = door.accept_waiting(listener, close_idle)  # waits cooperatively
         counts["connections"] += 1
         gevent.spawn(handle, conn)
 
@@ -41,12 +45,25 @@ def handle(conn):
             while data := conn.recv(65536):  # switches to the hub until data arrives
                 unheard[conn] = 0  # cheaper than a timer per recv
                 counts["bytes_in"] += len(data)
+                echoing.add(conn)
                 conn.sendall(data)
+                echoing.discard(conn)
                 counts["bytes_out"] += len(data)
-        except OSError:  # reset; or closed by drop_silent while we waited
+        except OSError:  # reset; or closed by drop_silent or the door while we waited
             counts["errors"] += 1
         finally:
             del unheard[conn]
+            echoing.discard(conn)
+            door.closed(conn)
+
+
+def close_idle(conn):
+    """The door's way to make room: close this client unless its echo is being sent. Its
+    handler, waiting in ``recv``, gets an OSError and ends."""
+    if conn in echoing:
+        return False
+    conn.close()
+    return True
 
 
 def drop_silent(timeout):

@@ -4,7 +4,10 @@ Compare with selectors_files: there, each connection is a state object and the s
 to "readable"/"writable" events. Here each connection is a greenlet running a plain loop,
 "read a request, answer it", and gevent switches greenlets whenever one would wait. Same
 protocol parser, same folder (labkit/filestore.py), same ERR replies; a Pool caps the number of
-clients. Out of descriptors, gevent's StreamServer pauses accepting on its own.
+clients. Clients come in through the same ``Door`` (labkit/accept_policy.py), mixed into
+StreamServer: two descriptors kept for each (its socket, the file it is sent or its upload) and a
+reserve, so a client we hold never hears "Too many open files"; at the limit it closes the
+client idle longest (after an ``ERR 503``), or stays shut a moment.
 
     python -m labkit.servers.gevent_files --port 0 --root data --upload-dir /tmp/up
 """
@@ -17,6 +20,7 @@ from gevent.pool import Pool  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
 from labkit import (  # noqa: E402
+    accept_policy,
     filestore,
     launch,
     protocol,
@@ -25,6 +29,7 @@ from labkit.protocol import Body, End, Request  # noqa: E402
 
 CHUNK = 64 * 1024
 active = 0
+idle = set()  # connections waiting for their client's next request: the door may close them
 
 
 def make_handler(store, max_upload, timeout):
@@ -36,7 +41,7 @@ def make_handler(store, max_upload, timeout):
         launch.counters.peak(most_connected=active)
         parser, upload = protocol.Parser("request", max_body=max_upload), None
         try:
-            while data := receive(conn, timeout):  # b"": the client is done
+            while data := receive(conn, timeout, parser.idle and upload is None):  # b"": done
                 for event in parser.feed(data):
                     upload = answer(conn, store, event, upload)
         except protocol.ProtocolError as err:  # a bad request, or silent too long:
@@ -53,11 +58,15 @@ def make_handler(store, max_upload, timeout):
     return handle
 
 
-def receive(conn, timeout):
+def receive(conn, timeout, between_requests):
+    if between_requests:
+        idle.add(conn)  # no request in progress: the door may close it meanwhile
     try:
         data = conn.recv(CHUNK)
     except TimeoutError:
         raise protocol.ProtocolError(408, f"silent for more than {timeout:g} s") from None
+    finally:
+        idle.discard(conn)
     launch.counters.add(bytes_in=len(data))
     return data
 
@@ -107,9 +116,22 @@ def refuse(conn, err):
         pass
 
 
+class FileServer(accept_policy.AcceptsThroughDoor, StreamServer):
+    per_client = 2  # a socket, and the file it is sent or its upload
+
+    def close_idle(self, conn):
+        """The door's way to make room: close this client if it waits between requests. A
+        busy one is never dropped: it would lose its reply or its upload."""
+        if conn not in idle:
+            return False
+        refuse(conn, protocol.ProtocolError(503, "the server is full: closed this idle connection"))
+        conn.close()  # its handler, waiting in recv, gets an OSError and ends
+        return True
+
+
 def serve(listener, args):
     handler = make_handler(args.store, args.max_upload, args.client_timeout)
-    StreamServer(listener, handler, spawn=Pool(args.pool)).serve_forever()
+    FileServer(listener, handler, spawn=Pool(args.pool)).serve_forever()
 
 
 def add_arguments(p):

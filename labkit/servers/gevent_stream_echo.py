@@ -9,10 +9,12 @@ holds its slot until it closes or ``--client-timeout`` drops it: with 1,000 such
 gevent a few KiB, not a thread, and the open-file limit is the only limit.
 
 StreamServer also survives running out of descriptors (EMFILE): when ``accept`` fails it stops
-accepting for 10 ms, doubling up to 1 s while it keeps failing, and logs each failure. We only
-count those (``accept_paused``). A client silent (or not reading) for ``--client-timeout``
-seconds is dropped, by one greenlet that looks at every client a few times per timeout (a
-timeout on each ``recv`` would start and stop a timer for every message).
+accepting for 10 ms, doubling up to 1 s while it keeps failing, and logs each failure. We keep
+it from getting there: clients come in through a ``Door`` (labkit/accept_policy.py) mixed into
+StreamServer, which keeps descriptors spare, closes the client idle longest to make room, or
+stays shut a moment. A client silent (or not reading) for ``--client-timeout`` seconds is
+dropped, by one greenlet that looks at every client a few times per timeout (a timeout on each
+``recv`` would start and stop a timer for every message).
 
     python -m labkit.servers.gevent_stream_echo --port 0 [--pool 100]
 """
@@ -25,11 +27,12 @@ import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
-from labkit import launch  # noqa: E402
+from labkit import accept_policy, launch  # noqa: E402
 
 counts = launch.counters.for_this_thread()  # every greenlet runs in this one thread
 unheard = {}  # client socket -> looks by drop_silent since it last sent us something
 LOOKS = 4  # drop_silent looks this many times per timeout: a client goes within 1.25 timeouts
+echoing = set()  # clients whose echo is being sent: never closed to make room
 
 
 def handle(conn, address):
@@ -40,12 +43,15 @@ def handle(conn, address):
         while data := conn.recv(65536):  # b"": the client closed
             unheard[conn] = 0
             counts["bytes_in"] += len(data)
+            echoing.add(conn)
             conn.sendall(data)
+            echoing.discard(conn)
             counts["bytes_out"] += len(data)
-    except OSError:  # reset; or closed by drop_silent while we waited
+    except OSError:  # reset; or closed by drop_silent or the door while we waited
         counts["errors"] += 1
     finally:
         del unheard[conn]
+        echoing.discard(conn)
         conn.close()
 
 
@@ -61,14 +67,20 @@ def drop_silent(timeout):
                 unheard[conn] = looks + 1
 
 
-class CountingStreamServer(launch.CountsAcceptPauses, StreamServer):
-    """StreamServer, counting the accepts that failed when out of descriptors."""
+class EchoServer(accept_policy.AcceptsThroughDoor, StreamServer):
+    def close_idle(self, conn):
+        """The door's way to make room: close this client unless its echo is being sent.
+        Its handler, waiting in ``recv``, gets an OSError and ends."""
+        if conn in echoing:
+            return False
+        conn.close()
+        return True
 
 
 def serve(listener, args):
     gevent.spawn(drop_silent, args.client_timeout)
     spawn = Pool(args.pool) if args.pool else "default"  # "default": a greenlet each, no cap
-    CountingStreamServer(listener, handle, spawn=spawn).serve_forever()
+    EchoServer(listener, handle, spawn=spawn).serve_forever()
 
 
 def add_arguments(p):

@@ -15,8 +15,9 @@ gevent's WSGI server handles each request in its own greenlet, so a thousand req
 all waiting out their delay cost a thousand small greenlets, not a thousand threads. Its
 defences: a client gets ``--header-timeout`` seconds for its request line and as long again
 for its headers; a connection silent (or not reading) for ``--client-timeout`` seconds, also
-between kept-alive requests, is closed; error replies are plain text; and when out of
-descriptors (EMFILE) gevent's server pauses accepting for a moment.
+between kept-alive requests, is closed; error replies are plain text; and clients come in
+through a ``Door`` (labkit/accept_policy.py) that keeps descriptors spare, closes the kept-alive
+connection idle longest to make room (as nginx does), or stays shut for a moment.
 
     python -m labkit.servers.latency_http --port 0 --root data/pages --delay 0.2
 """
@@ -35,9 +36,10 @@ from urllib.parse import parse_qs  # noqa: E402
 import gevent  # noqa: E402
 from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
-from labkit import launch  # noqa: E402
+from labkit import accept_policy, launch  # noqa: E402
 
 MAX_DELAY = 30.0
+idle = set()  # kept-alive connections waiting for their next request: the door may close them
 
 
 class BadRequest(ValueError):
@@ -67,7 +69,11 @@ class DeadlineHandler(WSGIHandler):
         super().handle()
 
     def read_requestline(self):
-        self.rfile.peek(1)  # idle keep-alive: wait (client_timeout at most) for a request
+        idle.add(self.socket)
+        try:
+            self.rfile.peek(1)  # idle keep-alive: wait (client_timeout at most) for a request
+        finally:
+            idle.discard(self.socket)
         with gevent.Timeout(self.header_timeout, TimeoutError("request line too slow")):
             return super().read_requestline()
 
@@ -76,15 +82,20 @@ class DeadlineHandler(WSGIHandler):
             return super().read_request(raw_requestline)
 
 
-class CountingWSGIServer(launch.CountsAcceptPauses, WSGIServer):
-    """gevent's WSGIServer, counting the accepts that failed when out of descriptors."""
+class DoorWSGIServer(accept_policy.AcceptsThroughDoor, WSGIServer):
+    def close_idle(self, conn):
+        """The door's way to make room: close a connection only between requests."""
+        if conn not in idle:
+            return False
+        conn.close()  # its handler, waiting for a request line, ends quietly
+        return True
 
 
 def serve(listener, args):
     DeadlineHandler.header_timeout = args.header_timeout
     DeadlineHandler.client_timeout = args.client_timeout
     app = make_app(args.pages, args)
-    CountingWSGIServer(
+    DoorWSGIServer(
         listener, app, log=None, error_log=None, handler_class=DeadlineHandler
     ).serve_forever()
 

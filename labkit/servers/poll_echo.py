@@ -12,21 +12,23 @@ keep each pass cheap with thousands of sockets:
   the kernel's listen queue overflow (and drop clients) while thousands connect at once.
 
 Like select_echo it stops reading a client that owes us more than ``HIGH_WATER`` bytes, sends
-the rest of the echo to a client that closed its side, and stops accepting for a moment when
-out of descriptors (EMFILE), counted as ``accept_paused``.
+the rest of the echo to a client that closed its side, and lets clients in through a ``Door``
+(labkit/accept_policy.py): near the open-file limit it closes the client idle longest, or
+stays shut for a moment.
 
     python -m labkit.servers.poll_echo --port 0
 """
 
 import select
 
-from labkit import launch
+from labkit import accept_policy, launch
 
 HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading
 ACCEPT_BURST = 256  # clients accepted per pass at most, so the others still get their turn
 READ, WRITE = select.POLLIN, select.POLLOUT
 BROKEN = select.POLLHUP | select.POLLERR | select.POLLNVAL
 counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
+door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 
 
 class Client:
@@ -43,26 +45,23 @@ def serve(listener, args):
     poller.register(listener, READ)
     clients = {}  # fd -> Client
     listening = listener.fileno()
-    pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
     while True:
-        wait = pause.timeout()
+        wait = door.timeout()
         for fd, events in poller.poll(None if wait is None else wait * 1000):  # ms; blocks
             if fd == listening:
                 if not accept_some(poller, listener, clients):
-                    poller.unregister(listener)  # out of descriptors: stop watching it
-                    pause.begin()
+                    poller.unregister(listener)  # the door is shut a moment: stop watching
             elif fd in clients:  # (not one closed earlier this round)
                 serve_client(poller, clients, fd, events)
-        if pause.over():
+        if door.over():
             poller.register(listener, READ)
 
 
 def accept_some(poller, listener, clients):
-    """Accept the clients waiting, up to ACCEPT_BURST. False when out of descriptors: the
-    caller pauses accepting."""
+    """Accept the clients waiting, up to ACCEPT_BURST. False when the door pauses."""
     for _ in range(ACCEPT_BURST):
-        conn = launch.accept(listener)  # non-blocking: None once nobody is waiting
-        if conn is None or conn == launch.PAUSED:  # the queue is empty; out of descriptors
+        conn = door.accept(listener, lambda idle: close_idle(poller, clients, idle.fileno()))
+        if conn is None or conn == accept_policy.PAUSED:  # the queue is empty; door shut
             return conn is None
         conn.setblocking(False)
         clients[conn.fileno()] = Client(conn)
@@ -107,9 +106,18 @@ def send(client, data):
     return sent
 
 
+def close_idle(poller, clients, fd):
+    """The door's way to make room: close this client, unless we still owe it an echo."""
+    if clients[fd].outgoing:
+        return False
+    close(poller, clients, fd)
+    return True
+
+
 def close(poller, clients, fd, error=False):
     client = clients.pop(fd)
     poller.unregister(fd)
+    door.closed(client.conn)
     client.conn.close()
     if error:
         counts["errors"] += 1

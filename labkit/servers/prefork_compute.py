@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 
-from labkit import compute, launch
+from labkit import accept_policy, compute, launch
 from labkit.child import exit_now, watch_parent
 
 HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading answers
@@ -44,6 +44,7 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 workers: dict[int, int] = {}  # the parent's live workers: pid -> worker number
 stopping = threading.Event()  # set once the parent is stopping its workers
 PARENT = os.getpid()  # a worker inherits this module, and must not do the parent's clean-up
+door = accept_policy.Door()  # each worker's own: a client only while descriptors are to spare
 
 
 def add_arguments(p):
@@ -189,27 +190,25 @@ def serve_clients(listener):
     listener.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(listener, READ, data=None)
-    pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
     while True:
-        for key, events in sel.select(pause.timeout()):  # blocks until something is ready
+        for key, events in sel.select(door.timeout()):  # blocks until something is ready
             if key.data is None:
                 if not accept(sel, listener):
-                    sel.unregister(listener)
-                    pause.begin()
+                    sel.unregister(listener)  # the door is shut a moment
                 continue
             client = key.data
             if events & READ:
                 receive(sel, client)
             if events & WRITE and client.conn.fileno() != -1:
                 send_some(sel, client)
-        if pause.over():
+        if door.over():
             sel.register(listener, READ, data=None)
 
 
 def accept(sel, listener):
-    """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    conn = launch.accept(listener)  # None: another worker took it first (shared), or it left
-    if conn is None or conn == launch.PAUSED:
+    """Accept one client. False when the door pauses: the caller stops watching."""
+    conn = door.accept(listener, lambda idle: close_idle(sel, idle))
+    if conn is None or conn == accept_policy.PAUSED:  # None: another worker took it, or it left
         return conn is None
     conn.setblocking(False)
     sel.register(conn, READ, data=Client(conn))
@@ -264,8 +263,18 @@ def update_interest(sel, client):
         sel.modify(client.conn, wanted, data=client)
 
 
+def close_idle(sel, conn):
+    """The door's way to make room: close a client with nothing asked and nothing owed."""
+    client = sel.get_key(conn).data
+    if client.incoming or client.outgoing:
+        return False
+    close(sel, client)
+    return True
+
+
 def close(sel, client):
     sel.unregister(client.conn)
+    door.closed(client.conn)
     client.conn.close()
 
 

@@ -13,7 +13,9 @@ Its limits, and what it does at each one:
   client whose socket gets such a number is *refused*: closed at once, counted in the stats
   (``refused``) and logged in one line, while every other client goes on being served.
   (poll_echo and epoll_echo have no such limit.)
-* Out of descriptors (EMFILE): it stops accepting for a moment (``accept_paused``).
+* Near the open-file limit: clients come in through a ``Door`` (labkit/accept_policy.py),
+  which keeps descriptors spare, closes the client idle longest to make room
+  (``evicted_idle``), or stays shut for a moment (``accept_paused``).
 * Many clients connecting at once: a readable listener may hold a queue of them; we accept up
   to ``ACCEPT_BURST`` per round, so that the kernel's listen queue does not overflow.
 * A client that sends but does not read: above ``HIGH_WATER`` bytes owed, we stop reading it.
@@ -24,46 +26,44 @@ Its limits, and what it does at each one:
 import select
 import sys
 
-from labkit import launch
+from labkit import accept_policy, launch
 
 HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading our echo
 FD_SETSIZE = 1024  # select() cannot watch descriptors numbered this or more (Linux)
 ACCEPT_BURST = 64  # clients accepted per round at most, so the others still get their turn
 counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
+door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 
 
 def serve(listener, args):
     listener.setblocking(False)
     outgoing = {}  # client socket -> bytearray not yet sent to it
     finished = set()  # clients that closed their side: send the rest, close
-    pause = launch.AcceptPause()  # out of descriptors: stop accepting for a moment
     while True:
         # Read from a client only while its backlog is small (a slow reader must not make us
         # buffer without limit); ask about writing only where there is something to write.
         readers = [c for c, buf in outgoing.items() if len(buf) < HIGH_WATER and c not in finished]
         writers = [c for c, buf in outgoing.items() if buf]
-        if pause.accepting():
+        if door.accepting():  # (not while the door is shut a moment)
             readers.append(listener)
-        readable, writable, _ = select.select(readers, writers, [], pause.timeout())
+        readable, writable, _ = select.select(readers, writers, [], door.timeout())
         for sock in readable:
             if sock is not listener:
                 receive(sock, outgoing, finished)
-            elif not accept_some(listener, outgoing):
-                pause.begin()
+            else:
+                accept_some(listener, outgoing, finished)
         for sock in writable:
             if outgoing.get(sock):  # (not closed, nor sent to, while reading this round)
                 send_some(sock, outgoing, finished)
 
 
-def accept_some(listener, outgoing):
-    """Accept the clients waiting, up to ACCEPT_BURST. False when out of descriptors: the
-    caller pauses accepting."""
+def accept_some(listener, outgoing, finished):
+    """Accept the clients waiting, up to ACCEPT_BURST (the door may pause in between)."""
     for _ in range(ACCEPT_BURST):
-        conn = launch.accept(listener)  # non-blocking: None once nobody is waiting
-        if conn is None or conn == launch.PAUSED:  # the queue is empty; out of descriptors
-            return conn is None
+        conn = door.accept(listener, lambda idle: close_idle(idle, outgoing, finished))
+        if conn is None or conn == accept_policy.PAUSED:  # the queue is empty; door shut
+            return
         add_client(conn, outgoing)
-    return True
 
 
 def add_client(conn, outgoing):
@@ -74,6 +74,7 @@ def add_client(conn, outgoing):
             file=sys.stderr,
             flush=True,
         )
+        door.closed(conn)
         conn.close()
         counts["refused"] += 1
         return
@@ -125,8 +126,17 @@ def send_now(conn, data, outgoing, finished):
     return sent
 
 
+def close_idle(conn, outgoing, finished):
+    """The door's way to make room: close this client, unless we still owe it an echo."""
+    if outgoing[conn]:
+        return False
+    close(conn, outgoing, finished)
+    return True
+
+
 def close(conn, outgoing, finished, error=False):
     del outgoing[conn]
+    door.closed(conn)
     finished.discard(conn)
     conn.close()
     if error:

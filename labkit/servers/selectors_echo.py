@@ -7,20 +7,22 @@ would cost a wait and two ``modify`` calls (each a system call) for nothing. Onl
 what asyncio's transports do. ``--wait-writable`` is the slower way, kept to compare: it asks
 the selector before every send.
 
-We stop reading a client that owes us ``HIGH_WATER`` bytes, send the rest of the echo to a
-client that closed its side, and stop accepting for a moment when out of descriptors (EMFILE:
-``accept_paused``).
+We stop reading a client that owes us ``HIGH_WATER`` bytes and send the rest of the echo to a
+client that closed its side. Clients come in through a ``Door`` (labkit/accept_policy.py): near
+the open-file limit it closes the client idle longest (``evicted_idle``), or stays shut a moment
+(``accept_paused``) while the next client waits in the listen backlog.
 
     python -m labkit.servers.selectors_echo --port 0 [--wait-writable] [--count-calls]
 """
 
 import selectors
 
-from labkit import launch
+from labkit import accept_policy, launch
 
 HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading our echo
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
+door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 send_at_once = True  # False with --wait-writable: wait for EVENT_WRITE before each send
 
 
@@ -40,27 +42,25 @@ def serve(listener, args):
     listener.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(listener, READ, data=None)
-    pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
     while True:
-        for key, events in sel.select(pause.timeout()):  # blocks until something is ready
+        for key, events in sel.select(door.timeout()):  # blocks until something is ready
             if key.data is None:
                 if not accept(sel, listener):
-                    sel.unregister(listener)  # out of descriptors: stop watching it
-                    pause.begin()
+                    sel.unregister(listener)  # the door is shut a moment: stop watching
                 continue
             client = key.data
             if events & READ:
                 receive(sel, client)
             if events & WRITE and client.conn.fileno() != -1:  # (not closed just now)
                 send_some(sel, client)
-        if pause.over():
+        if door.over():
             sel.register(listener, READ, data=None)
 
 
 def accept(sel, listener):
-    """Accept one client. False when out of descriptors: the caller pauses accepting."""
-    conn = launch.accept(listener)  # ready, so this does not block
-    if conn is None or conn == launch.PAUSED:  # the client gave up; out of descriptors
+    """Accept one client. False when the door pauses: the caller stops watching the listener."""
+    conn = door.accept(listener, lambda idle: close_idle(sel, idle))  # ready: does not block
+    if conn is None or conn == accept_policy.PAUSED:  # the client gave up; the door is shut
         return conn is None
     conn.setblocking(False)
     sel.register(conn, READ, data=Client(conn))
@@ -119,8 +119,18 @@ def update_interest(sel, client):
         client.events = wanted
 
 
+def close_idle(sel, conn):
+    """The door's way to make room: close this client, unless we still owe it an echo."""
+    client = sel.get_key(conn).data
+    if client.outgoing:
+        return False
+    close(sel, client)
+    return True
+
+
 def close(sel, client, error=False):
     sel.unregister(client.conn)
+    door.closed(client.conn)
     client.conn.close()
     if error:
         counts["errors"] += 1

@@ -12,8 +12,10 @@ the replies still to send, and the upload in progress.
   answer confirms the SHA-256 of exactly what arrived.
 * Every refusal is an ``ERR`` reply. After a bad request the connection is closed; after a
   refusal of the folder (404, or 503 when out of descriptors) it goes on.
-* Out of descriptors, ``accept()`` fails: we stop watching the listener for a moment instead
-  of retrying in a busy loop. A client silent for ``--client-timeout`` seconds is dropped.
+* Clients come in through a ``Door`` (labkit/accept_policy.py) that keeps three descriptors for
+  each (its socket, the file it is sent, its upload) and a reserve: a client we hold never hears
+  "Too many open files". At the limit the door closes the client idle longest (after an
+  ``ERR 503``), or stays shut a moment. A client silent for ``--client-timeout`` s is dropped.
 
     python -m labkit.servers.selectors_files --port 0 --root data --upload-dir /tmp/up
 """
@@ -23,7 +25,7 @@ import selectors
 import time
 from collections import deque
 
-from labkit import filestore, launch, protocol
+from labkit import accept_policy, filestore, launch, protocol
 from labkit.protocol import Body, End, Request
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -53,7 +55,7 @@ class FileServer:
         self.store, self.max_upload, self.client_timeout = store, max_upload, client_timeout
         self.sel = selectors.DefaultSelector()
         self.active = 0
-        self.pause = launch.AcceptPause()  # out of descriptors: stop accepting a moment
+        self.door = accept_policy.Door(per_client=3)  # a socket, a file sent, an upload
         self.next_sweep = 0.0  # when to look for silent clients next
 
     def run(self, listener):
@@ -73,11 +75,10 @@ class FileServer:
             self.housekeeping()
 
     def accept(self):
-        sock = launch.accept(self.listener)  # ready, so this does not block
-        if sock == launch.PAUSED:  # out of descriptors: stop watching
-            self.sel.unregister(self.listener)  # the listener for a moment
-            self.pause.begin()
-        if sock is None or sock == launch.PAUSED:  # (None: the client gave up)
+        sock = self.door.accept(self.listener, self.close_idle)  # ready: does not block
+        if sock == accept_policy.PAUSED:  # the door is shut a moment:
+            self.sel.unregister(self.listener)  # stop watching the listener
+        if sock is None or sock == accept_policy.PAUSED:  # (None: the client gave up)
             return
         sock.setblocking(False)
         self.sel.register(sock, READ, data=Connection(sock, self.max_upload))
@@ -191,7 +192,7 @@ class FileServer:
     # -- housekeeping ----------------------------------------------------------------------
     def housekeeping(self):
         """Resume accepting after a pause; once per TICK, drop the silent clients."""
-        if self.pause.over():
+        if self.door.over():
             self.sel.register(self.listener, READ, data=None)
         now = time.monotonic()
         if now >= self.next_sweep:
@@ -204,14 +205,28 @@ class FileServer:
             conn = key.data
             if conn and now - conn.last_heard > self.client_timeout:
                 if not (conn.outgoing or conn.replies):  # between replies: room to say why
-                    message = f"silent for more than {self.client_timeout:g} s"
-                    with contextlib.suppress(OSError):  # non-blocking: it fits, or it's lost
-                        conn.sock.send(protocol.err_header(408, message))
+                    self.say(conn, 408, f"silent for more than {self.client_timeout:g} s")
                 launch.counters.add(timed_out=1)
                 self.close(conn)
 
+    def close_idle(self, sock):
+        """The door's way to make room: close this client if it has no request in progress
+        and nothing to send. A busy client is never dropped: it would lose its reply."""
+        conn = self.sel.get_key(sock).data
+        if conn.outgoing or conn.replies or conn.upload or not conn.parser.idle:
+            return False
+        self.say(conn, 503, "the server is full: closed this idle connection")
+        self.close(conn)
+        return True
+
+    def say(self, conn, code, message):
+        """A last ERR line before we close: non-blocking, so it fits (nothing waits) or is lost."""
+        with contextlib.suppress(OSError):
+            conn.sock.send(protocol.err_header(code, message))
+
     def close(self, conn, error=False):
         self.sel.unregister(conn.sock)
+        self.door.closed(conn.sock)
         conn.sock.close()
         self.active -= 1
         for reply in conn.replies:

@@ -2,8 +2,9 @@
 
 The accept loop hands each connection to a new thread, where blocking ``recv``/``sendall``
 only block that thread. Simple, but every client costs a thread (stack, scheduling). A client
-silent (or not reading) for ``--client-timeout`` seconds is dropped; when the process is out of
-descriptors (EMFILE) or threads, new clients wait or are turned away, and the others go on.
+silent (or not reading) for ``--client-timeout`` seconds is dropped. Clients come in through a
+``Door`` (labkit/accept_policy.py): near the open-file limit it closes the client idle longest,
+or new clients wait in the listen backlog; out of threads they are turned away.
 
 The timeout is the kernel's (``SO_RCVTIMEO``/``SO_SNDTIMEO``): with ``settimeout`` Python would
 call ``poll()`` before every ``recv`` and ``send``, two more system calls per echo.
@@ -14,23 +15,28 @@ it receives is echoed after that many seconds, and one client's wait never delay
     python -m labkit.servers.thread_echo --port 0 [--delay 0.1]
 """
 
+import contextlib
 import socket
 import struct
 import threading
 import time
 
-from labkit import launch
+from labkit import accept_policy, launch
+
+door = accept_policy.Door()  # lets a client in only while descriptors are to spare
+echoing = set()  # clients whose echo is on its way: never closed to make room
 
 
 def serve(listener, args):
     while True:
-        conn = launch.accept_waiting(listener)  # blocks until a client connects
+        conn = door.accept_waiting(listener, close_idle)  # blocks until a client connects
         launch.counters.add(connections=1)
         kernel_timeout(conn, args.client_timeout)
         try:
             threading.Thread(target=handle, args=(conn, args.delay), daemon=True).start()
         except RuntimeError:  # "can't start new thread": turn this one away
             launch.counters.add(refused=1)
+            door.closed(conn)
             conn.close()
 
 
@@ -47,13 +53,30 @@ def handle(conn, delay):
     with conn:
         try:
             while data := conn.recv(65536):  # blocks this thread only, up to the timeout
+                echoing.add(conn)
                 counts["bytes_in"] += len(data)
                 if delay:
                     time.sleep(delay)  # the "slow service"
                 conn.sendall(data)
                 counts["bytes_out"] += len(data)
+                echoing.discard(conn)
         except OSError:  # reset; or the timeout (BlockingIOError: EAGAIN)
             counts["errors"] += 1
+        finally:
+            echoing.discard(conn)
+            door.closed(conn)
+
+
+def close_idle(conn):
+    """The door's way to make room: end this client unless its echo is on its way. Its thread,
+    waiting in ``recv``, reads an end of stream and closes the socket; the door has also
+    checked that the kernel received nothing from it for a while (its thread is not between
+    ``recv`` and ``echoing.add``)."""
+    if conn in echoing:
+        return False
+    with contextlib.suppress(OSError):  # (already reset by the client: its thread ends anyway)
+        conn.shutdown(socket.SHUT_RDWR)
+    return True
 
 
 def add_arguments(p):
