@@ -182,7 +182,7 @@ def blocked_the_others(rounds, name):
                  "during it", lambda t: max(t.best(name, "before p99"), t.best(name, "after p99"))
                  / t.best(name, "during p99"), below=0.2)
 
-with LatencyRounds(LOOPS, rounds=3, n_clients=50, work_ms=WORK_MS) as one_loop:
+with LatencyRounds(LOOPS, rounds=3, seconds=60, n_clients=50, work_ms=WORK_MS) as one_loop:
     for name in LOOPS:
         blocked_the_others(one_loop, name)
 labkit.claim("no client failed", not one_loop.errors(), measured=str(one_loop.errors()[:3]))
@@ -337,16 +337,14 @@ def did_not_wait(rounds, label):
     rounds.claim(f"{label}: the others' p99 during the WORK stayed under a fifth of the "
                  "WORK's time", lambda t: t.best(label, "waited"), below=0.2)
 
-with LatencyRounds(OFFLOADS, rounds=3, n_clients=50, work_ms=WORK_MS) as offloaded:
+with LatencyRounds(OFFLOADS, rounds=3, seconds=60, n_clients=50,
+                   work_ms=WORK_MS) as offloaded:
     for label in OFFLOADS:
         if label.endswith("process pool"):
             did_not_wait(offloaded, label)
-    THREADS = "gevent, threadpool"
     offloaded.claim("gevent's threadpool: during the WORK the others' median latency was over "
-                    "3 times their median before it", lambda t: t.best(THREADS, "during p50")
-                    / t.best(THREADS, "before p50"), above=3)
-    offloaded.claim("... and over 4 ms: each time, the hub's thread waited for the GIL",
-                    lambda t: t.best(THREADS, "during p50"), above=4)
+                    "4 ms: each time, the hub's thread waited for the GIL",
+                    lambda t: t.best("gevent, threadpool", "during p50"), above=4)
 labkit.claim("no client failed", not offloaded.errors(), measured=str(offloaded.errors()[:3]))
 plot_latency({"gevent, no offload": one_loop.latest()["gevent"], **offloaded.latest()})
 
@@ -564,7 +562,7 @@ _ = labkit.claim("SO_REUSEPORT: about one wake-up per connection (under 1.5)",
 
 # %%
 PREFORK = f"pre-fork, {WORKERS} workers"
-with LatencyRounds({PREFORK: BALANCES["SO_REUSEPORT"]}, rounds=3, n_clients=50,
+with LatencyRounds({PREFORK: BALANCES["SO_REUSEPORT"]}, rounds=3, seconds=60, n_clients=50,
                    work_ms=WORK_MS) as prefork:
     prefork.claim("the busy worker's clients waited for the WORK: their p99 during it was over "
                   "half the WORK's time", lambda t: t.best(PREFORK, "same waited"), above=0.5)
