@@ -43,7 +43,7 @@ labkit.show("gevent_echo")
 # ## 100 clients at once, one thread per client
 #
 # As in the original course, each client is a thread with its own socket. Each sends 3
-# messages of 1 KiB and reads every echo back in full: TCP is a byte stream, so it reads until
+# messages of 1 KiB and reads every echo back in full. TCP is a byte stream, so it reads until
 # it has all 1,024 bytes rather than trusting one `recv` to return one message.
 
 # %%
@@ -67,16 +67,16 @@ plot_timeline(result.spans, title=f"100 clients, {result.throughput:,.0f} round 
                                   f"p99 latency {result.percentile(99) * 1000:.1f} ms")
 
 # %% [markdown]
-# Round trips of different clients overlap on the time axis, and the server did it with one
-# thread doing the serving (the other three are labkit's: two watch for the notebook going
-# away, by its pipe closing or its process ending, and one waits for the stop signal). With
+# Round trips of different clients overlap on the time axis. The server did it with one
+# thread doing the serving. The other three are labkit's: two watch for the notebook going
+# away (its pipe closing, or its process ending), and one waits for the stop signal. With
 # many rows the figure shows a sample of them.
 #
 # The client code is plain threads and sockets. Monkey-patch it too, and the *same code*
 # runs 500 clients as greenlets in a child process. The script counts its real OS threads
-# (from `/proc`) while the clients run: the main one, labkit's two that watch for the
-# notebook going away, and the pool where gevent runs `getaddrinfo` (the standard
-# `getaddrinfo` blocks, so gevent's default resolver calls it in a thread).
+# (from `/proc`) while the clients run. There are the main one and labkit's two that watch
+# for the notebook going away. And there is the pool where gevent runs `getaddrinfo`: the
+# standard `getaddrinfo` blocks, so gevent's default resolver calls it in a thread.
 
 # %%
 labkit.show("scripts/gevent_echo_clients")
@@ -175,13 +175,13 @@ plt.show()
 
 # %% [markdown]
 # The spinning greenlet holds a core for as long as the server runs. On a machine shared with
-# other work it gets less than a whole core (the figure shows what it got here), but it never
+# other work it gets less than a whole core (the figure shows what it got here). But it never
 # rests: the fixed server's `if not data: return` is the only real fix.
 #
 # ## Capping concurrency: StreamServer and a Pool
 #
 # A server that accepts every client at once can be swamped. `gevent.server.StreamServer`
-# runs the accept loop for us and hands each client to `handle(conn, address)`; with
+# runs the accept loop for us and hands each client to `handle(conn, address)`. With
 # `spawn=Pool(10)` at most 10 handlers run at once, and the next client waits in the listen
 # backlog until one finishes. The server counts the most handlers it ever had running.
 

@@ -118,8 +118,9 @@ for s in (left, right, quiet, talker):
 #
 # `select_echo` keeps, for each client, the bytes it still owes it. Each round it asks `select`
 # which sockets are readable (the listener: a new client; a client: data or a close) and which
-# are writable, but only for clients that have something waiting, otherwise an idle socket
-# would be reported writable over and over. What `send` could not take stays in the buffer.
+# are writable. It asks about writing only for clients that have something waiting; otherwise
+# an idle socket would be reported writable over and over. What `send` could not take stays in
+# the buffer.
 
 # %%
 labkit.show("select_echo")
@@ -215,9 +216,9 @@ labkit.show("select_echo_naive")
 # %% [markdown]
 # While the client reads fast, every `send` takes everything and the bug hides: 20 clients
 # with 3 messages of 4 KiB each get every byte back. So our next client reads *late*: it
-# sends 16 MB and reads nothing until the server has gone quiet (none of its threads running or
-# ready to run in `/proc`: it has read all it will), then reads. The queue grows, and one `send`
-# can take only part of it.
+# sends 16 MB and reads nothing until the server has gone quiet, then reads. (Quiet: none of
+# the server's threads is running or ready to run, says `/proc`; it has read all it will.) The
+# queue grows, and one `send` can take only part of it.
 
 # %%
 payload = random.Random(7).randbytes(16_000_000)
@@ -324,7 +325,7 @@ _ = labkit.claim("edge-triggered did not report the 6 bytes left unread, only th
                  experiment(True) == (True, False, True))
 
 # %% [markdown]
-# Edge-triggered reports the arrival, not the presence, of data: the 6 unread bytes were not
+# Edge-triggered reports the arrival, not the presence, of data. The 6 unread bytes were not
 # reported again, and the new byte was reported although the socket had been readable all
 # along (it never "became" readable). So a server must read (and write) until the call raises
 # `BlockingIOError`: unread bytes are never reported again on their own.
@@ -408,8 +409,9 @@ plot_costs(costs)
 # A socket whose *descriptor number* is 1024 or more cannot be watched at all, however few
 # sockets you pass. Python checks the number before it calls `select()` (the bitmap has no bit
 # for it) and refuses. `poll` takes a list of numbers instead, so it accepts 1500 and answers
-# for it: for our socket, its state (an unconnected socket reports `POLLHUP`); where this
-# process cannot have a descriptor 1500 at all, `POLLNVAL`, "not a valid descriptor".
+# for it. For our socket it answers its state (an unconnected socket reports `POLLHUP`). Where
+# this process cannot have a descriptor 1500 at all, it answers `POLLNVAL`, "not a valid
+# descriptor".
 
 # %%
 soft_limit, _ = labkit.raise_open_file_limit()

@@ -92,9 +92,9 @@ _ = labkit.claim("same header and body either way, and both end with End",
 #
 # One thread, one selector. Each connection's state is a `Connection` object in its selector
 # key's `data`: its parser, the replies still to send (bytes, or a file being streamed), and
-# the upload in progress. It asks for EVENT_WRITE only while it has something to send, reads
-# a file into the outgoing buffer only while the client keeps up, and answers a bad request
-# with `ERR` before hanging up. The folder logic (safe names, uploads made visible only when
+# the upload in progress. It asks for EVENT_WRITE only while it has something to send, and
+# reads a file into the outgoing buffer only while the client keeps up. It answers a bad
+# request with `ERR` before hanging up. The folder logic (safe names, uploads made visible only when
 # complete) is in `labkit/filestore.py`, shared with a gevent version of the same server.
 
 # %%
@@ -230,7 +230,7 @@ plt.show()
 # One thread serves them all, so threads do not limit it. What each connected client does
 # cost is a socket, and a socket is a file descriptor in the server's process. Linux lists a
 # process's open descriptors in `/proc/PID/fd` and its threads in `/proc/PID/status`
-# (`labkit.proc` reads them); here are both, before and while 300 idle clients are connected
+# (`labkit.proc` reads them). Here are both, before and while 300 idle clients are connected
 # (once the server's own counter says it has accepted all 300):
 
 # %%
