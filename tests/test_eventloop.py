@@ -241,7 +241,8 @@ def test_cpu_trials_measure_the_three_models_on_cpu_only_tasks():
     tasks one after another, and the quietest round is one of the rounds."""
     import time
 
-    from labkit.eventloop.cpu_trials import Trials, one_after_another
+    from labkit.claims import Timing
+    from labkit.eventloop.cpu_trials import alive_and_cpu, model_ways, one_after_another, quietest
     from labkit.eventloop.models import work
 
     def cpu_task(rec, name):
@@ -253,18 +254,19 @@ def test_cpu_trials_measure_the_three_models_on_cpu_only_tasks():
         return cpu_task(rec, name)
 
     names = ["Task 1", "Task 2", "Task 3"]
-    trials = Trials.run(cpu_task, cpu_coroutine, names, rounds=2)
-    assert len(trials.rounds) == 2
-    assert all(set(r) == {"sequential", "threads", "event loop"} for r in trials.rounds)
-    assert all(
-        len(cpu) == 3 and all(c > 0 for c in cpu) for r in trials.rounds for _, cpu in r.values()
-    )
-    assert trials.always_one_after_another("sequential")
-    assert trials.always_one_after_another("event loop")
-    assert trials.threads_cores() < 1.5  # the GIL: one core at most
-    assert trials.wall_over_work("event loop") > 0.5
-    assert trials.quietest() in trials.rounds
-    alive, cpu = trials.threads_alive_and_cpu(trials.rounds[0])
+    ways, runs = model_ways(cpu_task, cpu_coroutine, names)
+    timing = Timing(ways, rounds=2)
+    timing.run_round()
+    assert set(runs) == {"sequential", "threads", "event loop"}
+    assert all(len(model_runs) == 2 for model_runs in runs.values())
+    assert all(len(cpu) == 3 and all(c > 0 for c in cpu) for rs in runs.values() for _, cpu in rs)
+    assert all(one_after_another(spans, names) for spans, _ in runs["sequential"])
+    assert all(one_after_another(spans, names) for spans, _ in runs["event loop"])
+    assert timing.most("threads", "cores") < 1.5  # the GIL: one core at most
+    assert timing.best("event loop", "duration") / timing.best("sequential", "thread cpu") > 0.5
+    shown = quietest(runs)
+    assert any(shown["threads"] is run for run in runs["threads"])
+    alive, cpu = alive_and_cpu(shown["threads"], names)
     assert len(alive) == len(cpu) == 3 and all(a > 0 for a in alive)
     overlapping = [Span("Task 1", "running", 0, 2), Span("Task 2", "running", 1, 3)]
     assert not one_after_another(overlapping, ["Task 1", "Task 2"])

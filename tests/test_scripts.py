@@ -22,6 +22,29 @@ def test_gevent_sleepers_patched_overlap_unpatched_do_not():
     assert plain.data["elapsed"] >= 0.19 and patched.data["elapsed"] < 0.15
 
 
+def test_gevent_sleepers_in_c_stay_blocking_when_patched():
+    in_c = labkit.run_script(
+        "gevent_sleepers", "--patch", "--in-c", "--tasks", 3, "--seconds", 0.05
+    )
+    assert in_c.data["time_sleep_is"] == "gevent.hub.sleep"  # patched ...
+    assert max_concurrent(spans_from_json(in_c.data["spans"])) == 1  # ... yet one at a time
+
+
+def test_lock_made_before_patching_hangs_two_greenlets():
+    first = labkit.run_script("lock_too_late", "--watch", 30)
+    late = labkit.run_script("lock_too_late", "--late", "--watch", 0.5)
+    assert first.data == {
+        "late": False,
+        "lock_class": "gevent.thread.LockType",
+        "finished": ["Task 1", "Task 2"],
+        "hung": False,
+        "main_thread_at": "",
+    }
+    assert late.data["lock_class"] == "_thread.lock" and late.data["hung"]
+    assert late.data["finished"] == [] and late.data["main_thread_at"] == "with lock:"
+    assert first.stderr == late.stderr == ""
+
+
 def test_failing_script_raises_with_its_output(tmp_path):
     script = tmp_path / "boom.py"
     script.write_text("print('about to fail')\nraise RuntimeError('boom in the script')\n")

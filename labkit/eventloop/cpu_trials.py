@@ -1,41 +1,55 @@
-"""Lesson 05's counter-example, measured fairly: the three models on tasks that only compute.
+"""Lesson 05's counter-example: the three models on tasks that only compute, timed fairly.
 
-Wall time is at the mercy of whatever else the machine runs, so the lesson's claims compare a
-model's wall time with the CPU time the *sequential* run needed for the same work, take the
-models in turns over several rounds, and use the median round::
+Wall time is at the mercy of whatever else the machine runs, so the lesson compares a model's
+wall time with the CPU time the *sequential* run needed for the same work. ``model_ways``
+makes one way per model for ``labkit.Timing``, which runs them in turns::
 
-    trials = Trials.run(cpu_task, cpu_coroutine, ["Task 1", "Task 2", "Task 3"], rounds=3)
-    trials.wall_over_work("threads")      # about 1.0: threads got no more done than one core
-    shown = trials.quietest()             # the round in which the machine was quietest
+    ways, runs = model_ways(cpu_task, cpu_coroutine, ["Task 1", "Task 2", "Task 3"])
+    timing = labkit.Timing(ways, rounds=3)
+    timing.best("threads", "duration") / timing.best("sequential", "thread cpu")   # about 1.0
+    shown = quietest(runs)            # the round in which the machine was quietest
 
-``cpu_task(rec, name)`` and ``cpu_coroutine(loop, rec, name)`` return the CPU seconds their
-thread used (``time.thread_time()``).
+Each run returns its ``duration`` (first span to last), the ``thread cpu`` its tasks' threads
+used between them, and the ``cores`` that makes (thread CPU / duration); its Spans and each
+task's CPU seconds go to ``runs[model]``. ``cpu_task(rec, name)`` and
+``cpu_coroutine(loop, rec, name)`` return the CPU seconds their thread used
+(``time.thread_time()``).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from labkit.eventloop.models import run_event_loop, run_sequential, run_threads
 from labkit.timeline import Span, duration
 
-__all__ = ["Trials", "cpu_runs", "one_after_another"]
+__all__ = ["model_ways", "one_after_another", "alive_and_cpu", "quietest"]
 
-#: {model: (spans, CPU seconds each task used)}
-Round = dict[str, tuple[list[Span], list[float]]]
+#: one run of one model: its Spans, and the CPU seconds each task used
+Run = tuple[list[Span], list[float]]
 
 
-def cpu_runs(task: Callable, coroutine: Callable, names: list[str]) -> Round:
-    """The three models once each, on the same tasks."""
-    runs = {}
-    for model, run in (("sequential", run_sequential), ("threads", run_threads)):
-        cpu, spans = run(task, names)
-        runs[model] = spans, cpu
-    cpu, spans = run_event_loop(coroutine, names)
-    runs["event loop"] = spans, cpu
-    return runs
+def model_ways(
+    task: Callable, coroutine: Callable, names: list[str]
+) -> tuple[dict[str, Callable[[], dict[str, float]]], dict[str, list[Run]]]:
+    """One way per model (``sequential``, ``threads``, ``event loop``) and where runs are kept."""
+    runners = {
+        "sequential": lambda: run_sequential(task, names),
+        "threads": lambda: run_threads(task, names),
+        "event loop": lambda: run_event_loop(coroutine, names),
+    }
+    runs: dict[str, list[Run]] = {model: [] for model in runners}
+
+    def way(model: str) -> Callable[[], dict[str, float]]:
+        def run_once() -> dict[str, float]:
+            cpu_each, spans = runners[model]()
+            runs[model].append((spans, cpu_each))
+            wall = duration(spans)
+            return {"duration": wall, "thread cpu": sum(cpu_each), "cores": sum(cpu_each) / wall}
+
+        return run_once
+
+    return {model: way(model) for model in runners}, runs
 
 
 def one_after_another(spans: list[Span], names: list[str]) -> bool:
@@ -47,45 +61,23 @@ def one_after_another(spans: list[Span], names: list[str]) -> bool:
     return all(ends[i][1] <= ends[i + 1][0] for i in range(len(ends) - 1))
 
 
-@dataclass
-class Trials:
-    rounds: list[Round]
-    names: list[str]
+def alive_and_cpu(run: Run, names: list[str]) -> tuple[list[float], list[float]]:
+    """For each task of one run: seconds from its first to its last slice, and its CPU seconds."""
+    spans, cpu_each = run
+    alive = [
+        max(s.end for s in spans if s.task == n) - min(s.start for s in spans if s.task == n)
+        for n in names
+    ]
+    return alive, cpu_each
 
-    @classmethod
-    def run(cls, task: Callable, coroutine: Callable, names: list[str], rounds: int = 3) -> Trials:
-        """The three models in turns, ``rounds`` times (a busy moment hits all of them alike)."""
-        return cls([cpu_runs(task, coroutine, list(names)) for _ in range(rounds)], list(names))
 
-    def median(self, measure: Callable[[Round], float]) -> float:
-        return statistics.median(measure(r) for r in self.rounds)
+def quietest(runs: dict[str, list[Run]]) -> dict[str, Run]:
+    """The round in which the machine was quietest: the one where the worst model's wall time
+    exceeded its CPU time the least (1.0 on an idle machine)."""
 
-    def wall_over_work(self, model: str) -> float:
-        """Wall time of ``model`` divided by the CPU time the sequential run needed (median)."""
-        return self.median(lambda r: duration(r[model][0]) / sum(r["sequential"][1]))
+    def quietness(i: int) -> float:
+        return max(duration(runs[m][i][0]) / sum(runs[m][i][1]) for m in runs)
 
-    def threads_cores(self) -> float:
-        """How many cores' worth of CPU the threads used between them (median)."""
-        return self.median(lambda r: sum(r["threads"][1]) / duration(r["threads"][0]))
-
-    def always_one_after_another(self, model: str) -> bool:
-        return all(one_after_another(r[model][0], self.names) for r in self.rounds)
-
-    def quietest(self) -> Round:
-        """The round in which the machine was quietest: the one where the worst model's wall
-        time exceeded its CPU time the least (1.0 on an idle machine)."""
-
-        def quietness(r: Round) -> float:
-            return max(duration(spans) / sum(cpu) for spans, cpu in r.values())
-
-        return min(self.rounds, key=quietness)
-
-    def threads_alive_and_cpu(self, r: Round) -> tuple[list[float], list[float]]:
-        """For each thread of round ``r``: seconds from its first to its last slice, and the
-        CPU seconds it used."""
-        spans, cpu_each = r["threads"]
-        alive = [
-            max(s.end for s in spans if s.task == n) - min(s.start for s in spans if s.task == n)
-            for n in self.names
-        ]
-        return alive, cpu_each
+    rounds = min(len(r) for r in runs.values())
+    best = min(range(rounds), key=quietness)
+    return {model: model_runs[best] for model, model_runs in runs.items()}

@@ -18,7 +18,6 @@
 
 # %%
 import socket
-import time
 
 from greenlet import getcurrent, greenlet
 
@@ -99,7 +98,7 @@ assert trace == ["deep: switching out from 3 calls down",
                  "deep: returned to the frame of 'level 2'",
                  "deep: returned to the frame of 'level 3'",
                  "caller: deep() returned normally"]
-labkit.claim("the greenlet finished once deep() had returned", caller_g.dead)
+_ = labkit.claim("the greenlet finished once deep() had returned", caller_g.dead)
 
 # %% [markdown]
 # ## Passing values, and where control goes at the end
@@ -122,7 +121,7 @@ acc = greenlet(accumulate)
 print(acc.switch(10))      # starts accumulate(10): prints 10
 print(acc.switch(25))      # total 35
 print(acc.switch(70))      # total 105: the function returns; its value comes back here
-labkit.claim("once accumulate returned, its greenlet is dead", acc.dead)
+_ = labkit.claim("once accumulate returned, its greenlet is dead", acc.dead)
 
 # %% [markdown]
 # Switching to a dead greenlet does not run anything again: the values passed simply come back
@@ -131,8 +130,8 @@ labkit.claim("once accumulate returned, its greenlet is dead", acc.dead)
 # %%
 echoed = acc.switch("anyone there?")
 print(echoed)
-labkit.claim("the value came straight back, and the greenlet stayed dead",
-             echoed == "anyone there?" and acc.dead)
+_ = labkit.claim("the value came straight back, and the greenlet stayed dead",
+                 echoed == "anyone there?" and acc.dead)
 
 # %% [markdown]
 # ## Stopping a greenlet: `throw()` and `GreenletExit`
@@ -167,8 +166,8 @@ try:
 except ValueError as err:
     received = err
 print("the parent received:", repr(received))
-labkit.claim("the uncaught ValueError reached the parent, and the worker is dead",
-             isinstance(received, ValueError) and str(received) == "bad input" and w2.dead)
+_ = labkit.claim("the uncaught ValueError reached the parent, and the worker is dead",
+                 isinstance(received, ValueError) and str(received) == "bad input" and w2.dead)
 
 # %% [markdown]
 # ## Every switch, drawn
@@ -208,18 +207,16 @@ plot_timeline(traced.spans, title="three greenlets taking turns (measured switch
 #
 # A switch is cheap, though dearer than a generator's `send()`: a generator's frame already
 # lives on the heap, while a greenlet switch saves the part of the C stack the old greenlet was
-# using and puts back the new one's. Measured three times each, in turns, keeping each best:
+# using and puts back the new one's. `labkit.Timing` (lesson 01) measures the three in turns:
 
 # %%
-rounds = [(bench.generator_switch_cost(), bench.greenlet_switch_cost(), bench.thread_handoff_cost())
-          for _ in range(3)]
-generator_cost, greenlet_cost, thread_cost = (min(costs) for costs in zip(*rounds))
-costs = (f"generator {generator_cost * 1e6:.3f} µs, greenlet {greenlet_cost * 1e6:.3f} µs, "
-         f"thread {thread_cost * 1e6:.2f} µs")
-labkit.claim("a greenlet switch costs more than 2 generator send()s",
-             greenlet_cost > 2 * generator_cost, measured=costs)
-labkit.claim("a thread hand-off costs more than 5 greenlet switches",
-             thread_cost > 5 * greenlet_cost, measured=costs)
+GENERATOR, GREENLET, THREAD = "generator send()", "greenlet switch", "thread hand-off"
+costs = labkit.Timing({GENERATOR: bench.generator_switch_cost, GREENLET: bench.greenlet_switch_cost,
+                       THREAD: bench.thread_handoff_cost}, rounds=4, seconds=15)
+costs.claim("a greenlet switch costs more than 2 generator send()s",
+            lambda t: t.best(GREENLET, "value") / t.best(GENERATOR, "value"), above=2)
+_ = costs.claim("a thread hand-off costs more than 5 greenlet switches",
+                lambda t: t.best(THREAD, "value") / t.best(GREENLET, "value"), above=5)
 
 # %% [markdown]
 # ## What greenlet alone does not do: switch while waiting for I/O
@@ -239,17 +236,22 @@ def ask(rec, name, address):
     rec.switch(name, None)
     return answer
 
+answers = []
+
+def ask_both(rec, address):
+    """Task 1, then Task 2: each a greenlet that runs until its ask() returns."""
+    answers[:] = [greenlet(ask).switch(rec, f"Task {i}", address) for i in (1, 2)]
+
 with labkit.serve("thread_echo", delay=0.1) as slow_service:
     rec = Recorder()
-    started = time.perf_counter()
-    answers = [greenlet(ask).switch(rec, f"Task {i}", slow_service.address) for i in (1, 2)]
-    elapsed = time.perf_counter() - started
-
+    one_run = labkit.Timing(lambda: ask_both(rec, slow_service.address), rounds=1)
+spans = rec.close()
 assert answers == [b"Task 1", b"Task 2"]
-
-labkit.claim("two 100 ms requests took at least 180 ms (one after the other)", elapsed >= 0.18,
-             measured=f"{elapsed:.3f} s")
-plot_timeline(rec.close(), title="greenlets + blocking recv: the waits do not overlap")
+labkit.claim("Task 2 sent its request only after Task 1 had its answer",
+             max_concurrent(spans, ["waiting"]) == 1)
+one_run.claim("two 100 ms requests took over 200 ms (one after the other)", lambda t: t.best(),
+              above=0.2)
+plot_timeline(spans, title="greenlets + blocking recv: the waits do not overlap")
 
 # %% [markdown]
 # While Task 1 waits in `recv()`, the whole thread waits: greenlet only switches where we call
