@@ -137,3 +137,54 @@ def test_a_block_without_chinese_is_untranslated():
     blocks = _blocks(("One.", translation.TODO + "\nOne."))
     _, problems = translation.align(_nb("One."), blocks)
     assert [p.kind for p in problems] == ["untranslated"]
+
+
+# -- the exercises in Chinese -------------------------------------------------------------------
+from labkit import exercises  # noqa: E402
+from labkit.exercises import translations  # noqa: E402
+
+WITH_EXERCISES = [n for n in TRANSLATED if int(n[:2]) in exercises.LESSONS]
+
+
+@pytest.mark.parametrize("name", WITH_EXERCISES)
+def test_every_exercise_has_current_chinese_texts(name):
+    number = int(name[:2])
+    assert not translations.problems(number, exercises.exercises_of(number), "zh")
+
+
+@pytest.mark.parametrize("name", WITH_EXERCISES)
+def test_the_chinese_notebook_states_the_chinese_questions(name):
+    number = int(name[:2])
+    held = exercises.lesson(number, lang="zh").exercises
+    stated = {}
+    for cell in chinese(name).cells:
+        if cell.cell_type == "markdown" and (
+            m := re.match(r"\*\*练习 (\d+)\.\*\*\s*", cell.source)
+        ):
+            stated[int(m[1])] = cell.source[m.end() :]
+    assert sorted(stated) == sorted(held)
+    for k, ex in held.items():
+        assert stated[k].split() == ex.question.split(), f"{name} exercise {k}"
+
+
+def test_lesson_in_chinese_uses_the_same_checkers(tmp_path, monkeypatch, capsys):
+    english = exercises.exercises_of(2)
+    texts = "\n".join(
+        f'[{k}]\nen = "{translations.english_hash(ex)}"\nquestion = "问题 {k}"\n'
+        f'hints = {["提示"] * len(ex.hints)!r}\nwhy = "因为"\n'
+        for k, ex in english.items()
+    )
+    (tmp_path / "zh" / "exercises").mkdir(parents=True)
+    (tmp_path / "zh" / "exercises" / "lesson02.toml").write_text(texts, encoding="utf-8")
+    monkeypatch.setattr(translations, "TRANSLATIONS", tmp_path)
+    assert not translations.problems(2, english, "zh")
+    hint, check, answer = zh = exercises.lesson(2, lang="zh")
+    zh.question(1)
+    hint(1)
+    check(1, ...)
+    out = capsys.readouterr().out
+    assert "练习 1. 问题 1" in out and "练习 1 的提示 1/" in out and "还没有答案" in out
+    check(1, english[1].solution())  # the English worked solution passes the same checker
+    assert "练习 1：正确！" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no exercises in 'fr'"):
+        exercises.lesson(2, lang="fr")

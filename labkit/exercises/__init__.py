@@ -42,6 +42,7 @@ from labkit.exercises.reading import (
     parts_of,
     readings,
 )
+from labkit.exercises.translations import WORDS, translate
 
 __all__ = [
     "lesson",
@@ -135,9 +136,10 @@ def _is_constant(statement: ast.stmt, kind: type) -> bool:
 class Lesson:
     """One lesson's exercises. Unpacks as ``hint, check, answer``."""
 
-    def __init__(self, number: int, exercises: dict[int, Exercise]) -> None:
+    def __init__(self, number: int, exercises: dict[int, Exercise], lang: str = "en") -> None:
         self.number = number
         self.exercises = exercises
+        self.words = WORDS[lang]
 
     def __iter__(self) -> Iterator[Callable[..., Any]]:
         return iter((self.hint, self.check, self.answer))
@@ -152,20 +154,20 @@ class Lesson:
 
     def question(self, n: int) -> None:
         """Print exercise ``n``'s question, as the notebook states it."""
-        print(f"Exercise {n}. {self._get(n).question}")
+        print(f"{self.words['exercise']} {n}. {self._get(n).question}")
 
     def hint(self, n: int) -> None:
         """Print the next hint for exercise ``n`` (the last one repeats)."""
         ex = self._get(n)
         i = min(ex.shown_hints, len(ex.hints) - 1)
         ex.shown_hints += 1
-        print(f"Hint {i + 1}/{len(ex.hints)} for exercise {n}: {ex.hints[i]}")
+        print(self.words["hint"].format(i=i + 1, n=len(ex.hints), k=n, text=ex.hints[i]))
 
     def answer(self, n: int) -> None:
         """Print a worked solution of exercise ``n`` and why it is right."""
         ex = self._get(n)
-        why = textwrap.fill(f"Why it is right: {ex.why}", width=96)
-        print(f"Exercise {n}, a worked solution:\n\n{ex.answer}\n\n{why}")
+        why = textwrap.fill(f"{self.words['why']}{ex.why}", width=96)
+        print(f"{self.words['worked'].format(k=n)}\n\n{ex.answer}\n\n{why}")
 
     def check(self, n: int, answer: Any) -> None:
         """Check an answer; print why it is right, or what to look at."""
@@ -175,17 +177,17 @@ class Lesson:
         """Like check, and return True when the answer is right."""
         ex = self._get(n)
         if _no_answer(answer):
-            print(f"Exercise {n}: no answer yet. Replace the ... with yours; hint({n}) helps.")
+            print(self.words["no answer"].format(k=n))
             return False
         try:
             praise = ex.checker(answer)
         except NotYet as advice:
-            print(f"Exercise {n}: not yet. {advice}")
+            print(f"{self.words['not yet'].format(k=n)}{advice}")
             return False
         except Exception as exc:  # the student's code raised: say so, don't crash
-            print(f"Exercise {n}: not yet. Your answer raised {type(exc).__name__}: {exc}")
+            print(self.words["raised"].format(k=n, error=f"{type(exc).__name__}: {exc}"))
             return False
-        print(f"Exercise {n}: correct! {praise}")
+        print(f"{self.words['correct'].format(k=n)}{praise}")
         return True
 
 
@@ -202,14 +204,16 @@ LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {
 }
 
 
-def lesson(number: int) -> Lesson:
-    """One lesson's exercises: ``hint, check, answer = lesson(n)``; also ``.question(n)``."""
+def lesson(number: int, lang: str = "en") -> Lesson:
+    """One lesson's exercises: ``hint, check, answer = lesson(n)``; also ``.question(n)``.
+
+    ``lang="zh"``: the questions, hints and explanations in Chinese (the same checkers)."""
     if number not in LESSONS:
         raise ValueError(
             f"no exercises for lesson {number}; lessons with exercises: "
             f"{', '.join(map(str, LESSONS))}"
         )
-    return Lesson(number, LESSONS[number]())
+    return Lesson(number, translate(number, LESSONS[number](), lang), lang)
 
 
 def exercises_of(number: int) -> dict[int, Exercise]:
