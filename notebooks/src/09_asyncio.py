@@ -198,9 +198,10 @@ _ = labkit.claim("in a script, asyncio.run(main()) returned 'done'",
 # | `gather(loop, coros)` | `asyncio.gather`, `asyncio.TaskGroup` |
 # | `loop.run_until_complete(main())` | `asyncio.run(main())` |
 #
-# What it adds is what the rest of this lesson uses: a real HTTP client on top (httpx),
-# limits (`Semaphore`), errors and cancellation that reach the right task, timeouts, bounded
-# queues and flow control, threads for blocking calls, a debug mode, and a choice of loop.
+# What it adds is what the rest of this lesson uses: libraries built on it (httpx, an HTTP
+# client), limits (`Semaphore`), errors and cancellation that reach the right task, timeouts,
+# bounded queues and flow control, threads for blocking calls, a debug mode, and a choice of
+# loop.
 #
 # ## The page fetcher of lesson 04, on asyncio
 #
