@@ -423,8 +423,8 @@ for way in startup.ways:
     print(f"{way}: {startup.best(way) * 1000:.1f} ms")
 
 # %% [markdown]
-# Most of that is the new interpreter importing `labkit.compute` (and the `labkit` package
-# around it). So a server starts its pool before it says READY (`compute.start_pool`), and
+# A new interpreter has to start, then import `labkit.compute` and the `labkit` package
+# around it. So a server starts its pool before it says READY (`compute.start_pool`), and
 # keeps it: every WORK then costs a call, not a start-up.
 
 # %% [markdown]
@@ -476,7 +476,7 @@ labkit.claim("SO_REUSEPORT: both workers served, fairness over 0.9 (the hash spr
 plot_spread(spreads, n_workers=WORKERS)
 
 # %% [markdown]
-# On an idle server both ways spread the load; the hash of `SO_REUSEPORT` evenly, the shared
+# In our runs both ways spread the load: `SO_REUSEPORT` evenly, by its hash, and the shared
 # socket as the wake-ups fall (run it again: its split changes). The latency of every
 # request, one histogram per way:
 
@@ -519,11 +519,12 @@ _ = labkit.claim("in every round all 40 were answered, the busy worker took none
 # ## How many workers does one connection wake?
 #
 # A shared socket has a cost. A new connection wakes *every* worker waiting for it in
-# `epoll`, and one of them wins. The kernel puts most of the others back to sleep before they
-# return; now and then one reaches `accept()` and finds nothing. That is the *thundering
-# herd*. There are two cures. `EPOLLEXCLUSIVE` (Linux 4.5) is a flag on each worker's
-# registration of the shared socket: a connection then wakes one waiter. With `SO_REUSEPORT`,
-# only the worker whose socket the hash chose wakes up.
+# `epoll`, and one of them wins. The kernel looks again before it returns from `epoll_wait`,
+# and puts a worker back to sleep if the connection is gone; one that ran sooner reaches
+# `accept()` and finds nothing. That is the *thundering herd*. There are two cures.
+# `EPOLLEXCLUSIVE` (Linux 4.5) is a flag on each worker's registration of the shared socket:
+# a connection then wakes one waiter. With `SO_REUSEPORT`, only the worker whose socket the
+# hash chose wakes up.
 #
 # `accept_wakeups` counts the wake-ups: four threads wait, each in an `epoll` of its own as a
 # worker does, while 40 clients connect one at a time. Each time a thread goes to sleep, its
