@@ -164,6 +164,39 @@ def skeleton(name: str) -> int:
     return len(missing)
 
 
+def _toml_string(text: str) -> str:
+    return '"""\n' + text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') + '"""'
+
+
+def exercise_skeleton(name: str) -> int:
+    """Add English texts (to translate) for each exercise of the lesson that has none yet."""
+    import tomllib
+
+    from labkit import exercises
+    from labkit.exercises import translations
+
+    number = int(name[:2])
+    if number not in exercises.LESSONS:
+        return 0
+    path = translations.texts_file(number, "zh")
+    have = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    added = []
+    for k, ex in exercises.exercises_of(number).items():
+        if str(k) in have:
+            continue
+        hints = ",\n".join(f"    {_toml_string(h)}" for h in ex.hints)
+        added.append(
+            f'[{k}]\nen = "{translations.english_hash(ex)}"  # {TODO}\n'
+            f"question = {_toml_string(ex.question)}\nhints = [\n{hints},\n]\n"
+            f"why = {_toml_string(ex.why)}\n"
+        )
+    if added:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(old + "\n".join(added), encoding="utf-8")
+    return len(added)
+
+
 def lessons() -> list[str]:
     return sorted(p.stem for p in HERE.glob("[0-9][0-9]_*.ipynb"))
 
@@ -171,7 +204,7 @@ def lessons() -> list[str]:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["skeleton"] and len(argv) > 1:
         for name in argv[1:]:
-            print(f"{name}: {skeleton(name)} blocks added")
+            print(f"{name}: {skeleton(name)} blocks, {exercise_skeleton(name)} exercises added")
         return 0
     if argv[:1] == ["status"]:
         bad = 0

@@ -54,6 +54,10 @@ WORDS = {
 }
 
 
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
 def english_hash(exercise: Exercise) -> str:
     """Ties a translation to the English texts it was made from."""
     text = "\n".join([exercise.question, *exercise.hints, exercise.why])
@@ -102,6 +106,8 @@ def problems(number: int, exercises: dict[int, Exercise], lang: str) -> list[str
             found.append(f"exercise {k} has no {lang} texts")
         elif t.get("en") != english_hash(ex):
             found.append(f"exercise {k}: the English texts changed since they were translated")
+        elif not all(_has_chinese(x) for x in [t["question"], *t["hints"], t["why"]]):
+            found.append(f"exercise {k}: some of its texts are not translated yet")
         elif len(t["hints"]) != len(ex.hints):
             found.append(f"exercise {k}: {len(ex.hints)} hints in English, {len(t['hints'])} here")
     return found
