@@ -14,7 +14,8 @@ own session with a stdin lifeline, like every child of labkit. We read what Locu
 ``processes=2`` runs Locust's ``--processes 2`` (a master and two forked workers);
 ``workers=2`` starts a master and two ``--worker`` processes ourselves, as one would on
 several machines (``distributed_commands`` prints those command lines).
-``compare_with_greenlets`` runs lesson 08's clients and Locust on the same server and load.
+``FileLoad`` makes one load on a file server with lesson 08's clients on greenlets or with
+Locust, and ``LocustWay`` is one Locust run as a way of ``labkit.Timing``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ __all__ = [
     "distributed_commands",
     "free_port",
     "plot_over_time",
-    "Comparison",
-    "compare_with_greenlets",
+    "LocustWay",
+    "FileLoad",
 ]
 
 LOCUSTFILES = Path(scripts.__file__).with_name("locustfiles")
@@ -86,6 +87,7 @@ class LocustRun:
     command: list[str] = field(default_factory=list)
     log: str = field(default="", repr=False)  # the last lines the master (or only) Locust wrote
     label: str = ""  # how figures and tables name the run
+    server_cpu_seconds: float = 0.0  # the server's CPU time during the run, where measured
 
     @property
     def rps(self) -> float:
@@ -100,6 +102,20 @@ class LocustRun:
         """Requests/s over the whole seconds of the run (the first and last are partial)."""
         inner = [reqs for _, reqs, _ in self.per_second[1:-1]]
         return statistics.fmean(inner) if inner else self.rps
+
+    @property
+    def load_cpu_seconds(self) -> float:
+        """CPU time of the processes that made the requests: the workers', if there were."""
+        return sum(w["cpu_seconds"] for w in self.workers) if self.workers else self.cpu_seconds
+
+    def metrics(self) -> dict[str, float]:
+        """What ``labkit.Timing`` compares: requests, requests/s, and the CPU milliseconds the
+        load-making processes spent per request (``cpu_ms``)."""
+        return {
+            "requests": float(self.requests),
+            "rps": self.rps,
+            "cpu_ms": self.load_cpu_seconds / max(self.requests, 1) * 1e3,
+        }
 
     def summary(self) -> str:
         return (
@@ -353,66 +369,113 @@ def _history(text: str, first: int) -> list[dict[str, float]]:
     ]
 
 
+# -- a way of running Locust, for labkit.Timing ----------------------------------------------
+class LocustWay:
+    """``run_locust`` with fixed arguments, as one way of a ``labkit.Timing``: each call runs
+    Locust once and returns what it measured (``LocustRun.metrics``); ``last`` is the latest
+    run and ``runs`` every run, for figures and tables::
+
+        ways = {"one": LocustWay("pages", srv, users=120), "two": LocustWay("pages", srv,
+                users=120, processes=2)}
+        timing = labkit.Timing(ways, rounds=3)
+    """
+
+    def __init__(self, name: str, server: ServerHandle | tuple[str, int], **options: Any):
+        self.name, self.server, self.options = name, server, options
+        self.runs: list[LocustRun] = []
+
+    def __call__(self) -> dict[str, float]:
+        self.runs.append(run_locust(self.name, self.server, **self.options))
+        return self.last.metrics()
+
+    @property
+    def last(self) -> LocustRun:
+        if not self.runs:
+            raise LookupError("this way has not run yet")
+        return self.runs[-1]
+
+
 # -- our greenlets against Locust -------------------------------------------------------------
-@dataclass
-class Comparison:
-    """The same load on the same server: lesson 08's greenlet clients, then Locust."""
+class FileLoad:
+    """One load on a file server, by either load generator: ``users`` connections that GET
+    ``name`` and PUT it back for ``seconds``, every byte verified, made by lesson 08's client
+    code on bare greenlets (``labkit/scripts/gevent_file_loop.py``) or by Locust's
+    ``FileUser``s. ``ways()`` gives both to ``labkit.Timing``, which interleaves them::
 
-    users: int
-    seconds: float
-    ours: dict[str, Any]  # requests, mismatches, errors, cpu_seconds, seconds
-    locust: LocustRun
+        load = FileLoad(srv, users=20, seconds=3)
+        timing = labkit.Timing(load.ways(), rounds=3)
+        print(load.table())
 
-    @property
-    def ours_rps(self) -> float:
-        return float(self.ours["requests"] / self.ours["seconds"])
+    Each run reports, per request, the CPU time of the load generator (``cpu_us``: the
+    process that made the requests, while they ran) and of the server (``server_cpu_us``,
+    from /proc), the requests per second, and how busy the load generator was (``busy``,
+    its CPU time over the run's length)."""
 
-    @property
-    def ours_cpu_us(self) -> float:
-        """CPU time of our load generator per request, in microseconds."""
-        return float(self.ours["cpu_seconds"] / max(self.ours["requests"], 1) * 1e6)
+    def __init__(
+        self, server: ServerHandle, users: int = 20, seconds: float = 3.0, name: str = "lyrics.txt"
+    ) -> None:
+        import hashlib
 
-    @property
-    def locust_cpu_us(self) -> float:
-        return self.locust.cpu_seconds / max(self.locust.own_requests, 1) * 1e6
+        from labkit.claims import DATA
 
-    @property
-    def cost_ratio(self) -> float:
-        """Locust's CPU per request over ours."""
-        return self.locust_cpu_us / self.ours_cpu_us
+        self.server, self.users, self.seconds, self.name = server, users, seconds, name
+        self.expected = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
+        self.ours: list[dict[str, Any]] = []  # what gevent_file_loop reported, each run
+        self.locust_runs: list[LocustRun] = []
+        self.costs: dict[str, list[dict[str, float]]] = {"our greenlets": [], "Locust": []}
+
+    def ways(self) -> dict[str, Callable[[], dict[str, float]]]:
+        return {"our greenlets": self.greenlets, "Locust": self.locust}
+
+    def greenlets(self) -> dict[str, float]:
+        """Lesson 08's clients on greenlets, once; the per-request costs they measured."""
+        server_cpu = self.server.cpu_seconds()
+        ours = run_script(
+            "gevent_file_loop", self.server.host, self.server.port, self.users, self.seconds,
+            self.name, self.expected, timeout=self.seconds + START_GRACE,
+        ).data  # fmt: skip
+        ours["server_cpu_seconds"] = self.server.cpu_seconds() - server_cpu
+        self.ours.append(ours)
+        costs = _costs(ours["requests"], ours["cpu_seconds"], ours["server_cpu_seconds"],
+                       ours["seconds"])  # fmt: skip
+        self.costs["our greenlets"].append(costs)
+        return costs
+
+    def locust(self) -> dict[str, float]:
+        """Locust's FileUsers, once; the per-request costs it measured."""
+        server_cpu = self.server.cpu_seconds()
+        run = run_locust(
+            "files", self.server, users=self.users, seconds=self.seconds,
+            options={"file": self.name, "expected_sha256": self.expected},
+        )  # fmt: skip
+        run.server_cpu_seconds = self.server.cpu_seconds() - server_cpu
+        self.locust_runs.append(run)
+        costs = _costs(run.own_requests, run.cpu_seconds, run.server_cpu_seconds, run.seconds)
+        self.costs["Locust"].append(costs)
+        return costs
 
     def table(self) -> str:
-        rows = [
-            ("our greenlets", self.ours_rps, self.ours_cpu_us, self.ours["cpu_seconds"],
-             self.ours["seconds"]),
-            ("Locust", self.locust.rps, self.locust_cpu_us, self.locust.cpu_seconds,
-             self.locust.seconds),
-        ]  # fmt: skip
-        lines = [f"{'load generator':>14} | requests/s | CPU per request | CPU busy"]
-        for who, rps, us, cpu, wall in rows:
-            lines.append(f"{who:>14} | {rps:10,.0f} | {us:12,.0f} µs | {cpu / wall:7.0%}")
+        """The latest run of each load generator, side by side."""
+        lines = [f"{'load generator':>14} | requests/s | its CPU per request | CPU busy | "
+                 "server CPU per request"]  # fmt: skip
+        for who, runs in self.costs.items():
+            for c in runs[-1:]:
+                lines.append(
+                    f"{who:>14} | {c['rps']:10,.0f} | {c['cpu_us']:16,.0f} µs | "
+                    f"{c['busy']:8.0%} | {c['server_cpu_us']:19,.0f} µs"
+                )
         return "\n".join(lines)
 
 
-def compare_with_greenlets(
-    server: ServerHandle, users: int = 20, seconds: float = 3.0, name: str = "lyrics.txt"
-) -> Comparison:
-    """``users`` connections GET ``name`` and PUT it back for ``seconds``, verifying every
-    byte: first with lesson 08's client code on greenlets, then as Locust users."""
-    import hashlib
-
-    from labkit.claims import DATA
-
-    expected = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
-    ours = run_script(
-        "gevent_file_loop", server.host, server.port, users, seconds, name, expected,
-        timeout=seconds + START_GRACE,
-    ).data  # fmt: skip
-    theirs = run_locust(
-        "files", server, users=users, seconds=seconds,
-        options={"file": name, "expected_sha256": expected},
-    )  # fmt: skip
-    return Comparison(users, seconds, ours, theirs)
+def _costs(requests: int, cpu: float, server_cpu: float, seconds: float) -> dict[str, float]:
+    n = max(requests, 1)
+    return {
+        "requests": float(requests),
+        "rps": requests / max(seconds, 1e-9),
+        "cpu_us": cpu / n * 1e6,
+        "server_cpu_us": server_cpu / n * 1e6,
+        "busy": cpu / max(seconds, 1e-9),
+    }
 
 
 # -- figures ----------------------------------------------------------------------------------

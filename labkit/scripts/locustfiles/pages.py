@@ -4,8 +4,10 @@
         --delay 0.05 --error-rate 0.1
 
 Each simulated user is a greenlet with its own HTTP connection (FastHttpUser, Locust's client on
-geventhttpclient). Locust times every request and counts it as a failure when the status is
-4xx or 5xx: the 503s that latency_http injects at ``--error-rate`` land in the failure counts.
+geventhttpclient). Locust times every request and counts it as a failure unless its status is
+on its list of valid codes, the 2xx and the redirects (``LocustUserAgent.valid_response_codes``,
+locust/contrib/fasthttp.py): the 503s that latency_http injects at ``--error-rate`` land in the
+failure counts.
 Each request carries its own ``id``, so the server's random choices differ from one to the next.
 With ``--check-pages`` a user also reads every page it gets, tag by tag, as a load test that
 checks content does: client work that costs CPU in the load generator.
