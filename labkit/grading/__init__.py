@@ -11,7 +11,10 @@ concurrency, exact bytes from many clients at once, clients that vanish mid-mess
 reader, garbage and fuzz; then its descriptors and memory must be back near their baseline, it
 must rest when idle, keep answering new clients, and never crash. Every battery is bounded in
 time, so a hanging server fails in seconds. The report is stable text (seeded inputs; no times,
-ports or pids), with the failing input and a hint that names the lesson with the fix.
+ports, pids or paths; a number that varies from run to run is said as the bound it passed), with
+the failing input and a hint that names the lesson with the fix. A server that dies is reported
+in the battery it died in, which then never counts as passed; its last log lines (where it broke,
+which can differ from run to run) are printed after the report, not in it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from types import ModuleType
 
 from labkit.background import ServerHandle, ServerStartError
 from labkit.grading import echo, files
-from labkit.grading.core import FD_SLACK, IDLE_BUSY_SHARE, RSS_SLACK_KIB, Check, Grade, Subject
+from labkit.grading.core import (
+    FD_SLACK,
+    IDLE_BUSY_SHARE,
+    RSS_SLACK_KIB,
+    Check,
+    Grade,
+    Subject,
+    local_paths,
+)
 from labkit.limits import fit_clients
 from labkit.servers import NAMES
 
@@ -66,6 +77,8 @@ def grade(
         _run(result, name, argv, n, ready_timeout)
     if show:
         print(result.report())
+        if result.log():
+            print(result.log())
     return result
 
 
@@ -88,6 +101,7 @@ def _run(result: Grade, name: str, argv: list[str], clients: int, ready_timeout:
         handle.wait_ready(ready_timeout)  # stops it and raises, with its log, if it fails
     except ServerStartError as err:
         why = str(err).replace(" ".join(argv), f"python {name} --port 0 ...")
+        why = local_paths(why, argv)
         result.checks.append(Check("starts", False, _indent_log(why), hint=START_HINT))
         names = [name for name, _ in batteries(PROTOCOLS[result.protocol], clients)] + AFTER
         result.checks += [Check(name, None, "not run: it did not start") for name in names]
@@ -96,7 +110,10 @@ def _run(result: Grade, name: str, argv: list[str], clients: int, ready_timeout:
     with handle:
         result.checks.append(Check("starts", True, "it said READY on 127.0.0.1"))
         subject = Subject(handle, result.load)
-        _batteries(result, subject, PROTOCOLS[result.protocol], clients)
+        try:
+            _batteries(result, subject, PROTOCOLS[result.protocol], clients)
+        finally:
+            subject.close()  # before the server is stopped: that is no crash
 
 
 START_HINT = (
@@ -135,19 +152,52 @@ def _batteries(result: Grade, subject: Subject, kind: ModuleType, clients: int) 
             continue
         result.load.mark(name)
         rng = random.Random(f"{result.seed}:{name}")
-        result.checks.append(_one(name, battery, subject, rng))
+        check = _one(name, battery, subject, rng)
         why = kind.probe(subject) if subject.alive else ""
         if why:  # no answer: it may be dying (a reset on its last client's socket)
             subject.handle.child.wait(0.5)
         if not subject.alive:
-            stopped = f"the server died in the {name} battery"
+            check = _died_in(check, subject)
+            stopped = f"the server died in the {_battery_of_death(subject, name)} battery"
         elif why:
             stuck = f"after the {name} battery, a new client {why}"
             stopped = "the server no longer answers"
-    result.load.mark("baseline, idle")
+        result.checks.append(check)
+    if not stopped:
+        result.load.mark("baseline, idle")
     for name in AFTER:
         result.checks.append(_after(name, subject, kind, baseline, stuck, stopped))
     result.load.finish()
+
+
+def _battery_of_death(subject: Subject, running: str) -> str:
+    """The battery in which the server's process ended (by the moment it ended, if known)."""
+    died_at = subject.load.died_at
+    return subject.load.battery_at(died_at) if died_at is not None else running
+
+
+def _died_in(check: Check, subject: Subject) -> Check:
+    """The check of a battery during which the server died: never passed, and saying so."""
+    if check.log:  # the battery saw the death itself and says so
+        return check
+    death = subject.death()
+    if check.passed:
+        return Check(
+            check.name,
+            False,
+            f"its clients got what they should, but the server died before the battery "
+            f"ended: {death}",
+            hint=CRASH_HINT,
+            log=subject.last_log(),
+        )
+    return Check(
+        check.name,
+        False,
+        f"{check.detail}; and then the server died: {death}",
+        check.failing_input,
+        check.hint,
+        log=subject.last_log(),
+    )
 
 
 def _one(name: str, battery: Callable[..., Check], subject: Subject, rng: random.Random) -> Check:
@@ -156,8 +206,9 @@ def _one(name: str, battery: Callable[..., Check], subject: Subject, rng: random
     try:
         return battery(subject, rng)
     except Exception as err:
+        subject.handle.child.wait(0.5)  # a client's error may be the server dying
         if not subject.alive:
-            return Check(name, False, subject.death(), hint=CRASH_HINT)
+            return Check(name, False, subject.death(), hint=CRASH_HINT, log=subject.last_log())
         return Check(name, False, f"a client failed: {type(err).__name__}: {err}")
 
 
@@ -173,8 +224,8 @@ def _after(
     if name == "no crash":
         if subject.alive:
             return Check(name, True, "it was still running at the end")
-        where = f"{stopped}: " if stopped.startswith("the server died") else ""
-        return Check(name, False, where + subject.death(), hint=CRASH_HINT)
+        where = stopped if stopped.startswith("the server died") else "the server died"
+        return Check(name, False, f"{where}: {subject.death()}", hint=CRASH_HINT)
     if name == "keeps answering":
         if stopped and not stuck:
             return Check(name, None, f"not run: {stopped}")
@@ -197,15 +248,15 @@ def _after(
     return Check(
         name,
         False,
-        f"with no client connected it was running, not waiting, in "
-        f"{share:.0%} of 25 looks over 1 s: a loop that never rests",
+        f"with no client connected it was running, not waiting, in over "
+        f"{IDLE_BUSY_SHARE:.0%} of 25 looks over 1 s: a loop that never rests",
         hint=hint,
     )
 
 
 CRASH_HINT = (
     "catch errors per connection (OSError around one client's recv/send) so that one client's "
-    "trouble never ends the server; the log lines above show where it broke."
+    "trouble never ends the server; its last log lines, after the report, show where it broke."
 )
 
 
@@ -223,11 +274,16 @@ def _back_to_baseline(subject: Subject, baseline: tuple[int, int], hint: str) ->
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
+    kept = []  # said as the bounds they passed: the exact numbers vary from run to run
+    if fds > fds0 + FD_SLACK:
+        kept.append(f"over {FD_SLACK} more descriptors")
+    if rss > rss0 + RSS_SLACK_KIB:
+        kept.append(f"over {RSS_SLACK_KIB // 1024} MiB more memory")
     return Check(
         "back to baseline",
         False,
-        f"5 s after the last client left it held {fds - fds0:,} more descriptors and "
-        f"{(rss - rss0) // 1024:,} MiB more memory than before the batteries",
+        f"5 s after the last client left it still held {' and '.join(kept)} than before "
+        "the batteries",
         hint=hint,
     )
 

@@ -9,11 +9,18 @@ echo and file batteries (``labkit.grading.echo``, ``labkit.grading.files``) do.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import select
+import signal
 import socket
+import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit import proc
@@ -22,7 +29,7 @@ from labkit.background import ServerHandle
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Check", "Grade", "LoadTrace", "Subject", "shorten", "NotAnswering"]
+__all__ = ["Check", "Grade", "LoadTrace", "Subject", "shorten", "NotAnswering", "local_paths"]
 
 FD_SLACK = 8  # descriptors a server may hold beyond its baseline (selectors, caches)
 RSS_SLACK_KIB = 16 * 1024  # memory it may keep beyond its baseline
@@ -45,6 +52,7 @@ class Check:
     detail: str
     failing_input: str = ""  # shortened, as printed
     hint: str = ""
+    log: str = ""  # a dead server's last log lines: printed apart, as they vary from run to run
 
     def lines(self) -> list[str]:
         mark = {True: "✔", False: "✘", None: "·"}[self.passed]
@@ -70,6 +78,7 @@ class LoadTrace:
         self.events: list[tuple[float, int, int]] = []  # (t, connections +/-, bytes)
         self.marks: list[tuple[float, str]] = []
         self.end = 0.0
+        self.died_at: float | None = None  # when the server's process ended, if it did
         self._lock = threading.Lock()
 
     def _add(self, conns: int, nbytes: int) -> None:
@@ -88,6 +97,16 @@ class LoadTrace:
     def finish(self) -> None:
         """The last battery ends now."""
         self.end = time.perf_counter() - self.zero
+
+    def died(self) -> None:
+        """The server's process has ended (the first call counts)."""
+        if self.died_at is None:
+            self.died_at = time.perf_counter() - self.zero
+
+    def battery_at(self, t: float) -> str:
+        """The battery that was running at ``t`` (seconds from zero): the last one started."""
+        started = [name for when, name in self.marks if when <= t]
+        return started[-1] if started else "warm-up"
 
     @contextlib.contextmanager
     def connect(
@@ -132,6 +151,35 @@ class Subject:
         self.handle, self.load = handle, load
         self.address = handle.address
         self.pid = handle.pid
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True, name="grade-watch")
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        """Note in the load trace the moment the server's process ends. A pidfd becomes
+        readable then (pidfd_open(2)); without one, look every 20 ms."""
+        try:
+            fd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            fd = None
+        try:
+            while not self._done.is_set():
+                if fd is not None:
+                    gone = bool(select.select([fd], [], [], 0.2)[0])
+                else:
+                    gone = not self.handle.alive
+                    self._done.wait(0 if gone else 0.02)
+                if gone:
+                    self.load.died()
+                    return
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def close(self) -> None:
+        """Stop watching (before the grader stops the server itself)."""
+        self._done.set()
+        self._watcher.join(1.0)
 
     @property
     def alive(self) -> bool:
@@ -163,21 +211,66 @@ class Subject:
         return self.health()[1]
 
     def death(self) -> str:
-        """How it died, with its last log lines."""
+        """How it died, in words that are the same on every run: its exit code (or signal) and
+        the kind of error its log ends with. The log itself is ``last_log()``."""
         self.handle.child.wait(2)
         self.handle.child.finish_reading(1)
-        tail = self.handle.log(last=12) or "(no output)"
-        indented = "\n".join("      " + line for line in tail.splitlines())
+        return died_of(self.handle.child.returncode, self.handle.log(last=12))
+
+    def last_log(self) -> str:
+        """Its last log lines, indented, with this machine's folders left out of the paths."""
+        tail = local_paths(self.handle.log(last=12) or "(no output)", self.handle.argv)
+        return "\n".join("      " + line for line in tail.splitlines())
+
+
+RESETS = {"ConnectionResetError", "BrokenPipeError", "ConnectionAbortedError"}
+EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b")
+
+
+def died_of(code: int | None, log: str) -> str:
+    """How a server died, in words that are the same on every run ("it exited with code 1, of
+    an uncaught KeyError"): the exception's kind, never its line (a reset can surface at
+    ``recv`` on one run and at ``send`` on the next)."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"it was killed by {name}"
+    how = f"it exited with code {code}"
+    lines = [line for line in log.splitlines() if line.strip()]
+    kind = EXCEPTION_LINE.match(lines[-1]) if lines else None
+    if not kind:
+        return how
+    name = kind.group(1).rsplit(".", 1)[-1]
+    if name in RESETS:
         return (
-            f"it exited with code {self.handle.child.returncode}; its last log lines:\n{indented}"
+            f"{how}, of an OSError it did not catch: a client's reset "
+            "(ConnectionResetError or BrokenPipeError)"
         )
+    return f"{how}, of an uncaught {name}"
+
+
+def local_paths(text: str, argv: list[str] | None = None) -> str:
+    """``text`` with this machine's folders left out of file paths: the course's files as
+    ``labkit/...``, a program's own as its name, the standard library's and installed
+    packages' from their own folder down. A report then reads the same on every machine."""
+    roots = [str(Path(__file__).resolve().parents[2])]  # the course: labkit/... stays
+    if argv and len(argv) > 1 and argv[1].endswith(".py"):
+        roots.append(str(Path(argv[1]).resolve().parent))  # the program's folder
+    paths = sysconfig.get_paths()
+    roots += [paths["purelib"], paths["platlib"], paths["stdlib"], sys.prefix]
+    for root in sorted(set(roots), key=len, reverse=True):
+        text = text.replace(root.rstrip("/") + "/", "")
+    return re.sub(r'File "/[^"]*/([^"/]+)"', r'File "\1"', text)  # any other folder
 
 
 # -- the result ------------------------------------------------------------------------------
 @dataclass
 class Grade:
     """What ``labkit.grade`` found: ``passed``, ``checks`` (by name: ``grade["concurrency"]``),
-    ``report()`` (stable text: no times, ports or pids) and ``timeline()`` (a Figure)."""
+    ``report()`` (stable text: no times, ports, pids or paths; numbers that vary from run to
+    run are said as a bound), ``log()`` (a dead server's last log lines) and ``timeline()``."""
 
     server: str
     protocol: str
@@ -220,6 +313,18 @@ class Grade:
 
     __str__ = report
 
+    def log(self) -> str:
+        """A dead server's last log lines (its traceback), or "". Kept out of ``report()``:
+        where it broke can differ from run to run (a reset can surface at ``recv`` or at
+        ``send``)."""
+        logs = [c.log for c in self.checks if c.log]
+        if not logs:
+            return ""
+        return (
+            "The server's last log lines (where it broke on this run; "
+            "the line can differ from run to run):\n" + logs[-1]
+        )
+
     def __repr__(self) -> str:
         good = sum(bool(c.passed) for c in self.checks)
         return f"<Grade of {self.server}: {good} of {len(self.checks)} checks passed>"
@@ -231,7 +336,7 @@ class Grade:
 
         times, conns, mib = self.load.curves()
         zero = self.load.marks[0][0] if self.load.marks else 0.0
-        end = max(self.load.end, times[-1])
+        end = max(self.load.end, times[-1], self.load.died_at or 0.0)
         times, conns, mib = [*times, end], [*conns, conns[-1]], [*mib, mib[-1]]  # to the end
         ms = [max(t - zero, 0.0) * 1000 for t in times]
         fig = Figure(figsize=(width, 4.4), layout="constrained")
@@ -255,6 +360,13 @@ class Grade:
                 fontsize=8,
                 va="bottom",
             )
+        if self.load.died_at is not None:  # the moment its process ended
+            died = (self.load.died_at - zero) * 1000
+            for ax in (top, bottom):
+                ax.axvline(died, color="#d62728", linewidth=2)
+            top.annotate("✘ the server died", (died, 0.5), xycoords=("data", "axes fraction"),
+                         color="#d62728", fontsize=9, ha="right", xytext=(-4, 0),
+                         textcoords="offset points")  # fmt: skip
         top.set_xlim(0, max(ms[-1], 1.0))
         top.set_title(f"{self.server}: the load of each battery", loc="left", fontsize=10, pad=40)
         return fig

@@ -29,6 +29,7 @@ READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CONCURRENT = 10  # clients connected at once in the concurrency battery
 ANSWER_WITHIN = 2.0  # seconds a waiting client gives the server before it counts as stalled
 MEMORY_BOUND_KIB = 40 * 1024  # what two clients that never read may cost the server, at most
+STALLED = "then nothing for"  # how an exchange that stalled ends its problem: "... 3 s"
 
 
 def _late_size() -> int:
@@ -56,9 +57,13 @@ HINTS = {
     "beside select_echo_naive).",
     "vanishing clients": "a reset (ConnectionResetError) or an empty recv() ends that one "
     "client: close it and forget it, and go on serving the others (lessons 06 and 07).",
-    "slow reader": "a client that does not read must not stop the others, nor fill your memory: "
-    "stop reading from a client that is far behind (selectors_echo's HIGH_WATER, lesson 07; "
-    "await writer.drain(), lesson 09).",
+    "slow reader": "a client that does not read must neither fill your memory nor stall the "
+    "others: stop reading from that client alone once it is far behind (selectors_echo's "
+    "HIGH_WATER, lesson 07; await writer.drain(), lesson 09).",
+    "stuck on one client": "the server waited on one client that does not read, and served no "
+    "one else meanwhile: one client at a time, or a blocking send. Serve every client at once "
+    "and send only what a writable socket takes: an event loop (lessons 05 and 07), a greenlet "
+    "per client (lesson 06) or a task per client (lesson 09).",
     "garbage and fuzz": "an echo server treats bytes as bytes: never decode them, never look "
     "for lines (lesson 07).",
     "back to baseline": "close every socket you are done with and drop what you kept for it "
@@ -83,14 +88,22 @@ class Exchange:
         return not self.problem and _digest(self.received) == _digest(self.payload)
 
     def describe(self) -> str:
-        """What went wrong, in one phrase."""
+        """What went wrong, in one phrase. How much came back is said as nothing, part, all
+        or more: the exact count depends on timing and the kernel's buffers, the report not."""
         got, sent = len(self.received), len(self.payload)
+        back = (
+            "nothing" if got == 0
+            else "only part of them" if got < sent
+            else "more than that" if got > sent
+            else "all of them"
+        )  # fmt: skip
+        if got == 0 and self.problem.startswith(STALLED):  # silence from the start
+            return f"sent {sent:,} bytes and got nothing back in{self.problem[len(STALLED) :]}"
         if self.problem:
-            return f"sent {sent:,} bytes and got {got:,} back, {self.problem}"
+            return f"sent {sent:,} bytes and got {back} back, {self.problem}"
         if got != sent:
-            return f"sent {sent:,} bytes and got {got:,} back"
-        first = next(i for i, (a, b) in enumerate(zip(self.received, self.payload)) if a != b)
-        return f"got back {sent:,} bytes, but different ones (the first at byte {first:,})"
+            return f"sent {sent:,} bytes and got {back} back"
+        return f"got back {sent:,} bytes, but different ones"
 
 
 def _digest(data: bytes | bytearray) -> tuple[int, str]:
@@ -144,7 +157,7 @@ def _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when) 
                 ex.problem = f"and the exchange took longer than {limit:g} s"
                 return
             if now - moved > stall:
-                ex.problem = f"then nothing for {stall:g} s"
+                ex.problem = f"{STALLED} {stall:g} s"
                 return
             reading = reading or time_to_read(
                 now - started, read_after, sent == len(ex.payload), now - took, read_when
@@ -333,7 +346,7 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         stall=3.0,
     )
     if not late.exact:
-        lost = len(late.received) < len(late.payload) and "then nothing" in late.problem
+        lost = len(late.received) < len(late.payload) and late.problem.startswith(STALLED)
         return Check(
             "slow reader",
             False,
@@ -350,19 +363,21 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         grown = subject.rss_kib() - before if subject.alive else 0
         other = exchange(subject.load, subject.address, rng.randbytes(4096), stall=3.0)
     if not other.exact:
+        stuck = not other.received  # not one byte: the server was busy with a non-reader
         return Check(
             "slow reader",
             False,
-            f"while 2 clients were not reading their echo, another client {other.describe()}",
+            f"while 2 clients were not reading their echo, another client {other.describe()}"
+            + (": the server was stuck on a client that does not read" if stuck else ""),
             shorten(other.payload),
-            HINTS["slow reader"],
+            HINTS["stuck on one client" if stuck else "slow reader"],
         )
     if grown > MEMORY_BOUND_KIB:
         return Check(
             "slow reader",
             False,
-            f"2 clients that never read made the server grow by {grown // 1024:,} MiB "
-            f"(at most {MEMORY_BOUND_KIB // 1024} MiB is fine)",
+            f"2 clients that never read made the server grow by more than "
+            f"{MEMORY_BOUND_KIB // 1024} MiB (its bound)",
             hint=HINTS["slow reader"],
         )
     return Check(

@@ -40,6 +40,10 @@ HINTS = {
     "a temporary file and rename it only when complete (lesson 08, labkit/filestore.py).",
     "slow reader": "stop reading requests from a client that is not reading its replies "
     "(lesson 08: a cap on the replies waiting), so it costs little and stalls no one.",
+    "stuck on one client": "the server waited on one client that does not read its replies, "
+    "and served no one else meanwhile: one client at a time, or a blocking send. Serve every "
+    "client at once and send only what a writable socket takes: selectors (lesson 08) or a "
+    "greenlet per client (gevent_files).",
     "garbage and fuzz": "answer every malformed request with an ERR line, then close: check "
     "sizes are ASCII digits and names are plain (labkit/protocol.py, lesson 08).",
     "back to baseline": "close every socket and file you are done with, and drop its state "
@@ -97,10 +101,8 @@ def get_checked(load: LoadTrace, sock: socket.socket, name: str, expected: bytes
     if not header.ok:
         return f"GET {name} was answered ERR {header.code} {header.message}"
     if (len(body), _digest(body)) != (len(expected), _digest(expected)):
-        return (
-            f"GET {name} brought {len(body):,} bytes, not the {len(expected):,} on disk "
-            "(or other ones)"
-        )
+        how = "other bytes than" if len(body) == len(expected) else "not the"
+        return f"GET {name} brought {how} {len(expected):,} bytes on disk"
     if (header.size, header.sha256) != (len(expected), _digest(expected)):
         return f"GET {name}: the header said {header.size:,} bytes, SHA-256 {header.sha256[:12]}…"
     return ""
@@ -300,18 +302,21 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         with subject.load.connect(subject.address, 5) as other:
             problem = _safely(get_checked, subject.load, other, "big.bin", big)
     if problem:
+        stuck = problem.startswith("TimeoutError")  # no reply at all: busy with a non-reader
         return Check(
             "slow reader",
             False,
-            f"while 3 clients were not reading their replies, another client: {problem}",
+            f"while 3 clients were not reading their replies, another client: {problem}"
+            + (": the server was stuck on a client that does not read" if stuck else ""),
             "b'GET big.bin\\n'",
-            HINTS["slow reader"],
+            HINTS["stuck on one client" if stuck else "slow reader"],
         )
     if grown > MEMORY_BOUND_KIB:
         return Check(
             "slow reader",
             False,
-            f"3 clients that never read made the server grow by {grown // 1024:,} MiB",
+            f"3 clients that never read made the server grow by more than "
+            f"{MEMORY_BOUND_KIB // 1024} MiB (its bound)",
             hint=HINTS["slow reader"],
         )
     return Check(

@@ -1,12 +1,12 @@
 # %% [markdown]
 # # 12 · Capstone: a server the course grades
 #
-# Every server in this course had to survive the same storms: many clients at once, clients
-# that vanish mid-message, clients that never read, garbage. Now you write your own, on the
-# model you like best (selectors, gevent or asyncio), and the course puts it through those
-# storms with `labkit.grade`, as its own servers are. The grader runs your server in a
-# background process, tells you what held and what broke, shows the input that broke it, and
-# points at the lesson with the fix.
+# Every server in this course had to survive the same storms. Many clients came at once; some
+# vanished mid-message, some never read, some sent garbage. Now you write your own, on the
+# model you like best: selectors, gevent or asyncio. The course puts it through those storms
+# with `labkit.grade`, as it does its own servers. The grader runs your server in a
+# background process and tells you what held and what broke. It shows the input that broke
+# it, and points at the lesson with the fix.
 #
 # **After this lesson you can**
 # * write a complete server program that takes `--port 0` and says READY (`launch.run`);
@@ -28,13 +28,23 @@ from labkit.workspace import WORK
 # ## The task
 #
 # Write an **echo server**: every byte a client sends comes back to it, in order, however the
-# bytes are split, for as many clients at once as the machine allows. (For more: lesson 08's
-# **file protocol**, `GET`/`PUT`/`LIST`, graded with `protocol="files"` as below.)
+# bytes are split. It serves as many clients at once as the machine allows. (For more: lesson
+# 08's **file protocol**, `GET`/`PUT`/`LIST`, graded with `protocol="files"` as below.)
 #
 # Your server is a program file that ends with `launch.run(serve, __doc__)`, as every server
-# of the course does: `launch` binds `127.0.0.1` on the port it is given (0: any free one),
-# prints `READY` and hands `serve(listener, args)` the listening socket. The grader then runs,
-# each with a time bound, so a server that hangs fails in seconds:
+# of the course does. `launch` binds `127.0.0.1` on the port it is given (0: any free one),
+# prints `READY` and hands `serve(listener, args)` the listening socket.
+#
+# The inputs are drawn from a seeded generator (`seed=0`), so your server gets the same
+# inputs on every run, and a failure can be replayed. The report is stable text: no times,
+# ports or paths. A number that varies from run to run (memory grown, bytes that came back) is
+# given as the bound it passed. So the same server gets the same report, unless its bug
+# depends on timing. A server that dies is failed in the battery where it died. Its last log
+# lines come after the report: the line where it broke can differ from run to run.
+
+# %% [markdown]
+# The grader runs these checks, each with a time bound, so a server that hangs fails in
+# seconds:
 #
 # | check | what it does | lessons |
 # |---|---|---|
@@ -46,10 +56,7 @@ from labkit.workspace import WORK
 # | back to baseline | descriptors (`/proc/PID/fd`) and memory (VmRSS) back near before | 07, 08 |
 # | idle CPU | with no client at all, the server waits (a loop that never rests fails) | 06, 07 |
 # | keeps answering | after every battery, a new client is answered | 06 |
-# | no crash | the process ran to the end (if not: its exit code and last log lines) | all |
-#
-# The inputs are drawn from a seeded generator (`seed=0`), so a report is the same on every
-# run, and a failure can be replayed.
+# | no crash | the process ran to the end (if not: where it died, and of what) | all |
 
 # %% [markdown]
 # ## A passing report: the course's own server
@@ -60,7 +67,7 @@ from labkit.workspace import WORK
 graded = labkit.grade("selectors_echo")
 
 # %%
-labkit.claim("selectors_echo, the course's reference, passes every check", graded.passed)
+_ = labkit.claim("selectors_echo, the course's reference, passes every check", graded.passed)
 
 # %% [markdown]
 # The load the grader put on it, battery by battery: how many connections were open, and how
@@ -71,20 +78,21 @@ labkit.claim("selectors_echo, the course's reference, passes every check", grade
 graded.timeline()
 
 # %% [markdown]
-# The file protocol's reference passes its own batteries: GETs of a seeded file and PUTs read
-# back (length and SHA-256 against the disk), an `ERR` line for every malformed request, and
-# no upload cut off mid-way listed as a file.
+# The file protocol's reference passes its own batteries. They GET a seeded file and PUT
+# files, then read them back (length and SHA-256 against the disk). Every malformed request
+# must get an `ERR` line, and no upload cut off mid-way may be listed as a file.
 
 # %%
 files_graded = labkit.grade("selectors_files", protocol="files")
-labkit.claim("selectors_files passes every check of the file protocol", files_graded.passed)
+_ = labkit.claim("selectors_files passes every check of the file protocol", files_graded.passed)
 
 # %% [markdown]
 # ## A failing report: the blocking server
 #
 # `blocking_echo`, the course's blocking baseline, is correct byte for byte, but it serves one
 # client at a time. The report says so, shows the input that waited, and names the lessons
-# with the fix.
+# with the fix. Its slow-reader failure has the same cause: while it waits on a client that
+# never reads, it serves no one else.
 
 # %%
 blocking = labkit.grade("blocking_echo")
@@ -95,11 +103,15 @@ labkit.claim("blocking_echo fails the concurrency check: it served one client at
              and "served one client at a time" in blocking["concurrency"].detail)
 labkit.claim("and it passes exact bytes: its bug is waiting, not losing bytes",
              blocking["exact bytes"].passed)
+_ = labkit.claim("its slow-reader hint names the same cause: one client at a time",
+                 "one client at a time" in blocking["slow reader"].hint
+                 and "HIGH_WATER" not in blocking["slow reader"].hint)
 
 # %% [markdown]
 # `select_echo_naive` (lesson 07) is broken on purpose: it calls `send` once and forgets what
-# did not fit. A fast reader never notices; the slow reader does. Its report's numbers depend
-# on the kernel's buffers, so here we check the verdicts, not the text.
+# did not fit. A fast reader never notices; the slow reader does. Its other bugs show or not
+# by timing: a reset can kill it, and a half-close can drop the echo still queued. So here we
+# check the verdicts that hold on every run, not the whole report.
 
 # %%
 naive = labkit.grade("select_echo_naive", show=False)
@@ -121,9 +133,9 @@ Code(skeleton("selectors").read_text(), language="python")
 
 # %% [markdown]
 # The cell below copies the skeleton you choose (`"selectors"`, `"gevent"` or `"asyncio"`)
-# to `my_server.py` in your work folder (`my-work/`, beside your copies of the lessons), once:
-# your file is never overwritten. Open it from JupyterLab's file browser, edit it there, save,
-# and run the grading cell again after each change.
+# to `my_server.py` in your work folder, `my-work/`, beside your copies of the lessons. It
+# does so once: your file is never overwritten. Open it from JupyterLab's file browser, edit
+# it there, save, and run the grading cell again after each change.
 
 # %%
 # NBVAL_SKIP
@@ -137,21 +149,26 @@ mine.timeline()
 # %% [markdown]
 # Work down the report from its first ✘: fix that one, grade again. When a check says *not
 # run*, the server was gone or had stopped answering: fix the check before it first. A server
-# that will not start gets a report too, with its last log lines (a `SyntaxError` shows there).
+# that dies fails the battery it died in. Its last log lines, after the report, show where it
+# broke, and its timeline marks the moment with a red line. A server that will not start gets
+# a report too, with its last log lines (a `SyntaxError` shows there).
 #
-# For the file protocol, start from its skeleton, `start_from("selectors", WORK /
-# "my_file_server.py", protocol="files")`, or from your lesson 08 work: the program also takes
-# `--root` and `--upload-dir` (`launch.run(serve, __doc__, filestore.add_arguments,
-# setup=filestore.setup)` does that), and is graded with
+# For the file protocol, start from its skeleton: `start_from("selectors", WORK /
+# "my_file_server.py", protocol="files")`. Or start from your lesson 08 work. The program also
+# takes `--root` and `--upload-dir`: `launch.run(serve, __doc__, filestore.add_arguments,
+# setup=filestore.setup)` does that. Grade it with
 # `labkit.grade(WORK / "my_file_server.py", protocol="files")`.
-#
+
+# %% [markdown]
 # ## Summary
 #
-# * A server is graded from the outside, as a client sees it: a program started on a free
-#   port, many clients at once, every byte checked, and its descriptors, memory and CPU read
-#   from `/proc`.
-# * Each classic bug has its own symptom: one client at a time (concurrency), bytes lost to a
-#   partial `send` (a slow reader), a loop that never waits (idle CPU, keeps answering), a
-#   client that never reads (memory), a reset that kills the process (no crash).
-# * Every check is bounded in time and seeded: a hanging server fails in seconds, and the same
-#   server gets the same inputs on every run.
+# * A server is graded from the outside, as a client sees it. It is a program started on a
+#   free port; many clients come at once, and every byte is checked. Its descriptors, memory
+#   and CPU are read from `/proc`.
+# * Each classic bug has its own symptom. One client at a time fails concurrency; bytes lost
+#   to a partial `send` show with a slow reader. A loop that never waits fails idle CPU or
+#   keeps answering. A client that never reads grows its memory, and a reset that kills the
+#   process fails "no crash".
+# * Every check is bounded in time and seeded. A hanging server fails in seconds, and the same
+#   server gets the same inputs, and the same report, on every run (unless its bug depends on
+#   timing).

@@ -16,7 +16,8 @@ async def handle(reader, writer):
     # TODO: go on echoing until the client closes, not only the first bytes.
     writer.write(data)  # never blocks: the transport keeps what the socket won't take
     # TODO: await writer.drain(), so a client that does not read is not buffered forever.
-    # TODO: a reset raises OSError (ConnectionResetError): end this client quietly.
+    # TODO: a reset raises OSError (ConnectionResetError) in read or in drain: end this
+    #       client quietly.
     writer.close()
 
 

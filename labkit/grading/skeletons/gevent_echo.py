@@ -17,7 +17,7 @@ from labkit import launch  # noqa: E402
 
 def serve(listener, args):
     while True:
-        conn, _ = listener.accept()  # TODO: out of descriptors? see launch.accept_waiting
+        conn, _ = listener.accept()  # TODO: out of descriptors: OSError; pause
         gevent.spawn(handle, conn)  # one greenlet per client
 
 
@@ -25,9 +25,10 @@ def handle(conn):
     while True:
         data = conn.recv(65536)  # switches to the hub until bytes arrive
         # TODO: b"" means the client closed: stop (and close the socket).
-        # TODO: a reset raises OSError; a client that never reads blocks sendall forever
+        # TODO: a client that never reads blocks sendall forever
         #       (conn.settimeout(args.client_timeout)).
         conn.sendall(data)
+        # TODO: a reset raises OSError in recv or in sendall: end this client, not the server.
 
 
 if __name__ == "__main__":

@@ -28,10 +28,11 @@ def serve(listener, args):
     while True:
         for key, events in sel.select():  # blocks until a socket is ready
             if key.data is None:
-                conn, _ = listener.accept()  # TODO: out of descriptors? see launch.accept
+                conn, _ = listener.accept()  # TODO: out of descriptors: OSError; pause
                 conn.setblocking(False)
                 sel.register(conn, READ, data=Client(conn))
-            else:
+            else:  # TODO: a client's reset raises OSError (ConnectionResetError or
+                # BrokenPipeError) in recv or in send: catch it here, close that client only.
                 handle(sel, key.data, events)
 
 
@@ -39,7 +40,6 @@ def handle(sel, client, events):
     if events & READ:
         data = client.conn.recv(65536)  # readable: returns at once
         # TODO: b"" means the client closed its side: send what is left, then close.
-        # TODO: a reset raises ConnectionResetError: close this client, not the server.
         client.outgoing += data
         # TODO: stop reading from a client that is far behind (a high-water mark).
         sel.modify(client.conn, READ | WRITE, data=client)

@@ -33,10 +33,11 @@ def serve(listener, args):
     while True:
         for key, events in sel.select():  # blocks until a socket is ready
             if key.data is None:
-                sock, _ = listener.accept()  # TODO: out of descriptors? see launch.accept
+                sock, _ = listener.accept()  # TODO: out of descriptors: OSError; pause
                 sock.setblocking(False)
                 sel.register(sock, READ, data=Connection(sock))
                 continue
+            # TODO: a client's reset raises OSError in recv or in send: close that client only.
             if events & READ:
                 receive(sel, key.data, args.store)
             if events & WRITE:
@@ -45,7 +46,7 @@ def serve(listener, args):
 
 def receive(sel, conn, store):
     data = conn.sock.recv(65536)  # readable: returns at once
-    # TODO: b"" (the client is done) and a reset (OSError): close this connection.
+    # TODO: b"" (the client is done): close this connection.
     for event in conn.parser.feed(data):  # TODO: ProtocolError: answer ERR, then close
         answer(conn, event, store)
     # TODO: ask for WRITE only while bytes wait; stop reading from a client far behind.
