@@ -66,27 +66,27 @@ def _log(record: dict[str, Any]) -> None:
         log.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _fail(text: str, lines: list[str]) -> bool:
+def _fail(text: str, lines: list[str]) -> None:
     print("\n   ".join([f"✘ {text}", *lines]))
     if strict():
         raise ClaimFailed(f"this lesson's claim did not hold on this run: {text}; {lines[0]}")
-    return False
 
 
-def claim(text: str, condition: object, measured: str = "") -> bool:
-    """Print ``✔ text`` if ``condition`` is true and return True.
+def claim(text: str, condition: object, measured: str = "") -> None:
+    """Print ``✔ text`` if ``condition`` is true.
 
     Otherwise print ``✘ text`` with ``measured`` (the numbers behind it) and this machine's
-    CPUs and load, and return False (raise ``ClaimFailed`` under the instructors' check).
+    CPUs and load (and raise ``ClaimFailed`` under the instructors' check). It returns nothing,
+    so a cell that ends with a claim shows only the claim's line.
     """
     holds = bool(condition)
     _log({"text": text, "holds": holds, "value": None, "limit": None, "op": None,
           "margin": None, "rounds": None})  # fmt: skip
     if holds:
         print(f"✔ {text}")
-        return True
-    return _fail(text, [f"measured: {measured or 'the condition was false'}",
-                        f"this machine: {cpu_limits()}"])  # fmt: skip
+        return
+    _fail(text, [f"measured: {measured or 'the condition was false'}",
+                 f"this machine: {cpu_limits()}"])  # fmt: skip
 
 
 Metrics = dict[str, float]
@@ -175,11 +175,11 @@ class Timing:
         *,
         below: float | None = None,
         above: float | None = None,
-    ) -> bool:
+    ) -> None:
         """Claim that ``value(self)`` is below (or above) a limit, running rounds until it is.
 
-        Prints ``✔ text [how it was judged]`` and returns True, or prints ``✘`` with the
-        measurement and the machine's state and returns False (raises under the check).
+        Prints ``✔ text [how it was judged]``, or ``✘`` with the measurement and the machine's
+        state (and raises under the check). Returns nothing, like ``claim``.
         """
         if (below is None) == (above is None):
             raise ValueError("give exactly one of below= or above=")
@@ -197,9 +197,9 @@ class Timing:
               "margin": margin, "rounds": self.rounds})  # fmt: skip
         if holds:
             print(f"✔ {text} [{self.judged_on}]")
-            return True
+            return
         spent = time.perf_counter() - self.started
-        return _fail(
+        _fail(
             f"{text} [{self.judged_on}]",
             [
                 f"measured: {measured:.4g}, needed {sign} {limit:.4g} "
