@@ -39,12 +39,6 @@ def one_by_one(n: int = 5) -> None:
         time.sleep(LATENCY)
 
 
-def spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
 @pytest.fixture
 def strict(monkeypatch):
     monkeypatch.setenv("LABKIT_STRICT_CLAIMS", "1")
