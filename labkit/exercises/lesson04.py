@@ -118,7 +118,9 @@ def exercises() -> dict[int, Exercise]:
             check(3, "from gevent import monkey; monkey.patch_all()")""",
             why="""patch_all() replaces the blocking functions of socket, ssl, time, threading
             and more with cooperative ones. A module that imported them before the patch keeps
-            the blocking originals (the patch_too_late script), so the patch comes first.""",
+            the blocking originals: its requests then run one at a time (the patch_too_late
+            script), and a lock made before the patch can even hang the program (the
+            lock_too_late script). So the patch comes first.""",
         ),
         4: Exercise(
             """
