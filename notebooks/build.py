@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -71,13 +72,21 @@ def build(name: str, timeout: int = 300) -> Path:
     os.environ["LABKIT_STRICT_CLAIMS"] = "1"
     source = SOURCES / f"{name}.py"
     nb = to_notebook(parse(source.read_text(encoding="utf-8")))
-    NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        kernel_manager_class=IPCKernelManager,
-        resources={"metadata": {"path": str(HERE)}},
-    ).execute()
+    # A lesson that copies files into the student's my-work/ (lesson 12's skeletons) writes
+    # them to a fresh folder: the build neither fills the repository's my-work/ nor stores
+    # what a student left there.
+    with tempfile.TemporaryDirectory(prefix="asynclab-build-work-") as work:
+        os.environ["ASYNCLAB_WORK_DIR"] = work
+        try:
+            NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                kernel_manager_class=IPCKernelManager,
+                resources={"metadata": {"path": str(HERE)}},
+            ).execute()
+        finally:
+            del os.environ["ASYNCLAB_WORK_DIR"]
     for cell in nb.cells:  # keep the files small and free of run-specific noise
         cell.metadata.pop("execution", None)
     # The widgets' state (nbclient stores it) stays: JupyterLab draws each panel from it when
