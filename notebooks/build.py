@@ -75,6 +75,7 @@ def build(name: str, timeout: int = 300) -> Path:
     # A lesson that copies files into the student's my-work/ (lesson 12's skeletons) writes
     # them to a fresh folder: the build neither fills the repository's my-work/ nor stores
     # what a student left there.
+    before = os.environ.get("ASYNCLAB_WORK_DIR")
     with tempfile.TemporaryDirectory(prefix="asynclab-build-work-") as work:
         os.environ["ASYNCLAB_WORK_DIR"] = work
         try:
@@ -86,7 +87,9 @@ def build(name: str, timeout: int = 300) -> Path:
                 resources={"metadata": {"path": str(HERE)}},
             ).execute()
         finally:
-            del os.environ["ASYNCLAB_WORK_DIR"]
+            os.environ.pop("ASYNCLAB_WORK_DIR")
+            if before is not None:
+                os.environ["ASYNCLAB_WORK_DIR"] = before
     for cell in nb.cells:  # keep the files small and free of run-specific noise
         cell.metadata.pop("execution", None)
     # The widgets' state (nbclient stores it) stays: JupyterLab draws each panel from it when
