@@ -149,7 +149,7 @@ class Door(AcceptPause):
             self.others = open_now()
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         needed = self.others + self.reserve + (len(self.held) + 1) * self.per_client
-        if not soon:
+        if self.closing and not soon:
             needed += self._still_closing()  # an idle connection's socket each
         return soft == resource.RLIM_INFINITY or needed <= soft
 
