@@ -61,8 +61,8 @@
 # ## How the lessons check themselves
 #
 # Each lesson states its claims in code: `labkit.claim("sentence", condition)` prints
-# `✔ sentence` when the condition holds on your machine. It also returns `True` or `False`;
-# `_ = labkit.claim(...)` keeps Jupyter from echoing that value under the `✔` line.
+# `✔ sentence` when the condition holds on your machine. It returns nothing, so a cell that
+# ends with a claim shows only that line.
 #
 # A claim about time runs the code in a few interleaved rounds and is judged on the fastest
 # one, so a busy machine rarely fails it. If one still fails, it prints `✘` with the numbers
@@ -86,8 +86,8 @@
 import labkit
 
 report = labkit.doctor()
-_ = labkit.claim("every check passed: this machine is ready for the course", report.ok,
-                 measured=str(report))
+labkit.claim("every check passed: this machine is ready for the course", report.ok,
+             measured=str(report))
 
 # %% [markdown]
 # The whole report (your numbers may differ from a classmate's, which is why this cell's output
@@ -140,7 +140,7 @@ with labkit.serve("selectors_echo") as srv:
 labkit.claim("every byte came back, and the server counted one connection and those bytes",
              echoed == message and stats["connections"] == 1
              and stats["bytes_in"] == len(message), measured=f"{echoed!r}, {stats}")
-_ = labkit.claim("the server stopped at the end of the with block", not srv.alive)
+labkit.claim("the server stopped at the end of the with block", not srv.alive)
 
 # %% [markdown]
 # The server's address and process id are on the handle (`srv.host`, `srv.port`, `srv.pid`).
@@ -156,8 +156,8 @@ try:
 except labkit.ServerStartError as err:
     refusal = str(err).splitlines()[-1]
 print(refusal)
-_ = labkit.claim("the server refused to listen on every interface",
-                 refusal is not None and refusal.startswith("refusing to bind '0.0.0.0'"))
+labkit.claim("the server refused to listen on every interface",
+             refusal is not None and refusal.startswith("refusing to bind '0.0.0.0'"))
 
 # %% [markdown]
 # A server also stops when the process that started it dies without any chance to clean up,
@@ -195,7 +195,7 @@ kernel.stdout.close()
 deadline = time.monotonic() + 10
 while answers(port) and time.monotonic() < deadline:
     time.sleep(0.05)                           # the server needs a moment to notice and exit
-_ = labkit.claim("after the kernel was killed, its server is gone", not answers(port))
+labkit.claim("after the kernel was killed, its server is gone", not answers(port))
 
 # %% [markdown]
 # ## Every socket is an open file
@@ -226,8 +226,8 @@ labkit.claim("each connection was one more open file", during - before == n_clie
              measured=f"{during - before} more files for {n_clients} connections")
 labkit.claim("each client got its own message back",
              answers == [f"I am client {i}".encode() for i in range(n_clients)])
-_ = labkit.claim("closing them gave every file back", after == before,
-                 measured=f"{before} files before, {after} after")
+labkit.claim("closing them gave every file back", after == before,
+             measured=f"{before} files before, {after} after")
 # %% [markdown]
 # ## Summary
 #
