@@ -401,8 +401,9 @@ labkit.show(bench.generator_switch_cost)
 # Handing control to another OS thread and back is measured as a ping-pong of two
 # `threading.Event`s. Each round trip there is more than a switch between threads: two
 # `set()`/`wait()`/`clear()` sequences in Python code (an `Event` is a `Condition` with a lock,
-# and every `wait()` makes a fresh lock to sleep on), two wake-ups through the kernel, and two
-# hand-overs of the interpreter lock (the GIL), which a thread must hold to run Python code.
+# and a `wait()` that must sleep makes a fresh lock to sleep on), two wake-ups through the
+# kernel, and two hand-overs of the interpreter lock (the GIL), which a thread must hold to run
+# Python code.
 
 # %%
 labkit.show(bench.thread_handoff_cost)
