@@ -205,9 +205,10 @@ plot_timeline(traced.spans, title="three greenlets taking turns (measured switch
 # Only one greenlet is ever blue at a time: greenlets take turns on one thread, and each turn
 # ends exactly where the code says `switch()`.
 #
-# A switch is cheap, though dearer than a generator's `send()`: a generator's frame already
-# lives on the heap, while a greenlet switch saves the part of the C stack the old greenlet was
-# using and puts back the new one's. `labkit.Timing` (lesson 01) measures the three in turns:
+# A switch is cheap, though dearer than a generator's `send()`. A generator's frame already
+# lives on the heap. A greenlet switch copies to the heap the C stack that is in the new
+# greenlet's way, then copies the new one's saved stack back. `labkit.Timing` (lesson 01)
+# measures the three in turns:
 
 # %%
 GENERATOR, GREENLET, THREAD = "generator send()", "greenlet switch", "thread hand-off"
