@@ -308,7 +308,8 @@ _ = labkit.claim("lock made before patching: neither finished; the one thread wa
 #
 # ## When some requests fail
 #
-# Real servers fail. Here one request in four is answered with `503`. A failed request is a
+# Real servers fail. Here the server answers each request with `503` at a one-in-four chance
+# (a draw seeded by the request's id), so about 10 of the 40 fail. A failed request is a
 # result like any other (`fetch_one` catches it), so the run goes on and we count.
 
 # %%
