@@ -146,8 +146,8 @@ async def loop_task(loop, rec, name):
 
 # %% [markdown]
 # `work` does a fixed amount of arithmetic and records when its thread really ran (blue) and
-# when it was stopped (grey), the way waiting for the server is grey. The runners start the
-# same task one after another, on a thread each, or as Tasks on one loop:
+# when it was stopped for over a millisecond (grey), the way waiting for the server is grey.
+# The runners start the same task one after another, on a thread each, or as Tasks on one loop:
 
 # %%
 labkit.show(models)
@@ -262,8 +262,8 @@ compare_timelines({model: spans for model, (spans, _) in shown.items()})
 # machine was quietest; grey in the sequential row is other programs). The three threads take
 # turns: CPython's interpreter lock (the GIL) lets one thread at a time run Python code, and a
 # thread that wants it asks the holder to let go after the *switch interval* (printed below).
-# Without that lock, threads on several cores could share the work out; with it, the total
-# stays that of the work done one after another. Here is what each thread got, from
+# The lock costs the parallelism of several cores: with it, the total stays that of the work
+# done one after another. Here is what each thread got, from
 # `time.thread_time()` inside the thread:
 
 # %%
@@ -308,9 +308,9 @@ plt.show()
 # 20 pages (0.2 s each) from the latency server at once, on one thread.
 #
 # ### Step 1: callbacks on a selector
-# Sockets are non-blocking, so no call ever waits. Each socket is registered with the
-# selector together with the function to call when it is ready; the loop asks "who is ready?"
-# and calls those functions.
+# Sockets are non-blocking, so no call on them ever waits: only the loop waits, in the
+# selector. Each socket is registered with the selector together with the function to call
+# when it is ready; the loop asks "who is ready?" and calls those functions.
 
 # %%
 labkit.show(callbacks)
@@ -338,7 +338,7 @@ _ = step1.claim("callbacks: 20 pages of 0.2 s, all verified, overlapped (under 1
 # ### Step 2: tasks are generators that yield what they wait for
 # A download is now one function, written top to bottom like blocking code. Where it would
 # block, it `yield`s `(socket, event)`; the loop resumes it when that socket is ready. This is
-# lesson 01's scheduler, with `select` deciding who runs next.
+# lesson 01's scheduler, with a selector deciding who runs next.
 
 # %%
 labkit.show(generators)
