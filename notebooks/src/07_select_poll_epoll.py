@@ -128,8 +128,9 @@ labkit.show("select_echo")
 # %% [markdown]
 # `select` takes a third list too, and `select_echo` passes it nothing. The documentation calls
 # it "exceptional conditions", which suggests errors. On Linux, for a TCP socket, it reports
-# **urgent data** (a byte sent with `MSG_OOB`, which almost nothing uses). A connection reset
-# by the other side is reported as *readable*, and the `recv` that follows raises the error:
+# **urgent data**: a byte sent with `MSG_OOB`, which new programs are told not to use. A
+# connection reset by the other side is reported as *readable*, and the `recv` that follows
+# raises the error:
 
 # %%
 with socket.create_server(("127.0.0.1", 0)) as listener:
