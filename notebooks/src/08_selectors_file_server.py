@@ -1,12 +1,13 @@
 # %% [markdown]
 # # 08 · The selectors file server: framed get/put for a thousand clients
 #
-# The last lesson puts everything together: a file server on `selectors` where 500, then 1,000
-# clients download a file and upload it back at the same moment, every byte checked.
+# This lesson puts everything so far together: a file server on `selectors` where 500, then
+# 1,000 clients download a file and upload it back at the same moment, every byte checked.
 # The original course's version of this demo stopped at about 500 clients (Windows' select
-# limit, lesson 07), and its protocol assumed that one `recv` returns one message, which breaks
-# under load. Ours frames every message. The course's benchmark (`python -m benchmarks files`)
-# is where 10,000 clients are tried; this lesson's panel lets you try as many as fit here.
+# limit, lesson 07). Its protocol assumed that one `recv` returns one message, which breaks as
+# soon as the size and the start of the file arrive together (below, with a single client).
+# Ours frames every message. The course's benchmark (`python -m benchmarks files`) is where
+# 10,000 clients are tried; this lesson's panel lets you try as many as fit here.
 #
 # **After this lesson you can**
 # * design a framed protocol and parse it incrementally, whatever the chunking;
@@ -58,8 +59,9 @@ FILE_STATES = {"download": "#2ca02c", "upload": "#9467bd"}
 # | `LIST\n` | which files are there? | `OK <size> <sha256>\n`, a `<name> <size>` line per file |
 # | anything wrong | | `ERR <code> <message>\n` |
 #
-# The error codes: 400 bad request, 403 name refused, 404 no such file, 413 too large. Names
-# are plain file names (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
+# The error codes: 400 bad request, 403 name refused, 404 no such file, 408 silent too long,
+# 413 too large; 500 and 503 when the server's disk fails or it is full. Names are plain file
+# names (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
 # Both sides parse with the same incremental `Parser`: feed it bytes as they come, in any
 # pieces, and it hands back complete events.
 
