@@ -13,9 +13,10 @@ servers accept through a ``Door``, which does three things:
   connection idle longest (``evicted_idle`` in the stats), as nginx closes its idle keep-alive
   connections, longest idle first, when its ``worker_connections`` run out
   (``ngx_drain_connections`` in its src/core/ngx_connection.c). Idle means quiet both ways for
-  ``MIN_IDLE`` seconds, nothing unread or unsent in the kernel's queues, and nothing in progress
-  by the server's own word: the server's ``close_idle(conn)`` refuses a busy connection, which
-  would lose its reply or its upload.
+  ``MIN_IDLE`` seconds, no request waiting unread and no reply waiting for the client's
+  kernel to take it (the socket's queues), and nothing in progress by the server's own word:
+  the server's ``close_idle(conn)`` refuses a busy connection, which would lose its reply or
+  its upload.
 * **It pauses.** With nothing idle to close, or when the kernel says EMFILE all the same, it
   stays shut for ``ACCEPT_PAUSE`` seconds (``accept_paused``) while the server serves the
   clients it has: retrying at once would only spin.
@@ -138,8 +139,8 @@ class Door(AcceptPause):
         self.per_client, self.reserve = per_client, reserve
         self.held: dict[Any, None] = {}  # the connections the server holds, oldest first
         self.others: int | None = None  # descriptors that are not clients': stdio, listener...
-        self.closing: dict[int, int] = {}  # descriptor -> inode, of closed connections whose
-        # descriptor the kernel may not have back yet (gevent closes one a loop pass later)
+        self.closing: dict[int, tuple[int, int]] = {}  # descriptor -> (device, inode) of
+        # closed connections whose descriptor may not be free yet (gevent closes a loop pass later)
         self._idlest: list[Any] = []  # idle connections from the last look, longest idle last
 
     def room(self, soon: bool = False) -> bool:
@@ -200,21 +201,25 @@ class Door(AcceptPause):
             # close_idle says no to a connection mid-request or with bytes still to send.
             if conn not in self.held or quiet_for(conn) < MIN_IDLE:
                 continue
-            fd, inode = conn.fileno(), os.fstat(conn.fileno()).st_ino
+            try:
+                fd = conn.fileno()
+                file_id = _file_id(fd)
+            except OSError:  # closed meanwhile by its own thread
+                continue
             if close_idle(conn):
                 self.closed(conn)
-                self.closing[fd] = inode
+                self.closing[fd] = file_id
                 counters.add(evicted_idle=1)
                 if self.room(soon=True):
                     return True
         return False
 
     def _still_closing(self) -> int:
-        """How many closed connections still hold their descriptor: the same socket (inode)
-        still behind its number. Each is one ``fstat``, and only just after an eviction."""
-        for fd, inode in list(self.closing.items()):
+        """How many closed connections still hold their descriptor: the same socket still
+        behind its number. Each is one ``fstat``, and only just after an eviction."""
+        for fd, file_id in list(self.closing.items()):
             try:
-                if os.fstat(fd).st_ino == inode:
+                if _file_id(fd) == file_id:
                     continue
             except OSError:  # closed, and not reused yet
                 pass
@@ -235,6 +240,12 @@ class Door(AcceptPause):
             yield self._idlest.pop()
 
 
+def _file_id(fd: int) -> tuple[int, int]:
+    """What a descriptor number stands for now: (device, inode) of its file or socket."""
+    stat = os.fstat(fd)
+    return stat.st_dev, stat.st_ino
+
+
 def someone_waiting(listener: socket.socket) -> bool:
     """True if a client waits in the listen backlog (asked with the real, un-patched poll)."""
     poller = original("select", "poll")()
@@ -248,7 +259,8 @@ TCP_INFO = getattr(socket, "TCP_INFO", None)  # Linux
 def quiet_for(conn: Any, queues: bool = True) -> float:
     """Seconds since the kernel last sent or received data on TCP connection ``conn`` (Linux's
     ``TCP_INFO``). 0.0 where the kernel does not say, for a closed socket, and (``queues``)
-    while bytes wait in its queues: a request not read yet, a reply the client has not taken."""
+    while bytes wait in its queues: a request not read yet (FIONREAD), or a reply the client's
+    kernel has not acknowledged (TIOCOUTQ: its buffer is full, the client is not reading)."""
     if TCP_INFO is None:
         return 0.0
     try:
