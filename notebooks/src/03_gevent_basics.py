@@ -111,7 +111,7 @@ _ = labkit.claim("each greenlet's value is its return value, in spawn order",
                  [job.value for job in jobs] == [1, 4, 9])
 
 # %% [markdown]
-# `gevent.Timeout` bounds a cooperative wait. As an exception it says how long it waited; with
+# `gevent.Timeout` bounds a cooperative wait. Raised, it names the limit it was given; with
 # `False` as the second argument the block is simply abandoned.
 
 # %%
