@@ -145,7 +145,7 @@ async def loop_task(loop, rec, name):
     return body
 
 # %% [markdown]
-# `work` does a fixed amount of arithmetic and records when its thread really ran (blue) and
+# `work` does a fixed amount of arithmetic. It records when its thread really ran (blue) and
 # when it was stopped for over a millisecond (grey), the way waiting for the server is grey.
 # The runners start the same task one after another, on a thread each, or as Tasks on one loop:
 
