@@ -6,8 +6,8 @@ After monkey patching, ``threading.Thread`` starts a greenlet and ``socket`` is 
 very same client code now runs N clients on one OS thread. The script reports the most OS
 threads it had while they ran (from /proc, which counts real threads whatever gevent calls a
 Thread): besides the main one, there are labkit's two watchers (the stdin lifeline and the
-parent watch, see labkit.child), and gevent's pool of helper threads for ``getaddrinfo``, which
-has no non-blocking form.
+parent watch, see labkit.child), and gevent's pool of helper threads for ``getaddrinfo``: the
+standard call blocks, so gevent's default (thread) resolver runs it in a thread.
 """
 
 from gevent import monkey
