@@ -1,11 +1,12 @@
 """Where classes run the course: Binder (repo2docker), a student's Docker, a JupyterHub.
 
 Neither Docker nor Binder runs here, so these tests check what can be checked without them:
-that the files follow repo2docker's documented conventions (and its source, which decides what
-it builds), that the README's Binder link and `docker run` line are well formed and point at
-what exists, and that docker/Dockerfile installs from our requirements and copies the whole
-course. docs/classroom.md says what was run by hand (repo2docker's generated Dockerfile, a
-simulated Binder build) and what could not be.
+that binder/ follows repo2docker's conventions (and its source, repo2docker 2026.4.0's
+buildpacks/python/__init__.py, which decides what it builds), that the README's Binder link and
+`docker run` line are well formed and point at what exists, and that docker/Dockerfile
+installs the course's pins before it copies the course, runs under an init process, starts
+from a fixed base image and passes hadolint. tests/test_binder_env.py checks our pins against
+repo2docker's own packages. docs/classroom.md says what was run by hand and what could not be.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -28,43 +30,63 @@ from labkit.doctor import LARGEST_RUN
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-POSTBUILD = ROOT / "postBuild"
+BINDER = ROOT / "binder"
+POSTBUILD = BINDER / "postBuild"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
-# Files that make repo2docker pick another build pack (a Dockerfile wins over everything) or
-# read its configuration from elsewhere (a binder/ or .binder/ folder hides the top level's).
+# Files that make repo2docker pick another build pack (a Dockerfile wins over everything).
 OTHER_BUILDPACKS = ["Dockerfile", "environment.yml", "Pipfile", "Pipfile.lock", "Project.toml",
                     "install.R", "default.nix"]  # fmt: skip
+# Installed by the tests and by maintainers only: never in an image.
+TOOLS = ["pytest", "nbval", "hypothesis", "playwright", "ruff", "mypy", "pre-commit",
+         "hadolint", "requirements-dev"]  # fmt: skip
 
 
 # ---------------------------------------------------------------- repo2docker (Binder)
 
 
-def test_repo2docker_reads_the_top_level_requirements():
-    assert not (ROOT / "binder").exists() and not (ROOT / ".binder").exists(), (
-        "repo2docker reads only binder/ (or .binder/) when it exists: the top level's "
-        "requirements.txt, runtime.txt and postBuild would be ignored"
-    )
-    assert (ROOT / "requirements.txt").is_file()
-    others = [name for name in OTHER_BUILDPACKS if (ROOT / name).exists()]
-    assert not others, f"repo2docker would build from {others}, not requirements.txt"
+def _requirement_lines(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_repo2docker_reads_the_binder_folder():
+    """With a binder/ folder repo2docker reads its configuration files there and nowhere else,
+    and does not `pip install .` the repository (its `_is_python_package` is false): labkit
+    stays the editable copy that requirements.txt installs, with notebooks/ and data/ beside
+    it. A second folder, .binder/, would be an error; a top-level runtime.txt or postBuild
+    would be ignored, so there is none."""
+    assert BINDER.is_dir() and not (ROOT / ".binder").exists()
+    for name in ("requirements.txt", "runtime.txt", "postBuild"):
+        assert (BINDER / name).is_file(), f"binder/{name}"
+    for name in ("runtime.txt", "postBuild"):
+        assert not (ROOT / name).exists(), f"repo2docker ignores ./{name} when binder/ exists"
+    others = [name for name in OTHER_BUILDPACKS if (BINDER / name).exists()]
+    assert not others, f"repo2docker would build from binder/{others}, not requirements.txt"
+
+
+def test_binder_installs_the_course_pins():
+    """One line: the course's file. pip reads a nested `-r` relative to the file that names it
+    and `-e .` relative to where it runs (the repository's top, in repo2docker), and a `-r`
+    line makes repo2docker copy the whole repository before pip runs, which `-e .` needs."""
+    assert _requirement_lines(BINDER / "requirements.txt") == ["-r ../requirements.txt"]
 
 
 def test_runtime_txt_names_a_python_the_course_supports():
     """repo2docker's format is `python-X.Y`; without it, it picks its newest Python (3.14 in
     repo2docker 2026.4), which the course's pins are not made for."""
-    text = (ROOT / "runtime.txt").read_text(encoding="utf-8")
+    text = (BINDER / "runtime.txt").read_text(encoding="utf-8")
     match = re.fullmatch(r"python-(3)\.(\d+)\n?", text)
     assert match, f"runtime.txt must be one line `python-3.X`, not {text!r}"
     minor = int(match[2])
     assert 11 <= minor <= 13, "students use Python 3.11 to 3.13 (README, Quick start)"
     floor = re.fullmatch(r">=3\.(\d+)", PYPROJECT["project"]["requires-python"])
-    assert floor and minor >= int(floor[1]), "repo2docker refuses a runtime.txt below it"
+    assert floor and minor >= int(floor[1]), "below pyproject.toml's requires-python"
 
 
 def test_postbuild_is_an_executable_bash_script_that_stops_on_error():
     text = POSTBUILD.read_text(encoding="utf-8")
-    assert os.access(POSTBUILD, os.X_OK), "repo2docker runs ./postBuild"
+    assert os.access(POSTBUILD, os.X_OK), "repo2docker runs ./binder/postBuild"
     assert text.splitlines()[0] in ("#!/bin/bash", "#!/usr/bin/env bash")
     assert re.search(r"^set -[a-z]*e", text, re.MULTILINE), (
         "without set -e a failed step is ignored"
@@ -72,17 +94,10 @@ def test_postbuild_is_an_executable_bash_script_that_stops_on_error():
     subprocess.run(["bash", "-n", str(POSTBUILD)], check=True)
 
 
-def test_postbuild_puts_the_editable_labkit_back():
-    """repo2docker runs `pip install .` after requirements.txt when pyproject.toml declares a
-    package ([project] and [build-system]); that non-editable labkit would look for data/ and
-    notebooks/ in site-packages. postBuild must reinstall it editable."""
-    if not ("project" in PYPROJECT and "build-system" in PYPROJECT):
-        pytest.skip("repo2docker does not install this repository as a package")
+def test_postbuild_installs_nothing():
+    """Everything is installed by binder/requirements.txt, once: no reinstall after it."""
     lines = [line for line in POSTBUILD.read_text().splitlines() if not line.startswith("#")]
-    reinstall = [line for line in lines if "pip install" in line]
-    assert any(
-        "-e ." in line and "--force-reinstall" in line and "--no-deps" in line for line in reinstall
-    ), reinstall
+    assert not [line for line in lines if re.search(r"\bpip\b|conda|mamba", line)], lines
 
 
 def _prepare_line() -> str:
@@ -95,7 +110,10 @@ def test_postbuild_copies_the_lessons_to_my_work(tmp_path):
     """Run postBuild's own line (with `python` = this interpreter) into a scratch my-work/."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)
+    # A script, not a symlink: a venv's Python started through a symlink in another folder
+    # finds no pyvenv.cfg there and runs without the venv's packages.
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    (bin_dir / "python").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
            "ASYNCLAB_WORK_DIR": str(tmp_path / "my-work")}  # fmt: skip
     subprocess.run(["bash", "-c", _prepare_line()], cwd=ROOT, env=env, check=True, timeout=60)
@@ -151,35 +169,98 @@ KNOWN = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPO
          "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}  # fmt: skip
 
 
-def test_dockerfile_parses_and_starts_from_a_python_the_course_supports():
+def test_dockerfile_parses_and_starts_from_a_fixed_python_on_a_fixed_debian():
+    """A tag such as python:3.11-slim moves to each new patch release and Debian release; a
+    patch release on a named Debian release (python:3.11.14-slim-bookworm) does not."""
     steps = _instructions(DOCKERFILE)
     assert {word for word, _ in steps} <= KNOWN, steps
-    assert steps[0][0] == "FROM"
-    assert re.fullmatch(r"python:3\.1[123]-slim(-\w+)?", steps[0][1]), steps[0]
+    assert steps[0][0] == "FROM" and [w for w, _ in steps].count("FROM") == 1
+    assert re.fullmatch(r"python:3\.1[123]\.\d+-slim-(bookworm|trixie)", steps[0][1]), steps[0]
 
 
-def test_dockerfile_copies_the_course_then_installs_our_requirements():
+def _runs(steps: list[tuple[str, str]]) -> list[tuple[int, str]]:
+    return [(i, args) for i, (word, args) in enumerate(steps) if word == "RUN"]
+
+
+def test_dockerfile_installs_the_pins_before_it_copies_the_course():
+    """Docker reuses a layer until a file copied into it, or a step before it, changes. So the
+    pins are installed from requirements.txt alone, before the course is copied: an edit of a
+    lesson or of labkit rebuilds one layer (labkit and its settings, no download), not the
+    130 packages."""
     steps = _instructions(DOCKERFILE)
-    copies = [shlex.split(args) for word, args in steps if word == "COPY"]
-    sources = [a for c in copies for a in c[:-1] if not a.startswith("--")]
-    for source in sources:
-        assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
-    installs = [i for i, (w, a) in enumerate(steps) if w == "RUN" and "-r requirements.txt" in a]
-    assert installs, "the image must install from requirements.txt (its pins, labkit, settings)"
-    first_copy = next(i for i, (w, _) in enumerate(steps) if w == "COPY")
-    assert first_copy < installs[0], "requirements.txt installs `-e .`: copy the course first"
-    assert "." in sources, "copy the whole course (.dockerignore says what stays out)"
+    copies = [(i, shlex.split(args)) for i, (word, args) in enumerate(steps) if word == "COPY"]
+    for _, copy in copies:
+        for source in [a for a in copy[:-1] if not a.startswith("--")]:
+            assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+    (first, first_copy), (course, course_copy) = copies
+    assert first_copy == ["requirements.txt", "./"], "copy the pins alone first"
+    assert course_copy[-2:] == [".", "."], (
+        "then the whole course (.dockerignore says what stays out)"
+    )
+    pins = [i for i, args in _runs(steps) if "pip install -r" in args]
+    assert len(pins) == 1 and first < pins[0] < course, "install the pins between the two copies"
+    after = [args for i, args in _runs(steps) if i > course]
+    assert len(after) == 1, f"one layer after the course is copied, not {after}"
+    local = shlex.split(after[0])
+    assert local[:5] == ["pip", "install", "--no-deps", "-r", "requirements.txt"], local
+    assert "check" in local, "pip check: fail the build if two packages disagree"
+
+
+def test_dockerfile_installs_the_course_set_without_test_or_lint_tools():
+    steps = _instructions(DOCKERFILE)
+    installs = " ".join(args for word, args in steps if word in ("RUN", "COPY"))
+    assert "requirements.txt" in installs
+    named = [tool for tool in TOOLS if re.search(rf"\b{tool}\b", installs)]
+    assert not named, f"the image installs {named}: the students' set has none of them"
+
+
+def test_dockerfile_runs_under_tini_from_debian():
+    """Without an init process JupyterLab is process 1: it reaps no orphaned teaching server
+    and gets no default signal handling. tini from Debian's packages (pinned, as hadolint asks),
+    as the ENTRYPOINT, runs the CMD as its child."""
+    steps = _instructions(DOCKERFILE)
+    apt = next(args for word, args in steps if word == "RUN" and "apt-get install" in args)
+    assert re.search(r"--no-install-recommends\s+tini=\S+", apt), apt
+    assert "rm -rf /var/lib/apt/lists/*" in apt, "keep apt's package lists out of the layer"
+    entrypoint = json.loads(next(args for word, args in steps if word == "ENTRYPOINT"))
+    assert entrypoint in (["tini", "--"], ["/usr/bin/tini", "--"]), entrypoint
 
 
 def test_dockerfile_runs_labkit_lab_as_a_user_on_all_container_interfaces():
     steps = _instructions(DOCKERFILE)
     users = [args for word, args in steps if word == "USER"]
-    assert users and users[-1] not in ("root", "0"), "students' kernels should not run as root"
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "kernels should not run as root"
     cmd = json.loads(next(args for word, args in reversed(steps) if word == "CMD"))
     assert cmd[:4] == ["python", "-m", "labkit", "lab"], cmd
     assert "--ip=0.0.0.0" in cmd, "Docker forwards the port to the container's own interface"
     port = next(a.split("=")[1] for a in cmd if a.startswith("--port="))
     assert ("EXPOSE", port) in steps
+
+
+def _hadolint() -> str | None:
+    """The hadolint that requirements-dev.txt installs beside this interpreter, or on PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+def test_dockerfile_passes_hadolint(tmp_path):
+    """.ci/hadolint (as CI runs it) passes on docker/Dockerfile, and fails on a Dockerfile with
+    faults it is there to catch (an unpinned apt package, its lists kept, recommends pulled
+    in, a user by name)."""
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install -r requirements-dev.txt)")
+    env = {**os.environ, "HADOLINT": hadolint}
+    script = str(ROOT / ".ci" / "hadolint")
+    ours = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11-slim\nRUN apt-get update && apt-get install -y tini\n"
+                   "USER student\n")  # fmt: skip
+    found = subprocess.run([script, str(bad)], env=env, capture_output=True, text=True, timeout=60)
+    assert found.returncode != 0
+    for rule in ("DL3008", "DL3009", "DL3015", "DL3066"):
+        assert rule in found.stdout, (rule, found.stdout)
 
 
 def _docker_ignored(path: str, patterns: list[str]) -> bool:
@@ -259,11 +340,12 @@ def test_readme_links_the_classroom_guide():
 
 
 def test_classroom_guide_states_what_ci_really_runs():
-    """The guide says CI's classroom runs stand in for Binder's limits: keep that true."""
+    """The guide says CI's classroom runs (.ci/classroom.py's three modes, called by .ci/run)
+    stand in for Binder's limits: keep that true."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     guide = (ROOT / "docs" / "classroom.md").read_text(encoding="utf-8")
-    for command in ["ulimit -Sn 1024", "taskset -c 0", "prlimit --nofile=1024:1024"]:
-        assert command in ci and command in guide, command
+    for mode in ["quota", "crowded", "neighbour"]:
+        assert f".ci/classroom.py {mode}" in ci and f".ci/classroom.py {mode}" in guide, mode
 
 
 def test_classroom_guide_z2jh_config_is_valid_yaml_with_the_limits():
