@@ -82,6 +82,7 @@ UI = {
     "en": {
         "html_lang": "en",
         "lessons": "Lessons",
+        "start": "Start reading",
         "instructors": "Guides",
         "on_this_page": "On this page",
         "menu": "Menu",
@@ -112,6 +113,7 @@ UI = {
     "zh": {
         "html_lang": "zh-Hans",
         "lessons": "课程",
+        "start": "开始阅读",
         "instructors": "指南",
         "on_this_page": "本页内容",
         "menu": "目录",
