@@ -10,7 +10,8 @@ Pages: the README (the home page), every lesson (``notebooks/NN_*.ipynb``, and
 them becomes a link to the page built from its target; a link to a file that is not a page goes
 to that file on GitHub; a link to nothing stops the build.
 
-Lessons show the outputs stored in the notebooks: nothing is run. A widget view has no static
+Lessons show the outputs stored in the notebooks: nothing is run (nbval's ``# NBVAL_...``
+marker lines are left out of the code shown). A widget view has no static
 form, so each panel is shown as the figure it drew when the lesson was built (the figure held by
 its ``Output`` widget in the notebook's ``metadata.widgets``), with its controls' values; a panel
 that drew nothing shows the nearest figure the lesson stores, and says so. Each lesson page has
@@ -63,6 +64,7 @@ DEFAULT_OUT = HERE / "_build" / "html"
 SITE_ROOT = "site-root:"  # marks a path from the site's top, made relative to each page at the end
 PLACEHOLDER_REPO = "OWNER/asynclab"  # README's Binder link says OWNER until the course is published
 LESSON = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")
+NBVAL_MARKER = re.compile(r"^# NBVAL_[A-Z_]+[ \t]*\n", re.MULTILINE)  # nbval's cell markers
 VIEW = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
@@ -429,6 +431,9 @@ def render_lesson(page: Page, root: Path, images: Images, ex) -> None:
     ui = UI[page.lang]
     replace_widget_views(nb, page, images, ui)
     extract_images(nb, images)
+    for cell in nb.cells:
+        if cell.cell_type == "code":  # the tests' markers mean nothing to a reader
+            cell.source = NBVAL_MARKER.sub("", cell.source)
     first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
     page.title = first.splitlines()[0].lstrip("# ").strip() if first else page.source
     page.label = short_label(page.title)
