@@ -8,6 +8,7 @@ answer. ``tests/test_exercises.py`` runs every one of them through the real chec
 
 import asyncio
 import bisect
+import contextlib
 import functools
 import heapq
 import math
@@ -186,68 +187,75 @@ class RepliesBytearray:
 
 
 # -- lesson 09 ----------------------------------------------------------------------------------
-async def fetch_all_taskgroup(urls, limit):
-    gate = asyncio.Semaphore(limit)
+async def race_first(urls):
+    async with httpx.AsyncClient() as client:
+        pending = {asyncio.ensure_future(client.get(u)) for u in urls}
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        winner = next(iter(done))
+        for p in pending:
+            p.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        return winner.result().content
+
+
+async def race_first_event(urls):
+    first = {}
+    ready = asyncio.Event()
     async with httpx.AsyncClient() as client:
 
-        async def get(url):
-            async with gate:
-                r = await client.get(url)
-                return r.content
+        async def get(u):
+            r = await client.get(u)
+            first.setdefault("body", r.content)
+            ready.set()
 
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(get(u)) for u in urls]
-    return [t.result() for t in tasks]
-
-
-async def fetch_all_as_completed(urls, limit):
-    gate = asyncio.Semaphore(limit)
-    results = [None] * len(urls)
-
-    async def get(client, i, url):
-        async with gate:
-            results[i] = (await client.get(url)).content
-
-    async with httpx.AsyncClient() as client:
-        for finished in asyncio.as_completed([get(client, i, u) for i, u in enumerate(urls)]):
-            await finished
-    return results
+        tasks = [asyncio.create_task(get(u)) for u in urls]
+        await ready.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return first["body"]
 
 
-async def survivors(urls):
-    found = {}
-    async with httpx.AsyncClient() as client:
-
-        async def one(url):
-            try:
-                r = await client.get(url)
-            except httpx.RequestError:
-                return
-            if r.status_code == 200:
-                found[url] = r.content
-
-        async with asyncio.TaskGroup() as tg:
-            for url in urls:
-                tg.create_task(one(url))
-    return found
+async def resolve_all(names, lookup):
+    loop = asyncio.get_running_loop()
+    futures = [loop.run_in_executor(None, functools.partial(lookup, n)) for n in names]
+    return [await f for f in futures]
 
 
-class Survivors:
-    """fetch_survivors as an object with an async __call__."""
-
-    async def __call__(self, urls):
-        async with httpx.AsyncClient() as client, asyncio.TaskGroup() as tg:
-            tasks = [(u, tg.create_task(self.get(client, u))) for u in urls]
-        return {u: t.result() for u, t in tasks if t.result() is not None}
-
-    async def get(self, client, url):
-        try:
-            r = await client.get(url)
-            return r.content if r.status_code == 200 else None
-        except httpx.HTTPError:
-            return None
+async def resolve_all_taskgroup(names, lookup):
+    async with asyncio.TaskGroup() as tg:
+        jobs = [tg.create_task(asyncio.to_thread(lookup, n)) for n in names]
+    return [j.result() for j in jobs]
 
 
+async def split_lines(chunks):
+    pending = b""
+    try:
+        async for chunk in chunks:
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                yield line + b"\n"
+        if pending:
+            yield pending
+    finally:
+        await chunks.aclose()
+
+
+async def split_lines_regex(chunks):
+    rest = b""
+    async with contextlib.aclosing(chunks) as source:
+        async for chunk in source:
+            rest += chunk
+            for m in re.finditer(rb"[^\n]*\n", rest):
+                yield m.group()
+            rest = rest[rest.rfind(b"\n") + 1 :]
+    if rest:
+        yield rest
+
+
+# -- lesson 13 (the appendix: what an echo costs) -------------------------------------------
 def _system_calls_of_select_echo():
     from labkit.server_cpu import system_calls_per_round_trip
 
@@ -475,29 +483,19 @@ ANSWERS = {
         "a factory": lambda: lambda: RepliesBytearray(),
     },
     (9, 1): {
-        "a TaskGroup and a semaphore": lambda: fetch_all_taskgroup,
-        "as_completed into slots": lambda: fetch_all_as_completed,
-        "a partial": lambda: functools.partial(fetch_all_taskgroup),
+        "asyncio.wait then cancel": lambda: race_first,
+        "an Event set by the first": lambda: race_first_event,
+        "a lambda": lambda: lambda urls: race_first(urls),
     },
     (9, 2): {
-        "a nested helper": lambda: survivors,
-        "an object with async __call__": lambda: Survivors(),
-        "a lambda": lambda: lambda urls: survivors(urls),
+        "run_in_executor, awaited in order": lambda: resolve_all,
+        "to_thread in a TaskGroup": lambda: resolve_all_taskgroup,
+        "a partial": lambda: functools.partial(resolve_all),
     },
     (9, 3): {
-        "with the unit": lambda: "0.6 s",
-        "milliseconds": lambda: "600 ms",
-        "worked out": lambda: "3 rounds × 0.2 s = 0.6 s",
-    },
-    (9, 4): {
-        "the call": lambda: "time.sleep(1)",
-        "a letter and a reason": lambda: "(b), it never awaits",
-        "a capital": lambda: "B",
-    },
-    (9, 5): {
-        "measured": lambda: _system_calls_of_select_echo(),
-        "in words": lambda: "3 system calls",
-        "worked out": lambda: "select + recv + send = 3",
+        "split once per newline, finally aclose": lambda: split_lines,
+        "a regular expression, aclosing": lambda: split_lines_regex,
+        "a lambda": lambda: lambda chunks: split_lines(chunks),
     },
     (10, 1): {
         "a capital": lambda: "C",
@@ -538,5 +536,10 @@ ANSWERS = {
         "a letter": lambda: "b",
         "a letter in brackets": lambda: "(B)",
         "the call": lambda: "self.environment.events.request.fire(...)",
+    },
+    (13, 1): {
+        "measured": lambda: _system_calls_of_select_echo(),
+        "in words": lambda: "3 system calls",
+        "worked out": lambda: "select + recv + send = 3",
     },
 }

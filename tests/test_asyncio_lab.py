@@ -1,153 +1,138 @@
-"""Lesson 09's experiments: failures, timeouts and cancellation on asyncio and gevent,
-back-pressure, a loop blocked by one call, and the system calls of asyncio's echo servers.
-Timing checks have wide margins (2 shared cores).
+"""Lesson 09's measurements of what the student writes: how each way of running jobs left the
+others when one failed (Ending, how_it_ended, all_endings), a stream handler's write buffer
+with and without drain (buffer_growth), and Rounds, the Timing that keeps each way's result.
 """
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
+from functools import partial
 
 import pytest
 
-import labkit
 from labkit import asyncio_lab as lab
-from labkit.timeline import max_concurrent
+from labkit.clients.pages import run_in_new_loop
 
 
-@pytest.fixture(scope="module")
-def base():
-    with labkit.serve("latency_http", delay=0.0) as srv:
-        yield f"http://{srv.host}:{srv.port}/pages/page-48k.html"
+# -- when one job fails --------------------------------------------------------------------------
+async def job(name, seconds, log, fails=False):
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        log[name] = "cancelled"
+        raise
+    if fails:
+        log[name] = "failed"
+        raise RuntimeError(f"{name} failed")
+    log[name] = "done"
 
 
-def staggered(base, n=5, fail=2, step=0.15):
-    """Request i answers after i * step seconds; request ``fail`` answers 503."""
-    return [
-        f"{base}?id={i}&delay={step * i}" + ("&error_rate=1" if i == fail else "")
-        for i in range(1, n + 1)
-    ]
+def three_jobs(log, slow=0.3):
+    return [job("A", slow, log), job("B", 0.02, log, fails=True), job("C", slow, log)]
 
 
-# -- errors, timeouts, cancellation -----------------------------------------------------------
-def test_a_taskgroup_cancels_the_others_when_one_request_fails(base):
-    report = asyncio.run(lab.fetch_all_or_fail(staggered(base, step=0.25)))
-    assert report.outcomes == {
-        "Request 1": "done",
-        "Request 2": "failed",
-        "Request 3": "cancelled",
-        "Request 4": "cancelled",
-        "Request 5": "cancelled",
-    }
-    assert report.raised == (
-        "ExceptionGroup: unhandled errors in a TaskGroup [HTTPStatusError: 503 Service Unavailable]"
+async def plain_gather(log):
+    await asyncio.gather(*three_jobs(log))
+
+
+async def task_group(log):
+    async with asyncio.TaskGroup() as group:
+        for coro in three_jobs(log):
+            group.create_task(coro)
+
+
+async def all_fine(log):
+    await asyncio.gather(job("A", 0.01, log), job("C", 0.01, log))
+
+
+def test_gather_raises_the_first_failure_and_leaves_the_others_running():
+    (ending,) = asyncio.run(lab.all_endings([plain_gather], ["A", "B", "C"], after=0.4))
+    assert ending.way == "plain_gather" and ending.raised == "RuntimeError"
+    assert ending.at_return == {"A": "running", "B": "failed", "C": "running"}
+    assert ending.later == {"A": "done", "B": "failed", "C": "done"}
+    assert ending.summary("A") == ("RuntimeError", "running", "done")
+
+
+def test_a_taskgroup_cancels_the_others_and_raises_an_exception_group():
+    ending = asyncio.run(lab.how_it_ended(task_group, ["A", "B", "C"], after=0.0))
+    assert ending.raised == "ExceptionGroup"
+    assert ending.at_return == ending.later == {"A": "cancelled", "B": "failed", "C": "cancelled"}
+
+
+def test_a_way_that_raises_nothing_says_so_and_the_text_is_stable():
+    ending = asyncio.run(lab.how_it_ended(all_fine, ["A", "C"], after=0.0))
+    assert ending.raised == "nothing"
+    assert ending.text() == (
+        "all_fine: raised nothing; when it returned: A done, C done; later: A done, C done"
     )
-    assert report.after_failure < 0.25  # at once, not at their answers (0.25 s to 0.75 s on)
-    assert "Request 2: failed (HTTPStatusError: 503 Service Unavailable)" in report.text()
 
 
-def test_gather_with_return_exceptions_lets_the_others_finish(base):
-    report = asyncio.run(lab.fetch_all_keep_going(staggered(base, n=3, step=0.05)))
-    assert report.outcomes == {"Request 1": "done", "Request 2": "failed", "Request 3": "done"}
-    assert report.raised == ""
-
-
-def test_asyncio_timeout_cuts_only_the_slow_request(base):
-    urls = [f"{base}?id=1&delay=0.05", f"{base}?id=2&delay=2", f"{base}?id=3&delay=0.1"]
+def test_all_endings_run_the_ways_side_by_side():
     started = time.perf_counter()
-    report = asyncio.run(lab.fetch_within(urls, 0.4))
-    assert time.perf_counter() - started < 1.5  # the 2 s request was not waited for
-    assert report.outcomes == {
-        "Request 1": "done",
-        "Request 2": "timed out",
-        "Request 3": "done",
-    }
-    slow = next(e for e in report.ends if e.task == "Request 2")
-    assert 0.35 < slow.end - slow.start < 1.0
+    endings = asyncio.run(lab.all_endings([plain_gather, task_group] * 2, ["A", "B", "C"], 0.4))
+    assert time.perf_counter() - started < 0.4 + 0.3 + 0.3  # together, not 4 x 0.7 s
+    assert [e.raised for e in endings] == ["RuntimeError", "ExceptionGroup"] * 2
 
 
-def test_gevent_joinall_raises_the_first_failure_and_kill_cancels_the_rest(capfd):
-    report = lab.greenlets_all_or_fail([0.05, 0.15, 0.5, 0.6], fail=2)
-    assert report.outcomes == {
-        "Task 1": "done",
-        "Task 2": "failed",
-        "Task 3": "cancelled",
-        "Task 4": "cancelled",
-    }
-    assert report.raised == "RuntimeError: Task 2 failed on purpose"
-    assert max(e.end for e in report.ends) < 0.4  # killed, not waited for
-    assert capfd.readouterr().err == ""  # no timestamped traceback from the hub
+# -- a stream handler's write buffer -------------------------------------------------------------
+async def send_fast(reader, writer, drain):
+    while True:
+        writer.write(b"x" * 16_384)
+        if drain:
+            await writer.drain()
+        await asyncio.sleep(0.001)
 
 
-def test_gevent_joinall_alone_leaves_the_others_running():
-    report = lab.greenlets_all_or_fail([0.05, 0.1, 0.2], fail=2, kill_rest=False)
-    assert report.outcomes == {"Task 1": "done", "Task 2": "failed", "Task 3": "done"}
-    assert report.raised == "RuntimeError: Task 2 failed on purpose"
-
-
-def test_gevent_timeout_cuts_only_the_slow_greenlet(capfd):
-    report = lab.greenlets_within([0.05, 2.0, 0.1], 0.3)
-    assert report.outcomes == {"Task 1": "done", "Task 2": "timed out", "Task 3": "done"}
-    slow = next(e for e in report.ends if e.task == "Task 2")
-    assert 0.25 < slow.end - slow.start < 1.0
-    assert capfd.readouterr().err == ""
-
-
-def test_outcomes_are_drawn_in_their_own_colours():
-    report = lab.greenlets_all_or_fail([0.01, 0.02, 0.05], fail=2)
-    assert {s.state for s in report.spans} == {"done", "failed", "cancelled"}
-    fig = lab.plot_outcomes({"gevent": report, "again": report})
-    assert len(fig.axes) == 2
-
-
-# -- back-pressure ----------------------------------------------------------------------------
-def test_an_unbounded_queue_grows_a_bounded_one_stays_at_its_bound():
+def test_without_drain_the_buffer_grows_far_past_the_high_water_mark():
     started = time.perf_counter()
-    unbounded = lab.queue_growth(None)
-    bounded = lab.queue_growth(10)
-    assert time.perf_counter() - started < 4.0  # < 2 s each
-    assert max(n for _, n in unbounded) > 50  # 5x the bound; ~300 measured
-    assert max(n for _, n in bounded) <= 10
-    assert max(n for _, n in bounded) >= 5  # it did fill up
-    assert len(unbounded) >= 20 and unbounded[-1][0] < 1.0
-
-
-def test_without_drain_the_writer_buffer_grows_far_past_drains_high_water_mark():
-    started = time.perf_counter()
-    without = lab.writer_buffer_growth(drain=False)
-    with_drain = lab.writer_buffer_growth(drain=True)
+    without = run_in_new_loop(lab.buffer_growth, partial(send_fast, drain=False))
+    drained = run_in_new_loop(lab.buffer_growth, partial(send_fast, drain=True))
     assert time.perf_counter() - started < 4.0
-    peak = max(n for _, n in with_drain.series)
-    assert peak <= 64 * 1024 + 16_384  # the high-water mark, plus the write that crossed it
-    assert max(n for _, n in without.series) > 5 * peak  # ~2 MB measured
-    assert without.after_waiting == []  # never awaited drain()
+    assert without.limits == drained.limits == (16 * 1024, 64 * 1024)  # asyncio's defaults
+    assert drained.peak <= 64 * 1024 + 16_384  # the high-water mark, plus the write that crossed
+    assert without.peak > 5 * drained.peak  # several MB measured
+    assert len(without.series) >= 20 and without.series[-1][0] < 1.0
 
 
-def test_drain_waits_from_the_high_water_mark_down_to_the_low_water_mark():
-    run = lab.writer_buffer_growth(drain=True)
-    assert run.limits == (16 * 1024, 64 * 1024)  # asyncio's defaults: high 64 KiB, low / 4
-    assert len(run.after_waiting) >= 1  # the slow reader made it wait (twice in 0.5 s, idle)
-    assert max(run.after_waiting) <= 16 * 1024  # resumed at the low-water mark, not at 64 KiB
+def test_the_handler_task_is_stopped_and_nothing_is_left_running():
+    async def run():
+        growth = await lab.buffer_growth(partial(send_fast, drain=True), seconds=0.1)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return growth, others
+
+    growth, others = asyncio.run(run())
+    assert others == [] and growth.peak > 0
 
 
-def test_rounds_keeps_each_ways_last_result_and_judges_on_its_measure():
+def test_buffer_growth_runs_where_a_loop_already_runs():
+    """As in a Jupyter kernel, whose thread runs the kernel's own event loop."""
+
+    async def cell():
+        return run_in_new_loop(lab.buffer_growth, partial(send_fast, drain=True), seconds=0.1)
+
+    assert asyncio.run(cell()).peak <= 64 * 1024 + 16_384
+
+
+def test_growth_is_drawn_one_line_per_series():
+    fig = lab.plot_growth({"a": [(0.0, 1), (0.1, 3)], "b": [(0.0, 0), (0.1, 1)]})
+    assert len(fig.axes[0].get_lines()) == 2 and fig.axes[0].get_xlabel() == "time (ms)"
+
+
+# -- Rounds ----------------------------------------------------------------------------------------
+def test_rounds_keeps_each_ways_last_result_and_judges_on_its_measure(capsys):
     calls = []
 
-    def report():
+    def run():
         calls.append(1)
-        return lab.greenlets_all_or_fail([0.3, 0.02, 0.3], fail=2)
+        return run_in_new_loop(lab.how_it_ended, task_group, ["A", "B", "C"], 0.0)
 
-    timing = lab.Rounds({"gevent": report}, rounds=3, seconds=10)
-    assert timing.rounds == 1 and len(calls) == 1
-    assert timing.last["gevent"].outcomes["Task 2"] == "failed"
-    assert timing.claim(
-        "cancelled at once", lambda t: t.best("gevent", "after the failure"), below=0.2
+    timing = lab.Rounds(
+        {"group": run}, measure=lambda e: {"cancelled": float(e.at_return["A"] == "cancelled")}
     )
+    assert timing.rounds == 1 and len(calls) == 1
+    assert timing.last["group"].raised == "ExceptionGroup"
+    timing.claim("A was cancelled", lambda t: t.most("group", "cancelled"), above=0.5)
     assert timing.rounds == 1  # held in the first round: no more runs
-    assert 0.0 <= timing.best("gevent", "after the failure") < 0.2
+    assert capsys.readouterr().out.startswith("✔ A was cancelled")
 
 
 def test_rounds_with_expect_runs_until_a_result_passes_and_keeps_showing_it():
@@ -156,139 +141,15 @@ def test_rounds_with_expect_runs_until_a_result_passes_and_keeps_showing_it():
         {"n": lambda: next(results)}, measure=lambda n: {"n": n}, expect=lambda n: n == 2
     )
     assert timing.last["n"] == 1 and timing.values("n", "as expected") == [0.0]
-    assert timing.claim("one passed", lambda t: t.most("n", "as expected"), above=0.5)
+    timing.claim("one passed", lambda t: t.most("n", "as expected"), above=0.5)
     assert timing.rounds == 2 and timing.last["n"] == 2
     timing.run_round()  # 3 does not pass: the 2 that did stays on show
     assert timing.last["n"] == 2 and timing.values("n", "n") == [1.0, 2.0, 3.0]
 
 
-def test_a_report_measures_how_soon_the_others_ended_and_how_long_the_stopped_ran():
-    report = lab.greenlets_all_or_fail([0.3, 0.05, 0.3], fail=2)
-    assert report.after_failure < 0.1  # killed at once, not waited for (0.25 s more)
-    assert 0.03 < report.stopped_after < 0.25  # ran until the failure, not their 0.3 s
-    waited = lab.greenlets_all_or_fail([0.2, 0.05, 0.2], fail=2, kill_rest=False)
-    assert waited.after_failure > 0.1 and waited.stopped_after == 0.0
-    timed = lab.greenlets_within([0.05, 0.5, 0.05], 0.2)
-    assert 0.2 <= timed.stopped_after < 0.4 and timed.after_failure == float("inf")
-
-
-def test_growth_is_the_peak_and_the_rise_over_the_last_samples():
-    series = [(i / 10, i) for i in range(20)]
-    assert lab.growth(series) == {"peak": 19, "rise at the end": 9}
-    assert lab.growth([(0.0, 4)]) == {"peak": 4, "rise at the end": 0}
-
-
-def test_growth_is_drawn_one_line_per_series():
-    fig = lab.plot_growth({"a": [(0.0, 1), (0.1, 3)], "b": [(0.0, 0), (0.1, 1)]})
-    assert len(fig.axes[0].get_lines()) == 2 and fig.axes[0].get_xlabel() == "time (ms)"
-
-
-# -- blocking the loop ------------------------------------------------------------------------
-@pytest.mark.parametrize("block", ["time.sleep", "cpu"])
-def test_a_blocking_call_stalls_every_task_and_debug_mode_names_it(block):
-    result = lab.blocked_loop(block)
-    assert result.late_by >= 0.2 * 0.9  # another task's wait stretched by the block
-    assert len(result.slow_callbacks) == 1
-    slow = result.slow_callbacks[0]
-    assert (slow.task, slow.coro) == ("Task 1", "hog") and 0.18 < slow.seconds < 1.0
-    assert "Executing <Task" in slow.message and "took" in slow.message
-    assert str(slow) == "Executing <Task 'Task 1' coro=hog()> took more than 0.1 seconds"
-
-
-@pytest.mark.parametrize("block", ["to_thread", "none"])
-def test_to_thread_keeps_the_loop_free(block):
-    # a busy machine only adds lateness: the best of three runs is the loop's own
-    runs = [lab.blocked_loop(block) for _ in range(3)]
-    result = min(runs, key=lambda run: (len(run.slow_callbacks), run.late_by))
-    assert result.slow_callbacks == []
-    assert result.late_by < 0.1  # vs >= 0.18 when blocked
-    assert {s.task for s in result.spans} == {"Task 1", "Task 2", "Task 3"}
-    assert max_concurrent(result.spans) == 3
-
-
-def test_debug_mode_warnings_are_captured_not_printed(capfd):
-    lab.blocked_loop("time.sleep")
-    assert capfd.readouterr().err == ""
-
-
-def test_the_experiments_run_where_a_loop_already_runs():
-    """As in a Jupyter kernel, whose thread runs the kernel's own event loop."""
-
-    async def cell():
-        return lab.queue_growth(5, duration=0.1), lab.blocked_loop("time.sleep")
-
-    queue, blocked = asyncio.run(cell())
-    assert max(n for _, n in queue) <= 5 and len(blocked.slow_callbacks) == 1
-
-
-def test_an_unknown_block_is_refused():
-    with pytest.raises(ValueError, match="to_thread"):
-        lab.blocked_loop("nap")
-
-
-# -- system calls per round trip (lesson 09's "why streams cost more") --------------------------
-ROUND_TRIPS = 200
-
-
-def echo_one_client(address, round_trips=ROUND_TRIPS, size=1024):
-    payload = bytes(range(256)) * (size // 256)
-    with socket.create_connection(address, timeout=10) as sock:
-        for _ in range(round_trips):
-            sock.sendall(payload)
-            got = b""
-            while len(got) < size:
-                got += sock.recv(size - len(got))
-            assert got == payload
-
-
-def strace_per_round_trip(pid, run):
-    """``strace -c -f -p pid`` while ``run()`` runs: calls per round trip, by name; None when
-    strace cannot attach here (ptrace not allowed)."""
-    out = f"/tmp/strace-lesson09-{os.getpid()}-{pid}.txt"
-    tracer = subprocess.Popen(
-        ["strace", "-c", "-f", "-p", str(pid), "-o", out], stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline, attached = time.monotonic() + 10, ""
-        while "attached" not in attached:  # "Process N attached", once per thread
-            if tracer.poll() is not None or time.monotonic() > deadline:
-                return None
-            attached += tracer.stderr.readline()
-        time.sleep(0.3)  # every thread attached
-        run()
-        time.sleep(0.3)  # the server's last calls
-    finally:
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(10)
-    calls = {}
-    with open(out) as table:
-        for line in table:
-            parts = line.split()
-            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
-                calls[parts[-1]] = int(parts[3]) / ROUND_TRIPS
-    os.unlink(out)
-    return calls
-
-
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-@pytest.mark.parametrize(
-    "options, waits",
-    [
-        ({"api": "streams"}, {"epoll_wait": 2}),  # the woken task runs on the loop's next pass
-        ({"api": "protocol"}, {"epoll_wait": 1}),  # data_received writes in the same pass
-        ({"api": "streams", "loop": "uvloop"}, {"epoll_pwait": 1}),  # ready queue before poll
-        ({"api": "protocol", "loop": "uvloop"}, {"epoll_pwait": 1}),
-    ],
-)
-def test_system_calls_per_round_trip_of_asyncio_and_uvloop_as_strace_counts(options, waits):
-    """What lesson 09 says of the calls it cannot count itself (uvloop's are made in C)."""
-    with labkit.serve("asyncio_echo", **options) as srv:
-        echo_one_client(srv.address, round_trips=5)  # the loop has started
-        calls = strace_per_round_trip(srv.pid, lambda: echo_one_client(srv.address))
-    if calls is None:
-        pytest.skip("strace cannot attach here (ptrace is not allowed)")
-    ((wait, expected),) = waits.items()
-    assert abs(calls.get(wait, 0) - expected) < 0.1, calls
-    reads = calls.get("recvfrom", 0) + calls.get("read", 0)
-    writes = calls.get("sendto", 0) + calls.get("write", 0)
-    assert abs(reads - 1) < 0.1 and abs(writes - 1) < 0.1, calls
+def test_a_claim_that_never_holds_fails_under_the_check(monkeypatch):
+    monkeypatch.setenv("LABKIT_STRICT_CLAIMS", "1")
+    timing = lab.Rounds({"n": lambda: 1}, measure=lambda n: {"n": n}, rounds=2, seconds=5)
+    with pytest.raises(AssertionError):
+        timing.claim("over 5", lambda t: t.most("n", "n"), above=5)
+    assert timing.rounds == 2

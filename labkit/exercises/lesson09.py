@@ -1,16 +1,18 @@
-"""Lesson 09's exercises: asyncio. The two coding exercises run the student's coroutine function
-against a local latency_http, on a loop of their own in a thread of their own (a notebook cell
-already runs inside the kernel's loop), and read the server's access log to see how many
-requests it served at once."""
+"""Lesson 09's exercises: asyncio. Each checker runs the student's coroutine function (or async
+generator) on a loop of its own in a thread of its own (a notebook cell already runs inside the
+kernel's loop), on fresh inputs: pages from a local latency_http that answer after delays of
+their own; a blocking function that notes which thread called it; pieces of a
+text cut at random places. What the student's code left behind (tasks still running, a source
+still open) is looked at, not guessed from its source."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-import json
-import socket
+import random
+import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,10 +21,9 @@ import httpx
 
 from labkit.claims import DATA
 from labkit.clients.pages import StillRunning, run_in_new_loop
-from labkit.exercises import Exercise, NotYet, chosen_option, close_to, readings, worked
+from labkit.exercises import Exercise, NotYet, worked
 
 PAGES = DATA / "pages"
-PAGE = "page-48k.html"
 RUN_TIMEOUT = 60.0  # seconds a student's coroutine may take before the check gives up
 
 
@@ -32,19 +33,32 @@ def run_coroutine(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     may be any callable that returns an awaitable (an ``async def`` function, a partial of
     one, a lambda that calls one). Its exception is raised here; a run over RUN_TIMEOUT
     seconds is a NotYet."""
+    result, seconds, _ = run_and_look_around(fn, *args)
+    return result, seconds
 
-    async def call() -> Any:
+
+def run_and_look_around(
+    fn: Callable[..., Any], *args: Any, grace: float = 0.0
+) -> tuple[Any, float, list[str]]:
+    """``run_coroutine``, then ``grace`` seconds later on the same loop: the names of the tasks
+    the answer left running (a task cancelled but not yet ended has ended by then)."""
+
+    async def call() -> tuple[Any, float, list[str]]:
+        started = time.perf_counter()
         awaitable = fn(*args)
         if not inspect.isawaitable(awaitable):
             raise NotYet("write it as a coroutine function: `async def ...`, so it can `await`.")
-        return await awaitable
+        result = await awaitable
+        seconds = time.perf_counter() - started
+        await asyncio.sleep(grace)
+        me = asyncio.current_task()
+        left = [t.get_name() for t in asyncio.all_tasks() if t is not me and not t.done()]
+        return result, seconds, left
 
-    started = time.perf_counter()
     try:
-        result = run_in_new_loop(call, timeout=RUN_TIMEOUT)
+        return run_in_new_loop(call, timeout=RUN_TIMEOUT)
     except StillRunning:
         raise NotYet(f"it did not finish in {RUN_TIMEOUT:.0f} s: does every request end?") from None
-    return result, time.perf_counter() - started
 
 
 @contextmanager
@@ -54,48 +68,6 @@ def slow_server(delay: float) -> Iterator[str]:
 
     with serve("latency_http", root=PAGES, delay=delay) as srv:
         yield f"http://{srv.host}:{srv.port}"
-
-
-def served_at_once(base: str) -> int:
-    """The most page requests the server was serving at the same moment (from its log)."""
-    with urllib.request.urlopen(f"{base}/_log", timeout=10) as reply:
-        records = [r for r in json.loads(reply.read()) if r["path"].startswith("/pages/")]
-    # Sweep over time: +1 at each start, -1 at each end (an end first when they tie). Counting
-    # the requests that overlap one long request would over-count: the one that ended just
-    # after it began and the one that began just before it ended were never served together.
-    events = sorted([(r["start"], 1) for r in records] + [(r["end"], -1) for r in records])
-    most = now = 0
-    for _, step in events:
-        now += step
-        most = max(most, now)
-    return most
-
-
-# Three pages, each with its own delay: of three URLs in a row the first answers last, so an
-# answer that returns the bodies in the order they arrived returns a different list.
-KINDS = [("page-48k.html", 0.25), ("page-56k.html", 0.15), ("page-479k.html", 0.05)]
-
-
-def _urls(base: str, n: int, run: str) -> dict[str, bytes]:
-    """``n`` URLs of the three pages in turn, and the body each must give."""
-    urls = {}
-    for i in range(n):
-        name, delay = KINDS[i % len(KINDS)]
-        urls[f"{base}/pages/{name}?id={i}&delay={delay}&run={run}"] = (PAGES / name).read_bytes()
-    return urls
-
-
-# -- exercise 1: gather with a concurrency limit -----------------------------------------------
-async def fetch_all(urls, limit):
-    semaphore = asyncio.Semaphore(limit)  # at most `limit` holders at once
-
-    async def fetch(client, url):
-        async with semaphore:  # wait here while `limit` requests are in flight
-            response = await client.get(url)
-            return response.content
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        return await asyncio.gather(*(fetch(client, url) for url in urls))  # in order
 
 
 def _as_bytes(bodies: Any) -> list[bytes] | None:
@@ -109,254 +81,276 @@ def _as_bytes(bodies: Any) -> list[bytes] | None:
     return [bytes(b) for b in items]
 
 
-def _check_fetch_all(fn: Callable) -> str:
-    with slow_server(delay=0.15) as base:
-        for n, limit in ((10, 3), (9, 5)):
-            expected = _urls(base, n, run=str(limit))
-            urllib.request.urlopen(f"{base}/_log?clear=1", timeout=10).close()
-            bodies, _ = run_coroutine(fn, list(expected), limit)
-            got = _as_bytes(bodies)
-            if got is None or len(got) != n:
-                raise NotYet(f"for {n} URLs, return the {n} bodies (a list of bytes).")
-            if sorted(got) != sorted(expected.values()):
-                raise NotYet("a body is not its page: return each response's .content.")
-            if got != list(expected.values()):
+# -- exercise 1: the first answer, and the others cancelled ------------------------------------
+async def first_answer(urls):
+    async with httpx.AsyncClient(trust_env=False) as client:
+        tasks = [asyncio.create_task(client.get(url)) for url in urls]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()  # asyncio.wait cancels nothing by itself
+        await asyncio.gather(*pending, return_exceptions=True)  # let them end
+        return done.pop().result().content
+
+
+# (page, delay) per URL, in the order given: the fast one is never the first URL
+RACES = [
+    [("page-48k.html", 0.8), ("page-56k.html", 0.1), ("page-479k.html", 0.8)],
+    [("page-56k.html", 0.8), ("page-479k.html", 0.8), ("page-48k.html", 0.1),
+     ("page-56k.html", 0.8)],
+]  # fmt: skip
+SLOW = 0.8
+
+
+def _check_first_answer(fn: Callable) -> str:
+    with slow_server(delay=0.0) as base:
+        for n, race in enumerate(RACES):
+            urls = [f"{base}/pages/{name}?id={n}{i}&delay={d}" for i, (name, d) in enumerate(race)]
+            fastest = min(race, key=lambda page: page[1])[0]
+            got, seconds, left = run_and_look_around(fn, urls, grace=0.1)
+            body = _as_bytes([got]) if got is not None else None
+            if body is None:
+                raise NotYet(f"return the body of the first answer (bytes), not {got!r:.100}.")
+            if body != [(PAGES / fastest).read_bytes()]:
                 raise NotYet(
-                    "the bodies are all there, but not in the order of urls (the first URLs "
-                    "answer last): return them in the order of the URLs, not of their answers."
+                    "that is not the body of the request that answered first: return as soon "
+                    "as one task is done (asyncio.wait with FIRST_COMPLETED, or as_completed)."
                 )
-            at_once = served_at_once(base)
-            if at_once > limit:
+            if left:
                 raise NotYet(
-                    f"with limit={limit}, the server served {at_once} requests at once: "
-                    "each request must wait for a free place (a Semaphore around the request)."
+                    f"{len(left)} of its tasks were still running after it returned: cancel "
+                    "every request that has not answered (task.cancel()) before returning."
                 )
-            if at_once < limit:
+            if seconds >= SLOW * 0.75:
                 raise NotYet(
-                    f"with limit={limit}, the server never served more than {at_once} at "
-                    f"once: up to {limit} may be in flight together, use them."
+                    f"it took {seconds:.2f} s, as long as the slowest request: return when the "
+                    "first answer arrives, not when all have."
                 )
-    return (
-        "the bodies came back in the order of urls, and the server never saw more than "
-        "`limit` requests at once, and saw that many."
-    )
+    return "the fastest page came back at once, and no request was left running."
 
 
-# -- exercise 2: a TaskGroup that survives a failing request ----------------------------------
-async def fetch_survivors(urls):
-    results = {}
-
-    async def fetch(client, url):
-        try:  # a failure stays inside its task: the group never sees it
-            response = await client.get(url)
-        except httpx.HTTPError:  # refused, reset, timed out: no answer
-            return
-        if response.status_code == 200:
-            results[url] = response.content
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            for url in urls:
-                group.create_task(fetch(client, url))
-    return results
+# -- exercise 2: a blocking function, off the loop ----------------------------------------------
+async def lookup_all(names, lookup):
+    return await asyncio.gather(*(asyncio.to_thread(lookup, name) for name in names))
 
 
-def _refused_url() -> tuple[socket.socket, str]:
-    """A URL on a port of ours that nobody listens on: every connection is refused."""
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    return holder, f"http://127.0.0.1:{holder.getsockname()[1]}/pages/{PAGE}"
+class BlockingLookup:
+    """A blocking lookup that takes 0.2 s and notes which thread called it and how many ran at
+    once. Called inside a running loop's own thread, it notes that too."""
 
+    def __init__(self, seconds: float = 0.2) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.running = self.most = self.in_a_loop = 0
 
-@contextmanager
-def taskgroup_tasks() -> Iterator[list[str]]:
-    """Note every task that an ``asyncio.TaskGroup`` starts while the block runs, however the
-    code names the class (``asyncio.TaskGroup``, ``from asyncio import TaskGroup``, a helper
-    of its own that makes the group): the check asks for a TaskGroup and sees it used."""
-    started: list[str] = []
-    create_task = asyncio.TaskGroup.create_task
-
-    def noting(group: asyncio.TaskGroup, coro: Any, **options: Any) -> Any:
-        started.append(getattr(coro, "__qualname__", type(coro).__name__))
-        return create_task(group, coro, **options)
-
-    setattr(asyncio.TaskGroup, "create_task", noting)  # noqa: B010 (a method: mypy refuses =)
-    try:
-        yield started
-    finally:
-        setattr(asyncio.TaskGroup, "create_task", create_task)  # noqa: B010
-
-
-def _check_survivors(fn: Callable) -> str:
-    holder, refused = _refused_url()
-    with holder, slow_server(delay=0.2) as base:
-        good = _urls(base, 6, run="survivors")
-        urls = [*list(good)[:3], f"{base}/pages/{PAGE}?id=9&error_rate=1", refused, *list(good)[3:]]
+    def __call__(self, name: str) -> str:
         try:
-            with taskgroup_tasks() as in_groups:
-                got, _ = run_coroutine(fn, urls)
-        except BaseExceptionGroup as group:
+            asyncio.get_running_loop()  # raises unless a loop runs in this thread
+            in_a_loop = 1
+        except RuntimeError:
+            in_a_loop = 0
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.in_a_loop += in_a_loop
+        time.sleep(self.seconds)  # blocking, as a DNS query or a database call is
+        with self.lock:
+            self.running -= 1
+        return f"the address of {name}"
+
+
+def _check_lookup_all(fn: Callable) -> str:
+    names = random.sample(["db", "cache", "queue", "mail", "search", "auth", "files"], 4)
+    lookup = BlockingLookup()
+    got, _ = run_coroutine(fn, list(names), lookup)
+    try:
+        got = list(got)
+    except TypeError:
+        raise NotYet(f"return a list of what lookup returned, not {got!r:.100}.") from None
+    if got != [f"the address of {name}" for name in names]:
+        raise NotYet(f"for {names} it returned {got!r:.200}: lookup(name) for each, in order.")
+    if lookup.in_a_loop:
+        raise NotYet(
+            f"lookup ran {lookup.in_a_loop} times in the loop's own thread, holding the loop "
+            "for 0.2 s each time: hand each call to a worker thread (asyncio.to_thread)."
+        )
+    if lookup.most < len(names):
+        raise NotYet(
+            f"at most {lookup.most} lookups ran at the same time, of {len(names)}: start them "
+            "all, then await them together."
+        )
+    return "every lookup ran in a worker thread, all at once, and the loop was never held."
+
+
+# -- exercise 3: lines from a stream of pieces --------------------------------------------------
+async def lines(chunks):
+    buffer = b""
+    async with contextlib.aclosing(chunks):  # closed however the consumer stops
+        async for piece in chunks:
+            buffer += piece
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                yield line + b"\n"
+    if buffer:
+        yield buffer
+
+
+TEXT_LINES = [b"GET /pages/a.html\n", b"Host: 127.0.0.1\n", b"\n", b"a longer line, "
+              b"with a comma, and more words\n", b"x\n", b"no newline at the end"]  # fmt: skip
+
+
+class Source:
+    """An async generator of the text's pieces that notes how many it gave and whether it was
+    closed (its ``finally`` ran)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces, self.given, self.closed = pieces, 0, False
+
+    async def generate(self) -> Any:
+        try:
+            for piece in self.pieces:
+                await asyncio.sleep(0)  # a network awaits between pieces
+                self.given += 1
+                yield piece
+        finally:
+            self.closed = True
+
+
+def _cut(text: bytes, rng: random.Random) -> list[bytes]:
+    """``text`` in pieces of 1 to 12 bytes, cut anywhere (inside lines and at newlines)."""
+    pieces, at = [], 0
+    while at < len(text):
+        step = rng.randint(1, 12)
+        pieces.append(text[at : at + step])
+        at += step
+    return pieces
+
+
+async def _read_all(fn: Callable, source: Source) -> tuple[list[Any], int]:
+    """Every line, and how many pieces the source had given when the first line came out."""
+    stream = fn(source.generate())
+    if not hasattr(stream, "__aiter__"):
+        if inspect.iscoroutine(stream):
+            stream.close()  # never started: closed, so that Python does not warn
+        raise NotYet("write an async generator: `async def lines(chunks)` with `yield` in it.")
+    got, given_at_first = [], 0
+    async for line in stream:
+        given_at_first = given_at_first or source.given
+        got.append(bytes(line) if isinstance(line, bytes | bytearray) else line)
+    return got, given_at_first
+
+
+async def _stop_early(fn: Callable, source: Source) -> bool:
+    """Take two lines, then ``aclose()``: was the source closed by the time it returned?"""
+    stream = fn(source.generate())
+    await stream.__anext__()
+    await stream.__anext__()
+    if not hasattr(stream, "aclose"):
+        raise NotYet("it has no aclose(): write it as an async generator.")
+    await stream.aclose()
+    return source.closed
+
+
+def pieces_holding(pieces: list[bytes], size: int) -> int:
+    """How many of the first pieces it takes to hold the first ``size`` bytes."""
+    held = 0
+    for n, piece in enumerate(pieces, 1):
+        held += len(piece)
+        if held >= size:
+            return n
+    return len(pieces)
+
+
+def _check_lines(fn: Callable) -> str:
+    text = b"".join(TEXT_LINES)
+    for seed in random.sample(range(10_000), 3):
+        pieces = _cut(text, random.Random(seed))
+        (got, given_at_first), _ = run_coroutine(_with_source(_read_all, fn), Source(pieces))
+        if got != TEXT_LINES:
             raise NotYet(
-                f"it raised {type(group).__name__} ({group.exceptions[0]!r}): when a task "
-                "fails, the TaskGroup cancels the others and re-raises. Catch the failure "
-                "inside each task, so the group never sees it."
-            ) from None
-        at_once = served_at_once(base)
-    if len(in_groups) < len(urls):
+                f"for the pieces {pieces[:6]!r}... it yielded {got!r:.300}; expected each "
+                "line with its b'\\n' (a line may be cut across pieces), and the last one."
+            )
+        needed = pieces_holding(pieces, len(TEXT_LINES[0]))
+        if given_at_first > needed + 1:
+            raise NotYet(
+                f"the first line came out after {given_at_first} pieces, when {needed} held "
+                "it: yield each line as soon as it is complete, not after reading everything."
+            )
+    source = Source(_cut(text, random.Random()))
+    closed, _ = run_coroutine(_with_source(_stop_early, fn), source)
+    if not closed:
         raise NotYet(
-            f"{len(in_groups)} tasks were started in an asyncio.TaskGroup, for {len(urls)} "
-            "URLs: the exercise asks for one TaskGroup that starts a task per URL."
+            "after two lines its consumer called aclose(), and chunks was still open when it "
+            "returned: close it too (async with contextlib.aclosing(chunks), or a finally "
+            "that awaits chunks.aclose())."
         )
-    if not isinstance(got, dict) or set(got) != set(good):
-        kept = sorted(got) if isinstance(got, dict) else got
-        raise NotYet(
-            f"expected a dict with the 6 URLs answered 200 as keys, got {kept!r:.300}: "
-            "leave out the refused request and the one answered 503."
-        )
-    if any(_as_bytes([got[url]]) != [body] for url, body in good.items()):
-        raise NotYet("a value is not its URL's page: store each response's .content.")
-    if at_once < 6:
-        raise NotYet(
-            f"the server served at most {at_once} at once: start every request as its own "
-            "task in the group, so they all wait together."
-        )
-    return "the refused and the 503 requests were left out, and the other six all came back."
+    return "each line came out as soon as it was complete, and aclose() closed chunks too."
 
 
-# -- exercises 3 and 4 ---------------------------------------------------------------------------
-def _check_semaphore_time(answer: Any) -> str:
-    values = readings(answer, "s")  # 0.6, "0.6 s", "600 ms", "3 rounds x 0.2 = 0.6"
-    if not values:
-        raise NotYet(f"{answer!r}: answer with a number of seconds.")
-    if not any(close_to(seconds, 0.6, 0.15) for seconds in values):
-        raise NotYet(
-            f"{answer} (seconds)? Two at a time: how many rounds of 0.2 s do five coroutines need?"
-        )
-    return "three rounds (2 + 2 + 1) of 0.2 s: 0.6 s."
+def _with_source(check: Callable[..., Any], fn: Callable) -> Callable[[Source], Any]:
+    """``check(fn, source)`` as a coroutine function of the source, for ``run_coroutine``."""
 
+    async def run(source: Source) -> Any:
+        return await check(fn, source)
 
-_BLOCKING = {
-    "a": "await asyncio.sleep(1)",
-    "b": "time.sleep(1)",
-    "c": "await asyncio.to_thread(time.sleep, 1)",
-}
-
-
-def _check_blocks_loop(answer: Any) -> str:
-    text = str(answer).strip().lower()
-    letter = chosen_option(text, {k: v.lower() for k, v in _BLOCKING.items()})
-    if letter is None and text.startswith("time.sleep"):
-        letter = "b"
-    if letter is None:
-        raise NotYet('answer "a", "b" or "c".')
-    if letter != "b":
-        raise NotYet(
-            "that one awaits: the coroutine gives the loop back while it waits. Which one "
-            "never returns to the loop for a whole second?"
-        )
-    return "time.sleep holds the thread, so the loop and every other task stand still."
-
-
-# -- exercise 5 ------------------------------------------------------------------------------------
-def _check_select_calls(answer: Any) -> str:
-    values = readings(answer)  # 3, "3 calls", 3.004, "1 select + 1 recv + 1 send = 3"
-    if not values:
-        raise NotYet(f"{answer!r}: answer with a number of system calls per round trip.")
-    if any(close_to(calls, 3.0, 0.3) for calls in values):
-        return "one select(), one recv, one send per round trip: 3, as the selectors server."
-    if any(close_to(calls, 6.0, 0.3) for calls in values):
-        raise NotYet(
-            "that is the selectors server that asks first. Does select_echo ask select() "
-            "about writing before it sends?"
-        )
-    raise NotYet(f"{answer}. Count what one echo needs: a wait, a read, a write.")
+    return run
 
 
 def exercises() -> dict[int, Exercise]:
     return {
         1: Exercise(
             """
-            Write `async def fetch_all(urls, limit)`: fetch every URL with
-            `httpx.AsyncClient`, with at most `limit` requests in flight at once, and return
-            the bodies (bytes) in the order of `urls`. The check runs it against a local
-            `latency_http` and reads the server's log to see how many requests it served at
-            once.""",
+            Write `async def first_answer(urls)`: request every URL at once with
+            `httpx.AsyncClient`, and return the body (bytes) of the first response to arrive.
+            Before it returns, cancel the requests still running: none of its tasks may be
+            left running.""",
             [
-                "asyncio.gather(*coroutines) returns their results in the order given.",
-                "An asyncio.Semaphore(limit) lets `limit` holders in at once: put "
-                "`async with semaphore:` around the request itself.",
+                "asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED) returns "
+                "(done, pending) as soon as one task is done.",
+                "Neither asyncio.wait nor as_completed cancels anything: call task.cancel() on "
+                "each task still pending.",
             ],
-            _check_fetch_all,
-            answer=worked(1, fetch_all, imports="import asyncio\n\nimport httpx"),
-            why="""gather starts every coroutine at once and returns the results in the order
-            of urls, and each request waits at the semaphore until one of the `limit` places is
-            free, so no more than `limit` are in flight, yet always that many while work
-            remains.""",
+            _check_first_answer,
+            answer=worked(1, first_answer, imports="import asyncio\n\nimport httpx"),
+            why="""asyncio.wait returns as soon as the first request is done; each other one is
+            cancelled where it waits and awaited, so that it has ended before the function
+            returns: no request outlives the call, as in a TaskGroup.""",
         ),
         2: Exercise(
             """
-            Write `async def fetch_survivors(urls)`: fetch every URL at once, each in a task of
-            one `asyncio.TaskGroup`, and return `{url: body}` for the requests answered with
-            status 200. One failing request (refused, or answered 503) must not stop the
-            others.""",
+            `lookup(name)` is a blocking function: it takes 0.2 s, as a DNS query or a
+            database call does, and returns a string. Write `async def lookup_all(names,
+            lookup)` that returns `[lookup(name) for name in names]`, in that order, with
+            every lookup running at the same time and the event loop never held.""",
             [
-                "An exception that escapes a task makes the TaskGroup cancel all the others.",
-                "Catch httpx.HTTPError inside the task's coroutine, and keep a body only when "
-                "response.status_code == 200.",
+                "A blocking call inside a coroutine holds the loop: run it in a worker thread, "
+                "`await asyncio.to_thread(lookup, name)`.",
+                "Awaiting the threads one after another runs them one after another: gather them.",
             ],
-            _check_survivors,
-            answer=worked(2, fetch_survivors, imports="import asyncio\n\nimport httpx"),
-            why="""Each task catches its own failure, so no exception reaches the TaskGroup and
-            it cancels nothing; the group still waits for all its tasks, which all started at
-            once, and only 200 answers are kept.""",
+            _check_lookup_all,
+            answer=worked(2, lookup_all, imports="import asyncio"),
+            why="""to_thread runs each lookup in a worker thread of the loop's default pool and
+            awaits its end, so the loop's own thread never blocks; gather starts them all before
+            awaiting any, and returns the results in the order of names.""",
         ),
         3: Exercise(
             """
-            Five coroutines each `await asyncio.sleep(0.2)` inside
-            `async with semaphore:`, where `semaphore = asyncio.Semaphore(2)`, and are run with
-            `asyncio.gather`. About how many seconds does it take?""",
-            ["How many can hold the semaphore at the same time?"],
-            _check_semaphore_time,
-            answer="""
-            rounds = -(-5 // 2)            # 2, 2, then 1: three rounds
-            check(3, rounds * 0.2)""",
-            why="""The semaphore lets two coroutines sleep at a time, so the five take three
-            rounds (two, two, one) of 0.2 s each, 0.6 s in all, instead of 0.2 s with no limit
-            or 1 s one after another.""",
-        ),
-        4: Exercise(
-            """
-            Which of these, inside a coroutine, stops every other task on the loop for a
-            second? (a) `await asyncio.sleep(1)`, (b) `time.sleep(1)`,
-            (c) `await asyncio.to_thread(time.sleep, 1)`. Answer `"a"`, `"b"` or `"c"`.""",
-            ["Which one never awaits?"],
-            _check_blocks_loop,
-            answer="""
-            check(4, "b")""",
-            why="""time.sleep holds the loop's own thread for the whole second and never gives
-            control back; asyncio.sleep awaits a timer, and to_thread awaits a thread that
-            sleeps, so in both the loop runs the other tasks meanwhile.""",
-        ),
-        5: Exercise(
-            """
-            Lesson 07's `select_echo` serves one client that sends 1 KiB messages, one at a
-            time. How many system calls does it make per round trip? Predict, then measure
-            with `system_calls_per_round_trip` and answer with the total.""",
+            `chunks` is an async generator of `bytes`: a text cut into pieces anywhere, even
+            inside a line. Write an async generator `async def lines(chunks)` that yields each
+            line of the text (bytes ending in `b"\\n"`; the last may lack it) as soon as it is
+            complete. If its consumer stops early and calls `aclose()` on it, `chunks` must be
+            closed too before `aclose()` returns.""",
             [
-                "Like the selectors server, select_echo sends right after its recv, and asks "
-                "select() about writing only when the kernel's buffer was full.",
-                "Measure: system_calls_per_round_trip({'select': ('select_echo', {})}), then "
-                "add up the counts of that one server.",
+                "Keep a buffer: add each piece, split it at b'\\n', yield the complete lines "
+                "and keep the rest for the next piece.",
+                "`async with contextlib.aclosing(chunks):` around the loop closes chunks however "
+                "your generator ends, aclose() included.",
             ],
-            _check_select_calls,
-            answer="""
-            from labkit.server_cpu import system_calls_per_round_trip
-
-            calls = system_calls_per_round_trip({"select": ("select_echo", {})})
-            check(5, round(sum(calls["select"].values())))""",
-            why="""Each message wakes select() once, then one recv reads it and one send writes
-            it back, which almost always fits in the kernel's buffer: 3 system calls, the same
-            as the selectors server that sends at once, and half of the 6 of one that asks
-            first.""",
+            _check_lines,
+            answer=worked(3, lines, imports="import contextlib"),
+            why="""The buffer keeps the unfinished line, so a line cut across pieces is joined
+            before it is yielded, and each complete line goes out at once. aclose() raises
+            GeneratorExit at the yield, and leaving the aclosing block awaits chunks.aclose()
+            before aclose() returns.""",
         ),
     }

@@ -4,21 +4,19 @@
 #
 # Lesson 05 built an event loop from scratch: a selector, Futures, and Tasks that drive
 # `async def` coroutines. `asyncio`, in the standard library, is the same design, grown up.
-# We start from our loop and see what asyncio renames and what it adds.
+# We start from our loop, then you write asyncio code yourself, and the lesson measures it.
 #
 # **After this lesson you can**
 # * step an asyncio coroutine by hand, and say why `asyncio.run()` fails in Jupyter while a
 #   top-level `await` works;
-# * fetch pages with `asyncio.gather`, at most `limit` at once with a `Semaphore`;
-# * handle failures, timeouts and cancellation with `TaskGroup` and `asyncio.timeout`, beside
-#   our loop and gevent;
-# * keep a fast producer from flooding memory (bounded queues, `await writer.drain()`);
-# * find a call that blocks the loop (a timeline, debug mode) and move it to a thread;
-# * compare echo servers on asyncio, uvloop, selectors and gevent by server CPU per round
-#   trip, and explain it by the system calls each makes;
-# * explain how a library with a synchronous core serves `await` callers with greenlets.
+# * run many requests in a `TaskGroup`, or in a pool of workers fed by a `Queue`;
+# * say which tools stop the other tasks when one fails, and write code that a cancel can
+#   stop (re-raise `CancelledError`, `shield`, keep a reference to every task);
+# * keep a fast writer from flooding memory with `await writer.drain()`;
+# * cross between threads and the loop both ways, and spot a call that blocks the loop;
+# * stream a response with an async generator, and close it on time.
 #
-# **Time:** about 120 minutes: 90 reading and running, 30 exercises; sittings of 25 + 30 + 25 + 40.
+# **Time:** about 90 minutes: 70 reading and running, 20 exercises; sittings of 25 + 25 + 40.
 
 # %%
 import asyncio
@@ -87,8 +85,8 @@ labkit.show(futures.Task.step)
 task_source = inspect.getsource(asyncio.tasks._PyTask)
 labkit.claim("asyncio's Task also runs its coroutine with coro.send(None) ...",
              "coro.send(None)" in task_source)
-_ = labkit.claim("... and adds a done callback to the Future that comes up",
-                 "result.add_done_callback(" in task_source)
+labkit.claim("... and adds a done callback to the Future that comes up",
+             "result.add_done_callback(" in task_source)
 
 # %% [markdown]
 # One difference matters: what the Task accepts. It takes two kinds of thing from a
@@ -123,8 +121,8 @@ for name, make in (("a bare yield", bare_yield), ("lesson 05's Future", futures.
 print(refused)
 labkit.claim("asyncio's Task took the bare yield and refused lesson 05's Future",
              refused == {"a bare yield": "", "lesson 05's Future": "Task got bad yield"})
-_ = labkit.claim("its step looks for _asyncio_future_blocking, then for a bare yield (None)",
-                 "_asyncio_future_blocking" in task_source and "result is None" in task_source)
+labkit.claim("its step looks for _asyncio_future_blocking, then for a bare yield (None)",
+             "_asyncio_future_blocking" in task_source and "result is None" in task_source)
 
 # %% [markdown]
 # ### `yield from` → `await` → `__await__`
@@ -149,8 +147,8 @@ class Reply:
 
 got = await Reply(0.01, "hello from a timer")
 print(got)
-_ = labkit.claim("asyncio ran our generator-based awaitable to its end",
-                 got == "hello from a timer")
+labkit.claim("asyncio ran our generator-based awaitable to its end",
+             got == "hello from a timer")
 
 # %% [markdown]
 # ## asyncio in Jupyter: `await` at the top, never `asyncio.run()`
@@ -172,7 +170,7 @@ except RuntimeError as err:
     print(f"RuntimeError: {err}")
     coro.close()                            # never started: close it, or Python warns
 kernel_loop = asyncio.get_running_loop()
-_ = labkit.claim("this cell already runs inside a loop (the kernel's)", kernel_loop.is_running())
+labkit.claim("this cell already runs inside a loop (the kernel's)", kernel_loop.is_running())
 
 # %% [markdown]
 # The kernel's loop is running, so a cell can simply `await`: IPython sees the top-level
@@ -184,8 +182,8 @@ print("top-level await:", await main())
 script = "import asyncio\nasync def main():\n    return 'done'\nprint(asyncio.run(main()))"
 print(script)
 ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-_ = labkit.claim("in a script, asyncio.run(main()) returned 'done'",
-                 ran.returncode == 0 and ran.stdout.strip() == "done", measured=ran.stderr)
+labkit.claim("in a script, asyncio.run(main()) returned 'done'",
+             ran.returncode == 0 and ran.stdout.strip() == "done", measured=ran.stderr)
 
 # %% [markdown]
 # ### What asyncio renames, and what it adds
@@ -199,743 +197,650 @@ _ = labkit.claim("in a script, asyncio.run(main()) returned 'done'",
 # | `loop.run_until_complete(main())` | `asyncio.run(main())` |
 #
 # What it adds is what the rest of this lesson uses: libraries built on it (httpx, an HTTP
-# client), limits (`Semaphore`), errors and cancellation that reach the right task, timeouts,
-# bounded queues and flow control, threads for blocking calls, a debug mode, and a choice of
-# loop.
+# client), groups of tasks, errors and cancellation that reach the right task, timeouts,
+# queues and flow control, and bridges to threads.
 #
-# ## The page fetcher of lesson 04, on asyncio
+# ## Many requests at once: a `TaskGroup`
 #
-# Lesson 04 fetched pages from the slow `latency_http` server one after another, with threads
-# and with gevent, through one harness in which only `download_many` differed. The asyncio
-# strategies keep those names and that shape. Each request is `fetch_one_async`: lesson 04's
-# `fetch_one` (the same Span, status and SHA-256), awaited on `httpx.AsyncClient`, a
-# well-kept HTTP client for asyncio, instead of `urlopen`:
+# From here on you write the asyncio code, and the lesson only measures it. Lesson 04 fetched
+# pages from the slow `latency_http` server; here are ten pages of 0.2 s each. `fetch` awaits
+# one page on an `httpx.AsyncClient` and records the wait as a bar of the timeline.
+# `fetch_all_at_once` starts one task per URL in an `asyncio.TaskGroup`: its `async with`
+# block ends only once every task of the group has ended. `await` alone overlaps nothing:
+# the overlap comes from the tasks, as the second half of the next cell shows.
 
 # %%
 import hashlib
+import threading
+import time
 from functools import partial
 
+import httpx
+
 from labkit import asyncio_lab
-from labkit.clients import pages
-from labkit.runs import fetch_with
-from labkit.timeline import compare_timelines, max_concurrent, plot_timeline
+from labkit.clients.pages import run_in_new_loop
+from labkit.timeline import AsyncioTrace, Recorder, compare_timelines, max_concurrent
 
-labkit.show(pages.fetch_one_async)
-
-# %% [markdown]
-# Three ways to await many of them: one after another (`await` in a loop), all at once
-# (`asyncio.gather` wraps each coroutine in a Task and waits for all), and all at once but at
-# most `limit` in flight (an `asyncio.Semaphore`: `async with semaphore:` waits while `limit`
-# others hold it). The time a request spends waiting for its turn is drawn orange, as *queued*.
-
-# %%
-labkit.show(pages.download_many_gather)
-
-# %%
-labkit.show(pages.download_many_limited)
-
-# %% [markdown]
-# Ten pages of 0.2 s each, the three ways (`pages.timed_run_async` is lesson 04's `timed_run`
-# for coroutines). The loop's run is awaited right in the cell. gather and the Semaphore run
-# in `asyncio_lab.Rounds`, a `labkit.Timing`: they take turns, up to five rounds, and each
-# claim about time is judged on each way's fastest run, since a busy machine only adds time.
-# A Timing calls plain functions, so each of its runs gets a fresh loop in a worker thread
-# (`run_in_new_loop`, as in lesson 04's harness).
-
-# %%
 PAGES = labkit.DATA / "pages"
-EXPECTED = hashlib.sha256((PAGES / "page-48k.html").read_bytes()).hexdigest()
+PAGE = (PAGES / "page-48k.html").read_bytes()
 server = labkit.serve("latency_http", root=PAGES, delay=0.2)
+BASE = f"http://{server.host}:{server.port}/pages"
+urls = [f"{BASE}/page-48k.html?id={i}&delay=0.2" for i in range(1, 11)]
 
-def page_url(i, base=f"http://{server.host}:{server.port}", **query):
-    params = "&".join(f"{k}={v}" for k, v in {"id": i, **query}.items())
-    return f"{base}/pages/page-48k.html?{params}"
+async def fetch(client, url, rec, row):
+    with rec.span(row, "waiting"):               # one bar of the timeline per request
+        response = await client.get(url)
+    response.raise_for_status()                  # an error status (503) raises
+    return response.content
 
-N, LATENCY, LIMIT = 10, 0.2, 3
-urls = [page_url(i, delay=LATENCY) for i in range(1, N + 1)]
-limited = partial(pages.download_many_limited, limit=LIMIT)
-one_by_one = await pages.timed_run_async(pages.download_many_await, urls)
-on_own_loop = partial(pages.run_in_new_loop, pages.timed_run_async)
-together = asyncio_lab.Rounds(
-    {"gather": partial(on_own_loop, pages.download_many_gather, urls),
-     f"Semaphore({LIMIT})": partial(on_own_loop, limited, urls, "limited")},
-    measure=lambda run: {"elapsed": run.elapsed}, rounds=5, seconds=12)
-runs = {"await in a loop": one_by_one, **together.last}
-labkit.claim(f"all {3 * N} downloads complete and verified (SHA-256)",
-             all(r.statuses == {200: N} and all(p.sha256 == EXPECTED for p in r.results)
-                 for r in runs.values()), measured=str({k: r.statuses for k, r in runs.items()}))
-at_once = {name: max_concurrent(run.spans) for name, run in runs.items()}
-print("requests in flight at once, at most:", at_once)
-_ = labkit.claim(f"one at a time in a loop, all {N} with gather, {LIMIT} with the Semaphore",
-                 list(at_once.values()) == [1, N, LIMIT])
+async def fetch_all_at_once(urls, rec):
+    async with httpx.AsyncClient(trust_env=False) as client:    # no proxy to 127.0.0.1
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(fetch(client, url, rec, f"Request {i}"))
+                     for i, url in enumerate(urls, 1)]
+    return [task.result() for task in tasks]     # the group has waited for every task
 
 # %%
-rounds = -(-N // LIMIT)                     # 10 requests, 3 at a time: 4 rounds
-def semaphore(t):
-    return t[f"Semaphore({LIMIT})", "elapsed"]    # its fastest run
-
-together.claim("gather took under two latencies", lambda t: t["gather", "elapsed"],
-               below=2 * LATENCY)
-together.claim(f"the Semaphore took at least {rounds} latencies ...", semaphore,
-               above=rounds * LATENCY)
-together.claim(f"... and under 0.6 times the loop's time ({rounds} latencies, not {N})",
-               lambda t: semaphore(t) / one_by_one.elapsed, below=0.6)
-compare_timelines({name: run.spans for name, run in runs.items()})
+at_once = Recorder()
+bodies = await fetch_all_at_once(urls, at_once)
+labkit.claim("all ten pages came back, each the right page", bodies == [PAGE] * 10)
+labkit.claim("all ten requests were in flight at the same moment",
+             max_concurrent(at_once.spans) == 10)
+in_turn = Recorder()
+async with httpx.AsyncClient(trust_env=False) as client:
+    for i, url in enumerate(urls[:3], 1):
+        await fetch(client, url, in_turn, f"Request {i}")    # no task: await alone
+labkit.claim("awaited in a loop, without tasks, the requests ran one at a time",
+             max_concurrent(in_turn.spans) == 1)
 
 # %% [markdown]
-# `await` alone overlaps nothing: a coroutine that awaits each request in turn waits for each
-# in turn, exactly like blocking code, so it takes at least the sum of the latencies. The
-# overlap comes from *tasks*: `gather` makes one per request, and the loop runs whichever can
-# run. The Semaphore's run is a staircase of `LIMIT`-wide steps: the orange bars are requests
-# waiting for a place.
+# ## A pool of workers: a `Queue`, `join` and a timeout
 #
-# Now next to lesson 04's threads and gevent: the same ten URLs, the same `fetch_one`, only
-# `download_many` differs (`fetch_with` runs gevent in a patched child process, as in
-# lesson 04, and asyncio on a loop of its own in a worker thread):
+# A crawler cannot start a task per URL: it finds URLs as it goes, and a site would not
+# thank it for a thousand requests at once. The 500 Lines crawler has a few *workers* that
+# take URLs from an `asyncio.Queue`, and you write the same:
+#
+# * `await queue.get()` waits while the queue is empty. `await queue.put(item)` waits while
+#   a queue with a `maxsize` is full, which holds the producer back.
+# * Each item taken is marked with `queue.task_done()`. `await queue.join()` returns once
+#   every item put has been marked so.
+# * `asyncio.timeout(seconds)` cancels what its block awaits when the time is up, and raises
+#   `TimeoutError` at the end of the block.
+#
+# The workers loop for ever, so once `join` returns we cancel them. A `TaskGroup` counts a
+# cancelled task as ended, not as failed.
 
 # %%
-side_by_side = {strategy: fetch_with(strategy, urls)
-                for strategy in ("threads", "gevent", "asyncio")}
-labkit.claim("every page verified, in every strategy",
-             all(r.statuses == {200: N} and all(p.sha256 == EXPECTED for p in r.results)
-                 for r in side_by_side.values()))
-in_flight = {strategy: max_concurrent(run.spans) for strategy, run in side_by_side.items()}
-labkit.claim(f"threads, gevent and asyncio: all {N} requests in flight together",
-             list(in_flight.values()) == [N] * 3, measured=str(in_flight))
-compare_timelines({name: run.spans for name, run in side_by_side.items()})
+async def worker(row, client, queue, rec, results):
+    while True:
+        i, url = await queue.get()               # waits while the queue is empty
+        try:
+            async with asyncio.timeout(1.0):     # a hung request cannot hold a worker
+                results[i] = await fetch(client, url, rec, row)
+        except (httpx.HTTPError, TimeoutError) as error:
+            results[i] = error                   # one failure is one result, not the end
+        finally:
+            queue.task_done()                    # this item is finished, however it ended
+
+async def fetch_with_workers(urls, rec, workers=3):
+    queue, results = asyncio.Queue(maxsize=workers), [None] * len(urls)
+    async with httpx.AsyncClient(trust_env=False) as client:
+        async with asyncio.TaskGroup() as group:
+            pool = [group.create_task(worker(f"Worker {n}", client, queue, rec, results))
+                    for n in range(1, workers + 1)]
+            for item in enumerate(urls):
+                await queue.put(item)            # waits while the queue is full
+            await queue.join()                   # every item has had its task_done()
+            for task in pool:
+                task.cancel()                    # they wait in get() for ever otherwise
+    return results
 
 # %% [markdown]
-# ## Sitting 2 of 4 (about 30 minutes) — a good place to stop
+# The same ten pages, then one that hangs for 5 s and one that fails (`error_rate=1`: the
+# server answers 503), with three workers:
+
+# %%
+hung, failing = f"{BASE}/page-48k.html?id=11&delay=5", f"{BASE}/page-48k.html?id=12&error_rate=1"
+by_workers = Recorder()
+results = await fetch_with_workers([*urls, hung, failing], by_workers)
+print([type(result).__name__ for result in results[-3:]])
+labkit.claim("ten pages back; the hung request timed out, the failing one raised its 503",
+             results[:10] == [PAGE] * 10
+             and [type(r).__name__ for r in results[10:]] == ["TimeoutError", "HTTPStatusError"])
+labkit.claim("never more than three requests at once, and three at some point",
+             max_concurrent(by_workers.spans) == 3)
+compare_timelines({"a task per URL, in a TaskGroup": at_once.spans,
+                   "three workers on a Queue": by_workers.spans})
+
+# %% [markdown]
+# Each worker's row is a chain of requests, one after another; the long bar is the hung
+# request, cut at 1 s. The `TaskGroup`'s ten requests wait together, for one latency; three
+# workers need four rounds (10 requests, 3 at a time), then the timeout. The other usual
+# limit is a `Semaphore`, as in Fluent Python's `flags2_asyncio`: `async with semaphore:`
+# around each request lets at most `limit` in at once.
+
+# %% [markdown]
+# ## Sitting 2 of 3 (about 25 minutes) — a good place to stop
 #
-# The second of this lesson's four sittings starts here. Coming back to a fresh kernel?
+# The second of this lesson's three sittings starts here. Coming back to a fresh kernel?
 # Select the cell below and choose **Run → Run All Above Selected Cell** first: this part
 # uses the imports and servers of the cells above.
 
 # %% [markdown]
-# ## Errors, timeouts and cancellation: our loop, gevent and asyncio side by side
+# ## When one task fails, who stops the others?
 #
-# Real requests fail and some never end. Three questions for each loop: when one task fails,
-# does the failure reach whoever waits for it? What happens to the tasks still running? And
-# how do we stop a task that takes too long?
-#
-# Lesson 05's Future can fail too: `set_exception` makes the `await` raise that exception,
-# and `cancel` makes it raise `CancelledError`, where the task waits, so its `with` and
-# `finally` blocks still run. A `TaskReport` (from `labkit.asyncio_lab`) notes how each task
-# ended. Here, each "request" is a Future that a timer answers, or fails:
+# Three jobs: A and C take 0.5 s, B fails after 0.05 s. Each notes in `log` how it ended.
+# Cancelling a task raises `CancelledError` inside it, at the `await` where it waits. So
+# `job` can see it, note it, and let it go on up with a bare `raise`.
 
 # %%
-from labkit.asyncio_lab import TaskReport, plot_outcomes
-
-async def request(loop, report, name, seconds, fails=False):
-    """A stand-in request on our loop: its reply is a Future that a timer sets, or fails."""
-    reply = futures.Future()
-
-    def answer(_):
-        if not reply.done():                   # cancelled meanwhile: nothing to answer
-            if fails:
-                reply.set_exception(RuntimeError(f"{name} failed on purpose"))
-            else:
-                reply.set_result(b"page")
-
-    loop.sleep(seconds).add_done_callback(answer)
-    with report.watching(name):                # notes how the await ended, and re-raises
-        return await reply
-
-# %% [markdown]
-# All or nothing, by hand: Task 2 fails after 0.05 s; whoever awaited it catches the failure
-# and cancels the two others, which would take 0.3 s:
-
-# %%
-async def all_or_nothing(loop, report):
-    others = [loop.create_task(request(loop, report, f"Task {i}", 0.3)) for i in (1, 3)]
+async def job(name, seconds, log, fails=False):
     try:
-        await request(loop, report, "Task 2", 0.05, fails=True)
-    except RuntimeError as err:
-        report.raised = f"RuntimeError: {err}"
-        for task in others:
-            task.cancel()                      # CancelledError, raised where each waits
-    for task in others:
-        try:
-            await task
-        except futures.CancelledError:
-            pass
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        log[name] = "cancelled"
+        raise                                    # always let a cancel go on up
+    if fails:
+        log[name] = "failed"
+        raise RuntimeError(f"{name} failed")
+    log[name] = "done"
 
-def on_our_loop(scenario, *args):
-    """Run `scenario(loop, report, *args)` on a fresh lesson-05 loop; return its report."""
-    report = TaskReport()
-    with futures.Loop() as our_loop:
-        our_loop.run_until_complete(scenario(our_loop, report, *args))
-    return report
-
-print(on_our_loop(all_or_nothing).text())
+def three_jobs(log):
+    return [job("A", 0.5, log), job("B", 0.05, log, fails=True), job("C", 0.5, log)]
 
 # %% [markdown]
-# asyncio does that bookkeeping for us: `asyncio.TaskGroup` (Python 3.11). Every task of the
-# group runs at once; when one fails, the group cancels the others, waits for them, and raises
-# an `ExceptionGroup` holding every failure. gevent's `joinall(raise_error=True)` raises the
-# first failure but leaves the other greenlets running: `killall` stops them (with
-# `GreenletExit`, raised where each waits). Here are the asyncio and gevent versions:
+# Five ways to run them. `asyncio.wait` and `as_completed` hand you the tasks as they end,
+# and leave the rest to you:
 
 # %%
-labkit.show(asyncio_lab.fetch_all_or_fail)
+async def plain_gather(log):
+    await asyncio.gather(*three_jobs(log))
 
-# %%
-labkit.show(asyncio_lab.greenlets_all_or_fail)
+async def gather_return_exceptions(log):
+    await asyncio.gather(*three_jobs(log), return_exceptions=True)
+
+async def task_group(log):
+    async with asyncio.TaskGroup() as group:
+        for coro in three_jobs(log):
+            group.create_task(coro)
+
+async def wait_first_exception(log):
+    tasks = [asyncio.create_task(coro) for coro in three_jobs(log)]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in pending:
+        task.cancel()                            # wait() cancels nothing by itself
+    await asyncio.gather(*pending, return_exceptions=True)     # let them end
+    for task in done:
+        task.result()                            # raises B's error
+
+async def as_completed_loop(log):
+    for next_one in asyncio.as_completed(three_jobs(log)):
+        await next_one                           # raises when B's failure comes up
+
+WAYS = [plain_gather, gather_return_exceptions, task_group, wait_first_exception,
+        as_completed_loop]
 
 # %% [markdown]
-# The same three tasks on each loop (the asyncio requests go to the slow server: Request 2
-# asks for `error_rate=1` and gets a 503 after 0.05 s, the others take 0.3 s). They run as the
-# ways of `Rounds`, as the downloads did: even the outcome depends on timing here (a starved
-# loop could see a 0.3 s answer before the 0.05 s one), so each loop gets a few tries.
-# `after_failure` is the time from the failure to the last cancelled task's end.
+# `asyncio_lab.how_it_ended` runs one way and notes what it raised, how A and C stood when
+# it returned, and how they stood 0.6 s later. A job that has not ended is `running`:
 
 # %%
-failing = [page_url(1, delay=0.3), page_url(2, delay=0.05, error_rate=1), page_url(3, delay=0.3)]
-def rest_cancelled(report):
-    return list(report.outcomes.values()) == ["cancelled", "failed", "cancelled"]
-
-all_or_fail = asyncio_lab.Rounds({
-    "our loop": partial(on_our_loop, all_or_nothing),
-    "gevent": partial(asyncio_lab.greenlets_all_or_fail, [0.3, 0.05, 0.3], fail=2),
-    "asyncio TaskGroup": partial(pages.run_in_new_loop, asyncio_lab.fetch_all_or_fail, failing)},
-    expect=rest_cancelled)
-all_or_fail.claim("in each loop the second failed, and the other two were cancelled",
-                  lambda t: min(t.most(way, "as expected") for way in t.ways), above=0.5)
-for name, report in all_or_fail.last.items():
-    print(f"-- {name}\n{report.text()}")
-all_or_fail.claim("the other two ended within 0.1 s of the failure: cancelled, not waited for",
-                  lambda t: max(t.best(way, "after the failure") for way in t.ways), below=0.1)
-plot_outcomes(all_or_fail.last)
+labkit.show(asyncio_lab.how_it_ended)
 
 # %% [markdown]
-# The choice is yours in each loop: cancel the rest (a page of results is useless without all
-# of them) or keep going (each result stands alone). Keeping going is
-# `gather(..., return_exceptions=True)` in asyncio, and not killing in gevent:
+# The five run side by side, each on its own log. A loop starved for 0.45 s could let A and C
+# finish before B's failure is seen, so the run takes up to three tries (a `Rounds`, which is
+# a `labkit.Timing`; `run_in_new_loop` gives each try a loop of its own, as shown later):
 
 # %%
-keep_going = {"gevent, no killall": asyncio_lab.greenlets_all_or_fail([0.3, 0.05, 0.3], fail=2,
-                                                                      kill_rest=False),
-              "asyncio gather": await asyncio_lab.fetch_all_keep_going(failing)}
-for name, report in keep_going.items():
-    print(f"-- {name}\n{report.text()}")
-    labkit.claim(f"{name}: the second failed, the other two finished",
-                 list(report.outcomes.values()) == ["done", "failed", "done"])
+EXPECTED = {  # what the call raised; how A stood when it returned; and 0.6 s later
+    "plain_gather": ("RuntimeError", "running", "done"),
+    "gather_return_exceptions": ("nothing", "done", "done"),
+    "task_group": ("ExceptionGroup", "cancelled", "cancelled"),
+    "wait_first_exception": ("RuntimeError", "cancelled", "cancelled"),
+    "as_completed_loop": ("RuntimeError", "running", "done"),
+}
+def as_expected(endings):
+    return all(e.summary(job) == EXPECTED[e.way] for e in endings for job in "AC")
+
+endings = asyncio_lab.Rounds(
+    {"five ways": partial(run_in_new_loop, asyncio_lab.all_endings, WAYS, ["A", "B", "C"])},
+    expect=as_expected, rounds=3, seconds=10)
+endings.claim("each way ended as EXPECTED says, for A and for C",
+              lambda t: t.most("five ways", "as expected"), above=0.5)
+for ending in endings.last["five ways"]:
+    print(ending.text())
 
 # %% [markdown]
-# ### Timeouts
+# * **Plain `gather`** raised B's error at once, and A and C ran on: nothing awaits them any
+#   more. `as_completed` does the same, and so does gevent's `joinall(..., raise_error=True)`.
+# * **`gather(..., return_exceptions=True)`** raised nothing: each result, B's error too, is
+#   in the list it returns, once all three have ended.
+# * **`TaskGroup`** cancelled A and C, waited for them, and raised an `ExceptionGroup`.
+# * **`asyncio.wait`** returned at the failure; the cancelling was our code's job.
 #
-# `asyncio.timeout(seconds)` cancels the task where it waits when the time is up, and turns
-# that `CancelledError` into a `TimeoutError` at the end of its block; `gevent.Timeout` raises
-# in the greenlet where it waits. Our loop has no timeout of its own, but underneath a timeout
-# is only a timer that cancels: we can write that with what we have.
-
-# %%
-async def within(loop, report, delays, seconds):
-    tasks = [loop.create_task(request(loop, report, f"Task {i}", d))
-             for i, d in enumerate(delays, 1)]
-    for task in tasks:
-        loop.sleep(seconds).add_done_callback(lambda _, t=task: t.done() or t.cancel())
-    for task in tasks:
-        try:
-            await task
-        except futures.CancelledError:
-            pass
-
-labkit.show(asyncio_lab.fetch_within)
-
-# %% [markdown]
-# Three tasks of 0.1, 0.5 and 0.1 s, each with 0.3 s to finish, on each loop. `stopped_after`
-# is how long the stopped task ran before its timeout stopped it:
-
-# %%
-slow_one = [page_url(1, delay=0.1), page_url(2, delay=0.5), page_url(3, delay=0.1)]
-def only_the_slow_one_stopped(report):
-    ended = list(report.outcomes.values())
-    return ended[::2] == ["done", "done"] and ended[1] != "done"
-
-timeouts = asyncio_lab.Rounds({
-    "our loop (a timer that cancels)": partial(on_our_loop, within, [0.1, 0.5, 0.1], 0.3),
-    "gevent.Timeout": partial(asyncio_lab.greenlets_within, [0.1, 0.5, 0.1], 0.3),
-    "asyncio.timeout": partial(pages.run_in_new_loop, asyncio_lab.fetch_within, slow_one, 0.3)},
-    expect=only_the_slow_one_stopped)
-timeouts.claim("in each loop only the 0.5 s task was stopped; the two others finished",
-               lambda t: min(t.most(way, "as expected") for way in t.ways), above=0.5)
-for name, report in timeouts.last.items():
-    print(f"-- {name}\n{report.text()}")
-labkit.claim("gevent and asyncio call it timed out; ours, plainly, cancelled",
-             [list(r.outcomes.values())[1] for r in timeouts.last.values()]
-             == ["cancelled", "timed out", "timed out"])
-timeouts.claim("each stopped it at 0.3 s, give or take 0.1 s",
-               lambda t: max(abs(t.best(w, "stopped after") - 0.3) for w in t.ways), below=0.1)
-plot_outcomes(timeouts.last)
-
-# %% [markdown]
-# ## Back-pressure: a producer faster than its consumer
+# Choose by what one failure means: a page of results useless without all of them (a
+# `TaskGroup`), or results that stand alone (`return_exceptions=True`).
 #
-# A producer puts an item into a queue every millisecond; the consumer takes 5 ms per item.
-# With an unbounded `asyncio.Queue`, nothing slows the producer down: the queue, and the
-# memory it holds, grows for as long as the program runs. With `asyncio.Queue(maxsize=10)`,
-# `await queue.put(item)` waits while the queue is full: the consumer's pace is pushed back to
-# the producer. That push back is called *back-pressure*.
-
-# %%
-labkit.show(asyncio_lab.grow_queue)
+# The `TaskGroup` is *structured concurrency*. No task outlives the block that started it, and
+# an error cancels the rest. asyncio took the idea from Trio's *nurseries*, by way of
+# EdgeDB's task group. anyio, installed here because httpx uses it, brings Trio's task groups
+# and *cancel scopes* to asyncio programs: `async with anyio.create_task_group() as tg:`.
 
 # %% [markdown]
-# Each run takes half a second; how far the queue grows depends on how often the loop gets
-# the CPU, so the two run in turns (`Rounds` again) and the growth is judged on the run that
-# grew most:
+# ## Never swallow `CancelledError`
+#
+# A cancel only *asks*: the task gets `CancelledError` where it waits, and may clean up, but
+# must then let it go on up. Since Python 3.8, `CancelledError` is a `BaseException`, not an
+# `Exception`, so `except Exception` lets it through. The trap is code that catches it and
+# carries on: `except BaseException`, a bare `except:`, or `except CancelledError: pass`.
+# Here is a retry loop with that bug, beside a polite task:
 
 # %%
-queues = asyncio_lab.Rounds({"Queue()": partial(asyncio_lab.queue_growth, bounded=None),
-                             "Queue(maxsize=10)": partial(asyncio_lab.queue_growth, bounded=10)},
-                            measure=asyncio_lab.growth, rounds=4, seconds=8)
-queues.claim("unbounded: the queue grew past 100 items in half a second ...",
-             lambda t: t.most("Queue()", "peak"), above=100)
-queues.claim("... and was still growing at the end",
-             lambda t: t.most("Queue()", "rise at the end"), above=0)
-labkit.claim("bounded: it never held more than 10, in any run",
-             max(queues.values("Queue(maxsize=10)", "peak")) <= 10)
-asyncio_lab.plot_growth(queues.last, title="items waiting in the queue")
+async def stubborn(attempts):
+    for _ in range(3):                           # up to three attempts
+        try:
+            await asyncio.sleep(0.2)
+            attempts.append("done")
+        except BaseException:                    # the bug: the cancel is caught and dropped
+            attempts.append("cancel ignored")
+
+async def polite(attempts):
+    try:
+        await asyncio.sleep(0.6)
+    except asyncio.CancelledError:
+        attempts.append("cleaned up")
+        raise                                    # the cancel goes on up
+
+async def fails_soon(attempts):
+    await asyncio.sleep(0.05)
+    raise RuntimeError("failed")
 
 # %% [markdown]
-# Streams have the same problem. `writer.write(data)` never waits: what the socket will not
-# take now stays in the transport's buffer, in memory. The transport watches that buffer.
-# When a write takes it above the *high-water mark* (64 KiB by default), it pauses the
-# stream; it resumes it only once the buffer is down to the *low-water mark* (16 KiB by
-# default). `await writer.drain()` returns at once while the stream is not paused, and waits
-# while it is. A writer that drains therefore runs at its reader's pace. Here a writer sends
-# 16 KiB every millisecond to a reader that takes 4 KiB every 10 ms:
+# Each under `asyncio.timeout(0.1)`, and each in a `TaskGroup` beside a task that fails after
+# 0.05 s:
 
 # %%
-labkit.show(asyncio_lab.grow_write_buffer)
+async def under_timeout(task):
+    attempts = []
+    try:
+        async with asyncio.timeout(0.1):
+            await task(attempts)
+        return "no TimeoutError", attempts
+    except TimeoutError:
+        return "TimeoutError", attempts
+
+async def beside_a_failure(task):
+    attempts = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(task(attempts))
+            group.create_task(fails_soon(attempts))
+    except* RuntimeError:
+        attempts.append("ExceptionGroup")        # the group raised, at last
+    return attempts
+
+labkit.claim("CancelledError is a BaseException, not an Exception",
+             not issubclass(asyncio.CancelledError, Exception))
+labkit.claim("polite: the timeout raised TimeoutError; the group cancelled it at once",
+             await under_timeout(polite) == ("TimeoutError", ["cleaned up"])
+             and await beside_a_failure(polite) == ["cleaned up", "ExceptionGroup"])
+ignored = ["cancel ignored", "done", "done"]
+labkit.claim("stubborn: timeout(0.1) raised no TimeoutError, and all three attempts ran",
+             await under_timeout(stubborn) == ("no TimeoutError", ignored))
+labkit.claim("stubborn: the TaskGroup could not stop it; it raised only after all three",
+             await beside_a_failure(stubborn) == [*ignored, "ExceptionGroup"])
+
+# %% [markdown]
+# The stubborn task ate the cancel, so the `TaskGroup` waited for all three attempts.
+# `asyncio.timeout` only turns a `CancelledError` that reaches the end of its block into a
+# `TimeoutError`; none came, so it raised nothing, as if there had been no timeout at all.
+#
+# Some work must finish even when its caller is cancelled: writing a file, committing a
+# transaction. `asyncio.shield(task)` cancels the caller's `await` and leaves the task alone.
+# Keep a reference to that task: it is the only way to learn how it ended.
+
+# %%
+async def save(log):
+    await asyncio.sleep(0.3)
+    log.append("saved")
+
+log = []
+saving = asyncio.create_task(save(log))          # a reference, kept
+try:
+    async with asyncio.timeout(0.1):
+        await asyncio.shield(saving)
+except TimeoutError:
+    log.append("the wait timed out")
+await saving
+labkit.claim("the wait timed out, and the shielded save still finished after it",
+             log == ["the wait timed out", "saved"])
+
+# %% [markdown]
+# ## Keep a reference to every task
+#
+# The asyncio documentation warns, under `create_task`: "Save a reference to the result of
+# this function, to avoid a task disappearing mid-execution. The event loop only keeps weak
+# references to tasks." A task is also held by what it waits for. A timer holds a sleeping
+# task; a Future holds a task waiting for it, through its done callback. But a Future that
+# nothing else holds, waited for by a task that nothing else holds, is a cycle of garbage.
+# Python's garbage collector (`gc`) may destroy both at any moment. Three tasks, one with a
+# reference kept:
+
+# %%
+import gc
+import weakref
+
+async def waits_for_a_signal(log):
+    signal = asyncio.get_running_loop().create_future()   # held by this task only
+    try:
+        await signal
+    except BaseException as ending:              # note how it ended, and let it go on up
+        log.append(type(ending).__name__)
+        raise
+
+# %%
+loop = asyncio.get_running_loop()
+lost, complaints = [], []
+previous = loop.get_exception_handler()
+loop.set_exception_handler(lambda loop, context: complaints.append(context["message"]))
+try:
+    asyncio.create_task(waits_for_a_signal(lost), name="no reference")
+    asyncio.create_task(asyncio.sleep(1), name="no reference, asleep")
+    kept = asyncio.create_task(waits_for_a_signal([]), name="kept")
+    await asyncio.sleep(0)                       # all three start, and wait
+    gc.collect()                                 # as Python may do at any moment
+finally:
+    loop.set_exception_handler(previous)
+alive = {task.get_name() for task in asyncio.all_tasks()}
+kept.cancel()                                    # done with it
+labkit.claim("the loop keeps its tasks in a WeakSet", isinstance(asyncio.tasks._all_tasks,
+                                                             weakref.WeakSet))
+labkit.claim("the task with no reference was destroyed while it waited; the others live",
+             "no reference" not in alive and {"kept", "no reference, asleep"} <= alive
+             and complaints == ["Task was destroyed but it is pending!"])
+labkit.claim("its coroutine was closed (GeneratorExit), never cancelled", lost == ["GeneratorExit"])
+
+# %% [markdown]
+# The sleeping task survived: the loop's timer holds it. The lost task was never cancelled;
+# Python closed its coroutine, and the loop only logged a complaint. In real code the Future
+# sits inside an object, a connection or a queue, that only the task still refers to. Keep
+# every task you start: in a `TaskGroup`, in a set you remove it from when it ends, or in a
+# variable you await.
+
+# %% [markdown]
+# ## A stream handler that floods, and one that drains
+#
+# `asyncio.start_server(handler, host, port)` calls `handler(reader, writer)` in a task of
+# its own for each client: lesson 06's one-greenlet-per-client server, on asyncio. Sending
+# has a trap. `writer.write(data)` never waits: what the socket will not take now stays in
+# the transport's buffer, in memory. When a write takes that buffer above the *high-water
+# mark* (64 KiB by default), the transport pauses the stream. It resumes it once the buffer is
+# down to the *low-water mark* (16 KiB by default). `await writer.drain()` returns at once
+# while the stream is not paused, and waits while it is. Your handler, with and without it:
+
+# %%
+async def send_fast(reader, writer, drain):
+    """Send 16 KiB every millisecond, however slowly the client reads."""
+    while True:
+        writer.write(b"x" * 16_384)               # never waits: the rest is buffered
+        if drain:
+            await writer.drain()                  # waits while the buffer is over 64 KiB
+        await asyncio.sleep(0.001)
+
+# %% [markdown]
+# `asyncio_lab.buffer_growth` serves one client that reads 4 KiB every 10 ms with your
+# handler, for half a second, and samples the handler's buffer:
+
+# %%
+labkit.show(asyncio_lab.buffer_growth)
+
+# %% [markdown]
+# How far the buffer grows depends on how often the loop gets the CPU, so the two handlers
+# take turns, up to four rounds:
 
 # %%
 buffers = asyncio_lab.Rounds(
-    {"write() only": partial(asyncio_lab.writer_buffer_growth, drain=False),
-     "write() + await drain()": partial(asyncio_lab.writer_buffer_growth, drain=True)},
-    measure=lambda run: {"peak": max(n for _, n in run.series), "waits": len(run.after_waiting),
-                         "resumed at most": max(run.after_waiting, default=0)},
-    rounds=4, seconds=8)
+    {"write() only": partial(run_in_new_loop, asyncio_lab.buffer_growth,
+                             partial(send_fast, drain=False)),
+     "write() + await drain()": partial(run_in_new_loop, asyncio_lab.buffer_growth,
+                                        partial(send_fast, drain=True))},
+    measure=lambda run: {"peak": run.peak}, rounds=4, seconds=8)
 labkit.claim("the limits: a low-water mark of 16 KiB, a high-water mark of 64 KiB",
              all(run.limits == (16 * 1024, 64 * 1024) for run in buffers.last.values()))
-buffers.claim("without drain, over 1 MB piled up in the writer's buffer in half a second",
+buffers.claim("without drain, over 1 MB piled up in half a second",
               lambda t: t.most("write() only", "peak"), above=1_000_000)
-drained = partial(buffers.values, "write() + await drain()")
-labkit.claim("with drain, it never held more than 64 KiB plus the write that crossed it",
-             max(drained("peak")) <= 64 * 1024 + 16_384, measured=str(drained("peak")))
-buffers.claim("drain() made the writer wait", lambda t: t.most("write() + await drain()",
-                                                             "waits"), above=0)
-labkit.claim("each time, it let the writer go on only at 16 KiB or less, not at 64 KiB",
-             max(drained("resumed at most")) <= 16 * 1024, measured=str(drained("resumed at most")))
+labkit.claim("with drain, never more than 64 KiB plus the write that crossed it, in any run",
+             max(buffers.values("write() + await drain()", "peak")) <= 64 * 1024 + 16_384)
 asyncio_lab.plot_growth({name: run.series for name, run in buffers.last.items()},
-                        ylabel="bytes in the write buffer", title="the writer's transport buffer")
+                        title="the handler's transport buffer")
 
 # %% [markdown]
-# ## Blocking the loop
+# ## Sitting 3 of 3 (about 40 minutes) — a good place to stop
 #
-# An event loop runs one task at a time. It switches to another only when the running task
-# reaches an `await` that *suspends* it: one whose awaitable sends something up to the Task
-# (a Future not yet done, or a bare `yield`). Awaiting a coroutine that never waits switches
-# nothing: it runs to its end like a plain call. Two tasks, each awaiting three times:
-
-# %%
-async def ready_now():                      # an async def that never waits for anything
-    return "ready"
-
-async def worker(name, log, step):
-    for _ in range(3):
-        await step()                        # does this await suspend the task?
-        log.append(name)
-
-async def two_workers(step):
-    log = []
-    await asyncio.gather(worker("A", log, step), worker("B", log, step))
-    return " ".join(log)
-
-turns = {"await ready_now()": await two_workers(ready_now),
-         "await asyncio.sleep(0)": await two_workers(partial(asyncio.sleep, 0))}
-print(turns)
-labkit.claim("awaiting a coroutine that never waits switched nothing: A A A, then B B B",
-             turns["await ready_now()"] == "A A A B B B")
-_ = labkit.claim("asyncio.sleep(0) suspended each time: A and B took turns",
-                 turns["await asyncio.sleep(0)"] == "A B A B A B")
-
-# %% [markdown]
-# `await writer.drain()` above is such an await while the stream is not paused: it returns
-# without suspending. So a call that blocks (`time.sleep`, a blocking socket, a long
-# computation) holds the one thread, and every other task stands still until it returns.
-# Task 1 below waits 0.2 s three ways, while Tasks 2 and 3 ask to wake every 50 ms:
-
-# %%
-labkit.show(asyncio_lab.hog)
-
-# %% [markdown]
-# The loop runs in *debug mode*: asyncio times every step of every task, and logs a warning
-# about any step that holds the loop longer than `slow_callback_duration` (here 0.1 s):
-
-# %%
-labkit.show(asyncio_lab.run_in_debug_mode)
-
-# %%
-blocked = asyncio_lab.Rounds(
-    {block: partial(asyncio_lab.blocked_loop, block) for block in ("time.sleep", "cpu",
-                                                                   "to_thread")},
-    measure=lambda run: {"late": run.late_by, "slow steps": len(run.slow_callbacks),
-                         "named Task 1": float(any(s.task == "Task 1"
-                                                   for s in run.slow_callbacks))},
-    rounds=4, seconds=8)
-print("debug mode logged:", *[s for s in blocked.last["time.sleep"].slow_callbacks
-                              if s.task == "Task 1"])
-for block in ("time.sleep", "cpu"):
-    blocked.claim(f"{block}: the other tasks woke over 0.15 s late",
-                  lambda t, block=block: t.best(block, "late"), above=0.15)
-    labkit.claim(f"{block}: debug mode named Task 1, in every run",
-                 min(blocked.values(block, "named Task 1")) == 1)
-blocked.claim("asyncio.to_thread: the others woke on time (under 0.1 s late) ...",
-              lambda t: t.best("to_thread", "late"), below=0.1)
-blocked.claim("... and debug mode logged no slow step",
-              lambda t: t.best("to_thread", "slow steps"), below=1)
-compare_timelines({f"Task 1 with {b}": run.spans for b, run in blocked.last.items()})
-
-# %% [markdown]
-# With `time.sleep` or the CPU loop, Task 1 is blue (running) for 0.2 s and the other rows
-# show one long wait where they asked for 50 ms. `await asyncio.to_thread(time.sleep, 0.2)`
-# runs the blocking call in a worker thread and awaits its end: the loop goes on meanwhile.
-# For CPU work in CPython a thread still holds the interpreter lock most of the time, so the
-# real fix for heavy computing is a process pool (`loop.run_in_executor` with a
-# `ProcessPoolExecutor`). Turn debug mode on while developing (`asyncio.run(main(),
-# debug=True)`, or `PYTHONASYNCIODEBUG=1`): it names the task that held the loop.
-
-# %% [markdown]
-# ## Sitting 3 of 4 (about 25 minutes) — a good place to stop
-#
-# The third of this lesson's four sittings starts here. Coming back to a fresh kernel?
+# The third of this lesson's three sittings starts here. Coming back to a fresh kernel?
 # Select the cell below and choose **Run → Run All Above Selected Cell** first: this part
 # uses the imports and servers of the cells above.
 
 # %% [markdown]
-# ## The echo server on asyncio, and on uvloop
+# ## Bridges between threads and the loop
 #
-# asyncio offers two ways to write a server. The **streams** API is one coroutine per client
-# (`await reader.read()`, `writer.write()`, `await writer.drain()`): it reads like lesson 06's
-# gevent server. The **protocol** API is the layer underneath: the loop calls
-# `data_received` on an object, as our selectors server calls its handlers (lesson 07), and
-# `transport.write` never blocks. **uvloop** is a drop-in replacement for asyncio's loop,
-# written in Cython on libuv (the C event loop under Node.js): the same coroutines and
-# protocols, a faster loop. `asyncio_echo` is both, on either loop:
+# A task gives the loop a turn only at an `await` that suspends it. A blocking call
+# (`time.sleep`, a blocking socket, a long computation) holds the loop's one thread, and
+# every other task waits. `await asyncio.to_thread(f, *args)` runs `f` in a worker thread
+# and awaits its end. Task 1 blocks for 0.2 s, or hands the same sleep to a thread, while
+# Tasks 2 and 3 want to wake every 50 ms. `AsyncioTrace` records each task's steps:
 
 # %%
-labkit.show("asyncio_echo")
+async def ticks():
+    for _ in range(5):
+        await asyncio.sleep(0.05)
 
-# %% [markdown]
-# ## Why one loop is cheaper: count the system calls
-#
-# A system call (`recv`, `send`, `epoll_wait`, `epoll_ctl`) asks the kernel for something,
-# and each one is a trip into the kernel and back. `selectors_echo`, the server of lesson 00,
-# sends the echo right after the `recv` that brought it. The kernel's send buffer almost
-# always has room, so it asks for EVENT_WRITE only when `send` could not take everything, as
-# asyncio's transports do. Started with `wait_writable=True`, it asks the selector first,
-# before every reply: register for EVENT_WRITE (`modify`, an `epoll_ctl`), wait for
-# `select()` to say the socket is writable, `send`, then `modify` back.
-#
-# strace (`strace -c -f -p PID`) counts a process's system calls, but it may be missing, or
-# not allowed to attach (ptrace), on a hosted notebook server. So each server counts its own
-# with `count_calls=True`: every `recv`, `send`, `select` and `modify` it makes through
-# Python's `socket` and `selectors` modules is one system call, named as strace names it (the
-# course's tests check the two counts agree where strace runs). One client, 500 echoes of
-# 1 KiB, on both selectors servers and on both asyncio APIs:
+async def task_1(how):
+    if how == "time.sleep":
+        time.sleep(0.2)                          # holds the loop's one thread
+    else:
+        await asyncio.to_thread(time.sleep, 0.2) # a worker thread sleeps; the loop goes on
 
-# %%
-from labkit.server_cpu import plot_system_calls, system_calls_per_round_trip
-
-calls = system_calls_per_round_trip({
-    "selectors, asks first": ("selectors_echo", {"wait_writable": True}),
-    "selectors, sends at once": ("selectors_echo", {}),
-    "asyncio protocol": ("asyncio_echo", {"api": "protocol"}),
-    "asyncio streams": ("asyncio_echo", {"api": "streams"}),
-})
-for label, per_round_trip in calls.items():
-    print(f"{label:>25}:", ", ".join(f"{n:.1f} {call}" for call, n in per_round_trip.items()))
-
-def about(counts, **expected):
-    """Each call made that many times per round trip, give or take 0.1."""
-    return all(abs(counts.get(call, 0) - n) < 0.1 for call, n in expected.items())
-
-first, at_once = calls["selectors, asks first"], calls["selectors, sends at once"]
-labkit.claim("asking first: two epoll_ctl and two epoll_wait per round trip",
-             about(first, recvfrom=1, sendto=1, epoll_wait=2, epoll_ctl=2), measured=str(first))
-labkit.claim("sending at once: one recv, one send, one epoll_wait, no epoll_ctl per message",
-             about(at_once, recvfrom=1, sendto=1, epoll_wait=1, epoll_ctl=0), measured=str(at_once))
-labkit.claim("asking first adds three system calls per round trip, to the three of sending at once",
-             abs(sum(first.values()) - sum(at_once.values()) - 3) < 0.3, measured=str(calls))
-labkit.claim("asyncio's protocol API: the same three calls as sending at once",
-             about(calls["asyncio protocol"], recvfrom=1, sendto=1, epoll_wait=1, epoll_ctl=0))
-labkit.claim("asyncio's streams API: the same recv and send, and two epoll_wait per round trip",
-             about(calls["asyncio streams"], recvfrom=1, sendto=1, epoll_wait=2, epoll_ctl=0))
-plot_system_calls(calls)
-
-# %% [markdown]
-# The protocol API makes the same three calls as `selectors_echo`: the loop calls
-# `data_received` right after the `recv`, and `transport.write` sends at once. The streams API
-# needs a second `epoll_wait` per message. Its `recv` only feeds the bytes to a
-# `StreamReader`, which wakes the handler's task with `call_soon`. Each pass of asyncio's loop
-# runs only the callbacks that were ready when the pass began. So the handler runs on the
-# next pass, which starts with one more `epoll_wait` (timeout 0, since work is waiting).
-#
-# Two loops cannot be counted this way. uvloop and gevent wait in C (libuv, libev), below
-# Python's `selectors`, and uvloop reads and writes there too. Where strace may attach, it
-# shows uvloop making one `epoll_pwait`, one `read` and one `write` per round trip with either
-# API: it runs ready callbacks before it polls again (the course's tests check this). gevent's
-# count depends on timing. Its `recv` tries the socket first and waits only if that fails
-# with EAGAIN. A message already there costs one call; one still on its way costs a failed
-# `recv`, an `epoll_wait` and a second `recv`.
-
-# %% [markdown]
-# Which costs the server less CPU per round trip? Each server is started once; 20 clients send
-# 200 messages of 1 KiB each and check every echo, the servers taking turns three times, and
-# we read each server's CPU time from `/proc` (the median of the three runs). The servers and
-# the clients share one core (`together=True`), as on a one-core machine: while a server waits
-# for the core, the clients' next messages queue up, so each wake-up finds several sockets
-# ready, as a busy server does. (In our runs with a core of its own, a server faster than its
-# clients woke for every message, and the wake-ups hid the loops' differences.) uvloop is pinned in
-# this course's requirements; where it cannot be installed, its servers are left out, and the
-# cell says so.
-
-# %%
-import importlib.util
-
-from labkit.server_cpu import cpu_per_round_trip, plot_cpu_per_round_trip
-
-HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
-ECHO_SERVERS = {"selectors, asks first": ("selectors_echo", {"wait_writable": True}),
-                "selectors (00)": ("selectors_echo", {}), "gevent (06)": ("gevent_echo", {})}
-for loop_name in ("asyncio", "uvloop"):
-    if loop_name == "uvloop" and not HAVE_UVLOOP:
-        print("uvloop is not installed here (pip install uvloop): its servers are skipped.")
-        continue
-    for api in ("streams", "protocol"):
-        ECHO_SERVERS[f"{loop_name} {api}"] = ("asyncio_echo", {"api": api, "loop": loop_name})
-cpu = cpu_per_round_trip(ECHO_SERVERS, together=True)
-ratios = {label: round(us / cpu["selectors (00)"], 2) for label, us in cpu.items()}
-labkit.claim("every server echoed every byte of every run (or this cell would have failed)",
-             len(cpu) == len(ECHO_SERVERS) and all(us > 0 for us in cpu.values()))
-labkit.claim("asking the selector first costs over 1.3x the CPU per round trip",
-             ratios["selectors, asks first"] > 1.3, measured=str(ratios))
-labkit.claim("all within a factor of 4 of the selectors server, per round trip",
-             all(0.25 < r < 4 for r in ratios.values()), measured=str(ratios))
-asyncio_servers = [label for label in cpu if label.endswith(("streams", "protocol"))]
-labkit.claim("the cheapest asyncio server costs less per round trip than our gevent server",
-             min(cpu[label] for label in asyncio_servers) < cpu["gevent (06)"],
-             measured=str(ratios))
-plot_cpu_per_round_trip(cpu, reference="selectors (00)")
-
-# %% [markdown]
-# The two selectors bars are the same server, but for the three system calls per round
-# trip counted above. The asyncio streams bars pay for their extra loop pass per message and
-# for the coroutine step that runs the handler; the protocol API skips both. gevent's handler
-# switches to the hub and back whenever its `recv` has to wait. uvloop runs the same Python
-# handlers on a loop written in C. This cell's claims do not rank those:
-# `python -m benchmarks echo` does, with more runs (`benchmarks/results.md`). A few thousand
-# round trips on a busy machine are a small sample: run the cell again and the order of close
-# bars may change; the claims above hold only what holds by a wide margin.
-#
-# ## Seeing asyncio's tasks run
-#
-# Lesson 05 drew three tasks that compute a little, wait for the server, and compute again.
-# `labkit.timeline.AsyncioTrace` records the same running and waiting for asyncio's tasks: it
-# times each step the loop gives a task (from `send` to its next `await` that suspends).
-
-# %%
-from labkit.bench import compute
-from labkit.timeline import AsyncioTrace
-
-WAITS = {"Task 1": 0.3, "Task 2": 0.2, "Task 3": 0.1}
-
-async def three_step_task(client, name):
-    compute(0.02)                                    # CPU work: the loop runs nothing else
-    reply = await client.get(page_url(name[-1], delay=WAITS[name]))
-    compute(0.02)
-    return reply.status_code
-
-async with pages.open_async_client() as client:
+async def traced(how):
     with AsyncioTrace() as trace:
-        statuses = await asyncio.gather(*(asyncio.create_task(three_step_task(client, name),
-                                                              name=name) for name in WAITS))
-tasks_spans = [s for s in trace.spans if s.task in WAITS]   # httpx's own helper tasks left out
-labkit.claim("all three got their page", statuses == [200, 200, 200])
-labkit.claim("one task running at a time", max_concurrent(trace.spans, ["running"]) == 1)
-labkit.claim("the waits overlapped: at one moment all three tasks were waiting",
-             max_concurrent(tasks_spans, ["waiting"]) == 3)
-others = {s.task for s in trace.spans} - set(WAITS)
-labkit.claim("the trace also saw tasks we did not start: httpx connecting (through anyio)",
-             others and all("connect" in name for name in others), measured=str(others))
-plot_timeline(tasks_spans, title="three asyncio tasks (measured steps)")
+        await asyncio.gather(asyncio.create_task(task_1(how), name="Task 1"),
+                             *(asyncio.create_task(ticks(), name=f"Task {i}") for i in (2, 3)))
+    return trace.spans
+
+def longest_wait(spans):                         # of Tasks 2 and 3, which ask for 50 ms
+    return {"wait": max(s.length for s in spans if s.task != "Task 1" and s.state == "waiting")}
+
+# %%
+blocking = asyncio_lab.Rounds({how: partial(run_in_new_loop, traced, how)
+                               for how in ("time.sleep", "to_thread")},
+                              measure=longest_wait, rounds=4, seconds=8)
+blocking.claim("time.sleep(0.2): the others, asking for 50 ms, waited over 0.15 s",
+               lambda t: t.best("time.sleep", "wait"), above=0.15)
+blocking.claim("asyncio.to_thread: none of them waited over 0.1 s",
+               lambda t: t.best("to_thread", "wait"), below=0.1)
+compare_timelines({f"Task 1 with {how}": spans for how, spans in blocking.last.items()})
 
 # %% [markdown]
-# The same figure as lesson 05's event loop row: one blue bar at a time, waits overlapping.
-# (The trace records every task started inside the block, httpx's connecting tasks too; we
-# draw only ours.)
+# `to_thread` is `loop.run_in_executor` with the loop's default thread pool. For heavy
+# computing, give `run_in_executor` a process pool (lesson 10): a thread that computes holds
+# Python's interpreter lock most of the time.
 #
-# ## The greenlet bridge: synchronous code that awaits
+# The other way, plain code that needs a coroutine's result, is what `run_in_new_loop` does
+# for the `Rounds` above. A new thread has no loop, so `asyncio.run` may make one there:
+
+# %%
+labkit.show(run_in_new_loop)
+
+# %% [markdown]
+# A loop that runs for good in a thread of its own takes coroutines from any thread.
+# `asyncio.run_coroutine_threadsafe(coro, loop)` hands it one and returns a
+# `concurrent.futures.Future`, whose `result()` blocks the caller until it is done.
+# `loop.call_soon_threadsafe(f, *args)` asks the loop to call `f`. asyncio's objects are not
+# thread-safe: from another thread, reach a loop through these two, which also wake it.
+
+# %%
+class LoopThread:
+    """An event loop of its own, in a thread of its own, until stop()."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="loop thread")
+        self.thread.start()
+
+    def run(self, coro, timeout=10):             # from any thread but the loop's own
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)   # run_forever returns
+        self.thread.join()
+        self.loop.close()
+
+async def where_am_i():
+    await asyncio.sleep(0.01)
+    return threading.current_thread().name
+
+other = LoopThread()
+ran_in = other.run(where_am_i())                 # a plain call: this cell waits for it
+other.stop()
+labkit.claim("the coroutine ran on the other loop, in its thread", ran_in == "loop thread")
+
+# %% [markdown]
+# A thread hands a result to a coroutine the same way: it asks the loop to set a Future that
+# the coroutine awaits. `to_thread` works so underneath.
+
+# %%
+async def result_from_a_thread():
+    loop = asyncio.get_running_loop()
+    arrived = loop.create_future()
+
+    def work():                                  # a plain thread: blocking is fine here
+        time.sleep(0.1)
+        loop.call_soon_threadsafe(arrived.set_result, threading.current_thread().name)
+
+    threading.Thread(target=work, name="worker").start()
+    return await arrived
+
+labkit.claim("the worker thread's result reached the coroutine through the loop",
+             await result_from_a_thread() == "worker")
+
+# %% [markdown]
+# What goes wrong is waiting in the wrong thread. `asyncio.run` inside a running loop raises
+# `RuntimeError`, as the start of this lesson showed. Worse, the loop's own thread may block
+# waiting for work it gave that loop: the loop cannot run while its thread waits. A deadlock,
+# here cut short by a timeout:
+
+# %%
+kernel_loop = asyncio.get_running_loop()
+given = asyncio.run_coroutine_threadsafe(where_am_i(), kernel_loop)    # to our own loop
+try:
+    given.result(timeout=0.5)                    # blocks the very thread that must run it
+    outcome = "finished"
+except TimeoutError:
+    outcome = "timed out"
+given.cancel()
+labkit.claim("waiting in the loop's thread for work on that loop timed out: a deadlock",
+             outcome == "timed out")
+
+# %% [markdown]
+# | you are in | you want | use |
+# |---|---|---|
+# | a coroutine | a blocking call | `await asyncio.to_thread(f, ...)` |
+# | a coroutine | heavy computing | `await loop.run_in_executor(process_pool, f, ...)` |
+# | plain code, no loop in this thread | a coroutine's result | `asyncio.run(coro)` |
+# | not the loop's thread | a coroutine on that loop | `run_coroutine_threadsafe(coro, loop)` |
+# | not the loop's thread | a call on the loop | `loop.call_soon_threadsafe(f, ...)` |
+# | the loop's own thread | to block until the loop does something | never: a deadlock |
+
+# %% [markdown]
+# ## Async generators and async context managers
 #
-# A library written as plain functions cannot `await`: only a coroutine can suspend, and only
-# at its own level. Yet SQLAlchemy serves asyncio callers with its synchronous core. Its trick
-# joins lesson 02 to this lesson: run the synchronous code in a greenlet, and where it needs
-# I/O, *switch* back to the awaiting coroutine, handing it the awaitable; the coroutine awaits
-# it (the loop runs other tasks meanwhile) and switches the result back in. In about 25 lines:
+# An `async def` with a `yield` in it is an *async generator*: `async for` takes its items
+# one at a time, and it may `await` between them. `client.stream("GET", url)` is an
+# `async with` that opens a response once its headers are in and closes it at the end.
+# `response.aiter_bytes()` yields the body in pieces as they arrive, so a large body never
+# sits in memory whole. Your generator of pieces, and the 479 KB page through it:
 
 # %%
-from greenlet import getcurrent
+async def pieces(client, url, log):
+    async with client.stream("GET", url) as response:    # the headers are in
+        log.append("opened")
+        try:
+            async for piece in response.aiter_bytes():  # each piece as it arrives
+                yield piece
+        finally:
+            log.append("closed")                 # then the async with closes the response
 
-from labkit import bridge
-from labkit.bridge import BridgeGreenlet, await_only, greenlet_spawn
-from labkit.timeline import GreenletTrace
-
-labkit.show(bridge.greenlet_spawn)
-
-# %%
-labkit.show(bridge.await_only)
+BIG = (PAGES / "page-479k.html").read_bytes()
+big_url = f"{BASE}/page-479k.html?delay=0.05"
+async with httpx.AsyncClient(trust_env=False) as client:
+    log, sizes, whole = [], [], hashlib.sha256()
+    async for piece in pieces(client, big_url, log):
+        sizes.append(len(piece))
+        whole.update(piece)
+labkit.claim("the page came in several pieces of at most 64 KiB, and whole (SHA-256)",
+             len(sizes) > 1 and max(sizes) <= 64 * 1024
+             and whole.digest() == hashlib.sha256(BIG).digest())
+labkit.claim("the generator opened the response and closed it at the end",
+             log == ["opened", "closed"])
 
 # %% [markdown]
-# A "library" with no `async` in it fetches pages two plain calls deep, and lesson 02's
-# switch tracer watches, the kernel's loop greenlet on one side, the bridge's on the other:
+# A consumer that stops early (`break`) leaves the generator suspended at its `yield`, and
+# the response open. `await stream.aclose()` raises `GeneratorExit` at that `yield`, so the
+# `finally` and the `async with` run. Without it, asyncio closes a forgotten generator only
+# once it is garbage, in a task the loop starts later, or when `asyncio.run` ends.
 
 # %%
-def fetch_page(client, url):                         # plain code, two calls deep ...
-    return await_only(client.get(url)).content       # ... waits for the event loop
-
-def page_sizes(client, urls):
-    sizes = []
-    for url in urls:
-        sizes.append(len(fetch_page(client, url)))
-        compute(0.01)                                # the library's own work on each page
-    return sizes
-
-loop_greenlet = getcurrent()                         # the kernel's loop runs in this one
-
-def who(g):
-    if g is loop_greenlet:
-        return "event loop"
-    return "sync code" if isinstance(g, BridgeGreenlet) else None
-
-async with pages.open_async_client() as client:
-    with GreenletTrace(who) as traced:
-        sizes = await greenlet_spawn(page_sizes, client, urls[:3])
-switches = [(a, b) for a, b in traced.switches if a and b]
-print("switches:", switches[:3], "...")
-labkit.claim("three pages of 48 KB came back to the sync code",
-             sizes == [(PAGES / "page-48k.html").stat().st_size] * 3)
-labkit.claim("a switch into the sync code and one out, per await_only, and one more at the end",
-             switches == [("event loop", "sync code"), ("sync code", "event loop")] * 4)
-plot_timeline(traced.spans, title="greenlet switches carrying each await")
+async with httpx.AsyncClient(trust_env=False) as client:
+    log = []
+    stream = pieces(client, big_url, log)
+    async for _ in stream:
+        break                                    # one piece is all we wanted
+    after_break = list(log)
+    await stream.aclose()                        # GeneratorExit at the yield
+labkit.claim("after the break the response was still open; aclose() closed it",
+             after_break == ["opened"] and log == ["opened", "closed"])
 
 # %% [markdown]
-# Each grey stretch of "sync code" is one `await_only`: its greenlet is suspended in the
-# middle of `fetch_page`, two plain calls deep, while the loop awaits the request (the loop's
-# greenlet is blue then: it holds the thread, though the loop mostly sleeps in `epoll`).
-# Each blue slice of "sync code" is its own work between two requests. That `switch` is
-# lesson 02's, carrying an `await`. And since the loop is free during each wait, three
-# bridged calls overlap like any three tasks:
+# `contextlib.aclosing(generator)` calls `aclose()` for you at the end of an `async with`.
+# It is a small *async context manager*; `contextlib.asynccontextmanager` writes one from a
+# generator: the code before its `yield` is the way in, the code after it the way out.
 
 # %%
-async with pages.open_async_client() as client:
-    with AsyncioTrace() as bridged:
-        groups = [urls[0:3], urls[3:6], urls[6:9]]
-        all_sizes = await asyncio.gather(*(asyncio.create_task(
-            greenlet_spawn(page_sizes, client, group), name=f"Task {i}")
-            for i, group in enumerate(groups, 1)))
-bridged_spans = [s for s in bridged.spans if s.task.startswith("Task ")]
-labkit.claim("9 pages, 3 in a row per task, and the three tasks waiting at the same time",
-             len(sum(all_sizes, [])) == 9 and max_concurrent(bridged_spans, ["waiting"]) == 3)
-plot_timeline(bridged_spans, title="three bridged tasks (AsyncioTrace)")
+from contextlib import aclosing, asynccontextmanager
 
-# %% [markdown]
-# ## Sitting 4 of 4 (about 40 minutes) — a good place to stop
-#
-# The fourth of this lesson's four sittings starts here. Coming back to a fresh kernel?
-# Select the cell below and choose **Run → Run All Above Selected Cell** first: this part
-# uses the imports and servers of the cells above.
+@asynccontextmanager
+async def closing_at_the_end(generator):
+    try:
+        yield generator                          # the body of the async with runs here
+    finally:
+        await generator.aclose()                 # a way out that awaits: why it is async
 
-# %% [markdown]
-# ## Try it yourself
-#
-# `run_async_fetch` below is what the panel runs: `n_requests` pages from a fresh slow server,
-# at most `limit` at once (the Semaphore strategy), on the event loop you choose, in a thread
-# of its own (this kernel's thread already runs a loop).
-
-# %%
-from concurrent.futures import ThreadPoolExecutor
-
-from ipywidgets import Dropdown, FloatSlider, IntSlider
-
-from labkit.widgets import panel
-
-LOOPS = {"asyncio": asyncio.new_event_loop}
-if HAVE_UVLOOP:
-    import uvloop
-    LOOPS["uvloop"] = uvloop.new_event_loop
-
-def run_async_fetch(n_requests=20, limit=5, latency=0.2, loop="asyncio", progress=None):
-    download = partial(pages.download_many_limited, limit=limit)
-
-    def on_its_own_loop(urls):
-        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-            run = runner.run(pages.timed_run_async(download, urls, f"limit {limit}", progress))
-            return run, type(runner.get_loop()).__module__.split(".")[0]
-
-    with labkit.serve("latency_http", root=PAGES, delay=latency) as own, \
-            ThreadPoolExecutor(1) as worker:
-        base = f"http://{own.host}:{own.port}"
-        run, run.loop = worker.submit(on_its_own_loop, [page_url(i, base) for i in
-                                                         range(1, n_requests + 1)]).result()
-    return run.raise_if_unanswered()
-
-# %%
-chosen = "uvloop" if HAVE_UVLOOP else "asyncio"
-checked = run_async_fetch(n_requests=12, limit=4, latency=0.2, loop=chosen)
-labkit.claim("12 pages, all verified", checked.statuses == {200: 12}
-             and all(p.sha256 == EXPECTED for p in checked.results))
-labkit.claim("at most 4 in flight, and 4 at some point", max_concurrent(checked.spans) == 4)
-_ = labkit.claim("it ran on the loop asked for", checked.loop == chosen, measured=checked.loop)
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-panel(run_async_fetch,
-      draw=lambda run: plot_timeline(run.spans, title=f"{run.summary()[:80]} ({run.loop})"),
-      controls={"n_requests": IntSlider(20, min=1, max=500, description="requests"),
-                "limit": IntSlider(5, min=1, max=100, description="limit"),
-                "latency": FloatSlider(0.2, min=0.0, max=1.0, step=0.05,
-                                       description="latency (s)"),
-                "loop": Dropdown(options=list(LOOPS), value="asyncio", description="loop")},
-      summary=lambda run: run.summary())
-
-# %% [markdown]
-# Try: 500 requests with a limit of 100, then of 10 (watch the orange steps grow); the same
-# on uvloop.
-
-# %%
+async with httpx.AsyncClient(trust_env=False) as client:
+    for closer in (closing_at_the_end, aclosing):
+        log = []
+        async with closer(pieces(client, big_url, log)) as stream:
+            async for _ in stream:
+                break
+        labkit.claim(f"{closer.__name__}: the response closed when the block ended",
+                     log == ["opened", "closed"])
 server.stop()
-_ = labkit.claim("the server stopped", not server.alive)
+labkit.claim("the server stopped", not server.alive)
 
 # %% [markdown]
 # ## Summary
 #
-# * asyncio is lesson 05's design: a coroutine yields the Future it waits for, and a Task
-#   resumes it once the loop has set that Future.
-# * In Jupyter the kernel already runs a loop: `await` at the top of a cell, never
-#   `asyncio.run()`.
-# * `await` alone overlaps nothing; tasks do (`gather`, `TaskGroup`), and a `Semaphore` caps
-#   how many are in flight.
-# * A `TaskGroup` cancels the others when one task fails; `gather(return_exceptions=True)`
-#   lets them finish; `asyncio.timeout` is a timer that cancels. gevent has the same tools
-#   (`joinall`, `kill`, `Timeout`).
-# * Bound what a fast producer can pile up: `Queue(maxsize=...)`, `await writer.drain()`.
-# * A task gives the loop a turn only at an `await` that suspends, so one blocking call stops
-#   every task: debug mode names it, `asyncio.to_thread` moves it off the loop.
-# * Per echo, sending right after `recv` takes three system calls, asking first six; asyncio's
-#   streams add a loop pass (an `epoll_wait`). All our echo servers cost the same order of CPU.
-# * A greenlet lets synchronous code wait for the event loop: each `await_only` is a `switch`.
+# * asyncio is lesson 05's design; in Jupyter, `await` at the top of a cell.
+# * A `TaskGroup` waits for all its tasks; workers on a `Queue` bound how many run at once.
+# * When one task fails, only a `TaskGroup` cancels the others for you.
+# * Let `CancelledError` go on up; `shield` what must finish; keep a reference to each task.
+# * `write()` never waits; `await writer.drain()` keeps a writer at its reader's pace.
+# * `to_thread` takes blocking work off the loop; `run_coroutine_threadsafe` and
+#   `call_soon_threadsafe` reach a loop from another thread.
+# * An async generator streams data; close it with `aclose()` or `aclosing`.
+#
+# The appendix, [13 · What an echo costs](13_appendix_echo_costs.ipynb), weighs echo servers
+# on asyncio, uvloop, selectors and gevent by their system calls and CPU per round trip.
 
 # %% [markdown]
 # ## Exercises
@@ -949,48 +854,37 @@ from labkit.exercises import lesson
 hint, check, answer = lesson(9)
 
 # %% [markdown]
-# **Exercise 1.** Write `async def fetch_all(urls, limit)`: fetch every URL with
-# `httpx.AsyncClient`, with at most `limit` requests in flight at once, and return the bodies
-# (bytes) in the order of `urls`. The check runs it against a local `latency_http` and reads
-# the server's log to see how many requests it served at once.
+# **Exercise 1.** Write `async def first_answer(urls)`: request every URL at once with
+# `httpx.AsyncClient`, and return the body (bytes) of the first response to arrive. Before it
+# returns, cancel the requests still running: none of its tasks may be left running.
 
 # %%
-async def fetch_all(urls, limit):
+async def first_answer(urls):
     ...   # your code here
 
-check(1, fetch_all)
+check(1, first_answer)
 
 # %% [markdown]
-# **Exercise 2.** Write `async def fetch_survivors(urls)`: fetch every URL at once, each in a
-# task of one `asyncio.TaskGroup`, and return `{url: body}` for the requests answered with
-# status 200. One failing request (refused, or answered 503) must not stop the others.
+# **Exercise 2.** `lookup(name)` is a blocking function: it takes 0.2 s, as a DNS query or a
+# database call does, and returns a string. Write `async def lookup_all(names, lookup)` that
+# returns `[lookup(name) for name in names]`, in that order, with every lookup running at the
+# same time and the event loop never held.
 
 # %%
-async def fetch_survivors(urls):
+async def lookup_all(names, lookup):
     ...   # your code here
 
-check(2, fetch_survivors)
+check(2, lookup_all)
 
 # %% [markdown]
-# **Exercise 3.** Five coroutines each `await asyncio.sleep(0.2)` inside
-# `async with semaphore:`, where `semaphore = asyncio.Semaphore(2)`, and are run with
-# `asyncio.gather`. About how many seconds does it take?
+# **Exercise 3.** `chunks` is an async generator of `bytes`: a text cut into pieces anywhere,
+# even inside a line. Write an async generator `async def lines(chunks)` that yields each line
+# of the text (bytes ending in `b"\n"`; the last may lack it) as soon as it is complete. If its
+# consumer stops early and calls `aclose()` on it, `chunks` must be closed too before
+# `aclose()` returns.
 
 # %%
-check(3, ...)
+async def lines(chunks):
+    ...   # your code here
 
-# %% [markdown]
-# **Exercise 4.** Which of these, inside a coroutine, stops every other task on the loop for a
-# second? (a) `await asyncio.sleep(1)`, (b) `time.sleep(1)`,
-# (c) `await asyncio.to_thread(time.sleep, 1)`. Answer `"a"`, `"b"` or `"c"`.
-
-# %%
-check(4, ...)
-
-# %% [markdown]
-# **Exercise 5.** Lesson 07's `select_echo` serves one client that sends 1 KiB messages, one at
-# a time. How many system calls does it make per round trip? Predict, then measure with
-# `system_calls_per_round_trip` and answer with the total.
-
-# %%
-check(5, ...)
+check(3, lines)

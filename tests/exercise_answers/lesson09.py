@@ -1,247 +1,272 @@
 """Lesson 09 (asyncio): answers in other styles, and wrong ones."""
 
 import asyncio
+import contextlib
 import functools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import httpx
 
-from labkit.exercises.lesson09 import fetch_all, fetch_survivors
+from labkit.exercises.lesson09 import first_answer, lines, lookup_all
 
 
-async def fetch_all_workers(urls, limit):
-    """Also right: `limit` workers take URLs from a queue; results go in their slots."""
-    queue: asyncio.Queue = asyncio.Queue()
-    for item in enumerate(urls):
-        queue.put_nowait(item)
-    bodies: list[bytes] = [b""] * len(urls)
-
-    async def worker(client):
-        while not queue.empty():
-            i, url = queue.get_nowait()
-            bodies[i] = (await client.get(url)).content
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        await asyncio.gather(*(worker(client) for _ in range(limit)))
-    return bodies
+# -- exercise 1: the first answer, the others cancelled -----------------------------------------
+async def first_answer_as_completed(urls):
+    """Also right: as_completed over tasks we hold, then cancel them all."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        tasks = [asyncio.create_task(client.get(url)) for url in urls]
+        for next_done in asyncio.as_completed(tasks):
+            response = await next_done
+            break
+        for task in tasks:
+            task.cancel()  # a done task ignores it
+    return response.content
 
 
-async def fetch_all_pool_limit(urls, limit):
-    """Also right: let httpx's connection pool be the limit (requests wait for a connection)."""
-    limits = httpx.Limits(max_connections=limit)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        replies = await asyncio.gather(*(client.get(url) for url in urls))
-    return [r.content for r in replies]
+class Found(Exception):
+    """Raised by the first request to answer: the TaskGroup then cancels the others."""
 
 
-async def fetch_all_batches(urls, limit):
-    """Also right (if slower): gather `limit` at a time, one batch after another."""
+async def first_answer_taskgroup(urls):
+    """Also right: the first answer raises, and the TaskGroup cancels the rest."""
+
+    async def get(client, url):
+        raise Found((await client.get(url)).content)
+
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client, asyncio.TaskGroup() as group:
+            for url in urls:
+                group.create_task(get(client, url))
+    except* Found as found:
+        first = found.exceptions[0].args[0]
+    return first
+
+
+async def first_answer_anyio(urls):
+    """Also right: an anyio task group, its cancel scope cancelled by the first answer."""
     bodies = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        for at in range(0, len(urls), limit):
-            batch = await asyncio.gather(*(client.get(u) for u in urls[at : at + limit]))
-            bodies += [r.content for r in batch]
-    return bodies
+    async with httpx.AsyncClient(trust_env=False) as client, anyio.create_task_group() as tg:
 
-
-async def fetch_all_unlimited(urls, limit):  # wrong: the limit is ignored
-    async with httpx.AsyncClient(timeout=30) as client:
-        return [r.content for r in await asyncio.gather(*(client.get(u) for u in urls))]
-
-
-async def fetch_all_sequential(urls, limit):  # wrong: one at a time
-    async with httpx.AsyncClient(timeout=30) as client:
-        return [(await client.get(u)).content for u in urls]
-
-
-async def fetch_all_semaphore_misplaced(urls, limit):  # wrong: held while *creating* tasks
-    semaphore = asyncio.Semaphore(limit)
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with semaphore:
-            tasks = [asyncio.create_task(client.get(u)) for u in urls]
-        return [r.content for r in await asyncio.gather(*tasks)]
-
-
-async def survivors_from_task_results(urls):
-    """Also right: each task returns its body or None; read the finished tasks afterwards."""
-
-    async def fetch(client, url):
-        try:
-            response = await client.get(url)
-            response.raise_for_status()
-            return response.content
-        except httpx.HTTPError:  # raise_for_status raises an HTTPError subclass too
-            return None
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            tasks = {url: group.create_task(fetch(client, url)) for url in urls}
-    return {url: t.result() for url, t in tasks.items() if t.result() is not None}
-
-
-async def survivors_catch_everything(urls):
-    """Also right: catch any Exception in the task (broader than needed, but it survives)."""
-    found = {}
-
-    async def one(url):
-        try:
-            async with httpx.AsyncClient(timeout=30) as client:
-                response = await client.get(url)
-            if response.is_success:
-                found[url] = response.content
-        except Exception:
-            pass
-
-    async with asyncio.TaskGroup() as tg:
-        for url in urls:
-            tg.create_task(one(url))
-    return found
-
-
-async def survivors_unprotected(urls):  # wrong: one failure cancels the whole group
-    results = {}
-
-    async def fetch(client, url):
-        response = await client.get(url)
-        response.raise_for_status()
-        results[url] = response.content
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            for url in urls:
-                group.create_task(fetch(client, url))
-    return results
-
-
-async def survivors_one_by_one(urls):  # wrong: survives, but one request after another
-    results = {}
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup():  # a group with nothing in it
-            for url in urls:
-                try:
-                    response = await client.get(url)
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    results[url] = response.content
-    return results
-
-
-async def survivors_keep_errors(urls):  # wrong: a 503's body is not a page
-    results = {}
-
-    async def fetch(client, url):
-        try:
-            results[url] = (await client.get(url)).content
-        except httpx.HTTPError:
-            pass
-
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with asyncio.TaskGroup() as group:
-            for url in urls:
-                group.create_task(fetch(client, url))
-    return results
-
-
-def gather_instead(urls):  # wrong: not a TaskGroup (and not even a coroutine function)
-    return asyncio.gather(*urls, return_exceptions=True)
-
-
-async def fetch_all_in_arrival_order(urls, limit):  # wrong: bodies in the order they came
-    semaphore, bodies = asyncio.Semaphore(limit), []
-
-    async def fetch(client, url):
-        async with semaphore:
+        async def get(url):
             bodies.append((await client.get(url)).content)
+            tg.cancel_scope.cancel()
 
-    async with httpx.AsyncClient(timeout=30) as client:
-        await asyncio.gather(*(fetch(client, url) for url in urls))
-    return bodies
-
-
-async def _in_a_group(coroutines):
-    """A helper of one's own that runs coroutines in one TaskGroup."""
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(c) for c in coroutines]
-    return [t.result() for t in tasks]
+        for url in urls:
+            tg.start_soon(get, url)
+    return bodies[0]
 
 
-async def survivors_through_a_helper(urls):
-    """Right: the TaskGroup lives in a helper, not in this function's own source."""
+async def first_answer_not_cancelled(urls):  # wrong: as_completed leaves the others running
+    client = httpx.AsyncClient(trust_env=False)
+    for next_done in asyncio.as_completed([client.get(url) for url in urls]):
+        return (await next_done).content
 
-    async def fetch(client, url):
-        try:
-            response = await client.get(url)
-        except httpx.HTTPError:
-            return None
-        return response.content if response.status_code == 200 else None
 
-    async with httpx.AsyncClient(timeout=30) as client:
-        bodies = await _in_a_group([fetch(client, url) for url in urls])
-    return {url: body for url, body in zip(urls, bodies) if body is not None}
+async def first_answer_wait_only(urls):  # wrong: wait() cancels nothing by itself
+    client = httpx.AsyncClient(trust_env=False)
+    tasks = [asyncio.create_task(client.get(url)) for url in urls]
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    return done.pop().result().content
+
+
+async def first_answer_after_all(urls):  # wrong: waits for every request
+    async with httpx.AsyncClient(trust_env=False) as client:
+        responses = await asyncio.gather(*(client.get(url) for url in urls))
+    return min(responses, key=lambda r: r.elapsed).content
+
+
+async def first_answer_first_url(urls):  # wrong: the first URL, not the first answer
+    async with httpx.AsyncClient(trust_env=False) as client:
+        return (await client.get(urls[0])).content
+
+
+async def first_answer_response(urls):  # wrong: the response, not its body
+    async with httpx.AsyncClient(trust_env=False) as client, asyncio.TaskGroup() as group:
+        tasks = [group.create_task(client.get(url)) for url in urls]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+    return done.pop().result()
+
+
+# -- exercise 2: a blocking function, off the loop ----------------------------------------------
+async def lookup_all_executor(names, lookup):
+    """Also right: run_in_executor with the loop's default pool (None)."""
+    loop = asyncio.get_running_loop()
+    return list(await asyncio.gather(*(loop.run_in_executor(None, lookup, n) for n in names)))
+
+
+async def lookup_all_own_pool(names, lookup):
+    """Also right: a pool of our own, one thread per name, in a TaskGroup."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+
+        async def one(name):
+            return await loop.run_in_executor(pool, lookup, name)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(name)) for name in names]
+    return [task.result() for task in tasks]
+
+
+async def lookup_all_threads(names, lookup):
+    """Also right: plain threads, each handing its result to the loop threadsafe."""
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in names]
+
+    def work(name, future):
+        loop.call_soon_threadsafe(future.set_result, lookup(name))
+
+    for name, future in zip(names, futures):
+        threading.Thread(target=work, args=(name, future)).start()
+    return [await future for future in futures]
+
+
+async def lookup_all_blocking(names, lookup):  # wrong: each call holds the loop
+    return [lookup(name) for name in names]
+
+
+async def lookup_all_one_by_one(names, lookup):  # wrong: off the loop, but one at a time
+    return [await asyncio.to_thread(lookup, name) for name in names]
+
+
+async def lookup_all_two_threads(names, lookup):  # wrong: only two at a time
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return await asyncio.gather(*(loop.run_in_executor(pool, lookup, n) for n in names))
+
+
+async def lookup_all_in_a_task(names, lookup):  # wrong: a task still runs in the loop's thread
+    async def one(name):
+        return lookup(name)
+
+    return await asyncio.gather(*(one(name) for name in names))
+
+
+# -- exercise 3: lines from a stream of pieces --------------------------------------------------
+async def lines_try_finally(chunks):
+    """Also right: a bytearray buffer, find() for each newline, a finally that closes."""
+    buffer = bytearray()
+    try:
+        async for piece in chunks:
+            buffer += piece
+            while (end := buffer.find(b"\n")) >= 0:
+                yield bytes(buffer[: end + 1])
+                del buffer[: end + 1]
+    finally:
+        await chunks.aclose()
+    if buffer:
+        yield bytes(buffer)
+
+
+class Lines:
+    """Also right: an async iterator class of its own, with an aclose() that closes chunks."""
+
+    def __init__(self, chunks):
+        self.chunks, self.buffer, self.ready, self.ended = chunks, b"", [], False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while not self.ready and not self.ended:
+            try:
+                self.buffer += await self.chunks.__anext__()
+            except StopAsyncIteration:
+                self.ended = True
+                self.ready, self.buffer = [self.buffer] if self.buffer else [], b""
+                break
+            *complete, self.buffer = self.buffer.split(b"\n")
+            self.ready = [line + b"\n" for line in complete]
+        if not self.ready:
+            raise StopAsyncIteration
+        return self.ready.pop(0)
+
+    async def aclose(self):
+        await self.chunks.aclose()
+
+
+async def lines_not_closing(chunks):  # wrong: aclose() leaves chunks open
+    buffer = b""
+    async for piece in chunks:
+        buffer += piece
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if buffer:
+        yield buffer
+
+
+async def lines_per_piece(chunks):  # wrong: a line cut across two pieces comes out in two
+    async with contextlib.aclosing(chunks):
+        async for piece in chunks:
+            for line in piece.splitlines(keepends=True):
+                yield line
+
+
+async def lines_no_last(chunks):  # wrong: the last line, with no newline, is lost
+    buffer = b""
+    async with contextlib.aclosing(chunks):
+        async for piece in chunks:
+            buffer += piece
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                yield line + b"\n"
+
+
+async def lines_read_everything_first(chunks):  # wrong: no line until the whole text is in
+    async with contextlib.aclosing(chunks):
+        text = b"".join([piece async for piece in chunks])
+    for line in text.splitlines(keepends=True):
+        yield line
+
+
+async def lines_as_a_list(chunks):  # wrong: a coroutine that returns a list
+    text = b"".join([piece async for piece in chunks])
+    return text.splitlines(keepends=True)
 
 
 CORRECT = {
     1: {
-        "workers on a queue": lambda: fetch_all_workers,
-        "httpx's pool as the limit": lambda: fetch_all_pool_limit,
-        "batches": lambda: fetch_all_batches,
-        "a partial": lambda: functools.partial(fetch_all),
-        "a lambda": lambda: lambda urls, limit: fetch_all(urls, limit),
+        "as_completed, then cancel": lambda: first_answer_as_completed,
+        "a TaskGroup stopped by an exception": lambda: first_answer_taskgroup,
+        "an anyio cancel scope": lambda: first_answer_anyio,
+        "a lambda": lambda: lambda urls: first_answer(urls),
     },
     2: {
-        "tasks that return their body": lambda: survivors_from_task_results,
-        "catching every Exception": lambda: survivors_catch_everything,
-        "a TaskGroup in a helper": lambda: survivors_through_a_helper,
-        "a lambda": lambda: lambda urls: fetch_survivors(urls),
+        "run_in_executor": lambda: lookup_all_executor,
+        "a pool of our own, a TaskGroup": lambda: lookup_all_own_pool,
+        "threads and call_soon_threadsafe": lambda: lookup_all_threads,
+        "a partial": lambda: functools.partial(lookup_all),
     },
     3: {
-        "a number": lambda: 0.6,
-        "a string with the unit": lambda: "about 0.62 s",
-        "worked out": lambda: "3 rounds × 0.2 = 0.6",
-        "milliseconds, with the unit": lambda: "600 ms",
-    },
-    4: {
-        "a capital": lambda: "B",
-        "a letter and a reason": lambda: "(b) time.sleep(1): it never awaits",
-        "the call": lambda: "time.sleep(1)",
-    },
-    5: {
-        "a whole number": lambda: 3,
-        "with a word": lambda: "3 calls",
-        "a measured mean": lambda: 3.004,
-        "worked out": lambda: "1 select + 1 recv + 1 send = 3",
+        "a bytearray, try/finally": lambda: lines_try_finally,
+        "an async iterator class": lambda: Lines,
+        "a lambda": lambda: lambda chunks: lines(chunks),
     },
 }
 
 WRONG = {
     1: {
-        "the limit ignored": lambda: fetch_all_unlimited,
-        "one at a time": lambda: fetch_all_sequential,
-        "the semaphore held while creating tasks": lambda: fetch_all_semaphore_misplaced,
-        "nothing fetched": lambda: lambda urls, limit: [],
-        "bodies in the order they arrived": lambda: fetch_all_in_arrival_order,
+        "as_completed, nothing cancelled": lambda: first_answer_not_cancelled,
+        "asyncio.wait, nothing cancelled": lambda: first_answer_wait_only,
+        "every request awaited": lambda: first_answer_after_all,
+        "the first URL's body": lambda: first_answer_first_url,
+        "a response, not a body": lambda: first_answer_response,
     },
     2: {
-        "one failure cancels the group": lambda: survivors_unprotected,
-        "one request after another": lambda: survivors_one_by_one,
-        "a 503's body kept": lambda: survivors_keep_errors,
-        "not a TaskGroup, not a coroutine": lambda: gather_instead,
+        "called in the loop's thread": lambda: lookup_all_blocking,
+        "threads one after another": lambda: lookup_all_one_by_one,
+        "two threads for four lookups": lambda: lookup_all_two_threads,
+        "tasks that still block": lambda: lookup_all_in_a_task,
     },
     3: {
-        "no limit": lambda: 0.2,
-        "one after another": lambda: 1.0,
-        "two rounds": lambda: 0.4,
-        "two and a half rounds": lambda: 0.5,
-    },
-    4: {
-        "a timer": lambda: "a",
-        "a thread": lambda: "c",
-        "a's code": lambda: "await asyncio.sleep(1)",
-    },
-    5: {
-        "the server that asks first": lambda: 6,
-        "no wait": lambda: 2,
-        "between": lambda: 4.5,
-        "no number": lambda: "six",
+        "chunks left open": lambda: lines_not_closing,
+        "lines cut at each piece": lambda: lines_per_piece,
+        "the last line lost": lambda: lines_no_last,
+        "everything read first": lambda: lines_read_everything_first,
+        "a list, not a generator": lambda: lines_as_a_list,
     },
 }
