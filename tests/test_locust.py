@@ -3,6 +3,7 @@ left behind, not even the workers it forks, when the process that started it is 
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -201,3 +202,123 @@ def test_a_run_that_outlives_its_time_is_stopped(pages, monkeypatch):
     with pytest.raises(locust_lab.LocustError, match="ran over 1 s and was stopped"):
         locust_lab.run_locust("pages", pages, users=2, seconds=2, processes=2)
     assert not locust_processes(os.getpid())
+
+
+# -- a locustfile of one's own ------------------------------------------------------------------
+READER = """
+from locust import HttpUser, task
+
+
+class Reader(HttpUser):
+    @task
+    def read_page(self):
+        self.client.get("/pages/page-48k.html?delay=0.02", name="page")
+"""
+
+E = locust_lab.LocustfileError
+REFUSED = {
+    "a name that is no locustfile of the course": ("pagse", ValueError, "no locustfile 'pagse'"),
+    "a missing file": ("gone.py", E, "gone.py: no such file"),
+    "a folder": ("folder.py/", E, "is a folder"),
+    "not .py": ("reader.txt", E, "only Python files"),
+    "not Python": ("syntax.py", E, "syntax.py, line 1: invalid syntax"),
+    "not text": ("binary.py", E, "is not text"),
+    "no User class": ("plain.py", E, "defines no User class (its classes, Reader"),
+    "no class at all": ("empty.py", E, "empty.py defines no User class."),
+    "only abstract users": ("abstract.py", E, "every User class in it is abstract"),
+    "a user without a task": ("no_task.py", E, "Reader has no task"),
+    "@task not imported": ("unimported.py", E, "does not import task"),
+}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "folder.py").mkdir()
+    (tmp_path / "reader.txt").write_text(READER)
+    (tmp_path / "syntax.py").write_text("class Reader(:\n")
+    (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00locust")
+    (tmp_path / "plain.py").write_text(READER.replace("(HttpUser)", ""))
+    (tmp_path / "empty.py").write_text("import locust\n")
+    (tmp_path / "abstract.py").write_text(
+        READER.replace("    @task", "    abstract = True\n\n    @task")
+    )
+    (tmp_path / "no_task.py").write_text(READER.replace("    @task\n", ""))
+    (tmp_path / "unimported.py").write_text(READER.replace("HttpUser, task", "HttpUser"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
+def test_run_locust_refuses_what_is_not_a_locustfile(folder, case):
+    """Refused before any Locust starts (no server is even reached: port 9 is never dialled),
+    with a message that names the file, never its folder's path."""
+    name, error, message = REFUSED[case]
+    target = name if "." not in name else folder / name
+    with pytest.raises(error, match=re.escape(message)) as refused:
+        locust_lab.run_locust(target, ("127.0.0.1", 9), users=1, seconds=1)
+    assert str(folder) not in str(refused.value)
+    assert not locust_processes(os.getpid())
+
+
+ACCEPTED = {
+    "Locust as a module": (
+        "import locust\n\nclass R(locust.HttpUser):\n    @locust.task\n    def r(self): ...\n"
+    ),
+    "a star import, tasks as a list": (
+        "from locust import *\n\nclass R(FastHttpUser):\n    tasks = [print]\n"
+    ),
+    "an alias": (
+        "from locust import User as U, task as t\n\nclass R(U):\n    @t(3)\n    def r(self): ...\n"
+    ),
+    "a task from an abstract base": (
+        "from locust import HttpUser, task\n\nclass Base(HttpUser):\n    abstract = True\n\n"
+        "    @task\n    def r(self): ...\n\nclass R(Base):\n    pass\n"
+    ),
+    "a base from another module": "from mybase import Reader\n\nclass R(Reader):\n    pass\n",
+}
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=list(ACCEPTED))
+def test_every_form_of_a_user_with_a_task_is_accepted(tmp_path, case):
+    path = tmp_path / "mine.py"
+    path.write_text(ACCEPTED[case])
+    assert locust_lab.check_locustfile(path) == ["R"]
+
+
+def test_the_skeleton_is_a_locustfile_and_is_copied_once(tmp_path, capsys):
+    assert locust_lab.check_locustfile(locust_lab.SKELETON) == ["PageReader"]
+    mine = locust_lab.start_locustfile(tmp_path / "work" / "my_locustfile.py")
+    assert mine.read_text() == locust_lab.SKELETON.read_text()
+    mine.write_text(READER)
+    assert locust_lab.start_locustfile(mine) == mine and mine.read_text() == READER
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 2 and said[0] == said[1] and str(tmp_path) not in said[0]
+
+
+def test_a_locustfile_of_ones_own_runs_by_its_path(pages, tmp_path):
+    path = tmp_path / "reader.py"
+    path.write_text(READER)
+    run = locust_lab.run_locust(str(path), pages, users=3, seconds=2)
+    assert run.requests > 10 and run.failures == 0, run.summary()
+    assert set(run.by_name) == {"GET page"} and run.p50 >= 20
+    assert "--host" in run.command and f"http://127.0.0.1:{pages.port}" in run.command
+    assert run.task_error(path) == ""
+
+
+def test_locusts_own_failures_name_the_line_of_the_file(pages, tmp_path):
+    """What only running can show: an import that fails (Locust stops) and a task that raises
+    (Locust logs it and goes on). Either way the lines shown name the file, not its path."""
+    typo = tmp_path / "typo.py"
+    typo.write_text("import reqests\n" + READER)
+    with pytest.raises(locust_lab.LocustError) as failed:
+        locust_lab.run_locust(typo, pages, users=1, seconds=1)
+    said = str(failed.value)
+    assert said.startswith("Locust could not load typo.py:\n"), said
+    assert 'File "typo.py", line 1' in said and "No module named 'reqests'" in said
+    assert str(tmp_path) not in said and "site-packages" not in said
+    raises = tmp_path / "raises.py"
+    raises.write_text(READER.replace('self.client.get("/pages', 'self.client.get(undefined + "'))
+    run = locust_lab.run_locust(raises, pages, users=1, seconds=1)
+    assert run.requests == 0
+    problem = run.task_error(raises)
+    assert problem.startswith('  File "raises.py", line 8, in read_page'), problem
+    assert problem.endswith("NameError: name 'undefined' is not defined"), problem
