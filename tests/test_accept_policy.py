@@ -11,8 +11,15 @@ from contextlib import ExitStack
 import pytest
 
 from labkit import accept_policy
-from labkit.accept_policy import MIN_IDLE, PAUSED, Door, quiet_for
+from labkit.accept_policy import PAUSED, Door, quiet_for
 from labkit.counters import counters
+
+MIN_IDLE = 0.5  # the door's wait before an idle connection may go, shortened for these tests
+
+
+@pytest.fixture(autouse=True)
+def quick_idle(monkeypatch):
+    monkeypatch.setattr(accept_policy, "MIN_IDLE", MIN_IDLE)
 
 
 @pytest.fixture
