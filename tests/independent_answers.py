@@ -13,9 +13,11 @@ import functools
 import heapq
 import math
 import os
+import pathlib
 import re
 import select
 import statistics
+import tempfile
 from fractions import Fraction
 
 import gevent
@@ -333,6 +335,73 @@ def percentile_quantiles(histogram, fraction):
     return data[-1] if percent >= 100 else cuts[percent - 1]
 
 
+LOCUSTFILES = tempfile.TemporaryDirectory(prefix="independent-locustfiles-")
+
+
+def locustfile_path(name, source):
+    path = pathlib.Path(LOCUSTFILES.name) / name
+    path.write_text(source)
+    return path
+
+
+HTTP_USER = """
+import itertools
+
+from locust import HttpUser, constant, task
+
+counter = itertools.count()
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.5)
+
+    @task
+    def get_page(self):
+        self.client.get(f"/pages/page-48k.html?delay=0.1&id={next(counter)}")
+"""
+
+FAST_USER_UUID = """
+import uuid
+
+from locust import FastHttpUser, between, task
+
+
+class PageUser(FastHttpUser):
+    wait_time = between(0.5, 0.5)
+
+    @task
+    def fetch(self):
+        self.client.get("/pages/page-48k.html?delay=0.1&id=" + str(uuid.uuid4()),
+                        name="/pages/page-48k.html")
+"""
+
+PLAIN_USER = """
+import time
+import urllib.request
+import uuid
+
+from locust import User, constant, task
+
+
+class RawUser(User):
+    wait_time = constant(0.5)
+
+    @task
+    def page(self):
+        url = f"{self.host}/pages/page-48k.html?delay=0.1&id={uuid.uuid4().hex}"
+        start, error, size = time.perf_counter(), None, 0
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                size = len(reply.read())
+        except OSError as exc:
+            error = exc
+        self.environment.events.request.fire(
+            request_type="GET", name="page", response_time=(time.perf_counter() - start) * 1000,
+            response_length=size, exception=error, context={},
+        )
+"""
+
+
 def _overlap_now():
     from labkit.exercises.lesson04 import run_fetch
 
@@ -536,6 +605,16 @@ ANSWERS = {
         "a letter": lambda: "b",
         "a letter in brackets": lambda: "(B)",
         "the call": lambda: "self.environment.events.request.fire(...)",
+    },
+    (11, 5): {
+        "HttpUser and a counter, a Path": lambda: locustfile_path("http_user.py", HTTP_USER),
+        "FastHttpUser and uuid, a str": lambda: str(locustfile_path("fast.py", FAST_USER_UUID)),
+        "a plain User firing the request event": lambda: locustfile_path("raw.py", PLAIN_USER),
+    },
+    (11, 6): {
+        "a tuple": lambda: (0.09, 110),
+        "a sentence": lambda: "10% of requests failed, p50 = 100 ms",
+        "a list of strings": lambda: ["0.11", "110ms"],
     },
     (13, 1): {
         "measured": lambda: _system_calls_of_select_echo(),

@@ -1,15 +1,32 @@
 """Lesson 11's exercises: load testing with Locust. Locust itself never runs in the kernel, so
-these check what a student reasons out about a run, and one function that reads a percentile
-from a response-time histogram like Locust's."""
+these check what a student reasons out about a run, one function that reads a percentile from a
+response-time histogram like Locust's, and a locustfile of the student's own, which the check
+runs (in a child process, like every Locust of the course) and judges by what happened."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import random
-from collections.abc import Callable
+import statistics
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from labkit.exercises import Exercise, NotYet, chosen_option, close_to, first_reading, worked
+from labkit.exercises import (
+    Exercise,
+    NotYet,
+    chosen_option,
+    close_to,
+    first_reading,
+    parts_of,
+    readings,
+    worked,
+)
 from labkit.percentiles import nearest_rank_of_counts
 
 
@@ -155,6 +172,156 @@ def _check_fire(answer: Any) -> str:
     return "firing the request event puts the request in Locust's stats, failures included."
 
 
+# -- exercise 5: a locustfile of your own, run --------------------------------------------------
+PAGE = "/pages/page-48k.html"
+DELAY, WAIT = 0.1, 0.5  # seconds: what the question asks the requests and the users for
+CHECK_USERS, CHECK_SECONDS = 10, 3
+WAITED = (0.3, 0.8)  # a user's wait between requests, worked out from the counts, in seconds
+
+WORKED_LOCUSTFILE = f"""
+import itertools
+
+from locust import FastHttpUser, constant, task
+
+ids = itertools.count()  # one number per request
+
+
+class PageReader(FastHttpUser):
+    wait_time = constant({WAIT})  # after each answer, before the next request
+
+    @task
+    def read_page(self):
+        url = f"{PAGE}?delay={DELAY}&id={{next(ids)}}"
+        self.client.get(url, name="{PAGE}")  # one name: one row of statistics
+"""
+
+
+@contextlib.contextmanager
+def _as_file(answer: Any) -> Iterator[Path]:
+    """The locustfile an answer names: its path (a Path or a string), or its source written
+    to a temporary file for the length of the check."""
+    if isinstance(answer, str) and "\n" in answer.strip():
+        with tempfile.TemporaryDirectory(prefix="lesson11-check-") as folder:
+            path = Path(folder) / "my_locustfile.py"
+            path.write_text(answer, encoding="utf-8")
+            yield path
+    elif isinstance(answer, str | os.PathLike):
+        yield Path(answer)
+    else:
+        raise NotYet(
+            f"{answer!r}? Hand the check your locustfile: its path, check(5, MY_LOCUSTFILE), "
+            "or its source as a string."
+        )
+
+
+def _server_log(address: tuple[str, int]) -> list[dict[str, Any]]:
+    """latency_http's record of every request it answered (GET /_log)."""
+    url = f"http://{address[0]}:{address[1]}/_log"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        records: list[dict[str, Any]] = json.loads(reply.read())
+    return records
+
+
+def _run_locustfile(path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """Run the locustfile against a fresh latency_http that does not wait unless asked; return
+    Locust's run and the server's log."""
+    from labkit.background import serve
+    from labkit.locust_lab import LocustError, LocustfileError, check_locustfile, run_locust
+
+    try:
+        check_locustfile(path)
+    except LocustfileError as err:
+        raise NotYet(str(err)) from None
+    with serve("latency_http", delay=0) as srv:
+        try:
+            run = run_locust(path, srv, users=CHECK_USERS, spawn_rate=1000, seconds=CHECK_SECONDS)
+        except LocustError as err:
+            raise NotYet(str(err)) from None
+        return run, _server_log(srv.address)
+
+
+def _check_locustfile(answer: Any) -> str:
+    with _as_file(answer) as path:
+        run, log = _run_locustfile(path)
+        if not log:
+            problem = run.task_error(path)
+            found = (
+                f"A task raised:\n{problem}" if problem else "Does the task call self.client.get?"
+            )
+            raise NotYet(
+                f"Locust ran {path.name} for {CHECK_SECONDS} s and not one request reached "
+                f"the server. {found}"
+            )
+    return _judge(run, log)
+
+
+def _judge(run: Any, log: list[dict[str, Any]]) -> str:
+    elsewhere = sorted({r["path"] for r in log} - {PAGE})
+    if elsewhere:
+        raise NotYet(f"requests went to {', '.join(elsewhere)}: the question asks for {PAGE}.")
+    refused = [row for row in run.errors if "503" not in row["Error"]]
+    if refused:
+        raise NotYet(f"Locust counted failures: {refused[0]['Error']}. Is the query well formed?")
+    ids = [r["id"] for r in log]
+    if len(set(ids)) < len(ids):
+        raise NotYet(
+            f"{len(ids)} requests carried {len(set(ids))} different ids: give each request its "
+            "own id in the query (the skeleton's next(ids)), since the server draws each "
+            "request's fate from it."
+        )
+    served = statistics.median(r["end"] - r["start"] for r in log)
+    if not 0.9 * DELAY <= served <= 1.5 * DELAY:
+        raise NotYet(
+            f"the server took {served * 1000:.0f} ms over each request (its median): ask it "
+            f"to wait {DELAY} s, with delay={DELAY} in the query."
+        )
+    # one user's time from request to request: a run of T s holds T / cycle rounds and the
+    # one under way when it ends, half a round on average, per user
+    cycle = CHECK_USERS * CHECK_SECONDS / max(len(log) - CHECK_USERS / 2, 1)
+    waited = cycle - run.p50 / 1000
+    if not WAITED[0] <= waited <= WAITED[1]:
+        raise NotYet(
+            f"{CHECK_USERS} users made {len(log)} requests in {CHECK_SECONDS} s: one every "
+            f"{cycle:.2f} s each, of which about {max(waited, 0):.2f} s waiting. Set wait_time "
+            f"so that a user waits {WAIT} s after each answer (from locust import constant)."
+        )
+    return (
+        f"Locust ran it: {len(log)} requests, each with its own id, answered after the "
+        f"server's {DELAY * 1000:.0f} ms (Locust's p50: {run.p50:.0f} ms), and between them "
+        f"each user waited about {waited:.1f} s."
+    )
+
+
+# -- exercise 6: reading your run ---------------------------------------------------------------
+def _share(value: float) -> float | None:
+    """A share of requests as a fraction: 0.08, or 8 meaning 8 %."""
+    return value if 0 <= value <= 1 else value / 100 if 1 < value <= 100 else None
+
+
+def _check_reading(answer: Any) -> str:
+    parts = parts_of(answer, 2)
+    if parts is None:
+        raise NotYet(f"{answer!r}? Answer two numbers: the failure share, then the p50 in ms.")
+    for share_part, p50_part in (parts, parts[::-1]):
+        shares = [s for s in map(_share, readings(share_part)) if s is not None]
+        p50s = readings(p50_part, "ms")
+        if any(0.01 <= s <= 0.3 for s in shares) and any(100 <= p <= 300 for p in p50s):
+            return (
+                "about a tenth failed, as the server was told (each request's fate drawn "
+                "from its id), and half the answers took the server's 100 ms or a little more."
+            )
+    shares = [s for s in map(_share, readings(parts[0])) if s is not None]
+    if shares and all(s in (0.0, 1.0) for s in shares):
+        raise NotYet(
+            "none or all of them failed? Then every request carried the same id, and the "
+            "server drew the same fate for each: give each request its own id."
+        )
+    raise NotYet(
+        f"{answer!r}? The share is failures / requests from the summary (about 0.1 here), and "
+        "the p50 is a response time: it counts the server's 100 ms, not the user's wait."
+    )
+
+
 def exercises() -> dict[int, Exercise]:
     return {
         1: Exercise(
@@ -213,5 +380,45 @@ def exercises() -> dict[int, Exercise]:
             why="""Locust's statistics listen to the request event: HttpUser fires it after
             each HTTP request, and a User for another protocol fires it itself, with the
             response time, the length, and the exception if the request failed.""",
+        ),
+        5: Exercise(
+            """
+            Make `my_locustfile.py` a load test of `latency_http`. Each user GETs
+            `/pages/page-48k.html` with `delay=0.1` in the query and an `id` that no other
+            request has. It waits 0.5 s after each answer (`wait_time`) before its next
+            request. The check runs it: `check(5, MY_LOCUSTFILE)`.""",
+            [
+                "from locust import constant; in the class: wait_time = constant(0.5).",
+                'The query: f"/pages/page-48k.html?delay=0.1&id={next(ids)}".',
+                "Run it yourself first: run_locust(MY_LOCUSTFILE, pages, users=10, seconds=3), "
+                "and read print(run.summary()).",
+            ],
+            _check_locustfile,
+            answer=f'check(5, """{WORKED_LOCUSTFILE}""")  # or its path: MY_LOCUSTFILE',
+            why="""The check runs it for 3 s with 10 users against a fresh latency_http and
+            reads what happened. The server logs each request's id and how long it took, and
+            Locust counts the requests. A user's round is the server's 0.1 s plus the 0.5 s
+            wait, about five requests each in 3 s. Without wait_time, Locust's default is
+            constant(0): each user asks again at once.""",
+        ),
+        6: Exercise(
+            """
+            Run your locustfile against a server that fails one request in ten:
+            `with labkit.serve("latency_http", error_rate=0.1) as pages:` then
+            `mine = run_locust(MY_LOCUSTFILE, pages, users=10, seconds=3)`, and
+            `print(mine.summary())`. What share of the requests did Locust count as failures,
+            and what was its p50 in ms? Answer both, share first.""",
+            [
+                "Locust counts the server's 503s as failures: the share is failures / requests.",
+                "The p50 is half the response times: the server's delay, and a little more.",
+            ],
+            _check_reading,
+            answer="""
+            check(6, (0.1, 100))  # the numbers of your run: a share near 0.1, a p50 of 100 ms+""",
+            why="""The server fails each request with probability 0.1, drawn from its id, so
+            the share lands near a tenth. Each answer takes the 100 ms delay plus the time to
+            send 48 KiB. Locust stores a time of 100 ms or more rounded to 10 ms
+            (bucket_response_time, locust/stats.py), so its p50 is a multiple of 10 ms, from
+            100 up.""",
         ),
     }

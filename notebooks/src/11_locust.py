@@ -4,20 +4,20 @@
 # Every load client in this course so far was ours: threads (lesson 04), generator tasks on our
 # own loop (lesson 05), greenlets (lessons 06 and 08). In practice a load tester does that
 # job. A widely used one, [Locust](https://locust.io), is built on gevent: every simulated
-# user is a greenlet. Its distributed mode spreads users over processes and machines. This
-# lesson runs it against the course's servers and reads its numbers.
+# user is a greenlet. This lesson runs it against the course's servers and reads its numbers.
 #
 # **After this lesson you can**
-# * run Locust headless against a server, bounded in time, and read its own statistics:
-#   requests/s, failures, p50/p95/p99, second by second;
-# * see a server's error rate in Locust's failure counts;
-# * write a Locust `User` for a protocol that is not HTTP (lesson 08's file protocol), which
-#   checks every byte and reports each request with Locust's request event;
-# * spread a run over two processes (`--processes`), and over a master and workers as on
-#   several machines (`--master`, `--worker`), and say what two cores buy;
+# * run Locust headless against a server, bounded in time, and read its statistics:
+#   requests/s, failures (a server's error rate), p50/p95/p99, second by second;
+# * write a locustfile of your own (a user, a task, a `wait_time`), run it, and read its
+#   failures and percentiles;
+# * write a `User` for a protocol that is not HTTP (lesson 08's), which checks every byte
+#   and reports each request with Locust's request event;
+# * spread a run over processes (`--processes`), or over a master and workers as on several
+#   machines (`--master`, `--worker`), and say what two cores buy;
 # * say what Locust's bookkeeping costs per request, measured beside our own greenlets.
 #
-# **Time:** about 55 minutes: 30 reading and running, 25 exercises; sittings of 20 + 35.
+# **Time:** about 70 minutes: 35 reading and running, 35 exercises; sittings of 25 + 45.
 
 # %% [markdown]
 # ## Locust runs in a process of its own
@@ -86,6 +86,71 @@ plot_over_time({"20 users": http})
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(http.summary())
+
+# %% [markdown]
+# ## A locustfile of your own
+#
+# `run_locust` also runs a locustfile you wrote: give it the file's path. A locustfile needs
+# a class that derives from one of Locust's users, with a method marked `@task`. `HttpUser`
+# is Locust's HTTP client on the requests library. `FastHttpUser`, used above, has the same
+# API on geventhttpclient.
+#
+# Below is about the smallest one. Each user GETs a page with `delay=0.05` in the query. It
+# sets no `wait_time`, and Locust's default is `constant(0)`: a user asks again as soon as
+# the answer is in. The cell writes the file to your work folder, `my-work/`, as an editor
+# would, and runs it.
+
+# %%
+from labkit.workspace import WORK
+
+FIRST = WORK / "first_locustfile.py"  # this lesson's file; exercise 5 gives you one of yours
+FIRST.parent.mkdir(parents=True, exist_ok=True)
+FIRST.write_text('''\
+from locust import HttpUser, task
+
+
+class Reader(HttpUser):
+    @task
+    def read_page(self):
+        self.client.get("/pages/page-48k.html?delay=0.05", name="/pages/page-48k.html")
+''')
+with labkit.serve("latency_http") as pages:
+    first = run_locust(FIRST, pages, users=5, seconds=2)
+labkit.claim("Locust ran the file with 5 users, and none of their requests failed",
+             first.requests > 0 and first.failures == 0 and first.history[-1]["users"] == 5,
+             measured=first.summary())
+labkit.claim("the median answer took at least the 50 ms that the query asked for",
+             first.p50 >= 50, measured=f"p50 {first.p50} ms")
+
+# %% [markdown]
+# `run_locust` reads a file before it starts Locust, and refuses one that Locust could not
+# run, saying why. A missing `@task` is a classic mistake. Locust would start the users, and
+# each would only log "No tasks defined", again after every wait. The first file below lacks
+# its `@task`; the second imports a module that does not exist.
+
+# %%
+import tempfile
+from pathlib import Path
+
+from labkit.locust_lab import LocustError
+
+with tempfile.TemporaryDirectory() as scratch:  # broken on purpose: kept out of my-work/
+    no_task = Path(scratch) / "no_task_locustfile.py"
+    no_task.write_text(FIRST.read_text().replace("    @task\n", ""))
+    typo = Path(scratch) / "typo_locustfile.py"
+    typo.write_text("import reqests\n" + FIRST.read_text())
+    with labkit.serve("latency_http") as pages:
+        for broken in (no_task, typo):
+            try:
+                run_locust(broken, pages, users=5, seconds=2)
+            except LocustError as refused:
+                print(f"{refused}\n")
+
+# %% [markdown]
+# The first was refused before Locust started. `run_locust` reads the file with Python's
+# `ast` module, which runs none of it. The second is valid Python, with a user and a task,
+# so Locust tried to import it and failed. `run_locust` then shows the end of Locust's
+# traceback, from the line of your file on.
 
 # %% [markdown]
 # ## A User for our own protocol
@@ -223,7 +288,7 @@ for w in spread.workers:
 print(f"combined: {spread.requests} requests in {spread.seconds:.1f} s, {spread.rps:.0f}/s")
 
 # %% [markdown]
-# ## Sitting 2 of 2 (about 35 minutes) — a good place to stop
+# ## Sitting 2 of 2 (about 45 minutes) — a good place to stop
 #
 # The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
 # the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
@@ -298,12 +363,14 @@ panel(load_test, draw=lambda run: plot_over_time({run.label: run}), run_now=Fals
 # ## Summary
 #
 # * Locust runs each simulated user as a greenlet. It monkey-patches, so it runs in a process
-#   of its own, headless and bounded by `-t`. It writes its statistics to files: requests/s,
-#   failures, and percentiles, second by second.
+#   of its own, headless and bounded by `-t`. It writes its statistics to files.
 # * A server's errors are Locust's failures: the 503s of `latency_http` came back as about a
-#   tenth of the requests (between 4% and 20%, claimed).
+#   tenth of the requests (claimed).
+# * Your own locustfile: a class derived from `HttpUser` (or `FastHttpUser`, `User`), a
+#   method marked `@task`, and a `wait_time` if its users should pause. `run_locust` runs it
+#   by its path, and refuses what Locust could not run, saying why.
 # * For another protocol, a plain `User` does the talking and fires Locust's request event.
-#   Ours checks every byte, and a mismatch is a failure.
+#   Ours checks every byte; a mismatch is a failure.
 # * One Locust process computes on one core. `--processes N`, or a `--master` with
 #   `--worker`s on other machines, spreads the users evenly. The work per request stays the
 #   same (claimed), so the rate can grow only with free CPUs.
@@ -355,3 +422,28 @@ check(3, percentile)
 
 # %%
 check(4, ...)
+
+# %% [markdown]
+# **Exercise 5.** Make `my_locustfile.py` a load test of `latency_http`. Each user GETs
+# `/pages/page-48k.html` with `delay=0.1` in the query and an `id` that no other request
+# has. It waits 0.5 s after each answer (`wait_time`) before its next request. The check runs
+# it: `check(5, MY_LOCUSTFILE)`.
+
+# %% [markdown]
+# The cell below copies a starting locustfile to your work folder, once: your file is never
+# overwritten. Open `my_locustfile.py` from JupyterLab's file browser, edit it, save, and
+# check again.
+
+# %%
+MY_LOCUSTFILE = locust_lab.start_locustfile(WORK / "my_locustfile.py")
+check(5, ...)
+
+# %% [markdown]
+# **Exercise 6.** Run your locustfile against a server that fails one request in ten:
+# `with labkit.serve("latency_http", error_rate=0.1) as pages:` then
+# `mine = run_locust(MY_LOCUSTFILE, pages, users=10, seconds=3)`, and
+# `print(mine.summary())`. What share of the requests did Locust count as failures, and what
+# was its p50 in ms? Answer both, share first.
+
+# %%
+check(6, ...)
