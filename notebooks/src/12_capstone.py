@@ -28,19 +28,20 @@ from labkit.workspace import WORK
 # ## The task
 #
 # Write an **echo server**: every byte a client sends comes back to it, in order, however the
-# bytes are split. It serves as many clients at once as the machine allows. (For more: lesson
-# 08's **file protocol**, `GET`/`PUT`/`LIST`, graded with `protocol="files"` as below.)
+# bytes are split. It serves as many clients at once as the machine allows. For more, take
+# lesson 08's **file protocol** (`GET`/`PUT`/`LIST`), graded with `protocol="files"` as below.
 #
 # Your server is a program file that ends with `launch.run(serve, __doc__)`, as every server
-# of the course does. `launch` binds `127.0.0.1` on the port it is given (0: any free one),
-# prints `READY` and hands `serve(listener, args)` the listening socket.
+# of the course does. `launch` binds `127.0.0.1` on the port it is given (0: any free one).
+# It prints `READY` and hands `serve(listener, args)` the listening socket.
 #
-# The inputs are drawn from a seeded generator (`seed=0`), so your server gets the same
-# inputs on every run, and a failure can be replayed. The report is stable text: no times,
-# ports or paths. A number that varies from run to run (memory grown, bytes that came back) is
-# given as the bound it passed. So the same server gets the same report, unless its bug
-# depends on timing. A server that dies is failed in the battery where it died. Its last log
-# lines come after the report: the line where it broke can differ from run to run.
+# The same server gets the same report on every run, unless its bug depends on timing. Its
+# inputs come from a seeded generator (`seed=0`), so a failure can be replayed. The report is
+# stable text, with no times, ports or paths. A number that varies from run to run (memory
+# grown, bytes that came back) is given as the bound it passed.
+#
+# A server that dies fails the battery where it died. Its last log lines come after the
+# report, because the line where it broke can differ from run to run.
 
 # %% [markdown]
 # The grader runs these checks, each with a time bound, so a server that hangs fails in
@@ -89,10 +90,10 @@ _ = labkit.claim("selectors_files passes every check of the file protocol", file
 # %% [markdown]
 # ## A failing report: the blocking server
 #
-# `blocking_echo`, the course's blocking baseline, is correct byte for byte, but it serves one
-# client at a time. The report says so, shows the input that waited, and names the lessons
-# with the fix. Its slow-reader failure has the same cause: while it waits on a client that
-# never reads, it serves no one else.
+# `blocking_echo` is the course's blocking baseline. It is correct byte for byte, but it
+# serves one client at a time. The report says so, shows the input that waited, and names
+# the lessons with the fix. Its slow-reader failure has the same cause: while it waits on a
+# client that never reads, it serves no one else.
 
 # %%
 blocking = labkit.grade("blocking_echo")
@@ -133,7 +134,7 @@ Code(skeleton("selectors").read_text(), language="python")
 
 # %% [markdown]
 # The cell below copies the skeleton you choose (`"selectors"`, `"gevent"` or `"asyncio"`)
-# to `my_server.py` in your work folder, `my-work/`, beside your copies of the lessons. It
+# to `my_server.py` in your work folder, `my-work/`, where your copies of the lessons are. It
 # does so once: your file is never overwritten. Open it from JupyterLab's file browser, edit
 # it there, save, and run the grading cell again after each change.
 
@@ -169,6 +170,6 @@ mine.timeline()
 #   to a partial `send` show with a slow reader. A loop that never waits fails idle CPU or
 #   keeps answering. A client that never reads grows its memory, and a reset that kills the
 #   process fails "no crash".
-# * Every check is bounded in time and seeded. A hanging server fails in seconds, and the same
-#   server gets the same inputs, and the same report, on every run (unless its bug depends on
-#   timing).
+# * Every check is bounded in time and seeded. A hanging server fails in seconds. The same
+#   server gets the same inputs, and the same report, on every run, unless its bug depends on
+#   timing.
