@@ -6,6 +6,8 @@ Two guards make a green run mean something, and the lessons' claims are strict h
   broken notebook. We turn those into failures.
 * Every process started during the run (servers, kernels, scripts, JupyterLab) carries a marker
   in its environment. If any of them is still alive when the run ends, the run fails.
+* The unit tests listed in ``.ci/slow-tests.txt`` (each took a second or more) are marked
+  ``slow``, so the README's test command stays short; CI runs them with ``-m slow``.
 * ``LABKIT_STRICT_CLAIMS=1`` is set for the whole run (nbval's kernels inherit it): a claim
   that does not hold raises ``ClaimFailed`` and fails its cell instead of only printing ``✘``.
 """
@@ -22,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 SANITIZE = ROOT / "tests" / "nbval-sanitize.cfg"
 MARKER = "ASYNCLAB_TEST_RUN"
+SLOW_TESTS = ROOT / ".ci" / "slow-tests.txt"  # measured: each took a second or more
 
 
 def pytest_configure(config):
@@ -39,6 +42,17 @@ def pytest_configure(config):
     # The sanitize file applies however pytest was called (`pytest`, `pytest --nbval notebooks/`).
     if hasattr(config.option, "nbval_sanitize_with") and not config.option.nbval_sanitize_with:
         config.option.nbval_sanitize_with = str(SANITIZE)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """Mark the unit tests listed in .ci/slow-tests.txt ``slow``: plain ``pytest`` leaves them
+    out (pyproject.toml), ``pytest -m slow tests/`` runs them, CI always does."""
+    lines = SLOW_TESTS.read_text().splitlines() if SLOW_TESTS.exists() else []
+    slow = {line for line in lines if line and not line.startswith("#")}
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)
