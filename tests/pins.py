@@ -52,7 +52,10 @@ def read_pins(path: Path) -> tuple[dict[str, Pin], list[str]]:
 
 def installed(name: str) -> tuple[str, list[str]]:
     """(version, requirements) of a package installed beside this interpreter."""
-    dist = importlib.metadata.distribution(name)
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise LookupError(f"{name} is not installed: pip install -r requirements-dev.txt") from None
     return dist.version, list(dist.requires or [])
 
 

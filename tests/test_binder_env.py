@@ -68,7 +68,9 @@ def ours(pins=COURSE) -> Packages:
     for name, pin in pins.items():
         if pin.applies(BINDER):
             version, requires = installed(name)
-            assert version == pin.version, f"{name} {version} installed, {pin.version} pinned"
+            assert version == pin.version, (
+                f"{name} {version} installed, {pin.version} pinned: reinstall requirements-dev.txt"
+            )
             out[name] = (version, requires)
     out["asynclab-labkit"] = (PROJECT["version"], PROJECT["dependencies"])
     out["asynclab-jupyterlab-settings"] = ("0", [])
@@ -89,6 +91,7 @@ def test_binder_s_python_is_the_one_runtime_txt_asks_and_our_pins_accept():
     refused = []
     for name, pin in COURSE.items():
         if pin.applies(BINDER):
+            installed(name)  # a clear error if it is not
             needs = importlib.metadata.metadata(name).get("Requires-Python") or ""
             if not SpecifierSet(needs).contains(_binder_python()):
                 refused.append(f"{name} {pin.version} needs Python {needs}")

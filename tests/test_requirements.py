@@ -82,10 +82,7 @@ def _requires_of_installed(pins):
     pinned one (otherwise the reading would be about another set)."""
 
     def requires_of(name: str) -> list[str]:
-        try:
-            version, requires = installed(name)
-        except ModuleNotFoundError:
-            pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+        version, requires = installed(name)
         if name in pins and version != pins[name].version:
             pytest.fail(f"{name} {version} is installed, {pins[name].version} pinned: "
                         "pip install -r requirements-dev.txt")  # fmt: skip
