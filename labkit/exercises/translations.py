@@ -19,10 +19,11 @@ import hashlib
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from labkit.exercises import Exercise
+# An exercise is labkit.exercises.Exercise; named Any here so this module, which that package
+# imports, imports nothing back (no cycle between floors' modules).
+Exercise = Any
 
 __all__ = ["LANGUAGES", "english_hash", "texts_file", "translate", "problems", "WORDS"]
 
