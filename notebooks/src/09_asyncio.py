@@ -202,12 +202,13 @@ labkit.claim("in a script, asyncio.run(main()) returned 'done'",
 #
 # ## Many requests at once: a `TaskGroup`
 #
-# From here on you write the asyncio code, and the lesson only measures it. Lesson 04 fetched
-# pages from the slow `latency_http` server; here are ten pages of 0.2 s each. `fetch` awaits
-# one page on an `httpx.AsyncClient` and records the wait as a bar of the timeline.
-# `fetch_all_at_once` starts one task per URL in an `asyncio.TaskGroup`: its `async with`
-# block ends only once every task of the group has ended. `await` alone overlaps nothing:
-# the overlap comes from the tasks, as the second half of the next cell shows.
+# From here on, the asyncio code sits in the lesson's cells, as you would write it, and labkit
+# only measures and draws it. Lesson 04 fetched pages from the slow `latency_http` server;
+# here are ten pages of 0.2 s each. `fetch` awaits one page on an `httpx.AsyncClient` and
+# records the wait as a bar of the timeline. `fetch_all_at_once` starts one task per URL in
+# an `asyncio.TaskGroup`: its `async with` block ends only once every task of the group has
+# ended. `await` alone overlaps nothing: the overlap comes from the tasks, as the second half
+# of the next cell shows.
 
 # %%
 import hashlib
@@ -485,11 +486,12 @@ labkit.claim("CancelledError is a BaseException, not an Exception",
 labkit.claim("polite: the timeout raised TimeoutError; the group cancelled it at once",
              await under_timeout(polite) == ("TimeoutError", ["cleaned up"])
              and await beside_a_failure(polite) == ["cleaned up", "ExceptionGroup"])
-ignored = ["cancel ignored", "done", "done"]
+ignored = ["cancel ignored", "done", "done"]    # sorted: which attempt ate it may vary
+timed, grouped = await under_timeout(stubborn), await beside_a_failure(stubborn)
 labkit.claim("stubborn: timeout(0.1) raised no TimeoutError, and all three attempts ran",
-             await under_timeout(stubborn) == ("no TimeoutError", ignored))
+             timed[0] == "no TimeoutError" and sorted(timed[1]) == ignored)
 labkit.claim("stubborn: the TaskGroup could not stop it; it raised only after all three",
-             await beside_a_failure(stubborn) == [*ignored, "ExceptionGroup"])
+             sorted(grouped[:3]) == ignored and grouped[3:] == ["ExceptionGroup"])
 
 # %% [markdown]
 # The stubborn task ate the cancel, so the `TaskGroup` waited for all three attempts.
