@@ -1,15 +1,22 @@
 """labkit: the plumbing of the asynclab course.
 
 import labkit
+labkit.setup()                                # in a notebook: figures, interrupts, file limit
 with labkit.serve("select_echo") as srv:     # a teaching server in a child process
     ...
 print(labkit.doctor())                        # is this machine ready?
+
+Importing labkit changes nothing in the process: no formatter, no handler, no limit, no
+thread. ``setup()`` makes the kernel's changes and ``teardown()`` undoes them
+(``labkit.kernel_setup``); ``%load_ext labkit`` and ``%unload_ext labkit`` call them.
 """
 
-# scripts/_run.py loads labkit.child and labkit.limits from their files before this package
-# (a script must patch with gevent first); naming them here makes ``labkit.child`` an
-# attribute of the package in that case too, not only an entry in sys.modules.
-from labkit import child, cpus, limits  # noqa: F401
+from typing import Any
+
+# Submodules that lessons and tests reach as attributes (``labkit.timeline.Span``). scripts/_run.py
+# loads labkit.child and labkit.limits from their files before this package (a script must
+# patch with gevent first); naming them here makes them attributes in that case too.
+from labkit import child, cpus, limits, timeline  # noqa: F401
 from labkit.background import (
     ScriptError,
     ScriptResult,
@@ -24,7 +31,7 @@ from labkit.claims import DATA, ClaimFailed, Timing, claim
 from labkit.cpus import usable_cpus
 from labkit.doctor import doctor
 from labkit.grading import grade
-from labkit.interrupts import install as _install_interrupt_story
+from labkit.kernel_setup import setup, teardown
 from labkit.limits import (
     TooManyClients,
     check_client_count,
@@ -33,13 +40,21 @@ from labkit.limits import (
     raise_open_file_limit,
 )
 from labkit.source import show, source_of
-from labkit.timeline import show_figures_inline as _show_figures_inline
 
-_show_figures_inline()
-_install_interrupt_story()  # Kernel > Interrupt inside labkit: one line, not 40
-raise_open_file_limit()  # containers start kernels at a soft limit of 1,024; go up to hard
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext labkit``: ``setup()`` for this shell."""
+    setup(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext labkit``: ``teardown()``."""
+    teardown()
+
 
 __all__ = [
+    "setup",
+    "teardown",
     "claim",
     "ClaimFailed",
     "Timing",
@@ -59,6 +74,7 @@ __all__ = [
     "check_client_count",
     "fit_clients",
     "TooManyClients",
+    "raise_open_file_limit",
     "show",
     "source_of",
 ]

@@ -5,11 +5,14 @@ selectors; the full traceback is long and says nothing a student can use. Inside
 replaces it, for interrupts that pass through labkit only, with one line: where the cell was,
 which labkit function was running, and which background servers are still running (a server
 started in a ``with`` block has already been stopped by it). Other errors are shown as usual.
+
+``labkit.setup()`` installs it in the kernel and ``labkit.teardown()`` takes it out; importing
+labkit does neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -50,27 +53,44 @@ def describe(tb: TracebackType | None) -> str | None:
     return f"Interrupted{where}, inside {inside}(); {left}."
 
 
-def _handler(
-    shell: Any,
-    etype: type[BaseException],
-    value: BaseException,
-    tb: TracebackType | None,
-    tb_offset: int | None = None,
-) -> None:
-    """IPython's custom-exception hook: it must show the error itself."""
-    story = describe(tb)
-    if story is None:  # not ours: the usual traceback
-        shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
-    else:
-        shell._showtraceback(etype, value, [f"KeyboardInterrupt: {story}"])
+class _Story(KeyboardInterrupt):
+    """The interrupt, told in one line: IPython shows what ``_render_traceback_`` returns in
+    place of the traceback (its hook for exceptions that format themselves)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
 
 
-def install() -> None:
-    """In IPython/Jupyter only; elsewhere (scripts, servers, tests) nothing changes."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None:
-        shell.set_custom_exc((KeyboardInterrupt,), _handler)
+def install(shell: Any) -> Callable[[], None]:
+    """Tell an interrupt inside labkit in one line, in this IPython shell; return the function
+    that puts the shell's previous handler back (``labkit.teardown()`` calls it).
+
+    IPython keeps one custom handler for a tuple of exception types. A handler that was there
+    before keeps its types: ours passes them on to it, and takes only KeyboardInterrupt.
+    """
+    previous, previous_types = shell.CustomTB, shell.custom_exceptions
+
+    def handler(
+        shell: Any,
+        etype: type[BaseException],
+        value: BaseException,
+        tb: TracebackType | None,
+        tb_offset: int | None = None,
+    ) -> None:
+        # IPython ignores what this returns (run_code), so it shows the error itself
+        story = describe(tb) if issubclass(etype, KeyboardInterrupt) else None
+        if story is not None:
+            shell.showtraceback((etype, _Story(story), tb), running_compiled_code=True)
+        elif issubclass(etype, previous_types):
+            previous(etype, value, tb, tb_offset)
+        else:  # not ours: the usual traceback
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
+
+    shell.set_custom_exc((KeyboardInterrupt, *previous_types), handler)
+    ours = shell.CustomTB
+
+    def uninstall() -> None:
+        if shell.CustomTB is ours:  # a handler set after ours stays
+            shell.CustomTB, shell.custom_exceptions = previous, previous_types
+
+    return uninstall

@@ -1,8 +1,13 @@
 """The open-file limit: every socket is a file descriptor, so it caps how many clients we hold.
 
-A process may raise its own soft limit up to the hard limit, which we do once. Each client
-needs one descriptor in the client process and one in the server process (they are separate
-processes, so each side counts against its own limit), plus a few dozen for Python itself.
+A process may raise its own soft limit up to the hard limit (``raise_open_file_limit``). Nothing
+does so at import: ``labkit.setup()`` does it in a kernel, ``launch`` in a server, the script
+runner in a lesson script, ``max_clients`` and ``fit_clients`` before they count the room
+left.
+
+Each client needs one descriptor in the client process and one in the server process (they
+are separate processes, so each side counts against its own limit), plus a few dozen for
+Python itself.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""labkit is built in floors, and no import runs up (design.md, "Floors"): a lower floor never
-reaches for a higher one, not even inside a function, and no two modules import each other.
+"""labkit is built in floors, and no import runs up (docs/architecture.md, "Floors"): a lower
+floor never reaches for a higher one, not even inside a function, and no two modules import
+each other. ``docs/floors.py`` draws FLOORS into ``docs/floors.png``.
 
 Floors, top to bottom (a module may import its own floor or any floor below):
 
-    face       labkit (the package), __main__, doctor, workspace, interrupts
+    face       labkit (the package), __main__, doctor, workspace, kernel_setup, interrupts
     lessons    exercises (they check what the lessons do, so they stand where the lessons stand)
     runs       where a strategy runs: here, or gevent-patched in a child process
-    domain     clients, eventloop, timeline, widgets, protocol, filestore, bench, source, ...
+    domain     clients, eventloop, spans, timeline, figures, widgets, protocol, filestore, ...
     plumbing   background, child, launch, accept_policy, counters, progress, limits, proc,
                ipc_kernels, and the lists of programs (the packages labkit.servers and
                labkit.scripts themselves)
@@ -25,13 +26,22 @@ import pytest
 LABKIT = Path(__file__).resolve().parent.parent / "labkit"
 
 FLOORS = {
-    "face": ["labkit", "labkit.__main__", "labkit.doctor", "labkit.workspace", "labkit.interrupts"],
+    "face": [
+        "labkit",
+        "labkit.__main__",
+        "labkit.doctor",
+        "labkit.workspace",
+        "labkit.kernel_setup",
+        "labkit.interrupts",
+    ],
     "lessons": ["labkit.exercises"],
     "runs": ["labkit.runs"],
     "domain": [
         "labkit.clients",
         "labkit.eventloop",
+        "labkit.spans",
         "labkit.timeline",
+        "labkit.figures",
         "labkit.widgets",
         "labkit.protocol",
         "labkit.filestore",
@@ -45,6 +55,7 @@ FLOORS = {
         "labkit.cpu_lab",
         "labkit.grading",
         "labkit.locust_lab",
+        "labkit.percentiles",
     ],
     "plumbing": [
         "labkit.background",

@@ -1,4 +1,5 @@
-"""Kernel > Interrupt inside a labkit call shows one line that says what stopped."""
+"""Kernel > Interrupt inside a labkit call shows one line that says what stopped, once
+``labkit.setup()`` has run in the kernel (importing labkit changes nothing)."""
 
 import time
 
@@ -8,7 +9,7 @@ from jupyter_client import KernelManager
 from labkit.ipc_kernels import IPCKernelManager
 
 SLOW_ECHO = """
-import labkit
+import labkit; labkit.setup()
 from labkit.clients.echo import echo_roundtrip
 with labkit.serve("thread_echo", delay=30) as srv:
     print("started", flush=True)
@@ -62,7 +63,7 @@ def test_an_interrupt_inside_labkit_is_one_line(kernel):
 def test_an_interrupt_elsewhere_keeps_its_traceback(kernel):
     km, kc = kernel
     error = run_and_interrupt(
-        km, kc, "import labkit, time\nprint('started', flush=True)\ntime.sleep(30)"
+        km, kc, "import labkit, time\nlabkit.setup()\nprint('started', flush=True)\ntime.sleep(30)"
     )
     assert error["ename"] == "KeyboardInterrupt"
     assert len(error["traceback"]) > 1 and "Interrupted at line" not in str(error["traceback"])

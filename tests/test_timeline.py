@@ -1,4 +1,5 @@
-"""Spans, recorders, the greenlet tracer, and the figures drawn from them."""
+"""Spans (labkit.spans), recorders and tracers (labkit.timeline), and the figures drawn from
+them (labkit.figures)."""
 
 import json
 import time
@@ -6,13 +7,13 @@ import time
 import pytest
 from greenlet import greenlet
 
+from labkit.figures import figure_png
 from labkit.timeline import (
     STATE_COLORS,
     STATES,
     GreenletTrace,
     Recorder,
     Span,
-    _figure_png,
     busy_time,
     compare_timelines,
     duration,
@@ -142,7 +143,7 @@ def test_plot_timeline_draws_one_row_per_task_in_order():
     assert colors == {to_rgb(STATE_COLORS[s]) for s in ("running", "waiting", "idle")}
     assert len(ax.collections) == 4  # one bar group per (task, state)
     assert max(ax.get_xlim()) >= 100  # milliseconds, not seconds
-    assert _figure_png(fig)[0].startswith(b"\x89PNG")
+    assert figure_png(fig)[0].startswith(b"\x89PNG")
 
 
 def test_compare_timelines_shares_one_time_axis():
@@ -200,7 +201,7 @@ def _declared_states() -> dict[str, str]:
 
 
 def test_every_state_colour_stands_out_against_the_background_or_is_outlined():
-    from labkit.timeline import BACKGROUND, OUTLINE, _style, contrast
+    from labkit.figures import BACKGROUND, OUTLINE, _style, contrast
 
     assert contrast("#000000", "#ffffff") == pytest.approx(21)
     assert contrast(BACKGROUND) == pytest.approx(1)
@@ -216,7 +217,7 @@ def test_every_state_colour_stands_out_against_the_background_or_is_outlined():
 
 
 def test_states_are_told_apart_without_colour():
-    from labkit.timeline import STATE_HATCHES, _style
+    from labkit.figures import STATE_HATCHES, _style
 
     looks = {(STATE_HATCHES[s], _style(s, STATE_COLORS[s]).get("linewidth")) for s in STATES}
     assert len(looks) == len(STATES)  # pattern or outline differs for every state
@@ -227,10 +228,36 @@ def test_figures_are_sharp_on_a_hidpi_screen_and_small():
 
     from PIL import Image
 
-    from labkit.timeline import _figure_png
-
     fig = plot_timeline([Span("Task 1", "running", 0, 0.1), Span("Task 1", "waiting", 0.1, 0.2)])
-    data, shown = _figure_png(fig)
+    data, shown = figure_png(fig)
     image = Image.open(io.BytesIO(data))
     assert image.width == pytest.approx(2 * shown["width"], abs=2)  # two pixels per pixel shown
     assert len(data) < 40_000
+
+
+def test_every_name_imported_from_timeline_is_there():
+    """Lessons and labkit import spans, recorders and drawing alike from labkit.timeline, which
+    records and re-exports the rest from labkit.spans and labkit.figures: each name they
+    import is there, and is the very object its own module defines."""
+    import ast
+    from pathlib import Path
+
+    import labkit.figures
+    import labkit.spans
+    import labkit.timeline
+
+    root = Path(__file__).resolve().parent.parent
+    files = [*root.glob("notebooks/src/*.py"), *root.glob("labkit/**/*.py"), *root.glob("*/*.py")]
+    wanted = {
+        alias.name
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module == "labkit.timeline"
+        for alias in node.names
+    }
+    assert {"Recorder", "Span", "plot_timeline", "STATE_COLORS"} <= wanted
+    missing = sorted(name for name in wanted if not hasattr(labkit.timeline, name))
+    assert not missing, f"labkit.timeline lacks {missing}"
+    for module in (labkit.spans, labkit.figures):
+        for name in set(module.__all__) & set(labkit.timeline.__all__):
+            assert getattr(labkit.timeline, name) is getattr(module, name)
