@@ -85,6 +85,8 @@
 # %%
 import labkit
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 report = labkit.doctor()
 labkit.claim("every check passed: this machine is ready for the course", report.ok,
              measured=str(report))

@@ -29,6 +29,8 @@ from labkit import bench
 from labkit.bench import compute
 from labkit.timeline import Recorder, compare_timelines, duration, max_concurrent
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 # %% [markdown]
 # ## A generator remembers where it was
 #

@@ -26,6 +26,8 @@ from labkit import bench
 from labkit.bench import compute
 from labkit.timeline import GreenletTrace, Recorder, max_concurrent, plot_timeline
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 # %% [markdown]
 # ## Two functions taking turns
 #

@@ -29,8 +29,9 @@ import labkit
 from labkit.timeline import Recorder, compare_timelines, duration, max_concurrent, plot_timeline
 from labkit.widgets import panel
 
-# A greenlet that fails makes gevent print a traceback stamped with the time and a memory
-# address. We read failures from the greenlet objects instead (see "When a greenlet fails").
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
+# gevent's own report of a failing greenlet shows a time and an address: read g.exception instead.
 gevent.get_hub().exception_stream = None
 
 # %% [markdown]

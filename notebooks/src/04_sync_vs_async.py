@@ -29,6 +29,8 @@ from labkit.runs import fetch_with
 from labkit.timeline import compare_timelines, max_concurrent, plot_timeline
 from labkit.widgets import panel
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 PAGES = labkit.DATA / "pages"
 SIZES = {p.name: p.stat().st_size for p in sorted(PAGES.glob("*.html"))}
 print(SIZES)

@@ -33,6 +33,8 @@ from labkit.eventloop import callbacks, futures, generators, models
 from labkit.eventloop.models import work
 from labkit.timeline import compare_timelines, duration
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 PAGE = labkit.DATA / "pages" / "page-48k.html"
 PAGE_SHA = hashlib.sha256(PAGE.read_bytes()).hexdigest()
 

@@ -30,6 +30,8 @@ from labkit.clients.load import LoadResult, run_echo_clients
 from labkit.timeline import max_concurrent, plot_timeline
 from labkit.widgets import panel
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 # %% [markdown]
 # ## The server
 #

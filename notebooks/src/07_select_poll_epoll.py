@@ -39,6 +39,8 @@ from labkit.clients.load import receive_exactly, run_echo_clients
 from labkit.limits import SCALED_DOWN
 from labkit.widgets import panel
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 # %% [markdown]
 # ## Blocking and non-blocking sockets
 #

@@ -36,6 +36,8 @@ from labkit.runs import MODES, run_file_clients
 from labkit.timeline import max_concurrent, plot_timeline
 from labkit.widgets import panel
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 DATA = labkit.DATA
 LYRICS = (DATA / "lyrics.txt").read_bytes()
 LYRICS_SHA = hashlib.sha256(LYRICS).hexdigest()

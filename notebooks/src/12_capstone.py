@@ -24,6 +24,8 @@ import labkit
 from labkit.grading import skeleton, start_from
 from labkit.workspace import WORK
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 # %% [markdown]
 # ## The task
 #
