@@ -8,12 +8,12 @@
 #
 # **After this lesson you can**
 # * step an asyncio coroutine by hand, and say why `asyncio.run()` fails in Jupyter while a
-#   top-level `await` works;
-# * run many requests in a `TaskGroup`, or in a pool of workers fed by a `Queue`;
+#   top-level `await` works.
+# * run many requests in a `TaskGroup`, or in a pool of workers fed by a `Queue`.
 # * say which tools stop the other tasks when one fails, and write code that a cancel can
-#   stop (re-raise `CancelledError`, `shield`, keep a reference to every task);
-# * keep a fast writer from flooding memory with `await writer.drain()`;
-# * cross between threads and the loop both ways, and spot a call that blocks the loop;
+#   stop (re-raise `CancelledError`, `shield`, keep a reference to every task).
+# * keep a fast writer from flooding memory with `await writer.drain()`.
+# * cross between threads and the loop both ways, and spot a call that blocks the loop.
 # * stream a response with an async generator, and close it on time.
 #
 # **Time:** about 90 minutes: 70 reading and running, 20 exercises; sittings of 25 + 25 + 40.
@@ -27,6 +27,8 @@ import types
 
 import labkit
 from labkit.eventloop import futures
+
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
 
 # %% [markdown]
 # ## The same protocol underneath
@@ -65,7 +67,7 @@ loop.close()
 # The same protocol: a coroutine is a generator underneath, `await x` runs `x.__await__()` and
 # passes its yields up, and a Future yields *itself*: "resume me when I am done". asyncio's
 # Future is written in C for speed, but it keeps a pure-Python twin; here are the two
-# `__await__`s, lesson 05's first:
+# `__await__`s, lesson 05's first.
 
 # %%
 labkit.show(futures.Future.__await__)
@@ -76,7 +78,7 @@ labkit.show(asyncio.futures._PyFuture.__await__)
 # %% [markdown]
 # Whoever drives the coroutine receives that Future. Lesson 05's `Task.step` adds a done
 # callback to it that resumes the coroutine; asyncio's Task does the same (its private
-# `__step`, in `asyncio/tasks.py`):
+# `__step`, in `asyncio/tasks.py`).
 
 # %%
 labkit.show(futures.Task.step)
@@ -93,7 +95,7 @@ labkit.claim("... and adds a done callback to the Future that comes up",
 # coroutine. One is a *future-like* object: it has an `_asyncio_future_blocking` attribute,
 # as asyncio's Futures do, and belongs to the Task's loop. The other is a bare `yield`, which
 # sends up `None`: "run me again on the next pass of the loop". `asyncio.sleep(0)` is exactly
-# that:
+# that.
 
 # %%
 labkit.show(asyncio.tasks.__sleep0)
@@ -101,7 +103,7 @@ labkit.show(asyncio.tasks.__sleep0)
 # %% [markdown]
 # Anything else, the Task refuses. Lesson 05's Future is not future-like to asyncio: our loop
 # sets it, and asyncio knows nothing of our loop. A top-level `await` (next section) runs a
-# coroutine as an asyncio Task, so we can try both:
+# coroutine as an asyncio Task, so we can try both.
 
 # %%
 @types.coroutine
@@ -130,7 +132,7 @@ labkit.claim("its step looks for _asyncio_future_blocking, then for a bare yield
 # Anything with an `__await__` method that returns an iterator can be awaited. Written as a
 # generator, `__await__` can delegate with `yield from` to an asyncio Future, and that is
 # exactly what `await future` does inside an `async def`. Here is an awaitable of our own,
-# written the generator way, awaited by asyncio:
+# written the generator way, awaited by asyncio.
 
 # %%
 class Reply:
@@ -175,7 +177,7 @@ labkit.claim("this cell already runs inside a loop (the kernel's)", kernel_loop.
 # %% [markdown]
 # The kernel's loop is running, so a cell can simply `await`: IPython sees the top-level
 # `await` and runs the cell as a coroutine on that loop. The same `main()` in a plain script,
-# where no loop runs yet, works with `asyncio.run`:
+# where no loop runs yet, works with `asyncio.run`.
 
 # %%
 print("top-level await:", await main())
@@ -188,18 +190,20 @@ labkit.claim("in a script, asyncio.run(main()) returned 'done'",
 # %% [markdown]
 # ### What asyncio renames, and what it adds
 #
-# | lesson 05 (`labkit.eventloop.futures`) | asyncio |
-# |---|---|
-# | `Loop` (a selector, a ready queue, timers) | the event loop (`asyncio.get_running_loop()`) |
-# | `Future`, `Task`, `loop.create_task` | `asyncio.Future`, `asyncio.Task`, `asyncio.create_task` |
-# | `loop.sleep(s)`, `loop.wait_for(sock, event)` | `asyncio.sleep(s)`, `loop.add_reader`, streams |
-# | `gather(loop, coros)` | `asyncio.gather`, `asyncio.TaskGroup` |
-# | `loop.run_until_complete(main())` | `asyncio.run(main())` |
+# * Lesson 05's `Loop` (a selector, a ready queue, timers) is asyncio's event loop, which
+#   `asyncio.get_running_loop()` returns.
+# * Its `Future`, `Task` and `loop.create_task` are `asyncio.Future`, `asyncio.Task` and
+#   `asyncio.create_task`.
+# * Its `loop.sleep(s)` and `loop.wait_for(sock, event)` are `asyncio.sleep(s)`,
+#   `loop.add_reader` and streams.
+# * Its `gather(loop, coros)` is `asyncio.gather`, and `asyncio.TaskGroup`.
+# * Its `loop.run_until_complete(main())` is `asyncio.run(main())`.
 #
 # What it adds is what the rest of this lesson uses: libraries built on it (httpx, an HTTP
 # client), groups of tasks, errors and cancellation that reach the right task, timeouts,
 # queues and flow control, and bridges to threads.
-#
+
+# %% [markdown]
 # ## Many requests at once: a `TaskGroup`
 #
 # From here on, the asyncio code sits in the lesson's cells, as you would write it, and labkit
@@ -298,7 +302,7 @@ async def fetch_with_workers(urls, rec, workers=3):
 
 # %% [markdown]
 # The same ten pages, then one that hangs for 5 s and one that fails (`error_rate=1`: the
-# server answers 503), with three workers:
+# server answers 503), with three workers.
 
 # %%
 hung, failing = f"{BASE}/page-48k.html?id=11&delay=5", f"{BASE}/page-48k.html?id=12&error_rate=1"
@@ -351,7 +355,7 @@ def three_jobs(log):
 
 # %% [markdown]
 # Five ways to run them. `asyncio.wait` and `as_completed` hand you the tasks as they end,
-# and leave the rest to you:
+# and leave the rest to you.
 
 # %%
 async def plain_gather(log):
@@ -383,7 +387,7 @@ WAYS = [plain_gather, gather_return_exceptions, task_group, wait_first_exception
 
 # %% [markdown]
 # `asyncio_lab.how_it_ended` runs one way and notes what it raised, how A and C stood when
-# it returned, and how they stood 0.6 s later. A job that has not ended is `running`:
+# it returned, and how they stood 0.6 s later. A job that has not ended is `running`.
 
 # %%
 labkit.show(asyncio_lab.how_it_ended)
@@ -391,7 +395,7 @@ labkit.show(asyncio_lab.how_it_ended)
 # %% [markdown]
 # The five run side by side, each on its own log. A loop starved for 0.45 s could let A and C
 # finish before B's failure is seen, so the run takes up to three tries (a `Rounds`, which is
-# a `labkit.Timing`; `run_in_new_loop` gives each try a loop of its own, as shown later):
+# a `labkit.Timing`; `run_in_new_loop` gives each try a loop of its own, as shown later).
 
 # %%
 EXPECTED = {  # what the call raised; how A stood when it returned; and 0.6 s later
@@ -435,7 +439,7 @@ for ending in endings.last["five ways"]:
 # must then let it go on up. Since Python 3.8, `CancelledError` is a `BaseException`, not an
 # `Exception`, so `except Exception` lets it through. The trap is code that catches it and
 # carries on: `except BaseException`, a bare `except:`, or `except CancelledError: pass`.
-# Here is a retry loop with that bug, beside a polite task:
+# Here is a retry loop with that bug, beside a polite task.
 
 # %%
 async def stubborn(attempts):
@@ -458,8 +462,8 @@ async def fails_soon(attempts):
     raise RuntimeError("failed")
 
 # %% [markdown]
-# Each under `asyncio.timeout(0.1)`, and each in a `TaskGroup` beside a task that fails after
-# 0.05 s:
+# Each runs under `asyncio.timeout(0.1)`, then in a `TaskGroup` beside a task that fails after
+# 0.05 s.
 
 # %%
 async def under_timeout(task):
@@ -527,7 +531,7 @@ labkit.claim("the wait timed out, and the shielded save still finished after it"
 # task; a Future holds a task waiting for it, through its done callback. But a Future that
 # nothing else holds, waited for by a task that nothing else holds, is a cycle of garbage.
 # Python's garbage collector (`gc`) may destroy both at any moment. Three tasks, one with a
-# reference kept:
+# reference kept.
 
 # %%
 import gc
@@ -579,7 +583,8 @@ labkit.claim("its coroutine was closed (GeneratorExit), never cancelled", lost =
 # the transport's buffer, in memory. When a write takes that buffer above the *high-water
 # mark* (64 KiB by default), the transport pauses the stream. It resumes it once the buffer is
 # down to the *low-water mark* (16 KiB by default). `await writer.drain()` returns at once
-# while the stream is not paused, and waits while it is. Your handler, with and without it:
+# while the stream is not paused, and waits while it is. Here is your handler, with and
+# without it.
 
 # %%
 async def send_fast(reader, writer, drain):
@@ -592,14 +597,14 @@ async def send_fast(reader, writer, drain):
 
 # %% [markdown]
 # `asyncio_lab.buffer_growth` serves one client that reads 4 KiB every 10 ms with your
-# handler, for half a second, and samples the handler's buffer:
+# handler, for half a second, and samples the handler's buffer.
 
 # %%
 labkit.show(asyncio_lab.buffer_growth)
 
 # %% [markdown]
 # How far the buffer grows depends on how often the loop gets the CPU, so the two handlers
-# take turns, up to four rounds:
+# take turns, up to four rounds.
 
 # %%
 buffers = asyncio_lab.Rounds(
@@ -631,7 +636,7 @@ asyncio_lab.plot_growth({name: run.series for name, run in buffers.last.items()}
 # (`time.sleep`, a blocking socket, a long computation) holds the loop's one thread, and
 # every other task waits. `await asyncio.to_thread(f, *args)` runs `f` in a worker thread
 # and awaits its end. Task 1 blocks for 0.2 s, or hands the same sleep to a thread, while
-# Tasks 2 and 3 want to wake every 50 ms. `AsyncioTrace` records each task's steps:
+# Tasks 2 and 3 want to wake every 50 ms. `AsyncioTrace` records each task's steps.
 
 # %%
 async def ticks():
@@ -669,7 +674,7 @@ compare_timelines({f"Task 1 with {how}": spans for how, spans in blocking.last.i
 # Python's interpreter lock most of the time.
 #
 # The other way, plain code that needs a coroutine's result, is what `run_in_new_loop` does
-# for the `Rounds` above. A new thread has no loop, so `asyncio.run` may make one there:
+# for the `Rounds` above. A new thread has no loop, so `asyncio.run` may make one there.
 
 # %%
 labkit.show(run_in_new_loop)
@@ -730,7 +735,7 @@ labkit.claim("the worker thread's result reached the coroutine through the loop"
 # What goes wrong is waiting in the wrong thread. `asyncio.run` inside a running loop raises
 # `RuntimeError`, as the start of this lesson showed. Worse, the loop's own thread may block
 # waiting for work it gave that loop: the loop cannot run while its thread waits. A deadlock,
-# here cut short by a timeout:
+# here cut short by a timeout.
 
 # %%
 kernel_loop = asyncio.get_running_loop()
@@ -745,14 +750,14 @@ labkit.claim("waiting in the loop's thread for work on that loop timed out: a de
              outcome == "timed out")
 
 # %% [markdown]
-# | you are in | you want | use |
-# |---|---|---|
-# | a coroutine | a blocking call | `await asyncio.to_thread(f, ...)` |
-# | a coroutine | heavy computing | `await loop.run_in_executor(process_pool, f, ...)` |
-# | plain code, no loop in this thread | a coroutine's result | `asyncio.run(coro)` |
-# | not the loop's thread | a coroutine on that loop | `run_coroutine_threadsafe(coro, loop)` |
-# | not the loop's thread | a call on the loop | `loop.call_soon_threadsafe(f, ...)` |
-# | the loop's own thread | to block until the loop does something | never: a deadlock |
+# Which bridge, when:
+#
+# * A coroutine that must make a blocking call: `await asyncio.to_thread(f, ...)`.
+# * A coroutine with heavy computing: `await loop.run_in_executor(process_pool, f, ...)`.
+# * Plain code, with no loop in its thread, that needs a coroutine's result: `asyncio.run`.
+# * Another thread that needs a coroutine run on a loop: `run_coroutine_threadsafe`.
+# * Another thread that needs a call made on a loop: `loop.call_soon_threadsafe`.
+# * The loop's own thread, blocking until that loop does something: never, a deadlock.
 
 # %% [markdown]
 # ## Async generators and async context managers
@@ -761,7 +766,7 @@ labkit.claim("waiting in the loop's thread for work on that loop timed out: a de
 # one at a time, and it may `await` between them. `client.stream("GET", url)` is an
 # `async with` that opens a response once its headers are in and closes it at the end.
 # `response.aiter_bytes()` yields the body in pieces as they arrive, so a large body never
-# sits in memory whole. Your generator of pieces, and the 479 KB page through it:
+# sits in memory whole. Here is your generator of pieces, and the 479 KB page read through it.
 
 # %%
 async def pieces(client, url, log):

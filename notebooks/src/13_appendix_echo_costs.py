@@ -8,14 +8,16 @@
 #
 # **After this appendix you can**
 # * write an echo server with asyncio's streams API or its protocol API, on asyncio's loop or
-#   on uvloop;
-# * count a server's system calls per round trip, and say why asyncio's streams need one more;
+#   on uvloop.
+# * count a server's system calls per round trip, and say why asyncio's streams need one more.
 # * compare servers by the CPU they spend per round trip, measured from `/proc`.
 #
 # **Time:** about 20 minutes: 15 reading and running, 5 exercises.
 
 # %%
 import labkit
+
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
 
 # %% [markdown]
 # ## The echo server on asyncio, and on uvloop
@@ -26,7 +28,7 @@ import labkit
 # `data_received` on an object, as our selectors server calls its handlers (lesson 07), and
 # `transport.write` never blocks. **uvloop** is a drop-in replacement for asyncio's loop,
 # written in Cython on libuv (the C event loop under Node.js): the same coroutines and
-# protocols, a faster loop. `asyncio_echo` is both, on either loop:
+# protocols, a faster loop. `asyncio_echo` is both, on either loop.
 
 # %%
 labkit.show("asyncio_echo")
@@ -47,7 +49,7 @@ labkit.show("asyncio_echo")
 # with `count_calls=True`: every `recv`, `send`, `select` and `modify` it makes through
 # Python's `socket` and `selectors` modules is one system call, named as strace names it (the
 # course's tests check the two counts agree where strace runs). One client, 500 echoes of
-# 1 KiB, on both selectors servers and on both asyncio APIs:
+# 1 KiB, on both selectors servers and on both asyncio APIs.
 
 # %%
 from labkit.server_cpu import plot_system_calls, system_calls_per_round_trip
