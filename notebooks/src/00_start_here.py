@@ -1,11 +1,14 @@
 # %% [markdown]
 # # 00 · Start here
 #
-# **asynclab** teaches coroutines and asynchronous I/O from the ground up, in Python: generator
-# coroutines, greenlet switching, gevent, the event-driven model, `select`/`poll`/`epoll` and the
-# `selectors` module, up to servers that hold thousands of clients. Every lesson runs real code
-# against real servers on this machine, measures what happens, draws it, and checks its own
-# claims: `✔` when a claim holds on your machine, `✘` with the numbers when it does not.
+# **asynclab** teaches coroutines and asynchronous I/O in Python, from the ground up. It starts
+# with generator coroutines, greenlet switching and gevent. Then come the event-driven model,
+# `select`/`poll`/`epoll` and the `selectors` module, up to servers that hold thousands of
+# clients.
+#
+# Every lesson runs real code against real servers on this machine. It measures what happens,
+# draws it, and checks its own claims. A claim shows `✔` when it holds on your machine, and `✘`
+# with the numbers when it does not.
 #
 # **After this notebook you can** check that your machine is ready, start one of the course's
 # teaching servers in the background, talk to it over a socket, and stop it.
@@ -15,72 +18,91 @@
 # %% [markdown]
 # ## The lessons
 #
-# Read them in order; each builds on the one before.
+# Read them in order; each builds on the one before. Lessons 00 to 08 go from generators to a
+# file server on `selectors`:
 #
-# | # | Lesson | You will see |
-# |---|---|---|
-# | 00 | [Start here](00_start_here.ipynb) | the doctor, a first background echo server |
-# | 01 | [Coroutines with generators](01_coroutines.ipynb) | `send`, a round-robin scheduler, the cost of a switch |
-# | 02 | [greenlet](02_greenlet.ipynb) | switching between functions, drawn as a timeline |
-# | 03 | [gevent basics](03_gevent_basics.ipynb) | `spawn`, `joinall`, `Pool`, `Queue`, monkey patching in a child |
-# | 04 | [Synchronous vs asynchronous I/O](04_sync_vs_async.ipynb) | one page fetcher, three strategies, measured |
-# | 05 | [The event-driven model](05_event_driven.ipynb) | three tasks drawn from real runs; an event loop from scratch |
-# | 06 | [A gevent socket server](06_gevent_server.ipynb) | 100 clients, one thread, and a bug that burns a CPU |
-# | 07 | [select, poll and epoll](07_select_poll_epoll.ipynb) | what watching 10,000 sockets costs |
-# | 08 | [The selectors file server](08_selectors_file_server.ipynb) | framed get/put for a thousand clients, byte for byte |
-# | 09 | [From our event loop to asyncio](09_asyncio.ipynb) | `gather`, `TaskGroup`, timeouts, back-pressure, uvloop, the greenlet bridge |
-# | 10 | [CPU work and processes](10_cpu_and_processes.ipynb) | one CPU request stalls the loop; a process pool, pre-fork workers, gunicorn `-k gevent` |
-# | 11 | [gevent at work: load testing with Locust](11_locust.ipynb) | Locust's users are greenlets: requests/s and percentiles over time, a User for lesson 08's protocol, a master and workers |
-# | 12 | [Capstone: a server the course grades](12_capstone.ipynb) | your own server on selectors, gevent or asyncio, put through the course's batteries by `labkit.grade` |
+# * **00** [Start here](00_start_here.ipynb): the doctor, a first background echo server.
+# * **01** [Coroutines with generators](01_coroutines.ipynb): `send`, a round-robin scheduler,
+#   the cost of a switch.
+# * **02** [greenlet](02_greenlet.ipynb): switching between functions, drawn as a timeline.
+# * **03** [gevent basics](03_gevent_basics.ipynb): `spawn`, `joinall`, `Pool`, `Queue`, monkey
+#   patching in a child.
+# * **04** [Synchronous vs asynchronous I/O](04_sync_vs_async.ipynb): one page fetcher, three
+#   strategies, measured.
+# * **05** [The event-driven model](05_event_driven.ipynb): three tasks drawn from real runs; an
+#   event loop from scratch.
+# * **06** [A gevent socket server](06_gevent_server.ipynb): 100 clients, one thread, and a bug
+#   that burns a CPU.
+# * **07** [select, poll and epoll](07_select_poll_epoll.ipynb): what watching 10,000 sockets
+#   costs.
+# * **08** [The selectors file server](08_selectors_file_server.ipynb): framed get/put for a
+#   thousand clients, byte for byte.
+
+# %% [markdown]
+# Lessons 09 to 12 take the same ideas to asyncio, to CPU work and to load testing. The last one
+# grades a server of your own:
 #
-# Each lesson's first cell says how long it takes, exercises included; the longer ones are
-# split into sittings of at most about 45 minutes, each starting at a heading that marks a
-# good place to stop. The course's words, in English and Chinese, are in the
-# [glossary](../docs/glossary.md) (术语表). Teaching a class? The
-# [instructors' guide](../docs/instructors.md) has each lesson's goals and minutes (and how
-# they were measured), the misconceptions to watch for, and discussion questions.
+# * **09** [From our event loop to asyncio](09_asyncio.ipynb): `gather`, `TaskGroup`, timeouts,
+#   back-pressure, uvloop, the greenlet bridge.
+# * **10** [CPU work and processes](10_cpu_and_processes.ipynb): one CPU request stalls the loop;
+#   a process pool, pre-fork workers, gunicorn `-k gevent`.
+# * **11** [gevent at work: load testing with Locust](11_locust.ipynb): Locust's users are
+#   greenlets. You see requests/s and percentiles over time, a User for lesson 08's protocol, a
+#   master and workers.
+# * **12** [Capstone: a server the course grades](12_capstone.ipynb): your own server on
+#   selectors, gevent or asyncio, put through the course's batteries by `labkit.grade`.
+#
+# Each lesson's first cell says how long it takes, exercises included. The longer lessons are
+# split into sittings of at most about 45 minutes. Each sitting starts at a heading that marks a
+# good place to stop.
+#
+# The course's words, in English and Chinese, are in the [glossary](../docs/glossary.md) (术语表).
+# Teaching a class? The [instructors' guide](../docs/instructors.md) has each lesson's goals and
+# minutes, and how they were measured. It also has the misconceptions to watch for, and
+# discussion questions.
 
 # %% [markdown]
 # ## How to use the notebooks
 #
 # * Run cells from the top with **Shift+Enter**, or **Run → Run All Cells**.
-# * Each lesson imports `labkit`, the course's helper package. It starts the teaching servers
-#   in background processes, drives clients, records what every task did and when, and draws it.
+# * Each lesson imports `labkit`, the course's helper package. It starts the teaching servers in
+#   background processes, drives clients, records what every task did and when, and draws it.
 #   Whenever a lesson uses labkit for something that matters, it shows you the code.
 # * Servers listen on `127.0.0.1` on a port the operating system picks, so many students can
-#   share one machine. They stop when their `with` block ends, when you restart the kernel, and
-#   even when the kernel crashes: a server watches a pipe from the kernel and exits when it
-#   closes (the first server section below shows it).
-# * Cells with sliders and a **Run** button redraw their figure when you change a setting.
-#   Next to each, a plain cell calls the same function with fixed values, so you can read the
-#   code that the widget runs.
+#   share one machine. They stop when their `with` block ends, and when you restart the kernel.
+#   They stop even when the kernel crashes: a server watches a pipe from the kernel and exits
+#   when it closes. The first server section below shows it.
+# * Cells with sliders and a **Run** button redraw their figure when you change a setting. Next
+#   to each, a plain cell calls the same function with fixed values, so you can read the code
+#   that the widget runs.
 # * Each lesson ends with exercises. `hint(n)` gives a nudge, `check(n, answer)` tells you
 #   whether you have it, and `answer(n)` shows a worked solution with why it is right.
 
 # %% [markdown]
 # ## How the lessons check themselves
 #
-# Each lesson states its claims in code: `labkit.claim("sentence", condition)` prints
-# `✔ sentence` when the condition holds on your machine. It returns nothing, so a cell that
-# ends with a claim shows only that line.
+# Each lesson states its claims in code. `labkit.claim("sentence", condition)` prints
+# `✔ sentence` when the condition holds on your machine. It returns nothing, so a cell that ends
+# with a claim shows only that line.
 #
-# A claim about time runs the code in a few interleaved rounds and is judged on the fastest
-# one, so a busy machine rarely fails it. If one still fails, it prints `✘` with the numbers
-# and what this machine was doing, and the lesson goes on. Re-run that cell when the machine
-# is quieter.
+# A claim about time runs the code in a few interleaved rounds. It is judged on the fastest
+# round, so a busy machine rarely fails it. If one still fails, it prints `✘` with the numbers
+# and what this machine was doing, and the lesson goes on. Re-run that cell when the machine is
+# quieter.
 
 # %% [markdown]
 # ## Is this machine ready?
 #
 # `labkit.doctor()` checks the platform, the Python and package versions, and the selector that
 # `selectors` uses here. It reads the open-file limit: every socket is an open file, so this
-# limit caps how many clients one process can hold. It reads the CPUs this kernel really gets
-# (a hub's CPU quota included) and how busy the machine is. Last, it starts a real echo
-# server, sends it 64 KiB and checks every byte that comes back.
+# limit caps how many clients one process can hold. It reads the CPUs this kernel really gets (a
+# hub's CPU quota included) and how busy the machine is. Last, it starts a real echo server,
+# sends it 64 KiB and checks every byte that comes back.
 #
-# A low open-file limit (1,024 is common in containers and on hosted notebooks) still passes,
-# with a note: the lessons that open many sockets then run fewer clients and say so. So do one
-# usable CPU and a busy machine: the timed lessons then run slower.
+# A low open-file limit still passes, with a note. A limit of 1,024 is common in containers and
+# on hosted notebooks. With a low limit, the lessons that open many sockets run fewer clients,
+# and say so. One usable CPU and a busy machine pass with a note too: the timed lessons then run
+# slower.
 
 # %%
 import labkit
@@ -92,8 +114,8 @@ labkit.claim("every check passed: this machine is ready for the course", report.
              measured=str(report))
 
 # %% [markdown]
-# The whole report (your numbers may differ from a classmate's, which is why this cell's output
-# is not checked by the course's tests):
+# The whole report follows. Your numbers may differ from a classmate's, so the course's tests do
+# not check this cell's output:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -111,7 +133,7 @@ labkit.show("selectors_echo")
 
 # %% [markdown]
 # Now start it, connect, send a message and read the echo. TCP is a stream of bytes, not of
-# messages: one `recv` may return only part of what was sent, so we read until we have as many
+# messages. One `recv` may return only part of what was sent, so we read until we have as many
 # bytes as we sent. And every call that could wait forever gets a timeout.
 
 # %%
@@ -162,11 +184,12 @@ labkit.claim("the server refused to listen on every interface",
              refusal is not None and refusal.startswith("refusing to bind '0.0.0.0'"))
 
 # %% [markdown]
-# A server also stops when the process that started it dies without any chance to clean up,
-# as a crashed kernel does: the server reads a pipe from that process, and when the process
-# dies the operating system closes the pipe. Here a stand-in kernel, a child Python process,
-# starts an echo server and tells us its port; then we kill it with `SIGKILL`, which runs
-# none of its code, and watch the port:
+# A server also stops when the process that started it dies without any chance to clean up, as a
+# crashed kernel does. The server reads a pipe from that process. When the process dies, the
+# operating system closes the pipe.
+#
+# Here a child Python process stands in for the kernel. It starts an echo server and tells us its
+# port. Then we kill it with `SIGKILL`, which runs none of its code, and watch the port:
 
 # %%
 import signal
@@ -202,11 +225,12 @@ labkit.claim("after the kernel was killed, its server is gone", not answers(port
 # %% [markdown]
 # ## Every socket is an open file
 #
-# The operating system gives each process a limit on open files, and every socket counts as
-# one. Here we hold 2,000 connections to the echo server at once, count this process's open
-# files (`/dev/fd` lists them) before, during and after, and send a different message on each
-# connection. If 2,000 do not fit under this machine's limit, `labkit.fit_clients` says so in
-# one line and picks a number that fits; the lessons that open many sockets all do that.
+# The operating system gives each process a limit on open files, and every socket counts as one.
+# Here we hold 2,000 connections to the echo server at once, and send a different message on
+# each. We count this process's open files (`/dev/fd` lists them) before, during and after.
+#
+# If 2,000 do not fit under this machine's limit, `labkit.fit_clients` says so in one line. It
+# then picks a number that fits. The lessons that open many sockets all do that.
 
 # %%
 import os
