@@ -1,21 +1,22 @@
 # %% [markdown]
 # # 08 · The selectors file server: framed get/put for a thousand clients
 #
-# This lesson puts everything so far together: a file server on `selectors` where 500, then
+# This lesson puts everything so far together: a file server on `selectors`. First 500, then
 # 1,000 clients download a file and upload it back at the same moment, every byte checked.
-# The original course's version of this demo stopped at about 500 clients (Windows' select
-# limit, lesson 07). Its protocol assumed that one `recv` returns one message, which breaks as
-# soon as the size and the start of the file arrive together (below, with a single client).
-# Ours frames every message. The course's benchmark (`python -m benchmarks files`) is where
-# 10,000 clients are tried; this lesson's panel lets you try as many as fit here.
+#
+# The original course's version of this demo stopped at about 500 clients (Windows' select limit,
+# lesson 07). Its protocol assumed that one `recv` returns one message. That breaks as soon as
+# the size and the start of the file arrive together (below, with a single client). Ours frames
+# every message. The course's benchmark (`python -m benchmarks files`) is where 10,000 clients
+# are tried. This lesson's panel lets you try as many as fit here.
 #
 # **After this lesson you can**
-# * design a framed protocol and parse it incrementally, whatever the chunking;
+# * design a framed protocol and parse it incrementally, whatever the chunking.
 # * read a selectors server that keeps per-connection state, streams files with back-pressure,
-#   and survives bad input;
-# * reproduce the "one recv is one message" bug, and fix it;
-# * load a server with 1,000 clients three ways (threads, one selectors thread, gevent)
-#   and verify every byte.
+#   and survives bad input.
+# * reproduce the "one recv is one message" bug, and fix it.
+# * load a server with 1,000 clients three ways (threads, one selectors thread, gevent) and
+#   verify every byte.
 #
 # **Time:** about 70 minutes: 40 reading and running, 30 exercises; sittings of 35 + 35.
 
@@ -51,8 +52,8 @@ FILE_STATES = {"download": "#2ca02c", "upload": "#9467bd"}
 # ## The protocol: every message says where it ends
 #
 # TCP delivers bytes, not messages. A protocol must let the receiver find the end of each
-# message: a fixed length, a delimiter, or a length announced up front. Ours uses the last two:
-# a header line ending in `\n`, then a body of exactly the length the header announces.
+# message: a fixed length, a delimiter, or a length announced up front. Ours uses the last two: a
+# header line ending in `\n`, then a body of exactly the length the header announces.
 #
 # | request | meaning | reply |
 # |---|---|---|
@@ -61,11 +62,12 @@ FILE_STATES = {"download": "#2ca02c", "upload": "#9467bd"}
 # | `LIST\n` | which files are there? | `OK <size> <sha256>\n`, a `<name> <size>` line per file |
 # | anything wrong | | `ERR <code> <message>\n` |
 #
-# The error codes: 400 bad request, 403 name refused, 404 no such file, 408 silent too long,
-# 413 too large; 500 and 503 when the server's disk fails or it is full. Names are plain file
-# names (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
-# Both sides parse with the same incremental `Parser`: feed it bytes as they come, in any
-# pieces, and it hands back complete events.
+# The error codes: 400 bad request, 403 name refused, 404 no such file, 408 silent too long, 413
+# too large; 500 and 503 when the server's disk fails or it is full. Names are plain file names
+# (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
+#
+# Both sides parse with the same incremental `Parser`. Feed it bytes as they come, in any pieces,
+# and it hands back complete events.
 
 # %%
 labkit.show(protocol.Parser)
@@ -95,11 +97,13 @@ _ = labkit.claim("same header and body either way, and both end with End",
 # ## The server
 #
 # One thread, one selector. Each connection's state is a `Connection` object in its selector
-# key's `data`: its parser, the replies still to send (bytes, or a file being streamed), and
-# the upload in progress. It asks for EVENT_WRITE only while it has something to send, and
-# reads a file into the outgoing buffer only while the client keeps up. It answers a bad
-# request with `ERR` before hanging up. The folder logic (safe names, uploads made visible only when
-# complete) is in `labkit/filestore.py`, shared with a gevent version of the same server.
+# key's `data`. It holds the parser, the replies still to send (bytes, or a file being streamed),
+# and the upload in progress.
+#
+# The server asks for EVENT_WRITE only while it has something to send. It reads a file into the
+# outgoing buffer only while the client keeps up. It answers a bad request with `ERR` before
+# hanging up. The folder logic (safe names, uploads made visible only when complete) is in
+# `labkit/filestore.py`, shared with a gevent version of the same server.
 
 # %%
 labkit.show("selectors_files")
@@ -126,8 +130,8 @@ _ = labkit.claim("the upload is in the server's folder, byte for byte",
 # %% [markdown]
 # ## The framing bug of the original course
 #
-# The original client sent `get`, then did `int(client.recv(1024))` to read the file size,
-# assuming the size arrives alone. Our server puts the header and the start of the file in
+# The original client sent `get`, then did `int(client.recv(1024))` to read the file size. It
+# assumed that the size arrives alone. Our server puts the header and the start of the file in
 # one buffer and hands both to one `send`. So they arrive together, the first `recv` returns
 # both, and that assumption breaks:
 
@@ -156,16 +160,16 @@ _ = labkit.claim("the buggy client's 1,024 bytes end in the middle of a characte
                  failure.reason == "unexpected end of data", measured=failure.reason)
 
 # %% [markdown]
-# 1,024 bytes held the 73-byte header and 951 bytes of the poems, cut in the middle of a
-# Chinese character, so not even valid UTF-8. Nothing was wrong with the network; the
-# client simply read a byte stream as if it were messages. `get_file` feeds every `recv` to
-# the `Parser` instead, and takes exactly `<size>` bytes after the header.
+# 1,024 bytes held the 73-byte header and 951 bytes of the poems. They end in the middle of a
+# Chinese character, so they are not even valid UTF-8. Nothing was wrong with the network: the
+# client simply read a byte stream as if it were messages. `get_file` feeds every `recv` to the
+# `Parser` instead, and takes exactly `<size>` bytes after the header.
 #
 # ## 500 clients at once
 #
-# Each client connects, downloads `lyrics.txt`, checks its SHA-256 against the file and the
-# header, uploads it back under its own name, and checks the server's confirmation. First
-# with one thread per client, as in the original course:
+# Each client connects and downloads `lyrics.txt`. It checks the download's SHA-256 against the
+# file and the header, uploads it back under its own name, and checks the server's confirmation.
+# First with one thread per client, as in the original course:
 
 # %%
 result = run_file_clients(server.address, n_clients=500, expected_sha256=LYRICS_SHA)
@@ -177,20 +181,24 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
                                   f"{result.elapsed:.2f} s in all", states=FILE_STATES)
 
 # %% [markdown]
-# Each row is a client: the green bar is its download, the purple one its upload, drawn
-# from the times each client measured; transfers of different clients overlap.
+# Each row is a client: the green bar is its download, the purple one its upload. They are drawn
+# from the times each client measured. Transfers of different clients overlap.
 #
 # ## Three ways to be 1,000 clients
 #
-# The same check, 1,000 clients at a time: one thread per client; one thread driving all the
-# sockets as generator tasks on lesson 05's event loop; and the thread code on greenlets in a
-# monkey-patched child process. Then the same load against `gevent_files`, the same protocol
-# written as blocking code on gevent.
+# The same check, 1,000 clients at a time, three ways:
+#
+# * one thread per client;
+# * one thread driving all the sockets as generator tasks on lesson 05's event loop;
+# * the thread code on greenlets, in a monkey-patched child process.
+#
+# Then the same load against `gevent_files`: the same protocol, written as blocking code on
+# gevent.
 #
 # The one-thread clients reuse lesson 05's generator loop (`labkit.eventloop.generators.run`).
-# Each client is one generator, written top to bottom like the blocking client: where it would
-# block it yields `(socket, event)`, and `yield from` passes up the waits of its parts
-# (sending a request, reading a reply). The loop resumes it when that socket is ready:
+# Each client is one generator, written top to bottom like the blocking client. Where it would
+# block, it yields `(socket, event)`. `yield from` passes up the waits of its parts (sending a
+# request, reading a reply). The loop resumes the client when that socket is ready:
 
 # %%
 from labkit.clients import files
@@ -226,16 +234,16 @@ ax.set_xlabel(f"seconds for {n_clients:,} clients to download and upload (measur
 plt.show()
 
 # %% [markdown]
-# All four serve everyone with every byte verified. The times on this shared machine vary
-# from run to run; what holds every time is the verification.
+# All four serve everyone with every byte verified. The times on this shared machine vary from
+# run to run; what holds every time is the verification.
 #
 # ## What a client costs the server
 #
-# One thread serves them all, so threads do not limit it. What each connected client does
-# cost is a socket, and a socket is a file descriptor in the server's process. Linux lists a
-# process's open descriptors in `/proc/PID/fd` and its threads in `/proc/PID/status`
-# (`labkit.proc` reads them). Here are both, before and while 300 idle clients are connected
-# (once the server's own counter says it has accepted all 300):
+# One thread serves them all, so threads do not limit it. What each connected client does cost is
+# a socket, and a socket is a file descriptor in the server's process. Linux lists a process's
+# open descriptors in `/proc/PID/fd`, and its threads in `/proc/PID/status` (`labkit.proc` reads
+# them). Here are both, before and while 300 idle clients are connected. We read them once the
+# server's own counter says it has accepted all 300:
 
 # %%
 from labkit import proc
@@ -255,15 +263,17 @@ _ = labkit.claim("and the same number of threads", threads_during == threads_bef
                  measured=f"{threads_before} before, {threads_during} during")
 
 # %% [markdown]
-# So it is the open-file limit (`ulimit -n`), not threads, that bounds how many clients one
-# such server can hold at once.
+# So it is the open-file limit (`ulimit -n`), not threads, that bounds how many clients one such
+# server can hold at once.
 #
 # ## A client that does not read
 #
 # The server reads the next 64 KiB piece (`CHUNK`) of a file only while less than `HIGH_WATER`
-# (256 KiB) waits to be sent. So a client that asks for a 64 MiB file and reads nothing should
-# leave at most `HIGH_WATER + CHUNK` of it in the server's memory, however big the file. Linux
-# shows how far the server has read the file: the offset (`pos:`) of its descriptor, in
+# (256 KiB) waits to be sent. Take a client that asks for a 64 MiB file and reads nothing. It
+# should leave at most `HIGH_WATER + CHUNK` of the file in the server's memory, however big the
+# file.
+#
+# Linux shows how far the server has read the file: the offset (`pos:`) of its descriptor, in
 # `/proc/PID/fdinfo`. What it read, less what it sent, is what it holds:
 
 # %%
@@ -299,15 +309,15 @@ _ = labkit.claim("then the client read it all, SHA-256 verified",
                  == hashlib.sha256(big).hexdigest())
 
 # %% [markdown]
-# The bytes it did send wait in the kernel's socket buffers, on both sides; the rest of the
-# file stays on disk until the client reads.
+# The bytes it did send wait in the kernel's socket buffers, on both sides. The rest of the file
+# stays on disk until the client reads.
 #
 # ## Try it yourself, up to 10,000 clients
 #
-# The panel runs `run_clients`: a fresh server, with a fresh folder for the uploads that is
-# deleted when the run ends (10,000 uploads are 20 MB). Before any client starts,
-# `run_file_clients` checks that this process may open that many sockets (every client is a
-# file descriptor) and explains what to do if not.
+# The panel runs `run_clients`: a fresh server, with a fresh folder for the uploads. The folder
+# is deleted when the run ends (10,000 uploads are 20 MB). Before any client starts,
+# `run_file_clients` checks that this process may open that many sockets, since every client is a
+# file descriptor. If it may not, it explains what to do.
 
 # %%
 PANEL_UPLOADS = f"lesson08-panel-{os.getpid()}-"    # this kernel's, not another notebook's
@@ -356,7 +366,7 @@ _ = labkit.claim("the server stopped", not server.alive)
 # %% [markdown]
 # ## Sitting 2 of 2 (about 35 minutes) — a good place to stop
 #
-# The second of this lesson's two sittings: the summary and the exercises. They need nothing
+# The second of this lesson's two sittings holds the summary and the exercises. They need nothing
 # from the cells above: in a fresh kernel, just run the exercises' first cell.
 
 # %% [markdown]
@@ -364,21 +374,21 @@ _ = labkit.claim("the server stopped", not server.alive)
 #
 # * TCP carries bytes. Frame every message (a delimited header, an announced length) and parse
 #   incrementally; never assume one `recv` is one message.
-# * A selectors server keeps per-connection state in `key.data`, asks for write readiness only
-#   while it has something to send, streams large replies as the client takes them, and answers
-#   bad input with an error instead of crashing.
-# * Verified end to end (SHA-256 of every download and upload), one thread served 1,000
-#   clients in one run here (fewer where `ulimit -n` is low); each costs it a file descriptor
+# * A selectors server keeps per-connection state in `key.data`. It asks for write readiness only
+#   while it has something to send. It streams large replies as the client takes them, and
+#   answers bad input with an error instead of crashing.
+# * Verified end to end (SHA-256 of every download and upload), one thread served 1,000 clients
+#   in one run here, or fewer where `ulimit -n` is low. Each client costs it a file descriptor
 #   and no thread, so the open-file limit is what bounds it.
 #
-# The benchmark (`python -m benchmarks files`) tries 10,000 clients against both file servers
-# and records what it measured on the machine that ran it in `benchmarks/results.md`.
+# The benchmark (`python -m benchmarks files`) tries 10,000 clients against both file servers. It
+# records what it measured, on the machine that ran it, in `benchmarks/results.md`.
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call it
+# again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)` shows a
+# worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
