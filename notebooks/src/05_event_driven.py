@@ -1,16 +1,18 @@
 # %% [markdown]
 # # 05 · The event-driven model, measured, and an event loop from scratch
 #
-# A server can give each request its own process, its own thread, or handle every request in
-# one thread with an **event loop**: a loop that waits for *events* (this socket is readable,
-# that timer is due) and runs the piece of code that was waiting for each. This lesson measures
-# the three models instead of drawing them by hand, shows when the event loop does *not* help,
-# and then builds one from scratch in three small steps.
+# A server can give each request its own process or its own thread. Or it can handle every
+# request in one thread with an **event loop**. That is a loop that waits for *events* (this
+# socket is readable, that timer is due) and runs the piece of code that was waiting for each.
+#
+# This lesson measures the three models instead of drawing them by hand. It shows when the
+# event loop does *not* help, and then builds one from scratch in three small steps.
 #
 # **After this lesson you can**
-# * explain the difference between polling and waiting for events, with CPU time to prove it;
-# * read the classic three-model figure (sequential, threads, event loop), drawn from real runs;
-# * say when an event loop gains nothing (CPU-bound work) and show it;
+# * explain the difference between polling and waiting for events, with CPU time to prove it.
+# * read the classic three-model figure (sequential, threads, event loop), drawn from real
+#   runs.
+# * say when an event loop gains nothing (CPU-bound work) and show it.
 # * write an event loop: callbacks on a selector, then generator tasks, then Futures and Tasks
 #   with `async`/`await`.
 #
@@ -110,19 +112,18 @@ ax.set_xlabel("CPU used while waiting for 20 events (% of one core)")
 plt.show()
 
 # %% [markdown]
-# Same events, same handlers, same result; the polling loop spent CPU the whole time it
-# waited (on a busy machine it gets less than a whole core, but it takes all it gets). The
-# event loop's `events.get()` asks the operating system to wake it when there is something to
-# do. For sockets, that question is `select`, `poll` or `epoll`: "wake me when one of these is
-# ready".
+# Same events, same handlers, same result. But the polling loop spent CPU the whole time it
+# waited. On a busy machine it gets less than a whole core, but it takes all it gets. The event
+# loop's `events.get()` asks the operating system to wake it when there is something to do. For
+# sockets, that question is `select`, `poll` or `epoll`: "wake me when one of these is ready".
 #
 # ## Three tasks, three models, one time axis
 #
-# Three tasks each compute a little, wait for a slow server (the `latency_http` server of
-# lesson 04: 0.3, 0.2 and 0.1 s), and compute a little more. We run them
-# (a) one after another, (b) one thread each, (c) as coroutines on a small event loop, which
-# we will build ourselves later in this lesson. The two versions of the task differ only where
-# they wait:
+# Three tasks each compute a little, wait for a slow server, and compute a little more. The
+# server is the `latency_http` server of lesson 04, with waits of 0.3, 0.2 and 0.1 s. We run
+# the tasks (a) one after another, (b) one thread each, (c) as coroutines on a small event
+# loop. We will build that loop ourselves later in this lesson. The two versions of the task
+# differ only where they wait:
 
 # %%
 WAITS = {"Task 1": 0.3, "Task 2": 0.2, "Task 3": 0.1}
@@ -147,9 +148,10 @@ async def loop_task(loop, rec, name):
     return body
 
 # %% [markdown]
-# `work` does a fixed amount of arithmetic. It records when its thread really ran (blue) and
-# when it was stopped for over a millisecond (grey), the way waiting for the server is grey.
-# The runners start the same task one after another, on a thread each, or as Tasks on one loop:
+# `work` does a fixed amount of arithmetic. It records when its thread really ran (blue). It
+# also records when the thread was stopped for over a millisecond (grey), the way waiting for
+# the server is grey. The runners start the same task one after another, on a thread each, or
+# as Tasks on one loop:
 
 # %%
 labkit.show(models)
@@ -190,14 +192,14 @@ compare_timelines({model: model_runs[0][1] for model, model_runs in every_run.it
 # * **Sequential:** each task's wait holds everything up; the total is the sum. The other two
 #   models wait for all three replies at once, which saves most of the two shorter waits.
 # * **Threads:** the operating system runs another thread while one waits. The waits overlap;
-#   the computing does not: where two threads want to compute at once, one is grey, because
-#   CPython's interpreter lock (the GIL, more below) lets one thread at a time run Python
-#   code. The cost is a thread per task, and data they share needs a lock, because where a
-#   thread is switched out is not written in the code (lesson 01).
+#   the computing does not. Where two threads want to compute at once, one is grey. That is
+#   because CPython's interpreter lock (the GIL, more below) lets one thread at a time run
+#   Python code. The cost is a thread per task. And data they share needs a lock, because where
+#   a thread is switched out is not written in the code (lesson 01).
 # * **Event loop:** one thread. A task that must wait registers interest in its socket and
-#   gives control back; the loop runs whatever is ready. The waits overlap just as well. A
-#   task is switched out only at an `await`, so an update with no `await` inside it needs no
-#   lock; one with an `await` inside it does (lesson 01, property 2).
+#   gives control back; the loop runs whatever is ready. The waits overlap just as well. A task
+#   is switched out only at an `await`. So an update with no `await` inside it needs no lock;
+#   one with an `await` inside it does (lesson 01, property 2).
 #
 # In no row do two tasks compute at the same moment; the next cell checks that for the threads.
 
@@ -230,7 +232,7 @@ async def cpu_coroutine(loop, rec, name):
 
 # %% [markdown]
 # Wall time is at the mercy of whatever else this machine runs. So the claims below compare
-# each model's wall time with the CPU time the *sequential* run needed for the same work: CPU
+# each model's wall time with the CPU time the *sequential* run needed for the same work. CPU
 # time is what the work costs, however busy the machine. `labkit.Timing` runs the models in
 # turns; `cpu_trials.model_ways` makes one way per model and keeps every run for the figures:
 
@@ -260,12 +262,13 @@ shown = cpu_trials.quietest(cpu_runs)              # draw the round the machine 
 compare_timelines({model: spans for model, (spans, _) in shown.items()})
 
 # %% [markdown]
-# Blue is a thread running, grey a thread stopped (the figure shows the round in which this
-# machine was quietest; grey in the sequential row is other programs). The three threads take
-# turns: CPython's interpreter lock (the GIL) lets one thread at a time run Python code, and a
-# thread that wants it asks the holder to let go after the *switch interval* (printed below).
-# The lock costs the parallelism of several cores: with it, the total stays that of the work
-# done one after another. Here is what each thread got, from
+# Blue is a thread running, grey a thread stopped. The figure shows the round in which this
+# machine was quietest; grey in the sequential row is other programs.
+#
+# The three threads take turns, because CPython's interpreter lock (the GIL) lets one thread at
+# a time run Python code. A thread that wants it asks the holder to let go after the *switch
+# interval* (printed below). The lock costs the parallelism of several cores: with it, the
+# total stays that of the work done one after another. Here is what each thread got, from
 # `time.thread_time()` inside the thread:
 
 # %%
@@ -290,29 +293,29 @@ ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Each thread was alive far longer than the CPU time it got, and the three together got no
-# more than one core gives (the first claim above): with the interpreter lock, more threads
-# bring no more CPU to Python code. The event loop runs the three computations one after
-# another: nothing waits, so there is nothing to overlap. For CPU-bound work you need more
-# processes (more cores), not more concurrency.
+# Each thread was alive far longer than the CPU time it got. The three together got no more
+# than one core gives (the first claim above): with the interpreter lock, more threads bring no
+# more CPU to Python code. The event loop runs the three computations one after another:
+# nothing waits, so there is nothing to overlap. For CPU-bound work you need more processes
+# (more cores), not more concurrency.
 
 # %% [markdown]
 # ## Sitting 2 of 2 (about 40 minutes) — a good place to stop
 #
 # The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
-# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses
+# the cell below and choose **Run → Run All Above Selected Cell** first. This part uses
 # `labkit`, `PAGE` and `PAGE_SHA` from the first code cell.
 
 # %% [markdown]
 # ## An event loop from scratch, in three steps
 #
-# Each step is a short module in `labkit.eventloop`, runs from the command line, and fetches
-# 20 pages (0.2 s each) from the latency server at once, on one thread.
+# Each step is a short module in `labkit.eventloop`, and runs from the command line. Each one
+# fetches 20 pages (0.2 s each) from the latency server at once, on one thread.
 #
 # ### Step 1: callbacks on a selector
-# Sockets are non-blocking, so no call on them ever waits: only the loop waits, in the
-# selector. Each socket is registered with the selector together with the function to call
-# when it is ready; the loop asks "who is ready?" and calls those functions.
+# Sockets are non-blocking, so no call on them ever waits: only the loop waits, in the selector.
+# Each socket is registered with the selector together with the function to call when it is
+# ready. The loop asks "who is ready?" and calls those functions.
 
 # %%
 labkit.show(callbacks)
@@ -352,11 +355,13 @@ _ = step2.claim("generators: 20 pages of 0.2 s, all verified, overlapped (under 
 
 # %% [markdown]
 # ### Between steps 2 and 3: `yield from`
-# A task of step 2 is one generator. Cut it into parts (send a request, read a reply) and each
-# part must be able to wait too, but a plain call cannot pass a wait up (lesson 01: generators
-# are stackless). `yield from part()` can: it runs the sub-generator, hands each of its yields
-# up to the loop, sends each value from the loop back down, and evaluates to the part's return
-# value. labkit's generator file clients (lesson 08) are written this way:
+# A task of step 2 is one generator. Cut it into parts (send a request, read a reply), and each
+# part must be able to wait too. But a plain call cannot pass a wait up (lesson 01: generators
+# are stackless).
+#
+# `yield from part()` can. It runs the sub-generator and hands each of its yields up to the
+# loop. It sends each value from the loop back down, and evaluates to the part's return value.
+# labkit's generator file clients (lesson 08) are written this way:
 
 # %%
 labkit.show(files._task_client)
@@ -417,12 +422,14 @@ _ = labkit.claim("resumed, the await returned the Future's result, 42", result =
 
 # %% [markdown]
 # ### Step 3: Futures and Tasks, so tasks can be `async def`
-# A `Future` is a result that is not there yet; `await future` suspends the coroutine until the
+# A `Future` is a result that is not there yet. `await future` suspends the coroutine until the
 # result is set. A `Task` drives one coroutine from Future to Future. The loop turns "socket
-# ready" and "timer due" into finished Futures. Delegation was already there with
-# `yield from`; what step 3 adds is *one kind of thing to wait for*: a socket, a timer and
-# another task's result are all Futures, so a task can wait for any of them, and `async def`
-# keeps coroutines apart from plain generators. This is asyncio in miniature.
+# ready" and "timer due" into finished Futures.
+#
+# Delegation was already there with `yield from`. What step 3 adds is *one kind of thing to
+# wait for*. A socket, a timer and another task's result are all Futures, so a task can wait
+# for any of them. And `async def` keeps coroutines apart from plain generators. This is
+# asyncio in miniature.
 
 # %%
 labkit.show(futures)
@@ -435,8 +442,8 @@ _ = step3.claim("futures: 20 pages of 0.2 s, all verified, overlapped (under 1 s
 # %% [markdown]
 # On the same loop, an echo server: one Task per connection. 500 clients (also Tasks on the
 # same loop) connect, each waits 0.1 s, sends 4 KiB and checks the echo. Served one after
-# another, the waits alone would take 50 s. Each client holds two sockets (its own and the
-# server's end), so where the open-file limit is low (`ulimit -n 1024` in many containers)
+# another, the waits alone would take 50 s. Each client holds two sockets, its own and the
+# server's end. So where the open-file limit is low (`ulimit -n 1024` in many containers),
 # `fit_clients` runs fewer, and says so.
 
 # %%
@@ -484,8 +491,8 @@ server.stop()
 # %% [markdown]
 # ## Summary
 #
-# * Polling spends CPU the whole time it waits; an event loop sleeps until the operating
-#   system reports an event.
+# * Polling spends CPU the whole time it waits; an event loop sleeps until the operating system
+#   reports an event.
 # * Sequential costs the sum of the waits; threads and an event loop cost about the longest.
 #   CPU-bound work gains nothing from either.
 # * An event loop is a selector, a queue of ready callbacks, and timers. Generators (split into
@@ -494,9 +501,9 @@ server.stop()
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
