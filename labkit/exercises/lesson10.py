@@ -37,7 +37,11 @@ def _check_offload(answer: Any) -> str:
             "the loop is free, but the thread that burns holds the GIL: the loop's thread gets "
             "the interpreter only now and then, so the others still wait."
         )
-    return "only another process computes beside the loop: it has its own interpreter and GIL."
+    return (
+        "on this Python (3.11, GIL on) only another process computes beside the loop: it has "
+        "its own interpreter and GIL. (A free-threaded build, or 3.14's "
+        "InterpreterPoolExecutor, would add other ways.)"
+    )
 
 
 # -- exercise 2: a fairness index --------------------------------------------------------------
@@ -171,7 +175,8 @@ def exercises() -> dict[int, Exercise]:
             (a) nothing, (b) gevent's threadpool, (c) a process pool. Answer `"a"`, `"b"`
             or `"c"`.""",
             [
-                "The CPU work holds the interpreter lock (GIL) for as long as it runs.",
+                "The burning thread needs the interpreter lock (GIL) to run; the loop's thread "
+                "gets it back only when it asks, after waiting the 5 ms switch interval.",
                 "Which of them computes in an interpreter other than the loop's?",
             ],
             _check_offload,
@@ -179,7 +184,8 @@ def exercises() -> dict[int, Exercise]:
             check(1, "c")""",
             why="""A thread in the same process must hold the same GIL to run Python, so the
             loop's thread gets the interpreter only between the burning thread's turns; a
-            process pool computes in another interpreter with its own GIL, on another core.""",
+            process pool computes in another interpreter with its own GIL, on another CPU
+            where one is free.""",
         ),
         2: Exercise(
             """
@@ -206,7 +212,8 @@ def exercises() -> dict[int, Exercise]:
             check(3, 500)""",
             why="""The loop runs one thing at a time and the CPU request never waits, so a PING
             that arrives as the work starts is read only after all 500 ms of it; its PONG
-            comes about 500 ms late.""",
+            comes about 500 ms late (more on a busy machine: burn counts CPU time, not wall
+            time).""",
         ),
         4: Exercise(
             """
