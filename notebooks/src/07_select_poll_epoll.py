@@ -1,19 +1,21 @@
 # %% [markdown]
 # # 07 · select, poll and epoll: one thread watching many sockets
 #
-# gevent's hub and asyncio's loop both rest on one kind of system call: "here are my sockets;
-# sleep until one of them is ready, and tell me which". Linux offers three, `select`, `poll`
-# and `epoll`. This lesson writes an echo server with each, shows the two bugs that bite every
-# first version (a partial `send`, and trusting one `recv` to be one message), compares
-# level- and edge-triggered epoll, and measures what watching 10 to 10,000 sockets costs.
+# gevent's hub and asyncio's loop rest on one kind of system call: "here are my sockets; sleep
+# until one of them is ready, and tell me which". Linux offers three: `select`, `poll` and
+# `epoll`.
+#
+# This lesson writes an echo server with each, and measures what watching 10 to 10,000 sockets
+# costs. It shows the two bugs that bite every first version: a partial `send`, and trusting
+# one `recv` to be one message.
 #
 # **After this lesson you can**
-# * tell a blocking from a non-blocking socket by what its calls do;
-# * write a select server with read and write sets and per-client buffers that lose nothing;
+# * tell a blocking from a non-blocking socket by what its calls do.
+# * write a select server with read and write sets and per-client buffers that lose nothing.
 # * say what select's third list reports on Linux (urgent data, not errors), from an
-#   experiment, and how Windows differs;
-# * explain level- vs edge-triggered notification from an experiment;
-# * say why select and poll slow down with many sockets and epoll does not, with measurements;
+#   experiment, and how Windows differs.
+# * explain level- vs edge-triggered notification from an experiment.
+# * say why select and poll slow down with many sockets and epoll does not, with measurements.
 # * explain `ValueError: filedescriptor out of range in select()`, and the original course's
 #   wall at about 500 clients on Windows.
 #
@@ -209,7 +211,7 @@ _ = labkit.claim("each socket got back exactly each part it sent",
 # %% [markdown]
 # ## Bug 1: ignoring what `send` returns
 #
-# On a non-blocking socket, `send(data)` takes only what fits in the kernel's buffer *now* and
+# On a non-blocking socket, `send(data)` takes only what fits in the kernel's buffer *now*. It
 # returns how much that was. `select_echo_naive` sends everything it has queued in one call and
 # forgets it, whatever `send` returned:
 
@@ -217,11 +219,11 @@ _ = labkit.claim("each socket got back exactly each part it sent",
 labkit.show("select_echo_naive")
 
 # %% [markdown]
-# While the client reads fast, every `send` takes everything and the bug hides: 20 clients
-# with 3 messages of 4 KiB each get every byte back. So our next client reads *late*: it
-# sends 16 MB and reads nothing until the server has gone quiet, then reads. (Quiet: none of
-# the server's threads is running or ready to run, says `/proc`; it has read all it will.) The
-# queue grows, and one `send` can take only part of it.
+# While the client reads fast, every `send` takes everything and the bug hides. 20 clients with
+# 3 messages of 4 KiB each get every byte back. So our next client reads *late*. It sends 16 MB
+# and reads nothing until the server has gone quiet, then reads. (Quiet: none of the server's
+# threads is running or ready to run, says `/proc`; it has read all it will.) The queue grows,
+# and one `send` can take only part of it.
 
 # %%
 payload = random.Random(7).randbytes(16_000_000)
@@ -244,11 +246,12 @@ _ = labkit.claim("late reader, fixed server: echo intact, no byte lost",
                  fixed_ok and fixed_lost == 0, measured=f"lost {fixed_lost}")
 
 # %% [markdown]
-# The fix is two lines: `sent = conn.send(buf)`, then `del buf[:sent]`. The fixed server also
-# stops *reading* from a client that is far behind in reading its echo (its buffer has reached
-# `HIGH_WATER`, 1 MiB), so a slow reader cannot make it buffer without limit. The client's
-# bytes then wait in the kernel's socket buffers until those are full, and its `send` must
-# wait too: TCP's flow control. Here a client offers 64 MB and reads nothing:
+# The fix is two lines: `sent = conn.send(buf)`, then `del buf[:sent]`.
+#
+# The fixed server also stops *reading* from a client that is far behind in reading its echo
+# (its buffer has reached `HIGH_WATER`, 1 MiB). So a slow reader cannot make it buffer without
+# limit. The client's bytes then wait in the kernel's socket buffers until those are full, and
+# its `send` must wait too: TCP's flow control. Here a client offers 64 MB and reads nothing:
 
 # %%
 labkit.show(push_without_reading)
@@ -270,10 +273,10 @@ _ = labkit.claim("the rest waited in the kernel's socket buffers", pushed > coun
 # %% [markdown]
 # ## poll and epoll
 #
-# Python's `select.poll` object remembers the descriptors you register, so your code no
-# longer rebuilds three lists, and there is no limit on descriptor numbers. But each `poll()`
-# call still hands the kernel the whole array: the `poll` system call takes it every time,
-# as `select` takes its lists. `epoll` keeps the watched set *inside the kernel*; each call
+# Python's `select.poll` object remembers the descriptors you register. So your code no longer
+# rebuilds three lists, and there is no limit on descriptor numbers. But each `poll()` call
+# still hands the kernel the whole array: the `poll` system call takes it every time, as
+# `select` takes its lists. `epoll` keeps the watched set *inside the kernel*; each call
 # returns only the ready sockets.
 
 # %%
@@ -329,28 +332,30 @@ _ = labkit.claim("edge-triggered did not report the 6 bytes left unread, only th
 
 # %% [markdown]
 # Edge-triggered reports the arrival, not the presence, of data. The 6 unread bytes were not
-# reported again, and the new byte was reported although the socket had been readable all
-# along (it never "became" readable). So a server must read (and write) until the call raises
-# `BlockingIOError`: unread bytes are never reported again on their own.
-# `epoll_echo --edge` does exactly that (`while move_bytes(client) and edge`), and it also
-# remembers a client it stopped reading for back-pressure, since no new edge will come for the
-# bytes left in that socket.
+# reported again. And the new byte was reported although the socket had been readable all along
+# (it never "became" readable).
+#
+# So a server must read (and write) until the call raises `BlockingIOError`: unread bytes are
+# never reported again on their own. `epoll_echo --edge` does exactly that
+# (`while move_bytes(client) and edge`). It also remembers a client it stopped reading for
+# back-pressure, since no new edge will come for the bytes left in that socket.
 
 # %% [markdown]
 # ## Sitting 2 of 2 (about 40 minutes) — a good place to stop
 #
 # The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
-# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses the
+# the cell below and choose **Run → Run All Above Selected Cell** first. This part uses the
 # imports of the first code cell.
 
 # %% [markdown]
 # ## What watching many sockets costs
 #
-# `select` and `poll` hand the kernel the whole list of sockets on *every* call, and the
-# kernel checks each one. `epoll` was told the list once; a call only collects what is ready.
+# `select` and `poll` hand the kernel the whole list of sockets on *every* call, and the kernel
+# checks each one. `epoll` was told the list once; a call only collects what is ready.
+#
 # This script measures one call, with a timeout of 0 and nothing ready, for 10 to 10,000 idle
-# sockets, in a fresh process (so that select's sockets get descriptor numbers below 1024).
-# It counts CPU time and interleaves the sizes, so a busy machine slows them all alike:
+# sockets. It runs in a fresh process, so that select's sockets get descriptor numbers below
+# 1024. It counts CPU time and interleaves the sizes, so a busy machine slows them all alike:
 
 # %%
 labkit.show("scripts/watch_cost")
@@ -401,15 +406,15 @@ plot_costs(costs)
 
 # %% [markdown]
 # select and poll grow with the number of sockets (asserted above; on the log-log plot their
-# lines climb steadily): every watched socket costs something on every call, even when none
-# is ready. epoll's line stays flat. A server with many mostly idle connections pays that
-# cost on every turn of its loop. This is why `selectors.DefaultSelector` is `EpollSelector`
-# on Linux (and kqueue on macOS).
+# lines climb steadily). Every watched socket costs something on every call, even when none is
+# ready. epoll's line stays flat. A server with many mostly idle connections pays that cost on
+# every turn of its loop. This is why `selectors.DefaultSelector` is `EpollSelector` on Linux
+# (and kqueue on macOS).
 #
 # ## select's hard limit
 #
-# `select` describes its sockets as a bitmap of fixed size, `FD_SETSIZE`: 1024 on Linux.
-# A socket whose *descriptor number* is 1024 or more cannot be watched at all, however few
+# `select` describes its sockets as a bitmap of fixed size, `FD_SETSIZE`: 1024 on Linux. A
+# socket whose *descriptor number* is 1024 or more cannot be watched at all, however few
 # sockets you pass. Python checks the number before it calls `select()` (the bitmap has no bit
 # for it) and refuses. `poll` takes a list of numbers instead, so it accepts 1500 and answers
 # for it. For our socket it answers its state (an unconnected socket reports `POLLHUP`). Where
@@ -444,17 +449,17 @@ _ = labkit.claim("its answer: POLLHUP for our unconnected socket, or POLLNVAL wh
                  [events for _, events in answer] == [expected], measured=str(answer))
 
 # %% [markdown]
-# The original course's selectors server hit a wall at about 500 clients on Windows with
+# The original course's selectors server hit a wall at about 500 clients on Windows, with
 # `ValueError: too many file descriptors in select()`. Same idea, different number:
-# `selectors.DefaultSelector` is select there, and Python's Windows build sets `FD_SETSIZE`
-# to 512 and counts *sockets* rather than descriptor numbers. On Linux the limit is descriptor
-# 1024, and the default selector is epoll, which has neither limit.
+# `selectors.DefaultSelector` is select there. Python's Windows build sets `FD_SETSIZE` to 512
+# and counts *sockets* rather than descriptor numbers. On Linux the limit is descriptor 1024,
+# and the default selector is epoll, which has neither limit.
 #
 # ## Try it yourself
 #
-# The panel measures the costs again, up to the number of sockets you choose. More sockets
-# than the open-file limit allows gives a message saying so (`labkit.max_clients()` tells
-# you how many fit here).
+# The panel measures the costs again, up to the number of sockets you choose. More sockets than
+# the open-file limit allows gives a message saying so. `labkit.max_clients()` tells you how
+# many fit here.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -475,9 +480,9 @@ panel(watch_cost, draw=plot_costs,
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
