@@ -6,13 +6,13 @@
 # are coroutines: every `yield` is a place where the function stops and someone else runs.
 #
 # **After this lesson you can**
-# * drive a generator with `send()`, and explain why it must be *primed* first;
-# * write a producer/consumer pair with a coroutine;
-# * show each of the four properties that make something a coroutine, with code;
+# * drive a generator with `send()`, and explain why it must be *primed* first.
+# * write a producer/consumer pair with a coroutine.
+# * show each of the four properties that make something a coroutine, with code.
 # * say what a generator keeps (one frame: it is *stackless*) and what a greenlet keeps (a
-#   whole stack: *stackful*);
-# * tell where a task can be switched out, and show a race when a switch hides inside a call;
-# * write a round-robin scheduler, and say why it cannot overlap I/O on its own;
+#   whole stack: *stackful*).
+# * tell where a task can be switched out, and show a race when a switch hides inside a call.
+# * write a round-robin scheduler, and say why it cannot overlap I/O on its own.
 # * tell what a coroutine switch costs compared with handing control to another thread.
 #
 # **Time:** about 60 minutes: 40 reading and running, 20 exercises; sittings of 30 + 30.
@@ -134,10 +134,14 @@ print("\n".join(log))
 # %% [markdown]
 # ## The four properties of a coroutine, each shown
 #
-# A common definition says a coroutine system (1) runs concurrent tasks in **one thread**,
-# (2) lets them **share data without locks**, (3) keeps **each task's own state** (its locals
-# and where it stopped), and (4) **switches to another task when one waits for I/O**. Let us
-# check each one with generators, and find where plain generators fall short.
+# A common definition says a coroutine system:
+#
+# 1. runs concurrent tasks in **one thread**;
+# 2. lets them **share data without locks**;
+# 3. keeps **each task's own state** (its locals and where it stopped);
+# 4. **switches to another task when one waits for I/O**.
+#
+# Let us check each one with generators, and find where plain generators fall short.
 #
 # ### 1. One thread
 # Two tasks, interleaved by a loop, record the thread they run on:
@@ -198,16 +202,17 @@ labkit.claim("with no yield inside the update the total stays 200", sum(safe.val
 _ = labkit.claim("with a yield inside it, money is lost or made", sum(broken.values()) != 200)
 
 # %% [markdown]
-# With generators (and, in lesson 05, `await`) you can see every switch point in the code:
-# they are the `yield`s. Threads give no such promise: where a thread may be switched out is
-# up to the interpreter and the operating system, not written in the code, so threads that
-# share data need a lock even for the first version.
+# With generators (and, in lesson 05, `await`) you can see every switch point in the code: they
+# are the `yield`s. Threads give no such promise. Where a thread may be switched out is up to
+# the interpreter and the operating system, not written in the code. So threads that share data
+# need a lock even for the first version.
 #
 # **gevent hides its switch points.** gevent (lesson 03) switches greenlets inside ordinary
-# looking calls, wherever one would wait for I/O: a `sleep` always, a socket read when no data
-# has come yet, and even a log line sent over the network may switch (when the socket's send
-# buffer is full). Nothing at the call site says so. A preview, with the same two transfers
-# written as greenlets; `log_to_server` stands for a call that waits for I/O at that moment:
+# looking calls, wherever one would wait for I/O. A `sleep` always switches, and so does a
+# socket read when no data has come yet. Even a log line sent over the network may switch (when
+# the socket's send buffer is full). Nothing at the call site says so. A preview, with the same
+# two transfers written as greenlets; `log_to_server` stands for a call that waits for I/O at
+# that moment:
 
 # %%
 from contextlib import nullcontext
@@ -286,10 +291,10 @@ print(next(task_with_a_helper()))
 assert next(task_with_a_helper()) == "stopped in the task's own body"
 
 # %% [markdown]
-# That is why generators are called **stackless** coroutines: each level of calls that may
-# stop must itself be a generator, and pass the stop along (`yield from`, lesson 05; `await`
-# does the same). A **greenlet** (lesson 02) keeps a whole call stack of its own and can stop
-# from any depth: a **stackful** coroutine.
+# That is why generators are called **stackless** coroutines. Each level of calls that may stop
+# must itself be a generator, and pass the stop along (`yield from`, lesson 05; `await` does
+# the same). A **greenlet** (lesson 02) keeps a whole call stack of its own and can stop from
+# any depth: a **stackful** coroutine.
 
 # %% [markdown]
 # ### 4. Switching when a task waits: this is what plain generators cannot do alone
@@ -387,8 +392,8 @@ compare_timelines({label: min(runs, key=duration) for label, runs in timelines.i
 # ## Sitting 2 of 2 (about 30 minutes) — a good place to stop
 #
 # The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
-# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
-# the cells above define (the first code cell's imports, and `labkit.bench`'s timers).
+# the cell below and choose **Run → Run All Above Selected Cell** first. This part uses what
+# the cells above define: the first code cell's imports, and `labkit.bench`'s timers.
 
 # %% [markdown]
 # ## What does a switch cost?
@@ -401,11 +406,13 @@ labkit.show(bench.generator_switch_cost)
 
 # %% [markdown]
 # Handing control to another OS thread and back is measured as a ping-pong of two
-# `threading.Event`s. Each round trip there is more than a switch between threads: two
-# `set()`/`wait()`/`clear()` sequences in Python code (an `Event` is a `Condition` with a lock,
-# and a `wait()` that must sleep makes a fresh lock to sleep on), two wake-ups through the
-# kernel, and two hand-overs of the interpreter lock (the GIL), which a thread must hold to run
-# Python code.
+# `threading.Event`s. Each round trip there is more than a switch between threads. It takes:
+#
+# * two `set()`/`wait()`/`clear()` sequences in Python code (an `Event` is a `Condition` with a
+#   lock, and a `wait()` that must sleep makes a fresh lock to sleep on);
+# * two wake-ups through the kernel;
+# * two hand-overs of the interpreter lock (the GIL), which a thread must hold to run Python
+#   code.
 
 # %%
 labkit.show(bench.thread_handoff_cost)
@@ -463,9 +470,9 @@ plt.show()
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
