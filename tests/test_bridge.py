@@ -1,4 +1,4 @@
-"""The greenlet bridge (lesson 09): plain synchronous code that awaits through
+"""The greenlet bridge (labkit.bridge): plain synchronous code that awaits through
 ``greenlet_spawn``/``await_only``, its errors both ways, and the greenlet switches that carry
 each await, seen with lesson 02's switch tracer."""
 

@@ -12,7 +12,8 @@ status and the SHA-256 of the body, so that every byte is checked. Errors (a 503
 connection) are results, not crashes; but a run in which *no* request got an answer says so
 (``summary``) and can refuse to pass as a result (``raise_if_unanswered``).
 
-The asyncio strategies (lesson 09) are coroutines with the same names and shape:
+The asyncio strategies (``fetch_with("asyncio")`` and ``"asyncio-limited"``) are coroutines with
+the same names and shape:
 ``download_many_await`` (one after another), ``download_many_gather`` (all at once) and
 ``download_many_limited`` (at most ``limit`` at once, a Semaphore), each awaiting
 ``fetch_one_async`` (``fetch_one`` on ``httpx.AsyncClient``). A lesson awaits them at top level
@@ -188,7 +189,7 @@ def _fetch_run(
     return FetchRun(name, elapsed, results, rec.spans, cpu)
 
 
-# -- the same on asyncio (lesson 09) ----------------------------------------------------------
+# -- the same on asyncio ------------------------------------------------------------------------
 def open_async_client() -> httpx.AsyncClient:
     """One ``httpx.AsyncClient`` per run, shared by its requests (a connection pool)."""
     # httpx caps a client at 100 connections by default: lifted, so that gather really sends
