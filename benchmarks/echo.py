@@ -51,7 +51,7 @@ from labkit.limits import SCALED_DOWN, raise_open_file_limit  # noqa: E402
 from labkit.percentiles import nearest_rank_of_counts  # noqa: E402
 from labkit.server_cpu import TICK, threads_cpu_seconds  # noqa: E402
 
-ABOUT = "lesson 13 (appendix to 09): every echo server of ours beside asyncio, uvloop and gevent, CPU per round trip"
+ABOUT = "lesson 13: every echo server of ours beside asyncio, uvloop and gevent, CPU per round trip"
 PEERS = Path(__file__).resolve().parent / "echo_peers"
 FIGURE = Path(__file__).resolve().parent / "echo.png"
 COMPILERS = ("cc", "gcc")  # the first found builds the client (a test empties it)

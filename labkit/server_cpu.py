@@ -1,4 +1,5 @@
-"""What a server costs in CPU time: idle (lesson 06's spinning handler), and per round trip (13, the appendix to lesson 09).
+"""What a server costs in CPU time: idle (lesson 06's spinning handler), and per round trip
+(lesson 13, the appendix to lesson 09).
 
     with labkit.serve("gevent_echo_spin") as spin, labkit.serve("gevent_echo") as fixed:
         used, window = idle_cpu({"spin": spin, "fixed": fixed})
@@ -7,7 +8,7 @@ A server that waits properly uses next to no CPU while idle; one whose handler s
 closed connection burns a core. The servers' CPU time is read from ``/proc`` through
 ``ServerHandle.cpu_seconds()``.
 
-Lesson 13 (the appendix to 09) weighs servers by the CPU they spend per echo round trip, side by side in one run::
+Lesson 13 weighs servers by the CPU they spend per echo round trip, side by side in one run::
 
     cpu = cpu_per_round_trip({"selectors": ("selectors_echo", {}),
                               "uvloop protocol": ("asyncio_echo", {"api": "protocol",
