@@ -8,10 +8,11 @@
 # cheap. gevent (lesson 03) is built on it.
 #
 # **After this lesson you can**
-# * predict the output of programs that switch between greenlets;
-# * pass values with `switch()`, and say where control goes when a greenlet finishes (its parent);
-# * stop a greenlet with `throw()` and recognise a dead one;
-# * record every switch and draw it as a timeline;
+# * predict the output of programs that switch between greenlets.
+# * pass values with `switch()`, and say where control goes when a greenlet finishes (its
+#   parent).
+# * stop a greenlet with `throw()` and recognise a dead one.
+# * record every switch and draw it as a timeline.
 # * show why greenlets alone do not overlap I/O, and what is missing.
 #
 # **Time:** about 45 minutes: 25 reading and running, 20 exercises.
@@ -57,7 +58,7 @@ assert said == ["alice: hello", "bob: hi", "alice: how are you?", "bob: fine, th
                 "alice: bye"]
 
 # %% [markdown]
-# Note what generators could not do: the switch may happen deep inside a helper function, and
+# Note what generators could not do: the switch may happen deep inside a helper function. And
 # the caller does not have to be written as a generator to allow it.
 
 # %%
@@ -82,7 +83,7 @@ def other_fn():
     main_g.switch()
 
 # %% [markdown]
-# Run it: `caller` goes three calls down into `deep`, which switches out to `other`; `other`
+# Run it: `caller` goes three calls down into `deep`, which switches out to `other`. `other`
 # hands control to us, and we resume `deep` exactly where it stopped:
 
 # %%
@@ -275,9 +276,9 @@ plot_timeline(spans, title="greenlets + blocking recv: the waits do not overlap"
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
