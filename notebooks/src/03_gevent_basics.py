@@ -8,10 +8,11 @@
 # other greenlets and switches back when the wait is over.
 #
 # **After this lesson you can**
-# * start greenlets with `spawn`, wait for them with `joinall`, and read their results and errors;
-# * show that a blocking `time.sleep` inside greenlets serialises them;
-# * cut a wait short with `gevent.Timeout`;
-# * cap concurrency with a `Pool`, and pass work through a `Queue` with an `Event`;
+# * start greenlets with `spawn`, wait for them with `joinall`, and read their results and
+#   errors.
+# * show that a blocking `time.sleep` inside greenlets serialises them.
+# * cut a wait short with `gevent.Timeout`.
+# * cap concurrency with a `Pool`, and pass work through a `Queue` with an `Event`.
 # * explain what monkey patching does, from a run in a child process.
 #
 # **Time:** about 50 minutes: 30 reading and running, 20 exercises.
@@ -37,7 +38,7 @@ gevent.get_hub().exception_stream = None
 # %% [markdown]
 # We use gevent here **without** monkey patching: `gevent.spawn`, `gevent.sleep`, `Pool`,
 # `Queue` and `Event` work in a notebook as they are. Patching the standard library inside a
-# Jupyter kernel left the kernel deaf in our runs (it stopped answering), so the last section
+# Jupyter kernel left the kernel deaf in our runs: it stopped answering. So the last section
 # patches in a child process instead.
 #
 # ## spawn, sleep, joinall
@@ -255,8 +256,8 @@ assert served == ["cook A served soup", "cook B served noodles",
 
 # %% [markdown]
 # Cook A took the rice because it was free first (soup, 80 ms) while cook B was still on the
-# noodles (140 ms). `gevent.lock` adds locks and semaphores that wait the same cooperative way;
-# lesson 01 showed the case that needs one: an update that spans a call where gevent switches.
+# noodles (140 ms). `gevent.lock` adds locks and semaphores that wait the same cooperative way.
+# Lesson 01 showed the case that needs one: an update that spans a call where gevent switches.
 #
 # ## Monkey patching, in a child process
 #
@@ -265,9 +266,9 @@ assert served == ["cook A served soup", "cook B served noodles",
 # modules, so such code yields to the hub without a change. It must run **first**, before the
 # program imports anything that captures the originals.
 #
-# Patched inside this notebook's kernel, the kernel stopped answering in our runs (the
-# threads the kernel relies on are patched too). So this script runs in a child process, once
-# as it is and once with `--patch`:
+# Patched inside this notebook's kernel, the kernel stopped answering in our runs (the threads
+# the kernel relies on are patched too). So this script runs in a child process, once as it is
+# and once with `--patch`:
 
 # %%
 labkit.show("scripts/gevent_sleepers")
@@ -317,12 +318,12 @@ _ = labkit.claim("patched, but sleeping in C: the five sleeps ran one at a time 
 # %% [markdown]
 # ## Summary
 #
-# * `gevent.spawn` starts a greenlet; `joinall` waits; `value`, `successful()`, `exception`
-#   and `get()` report how it ended.
-# * Only cooperative calls (gevent's own, or patched ones) let other greenlets run.
-#   A blocking call such as `time.sleep` serialises all of them.
-# * `gevent.Timeout` bounds a cooperative wait (not a blocking call); `Pool(n)` caps how many
-#   run at once; `Queue` and `Event` coordinate greenlets without threads; `gevent.lock` guards
+# * `gevent.spawn` starts a greenlet; `joinall` waits; `value`, `successful()`, `exception` and
+#   `get()` report how it ended.
+# * Only cooperative calls (gevent's own, or patched ones) let other greenlets run. A blocking
+#   call such as `time.sleep` serialises all of them.
+# * `gevent.Timeout` bounds a cooperative wait (not a blocking call). `Pool(n)` caps how many
+#   run at once. `Queue` and `Event` coordinate greenlets without threads; `gevent.lock` guards
 #   an update that spans a switch.
 # * `monkey.patch_all()`, first thing in a program, makes code that goes through the patched
 #   standard library (`socket`, `time`, `threading`, ...) cooperative. A C extension that does
@@ -330,9 +331,9 @@ _ = labkit.claim("patched, but sleeping in C: the five sleeps ran one at a time 
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
