@@ -2,14 +2,15 @@
 # # 04 · Synchronous vs asynchronous I/O: fetching pages from a slow server
 #
 # The classic experiment: download a few web pages one after another, then all at once with
-# gevent, and compare the times. We do it without the internet, against a real HTTP server
-# that labkit starts on this machine and that answers slowly on purpose, like a site far away.
-# Then we scale it up, draw every request, and see what monkey patching really changes.
+# gevent, and compare the times. We do it without the internet. The server is a real HTTP
+# server that labkit starts on this machine, and it answers slowly on purpose, like a site far
+# away. Then we scale it up, draw every request, and see what monkey patching really changes.
 #
 # **After this lesson you can**
-# * predict how long N requests take sequentially, with threads and with gevent, and measure it;
-# * read a timeline of hundreds of requests;
-# * explain why `monkey.patch_all()` has to come first, from a run where it came too late;
+# * predict how long N requests take sequentially, with threads and with gevent, and measure
+#   it.
+# * read a timeline of hundreds of requests.
+# * explain why `monkey.patch_all()` has to come first, from a run where it came too late.
 # * keep a run going when some requests fail, and count the failures.
 #
 # **Time:** about 65 minutes: 40 reading and running, 25 exercises; sittings of 20 + 45.
@@ -77,10 +78,10 @@ _ = sequential_3.claim("three requests of 0.2 s took 0.6 s or more", lambda t: t
 # %% [markdown]
 # ## The same three pages with gevent
 #
-# gevent only helps if `urlopen`'s socket operations switch greenlets while they wait, which
+# gevent only helps if `urlopen`'s socket operations switch greenlets while they wait. That
 # takes `monkey.patch_all()`, and patching inside this notebook would break the kernel. So the
-# gevent version runs as a script in a child process (its source is shown below). It sends
-# back each request's status, size, SHA-256 and timing.
+# gevent version runs as a script in a child process (its source is shown below). It sends back
+# each request's status, size, SHA-256 and timing.
 
 # %%
 threes = []                                    # every gevent run of the three pages
@@ -100,14 +101,14 @@ _ = timing.claim("gevent took under two latencies (0.4 s) for the three",
                  lambda t: t.best(metric="elapsed"), below=2 * 0.2)
 
 # %% [markdown]
-# The three waits overlapped: under two latencies, where one after another took three. How
-# much faster it is, we measure below with more requests.
+# The three waits overlapped: under two latencies, where one after another took three. How much
+# faster it is, we measure below with more requests.
 #
 # ## One harness, three strategies
 #
-# To compare fairly, every strategy uses the same `fetch_one` (one request: status, size,
-# SHA-256, and a Span from first byte sent to last byte received) and the same `timed_run`
-# harness. Only `download_many` differs.
+# To compare fairly, every strategy uses the same `fetch_one` and the same `timed_run` harness.
+# `fetch_one` makes one request and returns its status, size, SHA-256, and a Span from first
+# byte sent to last byte received. Only `download_many` differs.
 
 # %%
 labkit.show(pages.fetch_one)
@@ -217,17 +218,17 @@ plt.show()
 # %% [markdown]
 # The speed-up grows with N: while all requests wait on the network, one thread serves them
 # all. But the curve bends at large N (asserted above): every request waits the same 0.3 s, yet
-# gevent's time grows with N. The waits overlap; the work around them costs CPU time, and
-# that grows with N too (asserted above): building the request, parsing the answer and hashing
-# 48 KB in the fetcher, parsing it and sending 48 KB in the server. The last line above puts
-# the wall time that 490 more requests added beside the CPU time they added.
+# gevent's time grows with N. The waits overlap; the work around them costs CPU time, and that
+# grows with N too (asserted above). That work is building the request, parsing the answer and
+# hashing 48 KB in the fetcher, and parsing it and sending 48 KB in the server. The last line
+# above puts the wall time that 490 more requests added beside the CPU time they added.
 
 # %% [markdown]
 # ## Sitting 2 of 2 (about 45 minutes) — a good place to stop
 #
 # The second of this lesson's two sittings starts here. Coming back to a fresh kernel? Select
-# the cell below and choose **Run → Run All Above Selected Cell** first: this part uses what
-# the cells above define (the slow server and the harness).
+# the cell below and choose **Run → Run All Above Selected Cell** first. This part uses what
+# the cells above define: the slow server and the harness.
 
 # %% [markdown]
 # ## Why `patch_all()` must come first
@@ -343,8 +344,8 @@ _ = labkit.claim("the server stopped", not server.alive)
 #
 # `run_fetch` below is what the panel runs: N requests with a given latency and error rate,
 # with the strategy you choose. It starts a slow server of its own for each run (the one above
-# is stopped), and a run in which no request got any answer is an error, not a result. The
-# timeline shows every request; *overlap* is the total waiting divided by the wall time (1 when
+# is stopped). A run in which no request got any answer is an error, not a result. The timeline
+# shows every request; *overlap* is the total waiting divided by the wall time (1 when
 # sequential, up to N).
 
 # %%
@@ -409,15 +410,15 @@ panel(run_fetch, draw=lambda run: plot_timeline(run.spans, title=run.summary()[:
 # * Threads and gevent both overlap the waits. gevent does it in one thread, with one greenlet
 #   per request.
 # * gevent needs the blocking calls to be cooperative: `monkey.patch_all()` as the very first
-#   thing. Patched late, a program may run one request after another without a word, or
-#   hang for good (a lock made before patching).
+#   thing. Patched late, a program may run one request after another without a word, or hang
+#   for good (a lock made before patching).
 # * Failed requests are results: count them, don't crash.
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
