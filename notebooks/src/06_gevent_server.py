@@ -2,17 +2,19 @@
 # # 06 · A gevent socket server: many clients, one thread
 #
 # With monkey patching, a server written in the simplest blocking style (accept, then
-# `recv`/`sendall` in a loop per client) serves many clients at once on one thread: each client
-# gets a greenlet, and every wait switches to gevent's hub. This lesson runs such a server in
-# the background, drives it with 100 threaded clients as the original course did, finds a bug
-# that hangs every client, sees how a common patch turns it into one that quietly burns a CPU
-# core, and caps concurrency with `StreamServer` and a `Pool`.
+# `recv`/`sendall` in a loop per client) serves many clients at once on one thread. Each client
+# gets a greenlet, and every wait switches to gevent's hub.
+#
+# This lesson runs such a server in the background and drives it with 100 threaded clients, as
+# the original course did. It finds a bug that hangs every client. It sees how a common patch
+# turns it into one that quietly burns a CPU core. Last, it caps concurrency with
+# `StreamServer` and a `Pool`.
 #
 # **After this lesson you can**
-# * write a gevent echo server and explain why its blocking-looking calls don't block;
-# * load a server with many clients and read the timeline, throughput and latency;
-# * spot, measure and fix a server that spins on a closed connection;
-# * tell a client that waits for an answer from one that waits to be served at all;
+# * write a gevent echo server and explain why its blocking-looking calls don't block.
+# * load a server with many clients and read the timeline, throughput and latency.
+# * spot, measure and fix a server that spins on a closed connection.
+# * tell a client that waits for an answer from one that waits to be served at all.
 # * cap how many clients a server handles at once.
 #
 # **Time:** about 50 minutes: 30 reading and running, 20 exercises.
@@ -35,8 +37,8 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # %% [markdown]
 # ## The server
 #
-# `gevent_echo` patches first, then uses the ordinary `socket` API: `accept()` and `recv()` look
-# blocking, but each one switches to the hub while it waits. Every client is a greenlet.
+# `gevent_echo` patches first, then uses the ordinary `socket` API. `accept()` and `recv()`
+# look blocking, but each one switches to the hub while it waits. Every client is a greenlet.
 
 # %%
 labkit.show("gevent_echo")
@@ -106,9 +108,10 @@ _ = labkit.claim(f"OS threads while they ran: at most 3 + the resolver pool of {
 labkit.show("gevent_echo_hang")
 
 # %% [markdown]
-# To see it, one client comes, echoes three messages and leaves. While nobody is connected we
-# read the server's CPU time from `/proc` until one of the servers has used 0.3 s of it (or 6 s
-# have passed). Then five new clients connect, each giving up after 1 s without an answer.
+# To see it, one client comes, echoes three messages and leaves. While nobody is connected, we
+# read the server's CPU time from `/proc`. We stop when one of the servers has used 0.3 s of
+# it, or when 6 s have passed. Then five new clients connect, each giving up after 1 s without
+# an answer.
 
 # %%
 from labkit.server_cpu import idle_cpu
@@ -139,8 +142,8 @@ _ = labkit.claim("yet all five connected (the kernel accepted them for the serve
                  len(hung.connect_times) == 5)
 
 # %% [markdown]
-# The server is still running and still accepts connections at the TCP level (the kernel
-# completes the handshake and queues them), but its one thread is stuck in a loop that never
+# The server is still running, and still accepts connections at the TCP level: the kernel
+# completes the handshake and queues them. But its one thread is stuck in a loop that never
 # yields. Every new client waits until its timeout.
 #
 # ## The usual patch: `gevent.sleep(0)`
@@ -192,7 +195,7 @@ labkit.show("gevent_stream_echo")
 
 # %% [markdown]
 # 50 clients come at once, and each holds its connection for 0.1 s. The run is repeated a few
-# times if a timing claim does not hold at first (a busy machine only adds time), and each
+# times if a timing claim does not hold at first, since a busy machine only adds time. Each
 # timing claim is judged on the run least disturbed.
 
 # %%
@@ -227,14 +230,14 @@ plot_timeline(capped_runs[-1].spans, title="Pool(10), 50 clients holding their c
 # %% [markdown]
 # `connect` returned within 0.1 s for every client (a run's `connect_times` say how long each
 # took). Yet half of the 40 clients beyond the pool then waited over 0.1 s to be served. The
-# kernel completes the handshake and puts the connection in the listen backlog; the server's
+# kernel completes the handshake and puts the connection in the listen backlog. The server's
 # code accepts it only when a handler is free. So a client's *first* message waits there,
-# unanswered: that is the orange "queued" part, from `connect`'s return until the echo of a
-# first byte comes back (each client sends one byte first).
+# unanswered: that is the orange "queued" part. It lasts from `connect`'s return until the echo
+# of a first byte comes back (each client sends one byte first).
 #
-# Once accepted, a client holds its handler for 0.1 s (pale: idle between its two messages),
-# and its round trips (grey, mostly too short to see) are quick. At most ten are served at a
-# time: a queued client's first byte is answered only once one of the ten has left.
+# Once accepted, a client holds its handler for 0.1 s (pale: idle between its two messages).
+# Its round trips (grey, mostly too short to see) are quick. At most ten are served at a time:
+# a queued client's first byte is answered only once one of the ten has left.
 
 # %% [markdown]
 # ## Try it yourself
@@ -279,16 +282,17 @@ panel(run_clients, draw=lambda r: plot_timeline(r.spans, title=r.summary()[:90])
 #   every wait switches greenlets.
 # * Read until you have the whole message; stop when `recv` returns `b""`. A handler that
 #   forgets the second rule spins on a closed connection: it never yields, so every other
-#   client hangs. `gevent.sleep(0)` in the loop hides the hang, not the spin: a core still burns.
+#   client hangs. `gevent.sleep(0)` in the loop hides the hang, not the spin: a core still
+#   burns.
 # * `StreamServer(listener, handle, spawn=Pool(n))` runs the accept loop and caps concurrency.
-#   The clients it does not serve yet wait, connected, in the listen backlog: draw that wait
-#   as its own state (`queued`), or it looks like a slow answer.
+#   The clients it does not serve yet wait, connected, in the listen backlog. Draw that wait as
+#   its own state (`queued`), or it looks like a slow answer.
 #
 # ## Exercises
 #
-# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint (call
-# it again for the next one), `check(n, your_answer)` tells you if you have it, and `answer(n)`
-# shows a worked solution with a sentence on why it is right: try first, then compare.
+# Run the cell below once, then answer each exercise in its cell. `hint(n)` gives a hint; call
+# it again for the next one. `check(n, your_answer)` tells you if you have it. `answer(n)`
+# shows a worked solution with a sentence on why it is right. Try first, then compare.
 
 # %%
 from labkit.exercises import lesson
