@@ -39,20 +39,18 @@
 #   thousand clients, byte for byte.
 
 # %% [markdown]
-# Lessons 09 to 12 take the same ideas to asyncio, to CPU work and to load testing. The last one
-# grades a server of your own:
+# Lessons 09 to 13 take the same ideas to asyncio, CPU work and load testing:
 #
 # * **09** [From our event loop to asyncio](09_asyncio.ipynb): your own `TaskGroup`, workers on a
-#   `Queue`, timeouts, cancellation, `drain()`, bridges to threads, async generators.
+#   `Queue`, cancellation, `drain()`, bridges to threads, async generators.
 # * **10** [CPU work and processes](10_cpu_and_processes.ipynb): one CPU request stalls the loop;
 #   a process pool, pre-fork workers, gunicorn `-k gevent`.
 # * **11** [gevent at work: load testing with Locust](11_locust.ipynb): Locust's users are
-#   greenlets. You see requests/s and percentiles over time, a User for lesson 08's protocol, a
-#   master and workers.
-# * **12** [Capstone: a server the course grades](12_capstone.ipynb): your own server on
-#   selectors, gevent or asyncio, put through the course's batteries by `labkit.grade`.
-# * **13** [Appendix: what an echo costs](13_appendix_echo_costs.ipynb): echo servers on asyncio,
-#   uvloop, selectors and gevent, by system calls and CPU per round trip.
+#   greenlets; requests/s and percentiles over time, your own locustfile, a master and workers.
+# * **12** [Capstone: a server the course grades](12_capstone.ipynb): your own server, graded by
+#   `labkit.grade`.
+# * **13** [Appendix: what an echo costs](13_appendix_echo_costs.ipynb): system calls and CPU per
+#   round trip, server by server.
 #
 # Each lesson's first cell says how long it takes, exercises included. The longer lessons are
 # split into sittings of at most about 45 minutes. Each sitting starts at a heading that marks a
