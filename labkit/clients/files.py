@@ -235,7 +235,9 @@ def _read_reply(sock):
     return reply
 
 
-def _task_client(address, name, index, rec, tally, show_progress):
+def client_task(address, name, index, rec, tally, show_progress):
+    """One client as a generator task for lesson 05's loop: it yields ``(sock, event)`` to wait,
+    downloads the file, uploads it back, and records each transfer as a span."""
     who = f"Client {index}"
     sock = socket.socket()
     sock.setblocking(False)
@@ -264,10 +266,11 @@ def _task_client(address, name, index, rec, tally, show_progress):
         show_progress()
 
 
-def _run_selectors(address, n, name, tally, rec, show_progress, timeout):
+def run_in_our_loop(address, n, name, tally, rec, show_progress, timeout):
+    """``n`` client tasks on lesson 05's generator loop (``labkit.eventloop.generators.run``)."""
     from labkit.eventloop.generators import run
 
-    run([_task_client(address, name, i, rec, tally, show_progress) for i in range(1, n + 1)])
+    run([client_task(address, name, i, rec, tally, show_progress) for i in range(1, n + 1)])
     show_progress(final=True)
 
 
@@ -294,7 +297,7 @@ def _run_ramped(address, n, name, tally, rec, show_progress, timeout):
     in the server's accept queue is one of those, so with the limit below the listen backlog the
     kernel refuses no handshake, and no client waits out the 1 s SYN retry: the run measures
     the server, not the retry timer."""
-    clients = (_task_client(address, name, i, rec, tally, show_progress) for i in range(1, n + 1))
+    clients = (client_task(address, name, i, rec, tally, show_progress) for i in range(1, n + 1))
     with selectors.DefaultSelector() as selector:
 
         def step(task):  # run the task up to its next wait
@@ -348,7 +351,7 @@ def run_file_clients(
     result, rec = FileLoadResult(n_clients, mode), Recorder()
     if max_unanswered is None:
         tally = _Tally(result, expected_sha256)
-        runner = _run_threads if mode == "threads" else _run_selectors
+        runner = _run_threads if mode == "threads" else run_in_our_loop
     else:
         tally = _Gate(result, expected_sha256, max_unanswered)
         runner = _run_ramped

@@ -364,7 +364,7 @@ _ = step2.claim("generators: 20 pages of 0.2 s, all verified, overlapped (under 
 # labkit's generator file clients (lesson 08) are written this way:
 
 # %%
-labkit.show(files._task_client)
+labkit.show(files.client_task)
 
 # %% [markdown]
 # In miniature: a message is a two-digit length and then that many bytes. `read_exactly` is the

@@ -203,13 +203,13 @@ plot_timeline(result.spans, title=f"500 clients: download (green), then upload (
 # %%
 from labkit.clients import files
 
-labkit.show(files._task_client)
+labkit.show(files.client_task)
 
 # %% [markdown]
 # and all of them run as tasks of that one loop:
 
 # %%
-labkit.show(files._run_selectors)
+labkit.show(files.run_in_our_loop)
 
 # %%
 # Fewer where ulimit -n is low (it says so), leaving room for the pipes of the servers it starts.
