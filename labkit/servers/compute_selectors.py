@@ -61,7 +61,7 @@ class Server:
                         self.sel.unregister(self.listener)  # the door is shut a moment
                 elif key.data == "wake":
                     self.work_done()
-                elif events & READ:
+                elif events & READ and key.data.conn.fileno() != -1:  # (not closed to make room)
                     self.receive(key.data)
                 if isinstance(key.data, Client) and events & WRITE and key.data.events:
                     self.send_some(key.data)

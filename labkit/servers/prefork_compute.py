@@ -197,7 +197,7 @@ def serve_clients(listener):
                     sel.unregister(listener)  # the door is shut a moment
                 continue
             client = key.data
-            if events & READ:
+            if events & READ and client.conn.fileno() != -1:  # (not closed to make room)
                 receive(sel, client)
             if events & WRITE and client.conn.fileno() != -1:
                 send_some(sel, client)

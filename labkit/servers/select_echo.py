@@ -48,10 +48,10 @@ def serve(listener, args):
             readers.append(listener)
         readable, writable, _ = select.select(readers, writers, [], door.timeout())
         for sock in readable:
-            if sock is not listener:
-                receive(sock, outgoing, finished)
-            else:
+            if sock is listener:
                 accept_some(listener, outgoing, finished)
+            elif sock in outgoing:  # (not closed earlier this round, to make room)
+                receive(sock, outgoing, finished)
         for sock in writable:
             if outgoing.get(sock):  # (not closed, nor sent to, while reading this round)
                 send_some(sock, outgoing, finished)

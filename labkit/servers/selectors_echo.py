@@ -49,7 +49,7 @@ def serve(listener, args):
                     sel.unregister(listener)  # the door is shut a moment: stop watching
                 continue
             client = key.data
-            if events & READ:
+            if events & READ and client.conn.fileno() != -1:  # (not closed to make room)
                 receive(sel, client)
             if events & WRITE and client.conn.fileno() != -1:  # (not closed just now)
                 send_some(sel, client)

@@ -68,7 +68,7 @@ class FileServer:
                     self.accept()
                     continue
                 conn = key.data
-                if events & READ:
+                if events & READ and conn.sock.fileno() != -1:  # (not closed to make room)
                     self.receive(conn)
                 if events & WRITE and conn.sock.fileno() != -1:
                     self.send(conn)
