@@ -29,7 +29,7 @@
 #
 # So labkit never imports Locust here. It runs `locust --headless` in a child process, like
 # our servers, which dies with the kernel (the forked workers of `--processes` too). It reads
-# back the files Locust writes in a temporary folder: its history, one row a second
+# back the files Locust writes in a temporary folder: its history, written every second
 # (`--csv PREFIX --csv-full-history`), and its final statistics (`--json-file`). A run is
 # bounded by Locust's own `-t` and by a hard timeout. Locust's master gets a free port on
 # 127.0.0.1, and headless Locust starts no web UI.
@@ -79,7 +79,7 @@ plot_over_time({"20 users": http})
 # %% [markdown]
 # Top: requests and failures in each second of Locust's clock (the first and the last
 # second are partial). Bottom: the p50 and p95 that Locust's history reports each second, over
-# its last 2 seconds. The 503s show up as about a tenth of the requests (claimed above):
+# about its last 2 seconds. The 503s show up as about a tenth of the requests (claimed above):
 # Locust's failure count is the server's error rate, seen from outside. Locust's totals for
 # this run, in one line:
 
@@ -91,7 +91,8 @@ print(http.summary())
 # ## A locustfile of your own
 #
 # `run_locust` also runs a locustfile you wrote: give it the file's path. A locustfile needs
-# a class that derives from one of Locust's users, with a method marked `@task`. `HttpUser`
+# a class that derives from one of Locust's users, and a task: most simply, a method marked
+# `@task`. `HttpUser`
 # is Locust's HTTP client on the requests library. `FastHttpUser`, used above, has the same
 # API on geventhttpclient.
 #
@@ -228,9 +229,9 @@ _ = labkit.claim("each worker made between 30% and 70% of the requests, and they
 
 # %% [markdown]
 # So the work per request does not change. What two processes add is a second core to do it
-# on, if one is free. The rate they reach is a fact about the machine at that moment, not
-# about Locust, so it is printed here, not claimed. On two idle cores, our runs reached about
-# twice the rate of one process. Under a quota of one CPU (a JupyterHub with
+# on, if one is free. On two idle cores, the rate can then grow up to twice that of one
+# process. How far it grows is a fact about the machine at that moment, not about Locust, so
+# it is printed here, not claimed. Under a quota of one CPU (a JupyterHub with
 # `singleuser.cpu.limit: 1`), two processes share one CPU's worth of time. Then they can make
 # no more requests per second than the last line below works out: one CPU second over the
 # CPU that one request costs. What this run reached:
@@ -284,7 +285,7 @@ _ = labkit.claim("the two workers' own counts add up to the master's total",
 # %%
 # NBVAL_IGNORE_OUTPUT
 for w in spread.workers:
-    print(f"worker pid {w['pid']}: {w['peak_users']} users, {w['requests']} requests")
+    print(f"worker pid {w['pid']}: {w['requests']} requests")
 print(f"combined: {spread.requests} requests in {spread.seconds:.1f} s, {spread.rps:.0f}/s")
 
 # %% [markdown]
@@ -317,7 +318,8 @@ uploads.cleanup()
 labkit.claim("our greenlets verified every byte, in every run",
              all(r["mismatches"] == 0 and not r["errors"] and r["requests"] > 100
                  for r in load.ours), measured=str(load.ours))
-_ = labkit.claim("so did Locust's users", all(r.failures == 0 < r.requests for r in load.locust_runs),
+_ = labkit.claim("so did Locust's users",
+                 all(r.failures == 0 < r.requests for r in load.locust_runs),
                  measured=load.locust_runs[-1].summary())
 
 # %%
@@ -332,12 +334,12 @@ print(f"Locust / ours, CPU per request (each one's best run): {ratio:.2f}")
 # hashing every upload, the files. So on the same cores the server saturates first. The
 # table's "CPU busy" column shows how much of one core each load generator used.
 #
-# Locust spent more CPU per request than our greenlets (claimed; the table shows this run's
-# figures). The difference is Locust's bookkeeping. Each request goes through its request
-# event into its statistics: a count per name, a histogram of response times, a count per
-# second, the failures by message. Each task goes through its scheduler (`wait_time`, a
-# switch). And some of it runs on timers, whatever the rate: the history and the CSV files,
-# every second. That part weighs more per request when the rate is low.
+# Locust spent more CPU per request than our greenlets (claimed above). The difference is
+# Locust's bookkeeping. Each request goes through its request event into its statistics: a
+# count per name, a histogram of response times, a count per second, the failures by
+# message. Each task goes through its scheduler (`wait_time`, a switch). And some of it runs
+# on timers, whatever the rate: the CSV files every second, the console's table every 2 s,
+# the report's history every 5 s. That part weighs more per request when the rate is low.
 #
 # It buys the numbers above: percentiles, failures by message, distributed totals. Our bare
 # loop reports none of them.
