@@ -410,14 +410,14 @@ def exercises() -> dict[int, Exercise]:
             and what was its p50 in ms? Answer both, share first.""",
             [
                 "Locust counts the server's 503s as failures: the share is failures / requests.",
-                "The p50 is half the response times: the server's delay, and a little more.",
+                "The p50 is the median response time: the server's delay, and a little more.",
             ],
             _check_reading,
             answer="""
             check(6, (0.1, 100))  # the numbers of your run: a share near 0.1, a p50 of 100 ms+""",
             why="""The server fails each request with probability 0.1, drawn from its id, so
             the share lands near a tenth. Each answer takes the 100 ms delay plus the time to
-            send 48 KiB. Locust stores a time of 100 ms or more rounded to 10 ms
+            send 48 KiB. Locust stores a time from 100 ms to 1 s rounded to 10 ms
             (bucket_response_time, locust/stats.py), so its p50 is a multiple of 10 ms, from
             100 up.""",
         ),
