@@ -5,16 +5,16 @@
     assert graded.passed, graded.report()
     graded.timeline()                                            # the load, drawn
 
-The server runs in a child process (``labkit.launch.run(serve, __doc__)`` in its file, so it
-takes ``--port 0`` and says READY), and faces, in order, each battery as one named check:
-concurrency, exact bytes from many clients at once, clients that vanish mid-message, a slow
-reader, garbage and fuzz; then its descriptors and memory must be back near their baseline, it
-must rest when idle, keep answering new clients, and never crash. Every battery is bounded in
-time, so a hanging server fails in seconds. The report is stable text (seeded inputs; no times,
-ports, pids or paths; a number that varies from run to run is said as the bound it passed), with
-the failing input and a hint that names the lesson with the fix. A server that dies is reported
-in the battery it died in, which then never counts as passed; its last log lines (where it broke,
-which can differ from run to run) are printed after the report, not in it.
+The server runs in a child process (``labkit.launch.run(serve, __doc__)`` in its file, so it takes
+``--port 0`` and says READY), and faces, in order, each battery as one named check: concurrency,
+exact bytes from many clients at once, a slow reader, clients that vanish mid-message, garbage and
+fuzz; then its descriptors and memory must be back near their baseline, it must rest when idle,
+keep answering new clients, and never crash. Every battery is bounded in time, so a hanging server
+fails in seconds. The report is stable text (seeded inputs; no times, ports, pids or paths; a
+number that varies from run to run is said as the bound it passed), with the failing input and a
+hint that names the lesson with the fix. A server that dies is reported in the battery it died in,
+which then never counts as passed; its last log lines (where it broke, which can differ from run to
+run) are printed after the report, not in it.
 """
 
 from __future__ import annotations
@@ -233,7 +233,8 @@ def _after(
             return Check(name, True, "a new client was answered after every battery")
         busy = subject.alive and subject.busy_share(1.0) > 0.5
         cpu = (
-            ", and it kept running, never waiting, meanwhile: a loop that never waits"
+            ", and meanwhile it was running, not waiting, in over half of 25 looks over a second: "
+            "a loop that never waits"
             if busy
             else ""
         )
@@ -244,12 +245,17 @@ def _after(
         return _back_to_baseline(subject, baseline, hint)
     share = subject.busy_share(1.0)
     if share < IDLE_BUSY_SHARE:
-        return Check(name, True, "with no client connected it waited (it used no CPU)")
+        return Check(
+            name,
+            True,
+            f"with no client connected it waited: running in under {IDLE_BUSY_SHARE:.0%} of "
+            "25 looks over a second",
+        )
     return Check(
         name,
         False,
         f"with no client connected it was running, not waiting, in over "
-        f"{IDLE_BUSY_SHARE:.0%} of 25 looks over 1 s: a loop that never rests",
+        f"{IDLE_BUSY_SHARE:.0%} of 25 looks over a second: a loop that never rests",
         hint=hint,
     )
 

@@ -53,7 +53,7 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # |---|---|---|
 # | concurrency | 10 clients connect and stay; each sends a line, must get its echo | 05–07, 09 |
 # | exact bytes | 100 clients at once send random bytes in pieces: length, SHA-256 | 07 |
-# | slow reader | one reads 12+ MiB late; two never read: others served, memory bounded | 07, 09 |
+# | slow reader | one reads 12+ MiB late; two never read: another served, memory bounded | 07, 09 |
 # | vanishing clients | 16 leave mid-message (reset, half-close); the next is served | 06, 07 |
 # | garbage and fuzz | seeded random bytes, odd words, bad UTF-8, half-closes: echoed | 07 |
 # | back to baseline | descriptors (`/proc/PID/fd`) and memory (VmRSS) back near before | 07, 08 |
@@ -166,8 +166,8 @@ mine.timeline()
 # ## Summary
 #
 # * A server is graded from the outside, as a client sees it. It is a program started on a
-#   free port; many clients come at once, and every byte is checked. Its descriptors, memory
-#   and CPU are read from `/proc`.
+#   free port; many clients come at once, and every byte is checked. Its descriptors, its
+#   memory and whether it is running are read from `/proc`.
 # * Each classic bug has its own symptom. One client at a time fails concurrency; bytes lost
 #   to a partial `send` show with a slow reader. A loop that never waits fails idle CPU or
 #   keeps answering. A client that never reads grows its memory, and a reset that kills the

@@ -15,7 +15,8 @@ async def handle(reader, writer):
     data = await reader.read(65536)  # waits for bytes; b"" once the client closed
     # TODO: go on echoing until the client closes, not only the first bytes.
     writer.write(data)  # never blocks: the transport keeps what the socket won't take
-    # TODO: await writer.drain(), so a client that does not read is not buffered forever.
+    # TODO: await writer.drain(): it waits while that buffer is full, so a client that does
+    #       not read cannot make it grow without bound.
     # TODO: a reset raises OSError (ConnectionResetError) in read or in drain: end this
     #       client quietly.
     writer.close()
