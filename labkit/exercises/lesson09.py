@@ -333,7 +333,8 @@ def exercises() -> dict[int, Exercise]:
             answer=worked(2, lookup_all, imports="import asyncio"),
             why="""to_thread runs each lookup in a worker thread of the loop's default pool and
             awaits its end, so the loop's own thread never blocks; gather starts them all before
-            awaiting any, and returns the results in the order of names.""",
+            awaiting any, and returns the results in the order of names. That pool has
+            min(32, os.cpu_count() + 4) threads: more lookups than that wait for a free one.""",
         ),
         3: Exercise(
             """

@@ -64,10 +64,10 @@ for name, future in (("lesson 05", ours), ("asyncio", theirs)):
 loop.close()
 
 # %% [markdown]
-# The same protocol: a coroutine is a generator underneath, `await x` runs `x.__await__()` and
-# passes its yields up, and a Future yields *itself*: "resume me when I am done". asyncio's
-# Future is written in C for speed, but it keeps a pure-Python twin; here are the two
-# `__await__`s, lesson 05's first.
+# The same protocol: a coroutine works like a generator underneath (`send`, `throw`, `close`),
+# `await x` runs `x.__await__()` and passes its yields up, and a Future yields *itself*:
+# "resume me when I am done". asyncio's Future is written in C for speed, but it keeps a
+# pure-Python twin; here are the two `__await__`s, lesson 05's first.
 
 # %%
 labkit.show(futures.Future.__await__)
@@ -91,19 +91,19 @@ labkit.claim("... and adds a done callback to the Future that comes up",
              "result.add_done_callback(" in task_source)
 
 # %% [markdown]
-# One difference matters: what the Task accepts. It takes two kinds of thing from a
-# coroutine. One is a *future-like* object: it has an `_asyncio_future_blocking` attribute,
-# as asyncio's Futures do, and belongs to the Task's loop. The other is a bare `yield`, which
-# sends up `None`: "run me again on the next pass of the loop". `asyncio.sleep(0)` is exactly
-# that.
+# One difference matters: what the Task accepts. It takes two kinds of thing from a coroutine.
+# One is a *future-like* object: its `_asyncio_future_blocking` attribute is True (asyncio's
+# `__await__` above sets it), and it belongs to the Task's loop. The other is a bare `yield`,
+# which sends up `None`: "run me again on the next pass of the loop". `asyncio.sleep(0)` is
+# exactly that.
 
 # %%
 labkit.show(asyncio.tasks.__sleep0)
 
 # %% [markdown]
-# Anything else, the Task refuses. Lesson 05's Future is not future-like to asyncio: our loop
-# sets it, and asyncio knows nothing of our loop. A top-level `await` (next section) runs a
-# coroutine as an asyncio Task, so we can try both.
+# Anything else, the Task refuses. Lesson 05's Future is not future-like to asyncio: it has no
+# `_asyncio_future_blocking`, and asyncio knows nothing of the loop that sets it. A top-level
+# `await` (next section) runs a coroutine as an asyncio Task, so we can try both.
 
 # %%
 @types.coroutine
@@ -199,9 +199,9 @@ labkit.claim("in a script, asyncio.run(main()) returned 'done'",
 # * Its `gather(loop, coros)` is `asyncio.gather`, and `asyncio.TaskGroup`.
 # * Its `loop.run_until_complete(main())` is `asyncio.run(main())`.
 #
-# What it adds is what the rest of this lesson uses: libraries built on it (httpx, an HTTP
-# client), groups of tasks, errors and cancellation that reach the right task, timeouts,
-# queues and flow control, and bridges to threads.
+# What it adds is what the rest of this lesson uses: libraries that run on it (httpx, an HTTP
+# client, through anyio), groups of tasks, errors and cancellation that reach the right task,
+# timeouts, queues and flow control, and bridges to threads.
 
 # %% [markdown]
 # ## Many requests at once: a `TaskGroup`
@@ -354,8 +354,8 @@ def three_jobs(log):
     return [job("A", 0.5, log), job("B", 0.05, log, fails=True), job("C", 0.5, log)]
 
 # %% [markdown]
-# Five ways to run them. `asyncio.wait` and `as_completed` hand you the tasks as they end,
-# and leave the rest to you.
+# Five ways to run them. `asyncio.wait` and `as_completed` tell you as jobs end, and leave the
+# rest to you.
 
 # %%
 async def plain_gather(log):
@@ -683,7 +683,7 @@ labkit.show(run_in_new_loop)
 # A loop that runs for good in a thread of its own takes coroutines from any thread.
 # `asyncio.run_coroutine_threadsafe(coro, loop)` hands it one and returns a
 # `concurrent.futures.Future`, whose `result()` blocks the caller until it is done.
-# `loop.call_soon_threadsafe(f, *args)` asks the loop to call `f`. asyncio's objects are not
+# `loop.call_soon_threadsafe(f, *args)` asks the loop to call `f`. Almost no asyncio object is
 # thread-safe: from another thread, reach a loop through these two, which also wake it.
 
 # %%
@@ -810,8 +810,8 @@ labkit.claim("after the break the response was still open; aclose() closed it",
 
 # %% [markdown]
 # `contextlib.aclosing(generator)` calls `aclose()` for you at the end of an `async with`.
-# It is a small *async context manager*; `contextlib.asynccontextmanager` writes one from a
-# generator: the code before its `yield` is the way in, the code after it the way out.
+# It is a small *async context manager*; `contextlib.asynccontextmanager` writes one from an
+# async generator: the code before its `yield` is the way in, the code after it the way out.
 
 # %%
 from contextlib import aclosing, asynccontextmanager
