@@ -28,7 +28,7 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # `data_received` on an object, as our selectors server calls its handlers (lesson 07), and
 # `transport.write` never blocks. **uvloop** is a drop-in replacement for asyncio's loop,
 # written in Cython on libuv (the C event loop under Node.js): the same coroutines and
-# protocols, a faster loop. `asyncio_echo` is both, on either loop.
+# protocols, on a loop its README calls 2-4x faster. `asyncio_echo` is both, on either loop.
 
 # %%
 labkit.show("asyncio_echo")
