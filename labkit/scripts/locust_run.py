@@ -91,7 +91,11 @@ class Watcher:
         self.requests += 1
 
     def on_spawned(self, user_count, **_):
-        self.peak_users = max(self.peak_users, user_count)  # this process's users, or all
+        # A worker's event carries the master's total (runners.py, WorkerRunner's
+        # spawning_complete): count the users this process runs itself.
+        if getattr(self, "environment", None) is not None and self.is_worker():
+            user_count = self.environment.runner.user_count
+        self.peak_users = max(self.peak_users, user_count)
 
     def on_init(self, environment, **_):
         self.environment = environment
