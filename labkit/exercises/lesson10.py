@@ -171,9 +171,9 @@ def exercises() -> dict[int, Exercise]:
         1: Exercise(
             """
             On the gevent server, one client asks for 500 ms of pure-Python CPU work while
-            50 others send PINGs. Which offload brings the others' p99 back to normal?
-            (a) nothing, (b) gevent's threadpool, (c) a process pool. Answer `"a"`, `"b"`
-            or `"c"`.""",
+            50 others send PINGs. Which offload brings the others' median latency during the
+            WORK back to normal? (a) nothing, (b) gevent's threadpool, (c) a process pool.
+            Answer `"a"`, `"b"` or `"c"`.""",
             [
                 "The burning thread needs the interpreter lock (GIL) to run; the loop's thread "
                 "gets it back only when it asks, after waiting the 5 ms switch interval.",

@@ -2,9 +2,9 @@
 # # 10 · CPU work and processes: what one event loop cannot do
 #
 # Every loop in this course runs its tasks on one thread, and switches only where a task
-# waits. So it serves thousands of clients that mostly wait, but it cannot compute for two:
-# one client that asks for CPU work stalls every other client. The way out is more
-# *processes*: a pool that the loop hands CPU work to, or several copies of the whole server.
+# waits. It serves thousands of waiting clients, but cannot compute for two: one client's CPU
+# work stalls every other client. The way out is more *processes*: a pool that the loop hands
+# CPU work to, or several copies of the server.
 #
 # **After this lesson you can**
 # * measure why one Python process computes on one CPU at a time, threads included, and tell
@@ -28,6 +28,8 @@ import time
 
 import labkit
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 CPUS = labkit.usable_cpus()   # the CPUs this kernel may use: its cores, capped by a CPU quota
 
 # %% [markdown]
@@ -38,9 +40,9 @@ CPUS = labkit.usable_cpus()   # the CPUs this kernel may use: its cores, capped 
 # in each of two processes. Each process is a fresh `python` with an interpreter of its own.
 #
 # For each way we measure the wall time, and the CPU time it got per second of wall time
-# (`os.times()` counts this process and its finished children). One thread can use at most
-# one CPU: 1 s of CPU per s of wall. Anything clearly over that, say 1.2, means code ran on
-# two CPUs at once. The ways take turns, in rounds (`labkit.Timing`), and each claim is judged
+# (`os.times()` counts this process and the children it has waited for). One thread can use at
+# most one CPU: 1 s of CPU per s of wall. Anything clearly over that, say 1.2, means code ran
+# on two CPUs at once. The ways take turns, in rounds (`labkit.Timing`), and each claim is judged
 # on the rounds least disturbed by the rest of the machine.
 
 # %%
@@ -110,8 +112,8 @@ for way in took.ways:
 # before it asks, not a limit on how long a thread may hold the lock.
 #
 # Two processes are two interpreters, each with its own lock: given two CPUs, they compute at
-# once. Under a CPU quota of one, as on a hub with `cpu.limit: 1`, `os.cpu_count()` still
-# says 2. The two processes then share one CPU's time and finish no sooner.
+# once. Under a CPU quota of one, as on a hub with `cpu.limit: 1`, `os.cpu_count()` still counts
+# every core of the machine. The two processes then share one CPU's time and finish no sooner.
 # `labkit.usable_cpus()` reads the quota too, and tells the claim which case it is in.
 
 # %% [markdown]
@@ -149,8 +151,9 @@ from labkit.servers import compute_selectors
 labkit.show(compute_selectors.Server.answer_lines)
 
 # %% [markdown]
-# Now the measurement (Beazley's, in his talk "Python Concurrency From the Ground Up"): 50
-# clients, each a thread of this kernel, send PINGs one after another; 0.3 s in, one more
+# Now the measurement. David Beazley's talk "Python Concurrency From the Ground Up" (PyCon
+# 2015) counts a fast client's requests per second while another asks for long CPU work. Here,
+# 50 clients, each a thread of this kernel, send PINGs one after another; 0.3 s in, one more
 # client asks for `WORK 500`; 0.3 s after its answer, all stop. Every PING's latency is kept
 # with the time it was sent, so we can split them into those answered *before* the WORK was
 # sent, those *during* it, and those sent *after* its answer. `latency_under_cpu` does it:
@@ -189,11 +192,11 @@ labkit.claim("no client failed", not one_loop.errors(), measured=str(one_loop.er
 plot_latency(one_loop.latest())
 
 # %% [markdown]
-# Each panel is one server: a dot per PING, at the time it was sent, its latency on a log
-# scale; the red band is the WORK request. Before it, PINGs are quick. Every PING sent during
-# the band waits for the band's end: the loop is computing, and reads nothing. The numbers
-# differ from run to run; the shape does not, on any of the three loops: one slow request
-# makes every client slow.
+# Each panel is one server: a dot per PING, at the time it was sent, its latency on a log scale;
+# the red band is the WORK request. Before it, PINGs are quick. Once the loop starts the WORK,
+# every PING waits for the band's end: the loop is computing, and reads nothing. The numbers
+# differ from run to run; the shape does not, on any of the three loops: one slow request makes
+# every client slow.
 #
 # ## Catch it: gevent's monitor thread and asyncio's debug mode
 #
@@ -201,8 +204,8 @@ plot_latency(one_loop.latest())
 # gevent's *monitor thread* (`gevent.config.monitor_thread = True`) is a real OS thread that
 # looks at the hub every `max_blocking_time` seconds (here 0.1). If the hub has not run since,
 # it prints the stack of the greenlet that holds it. asyncio's *debug mode* times every step
-# of every task, and logs each step longer than `slow_callback_duration` (here 0.1 s, as in
-# lesson 09). Both servers take `--monitor`; one `WORK 300` each, and their logs:
+# of every task, and logs each step longer than `slow_callback_duration` (here 0.1 s). Both
+# servers take `--monitor`; one `WORK 300` each, and their logs:
 
 # %%
 import re
@@ -292,7 +295,8 @@ _ = labkit.claim("asyncio's warning named line 3, the await where the slow step 
                  "line 1, where it began", named == [3], measured=str(warnings))
 
 # %% [markdown]
-# Both cost little enough to leave on while developing; neither fixes anything.
+# Both are tools for developing, not free: debug mode times every callback and notes where each
+# was scheduled, and the monitor traces every greenlet switch. Neither fixes anything.
 
 # %% [markdown]
 # ## Sitting 2 of 3 (about 30 minutes) — a good place to stop
@@ -308,8 +312,9 @@ _ = labkit.claim("asyncio's warning named line 3, the await where the slow step 
 # as it waits for a socket. Each server takes `--offload`:
 #
 # * `pool`: a `concurrent.futures.ProcessPoolExecutor`. asyncio awaits
-#   `loop.run_in_executor(pool, burn, ms)`; gevent waits in a greenlet for the pool's result;
-#   the selectors server is woken by the pool through a socketpair it watches.
+#   `loop.run_in_executor(pool, burn, ms)`; gevent's greenlet waits for the result through a
+#   thread of the hub's pool; the selectors server is woken by the pool through a socketpair
+#   it watches.
 # * `threads` (gevent only): gevent's own thread pool, `gevent.get_hub().threadpool`, real OS
 #   threads. That is the right tool for a blocking call that releases the GIL while it waits
 #   (a C library, a DNS lookup, a file read). Does it help pure-Python CPU work?
@@ -367,10 +372,11 @@ plot_latency({"gevent, no offload": one_loop.latest()["gevent"], **offloaded.lat
 # `compute.process_pool` starts the pool every server uses. It decides four things that the
 # loop never sees:
 #
-# * **The start method**, how a worker process is made. `fork` copies this process, its
-#   threads' state and sockets included. `spawn` starts a fresh `python`. `forkserver` forks
-#   from a small, clean server process. We ask for `spawn`. On Linux the default is `fork`, and
-#   `forkserver` from Python 3.14.
+# * **The start method**, how a worker process is made. `fork` copies this process, its open
+#   sockets included, but only the thread that called it: a lock another thread held stays
+#   locked in the copy. `spawn` starts a fresh `python`. `forkserver` forks from a small,
+#   clean server process. We ask for `spawn`. On Linux the default is `fork`, and `forkserver`
+#   from Python 3.14.
 # * **Pickling.** The pool sends the function and its arguments to the worker as bytes. A
 #   function goes *by name*: the worker imports it.
 # * **The `__main__` guard.** A spawned worker runs the parent's main file again, named
@@ -396,9 +402,9 @@ _ = labkit.claim("a function defined in this notebook goes as __main__.countdown
 # %% [markdown]
 # A spawned worker's `__main__` is not this notebook, so it could not find
 # `__main__.countdown`: a pool's functions live in a module, as `burn` does in
-# `labkit.compute`. The kernel's own main file, `ipykernel_launcher.py`, guards its start with
-# `if __name__ == "__main__":` too; without that, every spawned worker would start a kernel.
-# What start-up costs, measured:
+# `labkit.compute`. Nor does a worker spawned from this kernel run a main file again: IPython
+# has put the notebook's namespace in `sys.modules["__main__"]`, a module with no file. What
+# start-up costs, measured:
 
 # %%
 from concurrent.futures import ProcessPoolExecutor
@@ -518,13 +524,13 @@ _ = labkit.claim("in every round all 40 were answered, the busy worker took none
 #
 # ## How many workers does one connection wake?
 #
-# A shared socket has a cost. A new connection wakes *every* worker waiting for it in
-# `epoll`, and one of them wins. The kernel looks again before it returns from `epoll_wait`,
-# and puts a worker back to sleep if the connection is gone; one that ran sooner reaches
-# `accept()` and finds nothing. That is the *thundering herd*. There are two cures.
-# `EPOLLEXCLUSIVE` (Linux 4.5) is a flag on each worker's registration of the shared socket:
-# a connection then wakes one waiter. With `SO_REUSEPORT`, only the worker whose socket the
-# hash chose wakes up.
+# A shared socket has a cost. A new connection wakes *every* worker waiting for it in `epoll`,
+# and one of them wins. The kernel looks again before it returns from `epoll_wait`, and puts a
+# worker back to sleep if the connection is gone; one that ran sooner reaches `accept()` and
+# finds nothing. That is the *thundering herd*. There are two cures. `EPOLLEXCLUSIVE` (Linux
+# 4.5) is a flag on each worker's registration of the shared socket: a connection then wakes one
+# waiter, or a few (the man page says "one or more"). With `SO_REUSEPORT`, only the worker whose
+# socket the hash chose wakes up.
 #
 # `accept_wakeups` counts the wake-ups: four threads wait, each in an `epoll` of its own as a
 # worker does, while 40 clients connect one at a time. Each time a thread goes to sleep, its
@@ -551,8 +557,8 @@ _ = labkit.claim("SO_REUSEPORT: about one wake-up per connection (under 1.5)",
 # %% [markdown]
 # nginx uses both cures. By default its workers share each listening socket. Where the kernel
 # has `EPOLLEXCLUSIVE` (nginx 1.11.3 and later) they register it with that flag, so a
-# connection wakes one worker. Only `listen ... reuseport` gives each worker a socket of its
-# own, as our `reuseport` does. Our `prefork_compute` shares with plain `EPOLLIN`, herd and
+# connection wakes about one worker. Only `listen ... reuseport` gives each worker a socket of
+# its own, as our `reuseport` does. Our `prefork_compute` shares with plain `EPOLLIN`, herd and
 # all: with two workers, that is one wake-up too many per connection.
 #
 # ## A CPU request in one worker leaves the other's clients alone
@@ -580,15 +586,16 @@ plot_latency(prefork.latest())
 # %% [markdown]
 # Each worker is one process with one loop. With two CPUs to use, the busy one computes on
 # one and the other goes on serving on the other. Under a one-CPU quota the claim above held
-# too, in our runs. The kernel's scheduler shares the CPU between the two workers every few
-# milliseconds, so the other worker's clients still wait for a slice, not for the WORK. What
-# one CPU cannot give is the throughput of two.
+# too, in our runs. The quota caps the CPU time the workers get together in each 100 ms
+# period. Within it, the scheduler gives each runnable worker turns of a few milliseconds at
+# most. So the other worker's clients wait for a turn, not for the WORK. What one CPU cannot
+# give is the throughput of two.
 #
 # ## The real engine: gunicorn with gevent workers
 #
-# This is how gevent code runs in production: `gunicorn -k gevent --workers N app:app`. The
-# master process binds the port and forks N workers; each worker monkey-patches, runs a
-# gevent hub, and serves a WSGI app with one greenlet per connection. Our app answers the
+# This is a common way to run gevent code in production: `gunicorn -k gevent --workers N
+# app:app`. The master process binds the port and forks N workers; each worker monkey-patches,
+# runs a gevent hub, and serves a WSGI app with one greenlet per connection. Our app answers the
 # same two requests over HTTP (`GET /ping?token=T`, `GET /work?ms=N`):
 
 # %%
@@ -704,10 +711,10 @@ print(spread_table({**spreads, **gunicorn_spreads}, WORKERS))
 #   debug mode names the slow task after its step, at the `await` that ended it.
 # * A process pool fixes it: the loop only waits. A thread pool does not, for pure-Python
 #   work: the hub's thread waits for the GIL at every turn. The pool spawns its workers,
-#   sends them work pickled by name, and pays its start-up once.
-# * Pre-fork runs N copies of the loop. A shared socket wakes every waiting worker (one, with
-#   `EPOLLEXCLUSIVE`), and a busy worker takes no newcomers. With `SO_REUSEPORT` each worker
-#   has its own queue, filled by a hash, busy or not. A CPU request in one worker leaves the
+#   sends each call pickled (the function by name), and pays its start-up once.
+# * Pre-fork runs N copies of the loop. A shared socket wakes every waiting worker (about one,
+#   with `EPOLLEXCLUSIVE`), and a busy worker takes no newcomers. With `SO_REUSEPORT` each
+#   worker has its own queue, filled by a hash, busy or not. A CPU request in one worker leaves the
 #   other's clients alone; gunicorn's gevent workers do the same in production.
 
 # %% [markdown]
@@ -723,7 +730,8 @@ hint, check, answer = lesson(10)
 
 # %% [markdown]
 # **Exercise 1.** On the gevent server, one client asks for 500 ms of pure-Python CPU work
-# while 50 others send PINGs. Which offload brings the others' p99 back to normal?
+# while 50 others send PINGs. Which offload brings the others' median latency during the WORK
+# back to normal?
 # (a) nothing, (b) gevent's threadpool, (c) a process pool. Answer `"a"`, `"b"` or `"c"`.
 
 # %%
