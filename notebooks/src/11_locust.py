@@ -41,6 +41,8 @@ import labkit
 from labkit import locust_lab
 from labkit.locust_lab import LocustWay, plot_over_time, run_locust
 
+labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file limit
+
 labkit.claim("this kernel already runs other threads than its main one",
              threading.active_count() > 1, measured=str(threading.enumerate()))
 labkit.show(locust_lab.run_locust)
