@@ -67,3 +67,14 @@ def test_the_default_run_leaves_out_the_slow_and_the_browser_tests():
     options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
     addopts = options["ini_options"]["addopts"]
     assert addopts[addopts.index("-m") + 1] == "not browser and not slow"
+
+
+def test_a_new_report_adds_to_the_list_and_fresh_starts_again(tmp_path, monkeypatch):
+    report, old = tmp_path / "junit.xml", "tests/test_old.py::test_was_slow"
+    report.write_text(JUNIT)
+    monkeypatch.setattr(slow_tests, "LIST", tmp_path / "slow-tests.txt")
+    slow_tests.LIST.write_text(f"# header\n{old}\n")
+    slow_tests.main([str(report)])
+    assert old in slow_tests.listed() and len(slow_tests.listed()) == 3
+    slow_tests.main([str(report), "--fresh"])
+    assert old not in slow_tests.listed() and len(slow_tests.listed()) == 2
