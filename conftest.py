@@ -15,6 +15,8 @@ Two guards make a green run mean something, and the lessons' claims are strict h
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +35,11 @@ def pytest_configure(config):
     # A lesson's claim that does not hold raises under test (labkit.claims), so nbval fails on
     # its cell; a student in JupyterLab, without this variable, sees the ✘ line and goes on.
     os.environ["LABKIT_STRICT_CLAIMS"] = "1"
+    # Lessons that copy files into the student's my-work/ (11's locustfile, 12's skeletons) get a
+    # fresh folder: the instructors' check never runs, nor overwrites, a student's own copy.
+    work = tempfile.mkdtemp(prefix="asynclab-test-work-")
+    os.environ["ASYNCLAB_WORK_DIR"] = work
+    config.add_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
     # nbval's kernels talk over Unix sockets, not five TCP ports each (labkit/ipc_kernels.py)
     import nbval.kernel
 
