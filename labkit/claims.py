@@ -152,6 +152,11 @@ class Timing:
         """The largest value over the rounds: for counts done in a fixed time."""
         return max(self.values(way, metric))
 
+    def round_with_most(self, way: str, metric: str) -> Metrics:
+        """Everything measured in the round where ``metric`` was largest: e.g. the round with
+        the most free CPUs, the fairest one to judge a parallel speed-up by."""
+        return max(self.records[way], key=lambda r: r[metric])
+
     def __getitem__(self, key: str | tuple[str, str]) -> float:
         """``t["gather"]``: the best wall time of a way; ``t["gather", "cpu"]``: of a metric."""
         return self.best(*key) if isinstance(key, tuple) else self.best(key)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["CpuLimits", "MachineWatch", "cpu_limits", "usable_cpus", "cpu_quota"]
+__all__ = ["CpuLimits", "MachineWatch", "busy_seconds", "cpu_limits", "usable_cpus", "cpu_quota"]
 
 PROC = Path("/proc")
 
@@ -146,6 +146,14 @@ def cpu_limits() -> CpuLimits:
     affinity = _affinity()
     usable = float(affinity) if quota is None else min(float(affinity), quota)
     return CpuLimits(os.cpu_count() or 1, affinity, quota, usable, load_average())
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot (every core, every process).
+
+    The difference over a stretch of time, less what this process used, is what the rest of the
+    machine took: a neighbour's share of the CPUs."""
+    return _machine_busy_seconds()[0]
 
 
 def _machine_busy_seconds() -> tuple[float, float]:

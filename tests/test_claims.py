@@ -201,3 +201,16 @@ def test_usable_cpus_reads_the_cfs_quota():
         assert usable == min(1.5, affinity)
     finally:
         group.rmdir()
+
+
+def test_a_claim_can_be_judged_in_the_round_where_a_condition_was_best():
+    """A speed-up judged in the round with the most free CPUs: a neighbour's busy round does
+    not make a sequential run look parallel."""
+    free = iter([1.9, 1.0, 1.2])
+    share = iter([0.5, 1.0, 0.9])  # a broken run: half of two free CPUs; all of one
+    t = Timing({"run": lambda: {"free": next(free), "share": next(share)}}, rounds=3)
+    t.run_round()
+    t.run_round()
+    assert t.round_with_most("run", "free") == {"wall": t.values("run")[0],
+                                                "cpu": t.values("run", "cpu")[0],
+                                                "free": 1.9, "share": 0.5}  # fmt: skip
