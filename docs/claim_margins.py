@@ -228,6 +228,17 @@ def write_guide(new_block: str, guide: Path = GUIDE, lock: Path = LOCK) -> None:
 
 
 # -- the runs ----------------------------------------------------------------------------------
+def conditions_set(output: str) -> str | None:
+    """What the classroom runner said it set: its first line (its last says how it went),
+    without this run's pids and paths."""
+    said = [line for line in output.splitlines() if line.startswith("classroom ")]
+    if not said:
+        return None
+    text = said[0].split(": ", 1)[1]
+    text = re.sub(r"(cgroup v\d) \S+\)", r"\1)", text)
+    return re.sub(r"neighbour: pid \d+, log \S+", "neighbour: a loop of pytest notebooks/", text)
+
+
 def run_condition(condition: str, logs: Path) -> dict:
     """``pytest notebooks/`` in one condition, its claims logged; returns what the run did."""
     log, out = logs / f"{condition}.jsonl", logs / f"{condition}.out"
@@ -247,10 +258,9 @@ def run_condition(condition: str, logs: Path) -> dict:
             stdout=output,
             stderr=subprocess.STDOUT,
         ).returncode
-    said = [ln for ln in out.read_text().splitlines() if ln.startswith("classroom ")]
     result = {"status": status, "seconds": round(time.monotonic() - started, 1)}
-    if said:
-        result["conditions"] = said[-1].split(": ", 1)[1]
+    if said := conditions_set(out.read_text()):
+        result["conditions"] = said
     print(f"   exit status {status} in {result['seconds'] / 60:.1f} min", flush=True)
     return result
 
@@ -269,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         for condition in args.only:
             runs[condition] = run_condition(condition, args.logs)
             runs_file.write_text(json.dumps(runs, indent=1))
+    for condition, run in runs.items():  # read again: what the runner set, in its own words
+        out = args.logs / f"{condition}.out"
+        said = conditions_set(out.read_text()) if out.exists() else None
+        run.pop("conditions", None)
+        run.update({"conditions": said} if said else {})
     logs = {
         c: read_log(args.logs / f"{c}.jsonl")
         for c in CONDITIONS
@@ -278,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = shown_claims(sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
     for claim in claims:
         claim.lesson = lesson_of(claim.text, shown)
-    text = block(claims, machines, runs, date.today().isoformat())
+    newest = max((p.stat().st_mtime for p in args.logs.glob("*.jsonl")), default=time.time())
+    text = block(claims, machines, runs, date.fromtimestamp(newest).isoformat())  # when measured
     if args.print:
         print(text)
     else:

@@ -122,3 +122,18 @@ def test_the_script_reads_logs_and_prints_the_block(tmp_path):
 def test_the_guide_has_at_most_one_margins_block():
     guide = (ROOT / "docs" / "instructors.md").read_text()
     assert guide.count(margins.START) == guide.count(margins.END) <= 1
+
+
+def test_a_run_names_the_conditions_the_runner_set_not_how_it_ended():
+    output = (
+        "classroom crowded: CPU quota: 1 CPU (cpu.max '100000 100000', cgroup v2 "
+        "/sys/fs/cgroup/asynclab-classroom-41); affinity: cores 0,1; "
+        "neighbour: pid 4242, log /work/artifacts/classroom/neighbour.log\n"
+        "....\n2 passed in 3.1s\n"
+        "classroom crowded: the command took 4 s, cleaning up 0 s; exit status 0\n"
+    )
+    assert margins.conditions_set(output) == (
+        "CPU quota: 1 CPU (cpu.max '100000 100000', cgroup v2); affinity: cores 0,1; "
+        "neighbour: a loop of pytest notebooks/"
+    )
+    assert margins.conditions_set("2 passed\n") is None
