@@ -332,22 +332,18 @@ print(f"Locust / ours, CPU per request (each one's best run): {ratio:.2f}")
 
 # %% [markdown]
 # Who runs out of CPU first? The file server: per request it spent more CPU than either load
-# generator (claimed above). It does the protocol's real work in one Python thread: framing,
-# hashing every upload, the files. So on the same cores the server saturates first. The
-# table's "CPU busy" column shows how much of one core each load generator used.
+# generator (claimed above). It does the protocol's real work (framing, hashing every upload,
+# the files) in one Python thread, so it saturates first. The table's "CPU busy" column shows how much of one core each load generator used.
 #
-# And Locust itself? Per request it spent less than twice the CPU of our bare greenlets
-# (claimed above). The two are close: both spend most of a request talking to the server.
-# Here Locust is usually a little above ours. On a busy machine a run's noise can be larger
-# than the gap, which is why the claim is only "less than twice". What Locust adds is
-# bookkeeping. Each request goes through its request event into its statistics: a
-# count per name, a histogram of response times, a count per second, the failures by
+# Locust spent less than twice our CPU per request (claimed above); the gap is smaller than
+# a busy machine's noise. What it adds is bookkeeping. Each request goes through its request
+# event into its statistics: a count per name, a histogram of response times, a count per second, the failures by
 # message. Each task goes through its scheduler (`wait_time`, a switch). And some of it runs
 # on timers, whatever the rate: the CSV files every second, the console's table every 2 s,
-# the report's history every 5 s. That part weighs more per request when the rate is low.
+# the report's history every 5 s. That part weighs more per request at low rates.
 #
-# It buys the numbers above: percentiles, failures by message, distributed totals. Our bare
-# loop reports none of them.
+# It buys the numbers above: percentiles, failures by message, distributed totals. Our loop
+# reports none.
 #
 # ## Try it yourself
 #
