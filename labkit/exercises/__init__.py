@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -204,15 +205,28 @@ LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {
 }
 
 
-def lesson(number: int, lang: str = "en") -> Lesson:
+def default_language() -> str:
+    """The language a lesson's exercises speak when none is asked for: ``ASYNCLAB_LANG`` if
+    set, else the lesson's folder. A kernel starts in its notebook's folder, and the Chinese
+    lessons live in a folder named ``zh`` (``notebooks/zh``, ``my-work/zh``), so the same code
+    cell, ``lesson(n)``, speaks Chinese there and English everywhere else."""
+    chosen = os.environ.get("ASYNCLAB_LANG", "")
+    if chosen:
+        return chosen
+    return "zh" if Path.cwd().name == "zh" else "en"
+
+
+def lesson(number: int, lang: str | None = None) -> Lesson:
     """One lesson's exercises: ``hint, check, answer = lesson(n)``; also ``.question(n)``.
 
-    ``lang="zh"``: the questions, hints and explanations in Chinese (the same checkers)."""
+    ``lang="zh"``: the questions, hints and explanations in Chinese (the same checkers); by
+    default, the language of the folder the lesson runs in (``default_language``)."""
     if number not in LESSONS:
         raise ValueError(
             f"no exercises for lesson {number}; lessons with exercises: "
             f"{', '.join(map(str, LESSONS))}"
         )
+    lang = lang or default_language()
     return Lesson(number, translate(number, LESSONS[number](), lang), lang)
 
 
