@@ -111,7 +111,7 @@ def align(nb: nbformat.NotebookNode, blocks: list[Block]) -> tuple[dict[int, Blo
         if block is not None:
             found[index] = block
             last = position[id(block)]
-            if not CJK.search(block.text):
+            if TODO in block.text or not CJK.search(block.text):
                 problems.append(Problem(index, "untranslated", first_words(source)))
             continue
         following = [cell_hash(s) for _, s in cells[n + 1 :]]
@@ -145,7 +145,9 @@ def build_zh(name: str) -> tuple[Path, list[Problem]]:
 
 
 def skeleton(name: str) -> int:
-    """Add a block (English text, marked TODO) for every missing cell; keep every other block."""
+    """Add a block (English text, marked TODO) for every missing cell; keep every other block.
+    A stale block keeps its old translation, marked TODO with the English it must now say, so
+    it counts as untranslated until someone updates it and removes the mark."""
     nb = english(name)
     path = ZH_SOURCES / f"{name}.md"
     blocks = read_blocks(path)
@@ -158,7 +160,9 @@ def skeleton(name: str) -> int:
         else:
             block = found[index]
             if block.en_hash != cell_hash(source):  # stale: keep the text, show the new English
-                block = Block(cell_hash(source), first_words(source), block.text)
+                english_now = source.replace("-->", "- ->")
+                text = f"{TODO}\n<!-- the English now reads:\n{english_now}\n-->\n{block.text}"
+                block = Block(cell_hash(source), first_words(source), text)
             out.append(block)
     write_blocks(path, out)
     return len(missing)

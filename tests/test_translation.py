@@ -207,3 +207,16 @@ def test_a_lesson_in_the_zh_folder_speaks_chinese_without_being_asked(tmp_path, 
     assert exercises.lesson(2).exercises[1].question == english[1].question
     monkeypatch.setenv("ASYNCLAB_LANG", "zh")
     assert exercises.lesson(2).exercises[1].question == "问题 1"
+
+
+def test_a_stale_block_stays_to_do_after_skeleton(tmp_path, monkeypatch):
+    """skeleton gives a stale block the new hash, but marks it: it is not current until a
+    translator updates the text and removes the mark."""
+    monkeypatch.setattr(translation, "ZH_SOURCES", tmp_path)
+    monkeypatch.setattr(translation, "english", lambda name: _nb("One.", "Two, changed."))
+    translation.write_blocks(tmp_path / "x.md", _blocks(("One.", "一。"), ("Two.", "二。")))
+    translation.skeleton("x")
+    found, problems = translation.align(_nb("One.", "Two, changed."),
+                                        translation.read_blocks(tmp_path / "x.md"))  # fmt: skip
+    assert [(p.cell, p.kind) for p in problems] == [(2, "untranslated")]
+    assert "二。" in found[2].text and "Two, changed." in found[2].text
