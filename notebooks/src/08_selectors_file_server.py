@@ -63,8 +63,8 @@ FILE_STATES = {"download": "#2ca02c", "upload": "#9467bd"}
 # | anything wrong | | `ERR <code> <message>\n` |
 #
 # The error codes: 400 bad request, 403 name refused, 404 no such file, 408 silent too long, 413
-# too large; 500 and 503 when the server's disk fails or it is full. Names are plain file names
-# (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
+# too large; 500 when the server's disk fails, 503 when the server is full. Names are
+# plain file names (no `/`, no `..`, nothing hidden). A header is at most 1,024 bytes.
 #
 # Both sides parse with the same incremental `Parser`. Feed it bytes as they come, in any pieces,
 # and it hands back complete events.

@@ -25,7 +25,7 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # asyncio offers two ways to write a server. The **streams** API is one coroutine per client
 # (`await reader.read()`, `writer.write()`, `await writer.drain()`): it reads like lesson 06's
 # gevent server. The **protocol** API is the layer underneath: the loop calls
-# `data_received` on an object, as our selectors server calls its handlers (lesson 07), and
+# `data_received` on an object, as lesson 08's selectors server calls its `handle`, and
 # `transport.write` never blocks. **uvloop** is a drop-in replacement for asyncio's loop,
 # written in Cython on libuv (the C event loop under Node.js): the same coroutines and
 # protocols, on a loop its README calls 2-4x faster. `asyncio_echo` is both, on either loop.
