@@ -54,7 +54,7 @@ def exercises() -> dict[int, Exercise]:
     return {
         1: Exercise(
             """
-            What does this print, in order? Answer like `"L1 R1 ..."`. Predict first,
+            What ends up in `out`, in order? Answer like `"L1 R1 ..."`. Predict first,
             then run it to see.
 
             ```python

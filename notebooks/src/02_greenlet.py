@@ -285,7 +285,7 @@ from labkit.exercises import lesson
 hint, check, answer = lesson(2)
 
 # %% [markdown]
-# **Exercise 1.** What does this print, in order? Answer like `"L1 R1 ..."`. Predict first,
+# **Exercise 1.** What ends up in `out`, in order? Answer like `"L1 R1 ..."`. Predict first,
 # then run it to see.
 #
 # ```python
