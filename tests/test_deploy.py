@@ -120,6 +120,9 @@ def test_postbuild_copies_the_lessons_to_my_work(tmp_path):
     copied = sorted(p.name for p in (tmp_path / "my-work").glob("*.ipynb"))
     assert "00_start_here.ipynb" in copied
     assert copied == sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    chinese = sorted(p.name for p in (tmp_path / "my-work" / "zh").glob("*.ipynb"))
+    assert chinese == sorted(p.name for p in (ROOT / "notebooks" / "zh").glob("[0-9][0-9]_*.ipynb"))
+    assert "00_start_here.ipynb" in chinese
 
 
 def _binder_links() -> list[str]:

@@ -220,3 +220,19 @@ def test_a_stale_block_stays_to_do_after_skeleton(tmp_path, monkeypatch):
                                         translation.read_blocks(tmp_path / "x.md"))  # fmt: skip
     assert [(p.cell, p.kind) for p in problems] == [(2, "untranslated")]
     assert "二。" in found[2].text and "Two, changed." in found[2].text
+
+
+def test_every_lesson_is_translated():
+    """Every English lesson has its Chinese translation and notebook (none left behind)."""
+    english_lessons = translation.lessons()
+    assert TRANSLATED == english_lessons, (
+        f"lessons with no Chinese translation: {sorted(set(english_lessons) - set(TRANSLATED))}"
+    )
+    built = sorted(p.stem for p in translation.ZH_NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert built == english_lessons
+
+
+def test_readme_says_how_to_open_the_chinese_lessons_in_both_languages():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = next(p for p in readme.split("\n\n") if "--lang zh" in p)
+    assert "Chinese" in paragraph and translation.CJK.search(paragraph)
