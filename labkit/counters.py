@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from labkit.child import original, real_lock
 
@@ -29,6 +30,7 @@ class Counters:
         self._threads: dict[int, defaultdict[str, int]] = {}  # thread id -> its counts
         self._gone: Counter[str] = Counter()  # the counts of threads that have ended
         self._peaks: dict[str, int] = {}
+        self._readings: dict[str, Callable[[], int]] = {}  # name -> a count kept elsewhere
         self._tidy_at = 64  # fold in ended threads when this many have counted
 
     def for_this_thread(self) -> defaultdict[str, int]:
@@ -60,11 +62,19 @@ class Counters:
             for name, value in values.items():
                 self._peaks[name] = max(self._peaks.get(name, value), value)
 
+    def read_at_snapshot(self, name: str, read: Callable[[], int]) -> None:
+        """Add ``read()`` to ``name`` in every snapshot: a count something else keeps (gevent's
+        hub counts its own polls), read only when the stats are asked for."""
+        with self._lock:
+            self._readings[name] = read
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             total = self._gone.copy()
             for counts in list(self._threads.values()):  # dict(): one step, under the GIL
                 total.update(dict(counts))
+            for name, read in self._readings.items():
+                total[name] += read()
             return {**total, **self._peaks}
 
 

@@ -20,6 +20,10 @@ A server module defines ``serve(listener, args)`` and ends with::
   makes the server print ``STATS {...}`` with its counters.
 * handles SIGTERM (and Ctrl-C) in a dedicated thread: it flushes output and exits with code 0
   at once, whatever the other threads are blocked in (the OS closes the sockets).
+* with ``--count-calls``, counts the server's own system calls (``labkit.count_calls``).
+
+The counters a server keeps are ``launch.counters`` (``labkit.counters``); how it accepts
+clients near the open-file limit is ``labkit.accept_policy``.
 
 Try it: ``python -m labkit.servers.selectors_echo --port 0``.
 """
@@ -32,40 +36,22 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
 
-# How servers accept clients (a reserve of descriptors, room made from idle connections) lives
-# in accept_policy, the counters in counters; both are re-exported here, where servers look.
-from labkit.accept_policy import (
-    ACCEPT_PAUSE,
-    PAUSED,
-    AcceptPause,
-    AcceptsThroughDoor,
-    Door,
-    accept,
-    accept_waiting,
-)
+# A server reaches its counters and a blocking accept through launch: launch.counters,
+# launch.accept_waiting. They live in counters and accept_policy, each with its own job.
+from labkit.accept_policy import accept_waiting
 from labkit.child import at_stop, emit, exit_now, follow_parent, start_signal_thread
-from labkit.counters import Counters, counters
+from labkit.counters import counters
 from labkit.limits import raise_open_file_limit
 
 __all__ = [
     "run",
     "counters",
-    "count_system_calls",
     "emit",
     "parser",
     "at_stop",
     "SetupError",
-    "accept",
     "accept_waiting",
-    "AcceptPause",
-    "ACCEPT_PAUSE",
-    "PAUSED",
-    "CountsAcceptPauses",
-    "Door",
-    "AcceptsThroughDoor",
-    "Counters",
     "bind",
     "reserve_port",
 ]
@@ -73,71 +59,6 @@ __all__ = [
 
 class SetupError(Exception):
     """A server's setup found a bad option: the message is printed and the server exits."""
-
-
-CountsAcceptPauses = AcceptsThroughDoor  # the name gevent servers knew it by
-
-
-# -- counting system calls without strace ---------------------------------------------------------
-def count_system_calls() -> None:
-    """``--count-calls``: count in the stats, under the name of its system call on Linux, every
-    call the server makes that is one system call: a socket's ``recv`` (``recvfrom``) and
-    ``send`` (``sendto``), ``select.select`` (``select``), a ``select.poll`` object's ``poll``,
-    a ``select.epoll`` object's ``poll`` (``epoll_wait``) and ``register``/``modify``/
-    ``unregister`` (``epoll_ctl``), and on ``selectors.DefaultSelector`` (epoll on Linux)
-    ``select`` (``epoll_wait``) and each ``register``, ``unregister`` and ``modify`` that
-    changes the events (``epoll_ctl``). A lesson can then show system calls
-    per round trip where strace is missing or ptrace is not allowed. Counting costs a little."""
-    import select
-    import selectors
-
-    def counted(name: str, call: Callable[..., Any]) -> Any:
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            counters.for_this_thread()[name] += 1
-            return call(*args, **kwargs)
-
-        return counting
-
-    socket.socket.recv = counted("recvfrom", socket.socket.recv)  # type: ignore[method-assign]
-    socket.socket.send = counted("sendto", socket.socket.send)  # type: ignore[method-assign]
-    select.select = counted("select", select.select)  # (strace may name it pselect6)
-
-    class Counting:
-        """A ``select.poll()`` or ``select.epoll()`` object (a C object) whose calls count."""
-
-        def __init__(self, of: Any, calls: dict[str, str]) -> None:
-            self._of, self._calls = of, calls
-
-        def __getattr__(self, method: str) -> Any:
-            call = getattr(self._of, method)
-            return counted(self._calls[method], call) if method in self._calls else call
-
-    make_poll, make_epoll = select.poll, select.epoll
-    polls = {"poll": "poll"}  # poll's register and modify ask nothing of the kernel
-    epolls = dict.fromkeys(["register", "modify", "unregister"], "epoll_ctl")
-    epolls["poll"] = "epoll_wait"
-    select.poll = lambda: Counting(make_poll(), polls)  # type: ignore[assignment,misc,return-value]
-    select.epoll = lambda *a: Counting(make_epoll(*a), epolls)  # type: ignore[assignment,misc]
-
-    class CountingSelector(selectors.DefaultSelector):
-        def select(self, timeout=None):
-            counters.for_this_thread()["epoll_wait"] += 1
-            return super().select(timeout)
-
-        def register(self, fileobj, events, data=None):
-            counters.for_this_thread()["epoll_ctl"] += 1
-            return super().register(fileobj, events, data)
-
-        def unregister(self, fileobj):
-            counters.for_this_thread()["epoll_ctl"] += 1
-            return super().unregister(fileobj)
-
-        def modify(self, fileobj, events, data=None):
-            if events != self.get_key(fileobj).events:  # only then does it ask the kernel
-                counters.for_this_thread()["epoll_ctl"] += 1
-            return super().modify(fileobj, events, data)
-
-    selectors.DefaultSelector = CountingSelector  # type: ignore[misc]
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:
@@ -160,7 +81,8 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p.add_argument(
         "--count-calls",
         action="store_true",
-        help="count recv, send and selector calls in the stats, each one system call",
+        help="count the server's recv, send and epoll/poll/select calls in its stats "
+        "(labkit/count_calls.py; under gevent, epoll_ctl is not counted)",
     )
     return p
 
@@ -229,6 +151,8 @@ def run(
     args = p.parse_args(argv)
     raise_open_file_limit()
     if args.count_calls:
+        from labkit.count_calls import count_system_calls  # only then: its patches stay out
+
         count_system_calls()
     start_signal_thread()  # before setup: a stop during setup still cleans up
     try:

@@ -236,7 +236,7 @@ def test_stream_server_without_a_pool_serves_client_1001_at_once():
 def test_counters_add_up_over_threads_that_come_and_go():
     """launch.counters: each thread adds to its own dict without a lock; the snapshot sums
     them, and the dicts of threads that ended are folded in (not kept one per thread ever)."""
-    from labkit.launch import Counters
+    from labkit.counters import Counters
 
     counters = Counters()
 

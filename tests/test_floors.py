@@ -8,9 +8,9 @@ Floors, top to bottom (a module may import its own floor or any floor below):
     lessons    exercises (they check what the lessons do, so they stand where the lessons stand)
     runs       where a strategy runs: here, or gevent-patched in a child process
     domain     clients, eventloop, spans, timeline, figures, widgets, protocol, filestore, ...
-    plumbing   background, child, launch, accept_policy, counters, progress, limits, proc,
-               ipc_kernels, and the lists of programs (the packages labkit.servers and
-               labkit.scripts themselves)
+    plumbing   background, child, launch, accept_policy, count_calls, counters, progress,
+               limits, proc, ipc_kernels, and the lists of programs (the packages
+               labkit.servers and labkit.scripts themselves)
 
 The programs (each teaching server and lesson script) are started by name, never imported by
 labkit: they may use any floor, and nothing in labkit imports them.
@@ -62,7 +62,9 @@ FLOORS = {
         "labkit.child",
         "labkit.launch",
         "labkit.accept_policy",
+        "labkit.count_calls",
         "labkit.counters",
+        "labkit.serving",
         "labkit.progress",
         "labkit.limits",
         "labkit.cpus",
