@@ -114,7 +114,7 @@ for way in took.ways:
 # before it asks, not a limit on how long a thread may hold the lock.
 #
 # Two processes are two interpreters, each with its own lock: given two CPUs, they compute at
-# once. Under a CPU quota of one, as on a hub with `cpu.limit: 1`, `os.cpu_count()` still counts
+# once. Under a CPU quota of one, as on a JupyterHub with `cpu.limit: 1`, `os.cpu_count()` still counts
 # every core of the machine. The two processes then share one CPU's time and finish no sooner.
 # So the claim counts the CPUs free for them: `labkit.usable_cpus()` reads the quota, and what
 # the rest of the machine used meanwhile (a neighbour) is subtracted.
@@ -143,7 +143,7 @@ from labkit import compute
 labkit.show(compute.burn)
 
 # %% [markdown]
-# The selectors server of lesson 07, answering this protocol (`compute_selectors`), in the
+# The selectors server of lesson 08, answering this protocol (`compute_selectors`), in the
 # part that answers a client's lines: without a pool (`self.pool` is set only with
 # `--offload pool`, later), `compute.answer` parses each line, burns, and replies, right in
 # the loop.
@@ -167,7 +167,7 @@ from labkit.clients.compute import latency_under_cpu
 labkit.show(latency_under_cpu)
 
 # %% [markdown]
-# The same run against the three loops of this course: selectors (lesson 07), gevent
+# The same run against the three loops of this course: selectors (lesson 08), gevent
 # (lesson 06) and asyncio (lesson 09). `LatencyRounds` starts each server once and runs
 # `latency_under_cpu` against each in turn, as the ways of a `labkit.Timing`. On a busy
 # machine the WORK takes longer than 500 ms of wall time, so each claim compares latencies
