@@ -1,8 +1,7 @@
 """An echo server on ``select.epoll`` (Linux), level- or edge-triggered.
 
 epoll keeps the watched set inside the kernel: registering is one call per socket, and each
-``poll()`` returns only the ready ones, so its cost does not grow with the number of idle
-sockets.
+``poll()`` returns only the ready ones, so its cost does not grow with idle sockets.
 
 * Level-triggered (the default): a socket is reported as long as it is readable (or writable).
 * Edge-triggered (``--edge``): a socket is reported once per *change*. After an event we must
@@ -22,15 +21,16 @@ open-file limit it closes the client idle longest, or stays shut for a moment.
 import select
 
 from labkit import accept_policy, launch
+from labkit.serving import HIGH_WATER, counts, hang_up, recv_now, send_now
 
-HIGH_WATER = 1 << 20
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT
 BROKEN = select.EPOLLHUP | select.EPOLLERR
-counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
 door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 
 
 class Client:
+    """What the server remembers about one connection."""
+
     def __init__(self, conn):
         self.conn = conn
         self.outgoing = bytearray()  # echoed bytes the client has not taken yet
@@ -46,10 +46,9 @@ def serve(listener, args):
     ep = select.epoll()
     ep.register(listener.fileno(), READ | edge)
     clients = {}  # fd -> Client
-    listening = listener.fileno()
     while True:
         for fd, events in ep.poll(door.timeout()):  # blocks; returns only ready sockets
-            if fd == listening:
+            if fd == listener.fileno():
                 if not accept_all(ep, listener, clients, edge):
                     ep.unregister(fd)  # the door is shut a moment: stop watching
             elif fd in clients:  # (not one closed earlier this round)
@@ -86,9 +85,8 @@ def serve_client(ep, clients, fd, events, edge):
     if not client.reading and not client.outgoing:  # closed, and it has all its echo
         return close(ep, clients, fd)
     if not edge:  # level: ask only for what we need now, and tell epoll only of a change
-        wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | (
-            WRITE if client.outgoing else 0
-        )
+        reading = client.reading and len(client.outgoing) < HIGH_WATER
+        wanted = (READ if reading else 0) | (WRITE if client.outgoing else 0)
         if wanted != client.events:
             ep.modify(fd, wanted)
             client.events = wanted
@@ -98,12 +96,10 @@ def move_bytes(client):
     """One recv (if the backlog has room) and one send. True if any byte moved."""
     moved = False
     if client.readable and client.reading and len(client.outgoing) < HIGH_WATER:
-        try:
-            data = client.conn.recv(65536)
-        except BlockingIOError:
+        data = recv_now(client.conn)
+        if data is None:
             client.readable = False  # drained: wait for the next event
         else:
-            counts["bytes_in"] += len(data)
             client.reading = moved = bool(data)  # b"": the client closed its side
             if client.outgoing or not client.writable:  # it goes after what waits already
                 client.outgoing += data
@@ -117,13 +113,9 @@ def move_bytes(client):
 
 
 def send(client, data):
-    """Send what the kernel takes now: the number of bytes sent."""
-    try:
-        sent = client.conn.send(data)  # non-blocking: takes what fits, maybe not all
-    except BlockingIOError:
-        client.writable = False  # full: wait for the next event
-        return 0
-    counts["bytes_out"] += sent
+    """Send what the kernel takes now; a full buffer means: wait for the next event."""
+    sent = send_now(client.conn, data)
+    client.writable = sent > 0
     return sent
 
 
@@ -136,12 +128,8 @@ def close_idle(ep, clients, fd):
 
 
 def close(ep, clients, fd, error=False):
-    client = clients.pop(fd)
     ep.unregister(fd)
-    door.closed(client.conn)
-    client.conn.close()
-    if error:
-        counts["errors"] += 1
+    hang_up(clients.pop(fd).conn, door, error)
 
 
 def add_arguments(p):

@@ -22,16 +22,17 @@ stays shut for a moment.
 import select
 
 from labkit import accept_policy, launch
+from labkit.serving import HIGH_WATER, counts, hang_up, recv_now, send_now
 
-HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading
 ACCEPT_BURST = 256  # clients accepted per pass at most, so the others still get their turn
 READ, WRITE = select.POLLIN, select.POLLOUT
 BROKEN = select.POLLHUP | select.POLLERR | select.POLLNVAL
-counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
 door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 
 
 class Client:
+    """What the server remembers about one connection."""
+
     def __init__(self, conn):
         self.conn = conn
         self.outgoing = bytearray()  # echoed bytes the client has not taken yet
@@ -44,11 +45,10 @@ def serve(listener, args):
     poller = select.poll()
     poller.register(listener, READ)
     clients = {}  # fd -> Client
-    listening = listener.fileno()
     while True:
         wait = door.timeout()
         for fd, events in poller.poll(None if wait is None else wait * 1000):  # ms; blocks
-            if fd == listening:
+            if fd == listener.fileno():
                 if not accept_some(poller, listener, clients):
                     poller.unregister(listener)  # the door is shut a moment: stop watching
             elif fd in clients:  # (not one closed earlier this round)
@@ -74,36 +74,23 @@ def serve_client(poller, clients, fd, events):
     client = clients[fd]
     try:
         if events & (READ | BROKEN) and client.reading:
-            data = client.conn.recv(65536)  # ready (or broken): returns at once
-            counts["bytes_in"] += len(data)
-            client.reading = bool(data)  # b"": the client closed its side
-            if data and not client.outgoing:  # nothing waits to go first: send it at once
-                data = data[send(client, data) :]
-            client.outgoing += data  # what did not fit waits for POLLOUT
+            data = recv_now(client.conn)  # ready (or broken): returns at once
+            if data is not None:
+                client.reading = bool(data)  # b"": the client closed its side
+                if data and not client.outgoing:  # nothing waits to go first: send it at once
+                    data = data[send_now(client.conn, data) :]
+                client.outgoing += data  # what did not fit waits for POLLOUT
         elif events & (WRITE | BROKEN) and client.outgoing:  # broken: send says why
-            del client.outgoing[: send(client, client.outgoing)]
-    except (BlockingIOError, InterruptedError):
-        pass
+            del client.outgoing[: send_now(client.conn, client.outgoing)]
     except OSError:
         return close(poller, clients, fd, error=True)
     if not client.reading and not client.outgoing:  # closed, and it has all its echo
         return close(poller, clients, fd)
-    wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | (
-        WRITE if client.outgoing else 0
-    )
+    reading = client.reading and len(client.outgoing) < HIGH_WATER
+    wanted = (READ if reading else 0) | (WRITE if client.outgoing else 0)
     if wanted != client.events:  # poll copies its whole list again after a change
         poller.modify(client.conn, wanted)
         client.events = wanted
-
-
-def send(client, data):
-    """Send what the kernel takes now (its buffer almost always has room): the bytes sent."""
-    try:
-        sent = client.conn.send(data)  # may be partial: the caller keeps the rest
-    except (BlockingIOError, InterruptedError):
-        return 0  # the kernel's buffer is full: the rest waits for POLLOUT
-    counts["bytes_out"] += sent
-    return sent
 
 
 def close_idle(poller, clients, fd):
@@ -115,12 +102,8 @@ def close_idle(poller, clients, fd):
 
 
 def close(poller, clients, fd, error=False):
-    client = clients.pop(fd)
     poller.unregister(fd)
-    door.closed(client.conn)
-    client.conn.close()
-    if error:
-        counts["errors"] += 1
+    hang_up(clients.pop(fd).conn, door, error)
 
 
 if __name__ == "__main__":

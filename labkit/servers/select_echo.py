@@ -20,6 +20,8 @@ Its limits, and what it does at each one:
   to ``ACCEPT_BURST`` per round, so that the kernel's listen queue does not overflow.
 * A client that sends but does not read: above ``HIGH_WATER`` bytes owed, we stop reading it.
 
+``recv_now`` and ``send_now`` (labkit/serving.py) are one non-blocking call each.
+
     python -m labkit.servers.select_echo --port 0
 """
 
@@ -27,18 +29,17 @@ import select
 import sys
 
 from labkit import accept_policy, launch
+from labkit.serving import HIGH_WATER, counts, hang_up, recv_now, send_now
 
-HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading our echo
 FD_SETSIZE = 1024  # select() cannot watch descriptors numbered this or more (Linux)
 ACCEPT_BURST = 64  # clients accepted per round at most, so the others still get their turn
-counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
 door = accept_policy.Door()  # lets a client in only while descriptors are to spare
+outgoing = {}  # client socket -> bytearray not yet sent to it
+finished = set()  # clients that closed their side: send the rest, close
 
 
 def serve(listener, args):
     listener.setblocking(False)
-    outgoing = {}  # client socket -> bytearray not yet sent to it
-    finished = set()  # clients that closed their side: send the rest, close
     while True:
         # Read from a client only while its backlog is small (a slow reader must not make us
         # buffer without limit); ask about writing only where there is something to write.
@@ -49,98 +50,77 @@ def serve(listener, args):
         readable, writable, _ = select.select(readers, writers, [], door.timeout())
         for sock in readable:
             if sock is listener:
-                accept_some(listener, outgoing, finished)
+                accept_some(listener)
             elif sock in outgoing:  # (not closed earlier this round, to make room)
-                receive(sock, outgoing, finished)
+                serve_client(sock, receive)
         for sock in writable:
             if outgoing.get(sock):  # (not closed, nor sent to, while reading this round)
-                send_some(sock, outgoing, finished)
+                serve_client(sock, send_some)
 
 
-def accept_some(listener, outgoing, finished):
+def serve_client(conn, step):
+    """One step (``receive`` or ``send_some``) for a client; a broken connection is closed."""
+    try:
+        step(conn)
+    except OSError:  # reset, or broken some other way
+        close(conn, error=True)
+
+
+def accept_some(listener):
     """Accept the clients waiting, up to ACCEPT_BURST (the door may pause in between)."""
     for _ in range(ACCEPT_BURST):
-        conn = door.accept(listener, lambda idle: close_idle(idle, outgoing, finished))
+        conn = door.accept(listener, close_idle)
         if conn is None or conn == accept_policy.PAUSED:  # the queue is empty; door shut
             return
-        add_client(conn, outgoing)
+        if conn.fileno() >= FD_SETSIZE:  # select() could not watch it: refuse it, not everyone
+            refuse(conn)
+            continue
+        conn.setblocking(False)
+        outgoing[conn] = bytearray()
+        counts["connections"] += 1
 
 
-def add_client(conn, outgoing):
-    if conn.fileno() >= FD_SETSIZE:  # select() could not watch it: refuse it, not everyone
-        print(
-            f"refused a client: its descriptor {conn.fileno()} is beyond select()'s "
-            f"FD_SETSIZE ({FD_SETSIZE})",
-            file=sys.stderr,
-            flush=True,
-        )
-        door.closed(conn)
-        conn.close()
-        counts["refused"] += 1
+def refuse(conn):
+    message = f"its descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
+    print(f"refused a client: {message}", file=sys.stderr, flush=True)
+    door.closed(conn)
+    conn.close()
+    counts["refused"] += 1
+
+
+def receive(conn):
+    data = recv_now(conn)  # readable, so this returns at once
+    if data is None:
         return
-    conn.setblocking(False)
-    outgoing[conn] = bytearray()
-    counts["connections"] += 1
-
-
-def receive(conn, outgoing, finished):
-    try:
-        data = conn.recv(65536)  # readable, so this returns at once
-    except (BlockingIOError, InterruptedError):
-        return
-    except OSError:
-        return close(conn, outgoing, finished, error=True)
     if not data:  # the client closed its side: stop reading it ...
         finished.add(conn)
         if not outgoing[conn]:  # ... and close once it has all its echo
-            close(conn, outgoing, finished)
+            close(conn)
         return
-    counts["bytes_in"] += len(data)
     if not outgoing[conn]:  # nothing waits to go first: send at once, no need to ask select()
-        sent = send_now(conn, data, outgoing, finished)
-        if sent is None:  # the client is gone
-            return
-        data = data[sent:]
+        data = data[send_now(conn, data) :]
     outgoing[conn] += data  # what did not fit waits for select() to say "writable"
 
 
-def send_some(conn, outgoing, finished):
+def send_some(conn):
     buf = outgoing[conn]
-    sent = send_now(conn, buf, outgoing, finished)
-    if sent is None:  # the client is gone
-        return
-    del buf[:sent]  # keep exactly what was not sent yet
+    del buf[: send_now(conn, buf)]  # keep exactly what was not sent yet
     if not buf and conn in finished:
-        close(conn, outgoing, finished)
+        close(conn)
 
 
-def send_now(conn, data, outgoing, finished):
-    """Send what the kernel takes now: the number of bytes sent, None if the client is gone."""
-    try:
-        sent = conn.send(data)  # may take only part of data: that is normal
-    except (BlockingIOError, InterruptedError):
-        return 0  # the kernel's buffer is full
-    except OSError:
-        return close(conn, outgoing, finished, error=True)
-    counts["bytes_out"] += sent
-    return sent
-
-
-def close_idle(conn, outgoing, finished):
+def close_idle(conn):
     """The door's way to make room: close this client, unless we still owe it an echo."""
     if outgoing[conn]:
         return False
-    close(conn, outgoing, finished)
+    close(conn)
     return True
 
 
-def close(conn, outgoing, finished, error=False):
+def close(conn, error=False):
     del outgoing[conn]
-    door.closed(conn)
     finished.discard(conn)
-    conn.close()
-    if error:
-        counts["errors"] += 1
+    hang_up(conn, door, error)
 
 
 if __name__ == "__main__":

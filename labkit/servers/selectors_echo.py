@@ -10,7 +10,8 @@ the selector before every send.
 We stop reading a client that owes us ``HIGH_WATER`` bytes and send the rest of the echo to a
 client that closed its side. Clients come in through a ``Door`` (labkit/accept_policy.py): near
 the open-file limit it closes the client idle longest (``evicted_idle``), or stays shut a moment
-(``accept_paused``) while the next client waits in the listen backlog.
+(``accept_paused``) while the next client waits in the listen backlog. ``recv_now``,
+``send_now`` and ``accept_ready`` (labkit/serving.py) are one call each, which counts its bytes.
 
     python -m labkit.servers.selectors_echo --port 0 [--wait-writable] [--count-calls]
 """
@@ -18,10 +19,9 @@ the open-file limit it closes the client idle longest (``evicted_idle``), or sta
 import selectors
 
 from labkit import accept_policy, launch
+from labkit.serving import HIGH_WATER, accept_ready, hang_up, recv_now, send_now
 
-HIGH_WATER = 1 << 20  # stop reading from a client that is this far behind in reading our echo
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-counts = launch.counters.for_this_thread()  # our one thread's counters: no lock, nearly free
 door = accept_policy.Door()  # lets a client in only while descriptors are to spare
 send_at_once = True  # False with --wait-writable: wait for EVENT_WRITE before each send
 
@@ -44,74 +44,47 @@ def serve(listener, args):
     sel.register(listener, READ, data=None)
     while True:
         for key, events in sel.select(door.timeout()):  # blocks until something is ready
-            if key.data is None:
-                if not accept(sel, listener):
-                    sel.unregister(listener)  # the door is shut a moment: stop watching
-                continue
             client = key.data
-            if events & READ and client.conn.fileno() != -1:  # (not closed to make room)
-                receive(sel, client)
-            if events & WRITE and client.conn.fileno() != -1:  # (not closed just now)
-                send_some(sel, client)
-        if door.over():
+            if client is None:  # the listener: a client is waiting
+                if conn := accept_ready(sel, listener, door, lambda idle: close_idle(sel, idle)):
+                    sel.register(conn, READ, data=Client(conn))
+                continue
+            try:
+                if events & READ and client.conn.fileno() != -1:  # (not closed to make room)
+                    receive(sel, client)
+                if events & WRITE and client.conn.fileno() != -1:  # (not closed just now)
+                    send_some(sel, client)
+            except OSError:  # reset, or broken some other way
+                close(sel, client, error=True)
+        if door.over():  # the door was shut a moment: watch the listener again
             sel.register(listener, READ, data=None)
 
 
-def accept(sel, listener):
-    """Accept one client. False when the door pauses: the caller stops watching the listener."""
-    conn = door.accept(listener, lambda idle: close_idle(sel, idle))  # ready: does not block
-    if conn is None or conn == accept_policy.PAUSED:  # the client gave up; the door is shut
-        return conn is None
-    conn.setblocking(False)
-    sel.register(conn, READ, data=Client(conn))
-    counts["connections"] += 1
-    return True
-
-
 def receive(sel, client):
-    try:
-        data = client.conn.recv(65536)  # readable: returns at once
-    except (BlockingIOError, InterruptedError):
+    data = recv_now(client.conn)  # readable: returns at once
+    if data is None:
         return
-    except OSError:
-        return close(sel, client, error=True)
-    counts["bytes_in"] += len(data)
     client.reading = bool(data)  # b"": the client closed its side
     if data and send_at_once and not client.outgoing:  # nothing queued to go first: send now
-        sent = try_send(sel, client, data)
-        if sent is None or sent == len(data):
-            return  # the client is gone; or all sent, the usual case: nothing changes
+        sent = send_now(client.conn, data)
+        if sent == len(data):
+            return  # all sent, the usual case: nothing changes
         data = data[sent:]
     client.outgoing += data  # the rest goes when the selector says writable
     update_interest(sel, client)
 
 
 def send_some(sel, client):
-    sent = try_send(sel, client, client.outgoing)
-    if sent is not None:
-        del client.outgoing[:sent]
-        update_interest(sel, client)
-
-
-def try_send(sel, client, data):
-    """Send what the kernel takes now: the number of bytes sent, None if the client is gone."""
-    try:
-        sent = client.conn.send(data)  # non-blocking: takes what fits, maybe not all
-    except (BlockingIOError, InterruptedError):
-        return 0  # the kernel's buffer for this socket is full
-    except OSError:
-        return close(sel, client, error=True)
-    counts["bytes_out"] += sent
-    return sent
+    del client.outgoing[: send_now(client.conn, client.outgoing)]
+    update_interest(sel, client)
 
 
 def update_interest(sel, client):
     """Write interest only while bytes wait; read interest only while the backlog is small.
     A client that closed its side and has all its echo is done. ``modify`` is a system call:
     only when the interest changes."""
-    wanted = (READ if client.reading and len(client.outgoing) < HIGH_WATER else 0) | (
-        WRITE if client.outgoing else 0
-    )
+    reading = client.reading and len(client.outgoing) < HIGH_WATER
+    wanted = (READ if reading else 0) | (WRITE if client.outgoing else 0)
     if not wanted:
         close(sel, client)
     elif wanted != client.events:
@@ -130,10 +103,7 @@ def close_idle(sel, conn):
 
 def close(sel, client, error=False):
     sel.unregister(client.conn)
-    door.closed(client.conn)
-    client.conn.close()
-    if error:
-        counts["errors"] += 1
+    hang_up(client.conn, door, error)
 
 
 def add_arguments(p):

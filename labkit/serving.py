@@ -1,0 +1,114 @@
+"""What the teaching servers share besides ``launch``, written once so each server shows its idea.
+
+* ``counts``: the server's counters (``counts["bytes_in"] += n``), read by ``stats()``.
+* ``recv_now`` and ``send_now``: one non-blocking call on a socket the loop found ready, which
+  counts its bytes and says plainly when nothing could move (a broken connection raises
+  ``OSError``: the server closes it).
+* ``hang_up``: close a client's socket, give the door its descriptors back, count an error.
+* ``accept_ready``: a loop on ``selectors`` lets a client in through the accept policy's
+  ``Door`` (labkit/accept_policy.py), and stops watching the listener while the door is shut.
+* ``ClosesIdle``: a gevent server's door closes only the connections waiting between requests.
+
+``HIGH_WATER`` is the bytes a server will hold for one client, not yet taken, before it stops
+reading that client: a client that sends but does not read must not make it buffer without
+limit. The echo servers hold 1 MiB (here); a server whose replies are small or come from a
+file says in its own ``HIGH_WATER`` why it holds less.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from labkit.accept_policy import PAUSED, AcceptsThroughDoor, Door
+from labkit.counters import counters
+
+__all__ = ["counts", "recv_now", "send_now", "hang_up", "accept_ready", "ClosesIdle"]
+
+CHUNK = 65536  # bytes asked of one recv
+HIGH_WATER = 1 << 20  # an echo owes back every byte it reads: a client may write a message of
+# up to 1 MiB before it reads its echo, and still never be stopped
+counts = counters.for_this_thread()  # the importing thread's: a server's loop, no lock at all
+
+
+def recv_now(conn: socket.socket, size: int = CHUNK) -> bytes | None:
+    """Bytes from a socket reported readable (the call returns at once); ``b""`` once the client
+    closed its side; None if nothing came after all (another process took it, say)."""
+    try:
+        data = conn.recv(size)
+    except (BlockingIOError, InterruptedError):
+        return None
+    counts["bytes_in"] += len(data)
+    return data
+
+
+def send_now(conn: socket.socket, data: bytes | bytearray) -> int:
+    """Send what the kernel takes now: the number of bytes sent, maybe fewer than ``data`` (that
+    is normal), 0 when the socket's buffer is full."""
+    try:
+        sent = conn.send(data)  # non-blocking: takes what fits, never waits
+    except (BlockingIOError, InterruptedError):
+        return 0
+    counts["bytes_out"] += sent
+    return sent
+
+
+def hang_up(conn: socket.socket, door: Door, error: bool = False) -> None:
+    """Close a client's socket, and tell the door its descriptors are free; count an error."""
+    door.closed(conn)
+    conn.close()
+    if error:
+        counts["errors"] += 1
+
+
+def accept_ready(
+    sel: selectors.BaseSelector,
+    listener: socket.socket,
+    door: Door,
+    close_idle: Callable[[Any], bool],
+) -> socket.socket | None:
+    """Accept one client from a listener the selector reported readable, through ``door``: the
+    new non-blocking socket, or None (the client gave up, another process took it, or the door
+    is shut). When the door shuts, the listener leaves ``sel``; the loop registers it again
+    once ``door.over()``, and waits at most ``door.timeout()`` meanwhile."""
+    conn = door.accept(listener, close_idle)  # ready: does not block
+    if conn == PAUSED:
+        sel.unregister(listener)  # waiting clients stay in the listen backlog
+        return None
+    if conn is not None:
+        conn.setblocking(False)
+        counts["connections"] += 1
+    return conn
+
+
+class ClosesIdle(AcceptsThroughDoor):
+    """Mix into a gevent server class: its door may close a connection only while the handler
+    waits for the client's next request (``with self.between_requests(conn):``), never one with
+    a request in progress, which would lose its reply or its upload. ``goodbye(conn)`` may tell
+    the client why first."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.idle: set[Any] = set()  # connections waiting between requests
+        super().__init__(*args, **kwargs)
+
+    @contextmanager
+    def between_requests(self, conn: Any, really: bool = True) -> Iterator[None]:
+        if really:
+            self.idle.add(conn)
+        try:
+            yield
+        finally:
+            self.idle.discard(conn)
+
+    def goodbye(self, conn: Any) -> None:
+        """A last word to a client closed to make room: none by default."""
+
+    def close_idle(self, conn: Any) -> bool:
+        if conn not in self.idle:
+            return False
+        self.goodbye(conn)
+        conn.close()  # its handler, waiting in recv, gets an OSError (or EOF) and ends
+        return True
