@@ -123,7 +123,7 @@ def exercises() -> dict[int, Exercise]:
             after they ask. Why does the run take 0.2 s? (a) greenlets run on two threads that
             share a lock, (b) `recv` blocks the one thread and greenlet never switches by
             itself, (c) the OS runs greenlets one at a time. Answer `"a"`, `"b"` or `"c"`.""",
-            ["Lesson 02 measured exactly this."],
+            ["This lesson's last section measured exactly this."],
             _check_choice_io,
             answer="""
             check(3, "b")""",

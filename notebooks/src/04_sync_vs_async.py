@@ -107,8 +107,8 @@ _ = timing.claim("gevent took under two latencies (0.4 s) for the three",
 # ## One harness, three strategies
 #
 # To compare fairly, every strategy uses the same `fetch_one` and the same `timed_run` harness.
-# `fetch_one` makes one request and returns its status, size, SHA-256, and a Span from first
-# byte sent to last byte received. Only `download_many` differs.
+# `fetch_one` makes one request and returns its status, size, SHA-256, and a Span from the
+# connect to the last byte received. Only `download_many` differs.
 
 # %%
 labkit.show(pages.fetch_one)
