@@ -200,8 +200,8 @@ _ = labkit.claim("with the wrong SHA-256 every download was a failure, reported 
 # A Locust process runs its users as greenlets on one thread. So it computes on one core at a
 # time, like every event loop of this course (lesson 10). Here each user has real work to do:
 # with `check_pages` it parses every page it gets, tag by tag. `--processes 2` forks two
-# *workers* that run the users, and a *master* that hands them out and adds up their
-# statistics.
+# *workers* that run the users; the first process becomes the *master*, which hands them out
+# and adds up their statistics.
 #
 # The same 120 users, in one process and in two. `LocustWay` is one Locust run as a way of
 # `labkit.Timing`, which takes turns between the two. It judges the CPU claim on each way's
@@ -336,8 +336,8 @@ print(f"Locust / ours, CPU per request (each one's best run): {ratio:.2f}")
 # the files) in one Python thread, so it saturates first. The table's "CPU busy" column
 # shows how much of one core each load generator used.
 #
-# Locust spent less than twice our CPU per request (claimed above; the table's last line
-# gives the ratio on this run). What it adds is bookkeeping. Each request goes through its
+# Locust spent less than twice our CPU per request (claimed above; the line under the table
+# gives the ratio, best runs). What it adds is bookkeeping. Each request goes through its
 # request event into its statistics: a count per name, a histogram of response times, a count
 # per second, the failures by message. Each task goes through its scheduler (`wait_time`, a switch). And some of it runs
 # on timers, whatever the rate: the CSV files every second, the console's table every 2 s,
