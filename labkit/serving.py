@@ -4,7 +4,8 @@
 * ``recv_now`` and ``send_now``: one non-blocking call on a socket the loop found ready, which
   counts its bytes and says plainly when nothing could move (a broken connection raises
   ``OSError``: the server closes it).
-* ``hang_up``: close a client's socket, give the door its descriptors back, count an error.
+* ``hang_up``: close a client's socket, give the door its descriptors back, count an error;
+  ``last_word`` first tells a client why, if its socket has room.
 * ``accept_ready``: a loop on ``selectors`` lets a client in through the accept policy's
   ``Door`` (labkit/accept_policy.py), and stops watching the listener while the door is shut.
 * ``ClosesIdle``: a gevent server's door closes only the connections waiting between requests.
@@ -17,6 +18,7 @@ file says in its own ``HIGH_WATER`` why it holds less.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from typing import Any
 from labkit.accept_policy import PAUSED, AcceptsThroughDoor, Door
 from labkit.counters import counters
 
-__all__ = ["counts", "recv_now", "send_now", "hang_up", "accept_ready", "ClosesIdle"]
+__all__ = ["counts", "recv_now", "send_now", "hang_up", "last_word", "accept_ready", "ClosesIdle"]
 
 CHUNK = 65536  # bytes asked of one recv
 HIGH_WATER = 1 << 20  # an echo owes back every byte it reads: a client may write a message of
@@ -62,6 +64,13 @@ def hang_up(conn: socket.socket, door: Door, error: bool = False) -> None:
     conn.close()
     if error:
         counts["errors"] += 1
+
+
+def last_word(conn: socket.socket, line: bytes) -> None:
+    """Say why, just before closing: one non-blocking send, so it fits (nothing else waits to go
+    to this client) or is lost, and a client that does not read cannot hold us."""
+    with contextlib.suppress(OSError):
+        conn.send(line)
 
 
 def accept_ready(

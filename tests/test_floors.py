@@ -45,6 +45,7 @@ FLOORS = {
         "labkit.widgets",
         "labkit.protocol",
         "labkit.filestore",
+        "labkit.file_requests",
         "labkit.bench",
         "labkit.source",
         "labkit.claims",
