@@ -1,4 +1,4 @@
-"""Issue 15: every echo server of ours beside asyncio, uvloop, a plain gevent StreamServer and
+"""Every echo server of ours beside asyncio, uvloop, a plain gevent StreamServer and
 a plain C epoll server, under the same loads, in one run.
 
     python -m benchmarks echo              # the full run, about 5 to 10 minutes
@@ -99,7 +99,7 @@ IDLE_LEFT_OUT = {"select_echo": "select() watches descriptors below 1,024 only"}
 
 
 LOADS = "1x1024,10x1024,100x1024,10x65536"
-GOAL_LOADS = ("10x1024", "100x1024", "10x65536")  # where the issue's goals are judged
+GOAL_LOADS = ("10x1024", "100x1024", "10x65536")  # where our servers' goals (``goals``) are judged
 QUICK = {  # --quick: these, for the options left at their defaults
     "loads": "1x1024,10x1024,2x65536",
     "crowd": "40",
@@ -783,7 +783,7 @@ def goals(
     labels: list[str], table: dict[str, dict[str, Row]], idle: dict[str, IdleResult]
 ) -> list[str]:
     ours = [s for s in labels if SERVERS[s][0] == "ours" and s not in NOT_EVENT_DRIVEN]
-    lines = ["### The issue's goals, judged from this run", ""]
+    lines = ["### Our servers' goals, judged from this run", ""]
 
     def verdict(failures: list[str], judged: bool) -> str:
         if not judged:

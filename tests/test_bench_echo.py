@@ -80,7 +80,7 @@ def test_a_tiny_run_writes_its_tables_figure_and_goals(tmp_path, nothing_left_ru
     assert [row[0] for row in idle] == [*SERVERS, "C epoll (floor)"]
     for server, connected, lost, *_ in idle:
         assert (connected, lost) == ("61", "0"), server
-    goals = text[text.index("### The issue's goals") :]
+    goals = text[text.index("### Our servers' goals") :]
     assert goals.count("\n- ") == 4 and "gevent_echo" in goals
     assert "Must: " in goals and "10 and 100 × 1 KiB" in goals
     assert "`gevent_echo` ≤ 1.1 × a plain gevent `StreamServer`: " in goals

@@ -29,6 +29,7 @@ from storm import Health, alive, flood, junk, rss_kib, send_and_vanish
 import labkit
 from labkit import compute, proc
 from labkit.background import ServerStartError
+from labkit.clients.echo import push_without_reading
 
 CASES = {
     "selectors-none": ("compute_selectors", "none"),
@@ -193,19 +194,6 @@ def test_many_requests_in_one_send_come_back_in_order(server):
 
 
 # -- bad clients ------------------------------------------------------------------------------
-def push_without_reading(sock: socket.socket, seconds: float = 2.0) -> int:
-    """Pipeline PINGs and never read the replies, until the server stops taking them."""
-    sock.settimeout(0.3)  # a 0.3 s stall: the server stopped reading us
-    chunk, sent = b"PING flood\n" * 20_000, 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and sent < 64 << 20:
-        try:
-            sent += sock.send(chunk)
-        except OSError:
-            break
-    return sent
-
-
 def test_no_client_can_kill_or_bloat_a_compute_server(server):
     rng = random.Random(f"compute:{server.case}")
     ping_time(server.address)
@@ -216,7 +204,8 @@ def test_no_client_can_kill_or_bloat_a_compute_server(server):
         c.sock.sendall(b"PING half")
     grown_before = rss_kib(server.pid)
     with Conn(server.address) as lazy:  # a client that never reads its replies
-        sent = push_without_reading(lazy.sock)
+        pings = b"PING flood\n" * 20_000  # pipelined: never reads the replies
+        sent = push_without_reading(lazy.sock, stuck_after=0.3, longest=2.0, chunk=pings)
         assert ping_time(server.address) < 5.0  # the others are still served
         grown = rss_kib(server.pid) - grown_before
     assert sent < 64 << 20, "the server read everything a non-reader sent"

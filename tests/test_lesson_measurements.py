@@ -1,8 +1,10 @@
-"""Measurements the lessons used to define inline, now in labkit and shown with labkit.show:
-each still measures what its lesson claims."""
+"""The measurements lessons show with ``labkit.show`` and then run, tested outside the lessons:
+each measures what its lesson claims."""
 
 import socket
+import struct
 import threading
+import time
 
 from labkit import bench
 from labkit.clients.echo import push_without_reading
@@ -64,6 +66,51 @@ def test_push_without_reading_takes_everything_a_reader_takes():
         pushed = push_without_reading(listener.getsockname(), offer=4 << 20, stuck_after=2)
         t.join(10)
     assert pushed >= 4 << 20 and sum(got) == pushed
+
+
+def test_push_without_reading_on_a_given_socket_leaves_it_open_and_stops_at_longest():
+    """The grader and the compute tests push on a connection they keep: it stays open, and a
+    server that reads slowly but never stops cannot keep them pushing past ``longest``."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        stop = threading.Event()
+
+        def trickle():  # takes up to 16 KiB every 0.01 s: never stuck for 0.3 s
+            conn, _ = listener.accept()
+            with conn:
+                while not stop.is_set() and conn.recv(16384):
+                    time.sleep(0.01)
+
+        t = threading.Thread(target=trickle)
+        t.start()
+        with socket.create_connection(listener.getsockname(), timeout=5) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)  # room made often
+            started = time.monotonic()
+            pushed = push_without_reading(sock, offer=1 << 30, stuck_after=0.3, longest=0.5)
+            took = time.monotonic() - started
+            assert sock.fileno() != -1  # still open: the caller closes it
+        stop.set()
+        t.join(10)
+    assert 0 < pushed < 1 << 30 and 0.5 <= took < 2.0, (pushed, took)
+
+
+def test_push_without_reading_stops_when_the_server_resets_the_connection():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def reset():
+            conn, _ = listener.accept()
+            conn.recv(1)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # with unread bytes and linger 0: a reset
+
+        t = threading.Thread(target=reset)
+        t.start()
+        pushed = push_without_reading(listener.getsockname(), offer=1 << 30, stuck_after=5)
+        t.join(10)
+    assert 0 < pushed < 1 << 30
 
 
 def test_idle_cpu_with_nothing_to_burn_returns_at_once():

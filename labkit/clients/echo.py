@@ -13,19 +13,23 @@ from __future__ import annotations
 import random
 import selectors
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar
+
+from labkit import proc
 
 __all__ = [
     "echo_roundtrip",
     "random_pieces",
     "echo_late_reader",
-    "time_to_read",
-    "LATE_RCVBUF",
+    "LateReader",
     "push_without_reading",
 ]
 
-LATE_RCVBUF = 1 << 16  # a late reader's receive buffer: the kernel holds little echo for it
 STUCK = 0.2  # seconds the kernel takes none of a late reader's bytes: its sending is stuck
 QUIET_WAIT = 2.0  # seconds past read_after a late reader waits, at most, for a quiet server
 
@@ -106,22 +110,30 @@ def _recv_some(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def time_to_read(
-    elapsed: float,
-    read_after: float,
-    sending_done: bool,
-    since_sent: float,
-    server_quiet: Callable[[], bool] | None = None,
-) -> bool:
-    """A late reader's rule: read nothing for ``read_after`` seconds; then, given
-    ``server_quiet``, nothing until this client's sending is done or stuck (the kernel took none
-    of it for STUCK seconds) and ``server_quiet()`` says the server has read all it will, for at
-    most QUIET_WAIT seconds more. Then the server has kept, or dropped, all it could."""
-    if elapsed < read_after:
-        return False
-    if server_quiet is None or elapsed >= read_after + QUIET_WAIT:
-        return True
-    return (sending_done or since_sent > STUCK) and server_quiet()
+@dataclass(frozen=True)
+class LateReader:
+    """When a client that reads its echo late starts reading: the one rule lesson 07's client
+    (``echo_late_reader``) and the grader's slow reader share.
+
+    It reads nothing for ``read_after`` seconds. Given ``server_pid``, it then waits until its
+    own sending is done or stuck (the kernel took none of it for STUCK seconds) and the server
+    has gone quiet (``proc.waiting``: it has read all it will), for at most QUIET_WAIT seconds
+    more. Then the server has kept, or dropped, all it could. Its receive buffer is small
+    (``RCVBUF``), as across a real network, so the kernel cannot hold much of the echo for it.
+    """
+
+    read_after: float = 0.5
+    server_pid: int | None = None
+    RCVBUF: ClassVar[int] = 1 << 16
+
+    def time_to_read(self, elapsed: float, sending_done: bool, since_sent: float) -> bool:
+        """``elapsed`` seconds since it connected, ``since_sent`` since the kernel last took
+        some of its bytes: may it read now?"""
+        if elapsed < self.read_after:
+            return False
+        if self.server_pid is None or elapsed >= self.read_after + QUIET_WAIT:
+            return True
+        return (sending_done or since_sent > STUCK) and proc.waiting(self.server_pid)
 
 
 def echo_late_reader(
@@ -131,19 +143,13 @@ def echo_late_reader(
     idle_timeout: float = 1.0,
     server_pid: int | None = None,
 ) -> bytes:
-    """A client that sends everything and reads nothing until ``time_to_read`` says so (given
-    ``server_pid``, once that server has gone quiet: ``proc.waiting``), then reads until
-    nothing more comes for ``idle_timeout``. Returns what it got back, which is all of
-    ``payload`` only if the server kept every byte while this client was not reading. Its
-    receive buffer is small (LATE_RCVBUF), as across a real network, so the kernel cannot hold
-    much of the echo for it."""
-    import threading
-
-    from labkit import proc
-
-    quiet = None if server_pid is None else (lambda: proc.waiting(server_pid))
+    """A client that sends everything and reads nothing until its ``LateReader`` rule says so
+    (given ``server_pid``, once that server has gone quiet), then reads until nothing more
+    comes for ``idle_timeout``. Returns what it got back, which is all of ``payload`` only if
+    the server kept every byte while this client was not reading."""
+    late = LateReader(read_after, server_pid)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LATE_RCVBUF)  # before connect
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, late.RCVBUF)  # before connect
         sock.settimeout(30)
         sock.connect(address)
         view, sent, took = memoryview(payload), 0, time.monotonic()  # took: when it last sent
@@ -163,12 +169,8 @@ def echo_late_reader(
         sender = threading.Thread(target=send_all, daemon=True)
         sender.start()  # may block: the reader below unblocks it
         started = time.monotonic()
-        while not time_to_read(
-            time.monotonic() - started,
-            read_after,
-            not sender.is_alive(),
-            time.monotonic() - took,
-            quiet,
+        while not late.time_to_read(
+            time.monotonic() - started, not sender.is_alive(), time.monotonic() - took
         ):
             time.sleep(0.02)
         sock.settimeout(idle_timeout)
@@ -187,19 +189,36 @@ def echo_late_reader(
 
 
 def push_without_reading(
-    address: tuple[str, int], offer: int = 64 << 20, stuck_after: float = 1.0
+    to: tuple[str, int] | socket.socket,
+    offer: int = 64 << 20,
+    stuck_after: float = 1.0,
+    longest: float = 30.0,
+    chunk: bytes = bytes(65536),
 ) -> int:
     """Send up to ``offer`` bytes, read nothing; return how many the socket took before it
-    stayed full for ``stuck_after`` seconds (TCP's flow control pushing back)."""
-    with socket.create_connection(address, timeout=5) as sock:
+    stayed full for ``stuck_after`` seconds (TCP's flow control pushing back), the server
+    closed, or ``longest`` seconds passed. ``to`` is the server's address, or a socket
+    connected to it: that one stays open, so the server still holds what it took."""
+    with _connected(to) as sock, selectors.DefaultSelector() as sel:
         sock.setblocking(False)
-        chunk, sent = bytes(65536), 0
-        with selectors.DefaultSelector() as sel:
-            sel.register(sock, selectors.EVENT_WRITE)
-            while sent < offer:
-                try:
-                    sent += sock.send(chunk)  # non-blocking: takes what fits, or raises
-                except BlockingIOError:  # full: wait until it takes more, or stop
-                    if not sel.select(stuck_after):
-                        break
+        sel.register(sock, selectors.EVENT_WRITE)
+        sent, deadline = 0, time.monotonic() + longest
+        while sent < offer and time.monotonic() < deadline:
+            try:
+                sent += sock.send(chunk)  # non-blocking: takes what fits, or raises
+            except BlockingIOError:  # full: wait until it takes more, or stop
+                if not sel.select(stuck_after):
+                    break
+            except OSError:  # the server closed the connection: it takes no more
+                break
         return sent
+
+
+@contextmanager
+def _connected(to: tuple[str, int] | socket.socket) -> Iterator[socket.socket]:
+    """The socket given, left open; or a new connection to the address given, closed after."""
+    if isinstance(to, socket.socket):
+        yield to
+        return
+    with socket.create_connection(to, timeout=5) as sock:
+        yield sock

@@ -203,10 +203,6 @@ class Subject:
             time.sleep(seconds / looks)
         return busy / looks
 
-    def waiting(self) -> bool:
-        """True if it has done all it had to do and waits for its clients (``proc.waiting``)."""
-        return proc.waiting(self.pid)
-
     def rss_kib(self) -> int:
         return self.health()[1]
 

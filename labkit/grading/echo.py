@@ -15,11 +15,10 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from labkit.clients.echo import LATE_RCVBUF, time_to_read
+from labkit.clients.echo import LateReader, push_without_reading
 from labkit.grading.core import Check, LoadTrace, Subject, shorten
 from labkit.grading.fuzz import junk, vanish
 
@@ -119,23 +118,20 @@ def exchange(
     stall: float = ANSWER_WITHIN,
     limit: float = 15.0,
     half_close: bool = False,
-    read_after: float = 0.0,
-    read_when: Callable[[], bool] | None = None,
+    late: LateReader | None = None,
     together: threading.Barrier | None = None,
-    rcvbuf: int = 0,
 ) -> Exchange:
     """Send ``payload`` (in random pieces if ``rng``) while reading its echo. Gives up when
     nothing moves for ``stall`` seconds or the whole exchange passes ``limit``. ``half_close``
-    shuts our side once all is sent; ``read_after`` and ``read_when`` make a slow reader
-    (``labkit.clients.echo.time_to_read``: ``read_when`` says the server has gone quiet);
-    ``together`` makes every client of a battery connect before any sends."""
+    shuts our side once all is sent; ``late`` makes a slow reader, by its rule; ``together``
+    makes every client of a battery connect before any sends."""
     ex = Exchange(payload)
     try:
-        with load.connect(address, timeout=5, rcvbuf=rcvbuf) as sock:
+        with load.connect(address, timeout=5, rcvbuf=late.RCVBUF if late else 0) as sock:
             if together is not None:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     together.wait(10)
-            _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when)
+            _talk(sock, ex, load, rng, stall, limit, half_close, late or LateReader(0.0))
     except OSError as err:
         ex.problem = f"then {type(err).__name__}: {err}"
         if together is not None and not together.broken:
@@ -143,7 +139,7 @@ def exchange(
     return ex
 
 
-def _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when) -> None:
+def _talk(sock, ex, load, rng, stall, limit, half_close, late: LateReader) -> None:
     sock.setblocking(False)
     started = moved = took = time.monotonic()
     reading = False
@@ -159,8 +155,8 @@ def _talk(sock, ex, load, rng, stall, limit, half_close, read_after, read_when) 
             if now - moved > stall:
                 ex.problem = f"{STALLED} {stall:g} s"
                 return
-            reading = reading or time_to_read(
-                now - started, read_after, sent == len(ex.payload), now - took, read_when
+            reading = reading or late.time_to_read(
+                now - started, sent == len(ex.payload), now - took
             )
             wanted = (WRITE if sent < len(ex.payload) else 0) | (READ if reading else 0)
             if not wanted:  # all sent, and not reading yet: a slow reader dawdles
@@ -270,21 +266,13 @@ def many_clients(clients: int):
         payloads = [rng.randbytes(rng.randint(1, 64 << 10)) for _ in range(clients)]
         seeds = [rng.random() for _ in payloads]
         together = threading.Barrier(clients)
+
+        def one(payload: bytes, seed: float) -> Exchange:
+            pieces, address = random.Random(seed), subject.address
+            return exchange(subject.load, address, payload, pieces, stall=3.0, together=together)
+
         with ThreadPoolExecutor(clients) as pool:
-            done = list(
-                pool.map(
-                    lambda p, s: exchange(
-                        subject.load,
-                        subject.address,
-                        p,
-                        random.Random(s),
-                        stall=3.0,
-                        together=together,
-                    ),
-                    payloads,
-                    seeds,
-                )
-            )
+            done = list(pool.map(one, payloads, seeds))
         total = sum(map(len, payloads))
         bad = [i for i, ex in enumerate(done) if not ex.exact]
         if not bad:
@@ -340,9 +328,7 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         subject.load,
         subject.address,
         rng.randbytes(LATE),
-        read_after=0.5,
-        read_when=subject.waiting,
-        rcvbuf=LATE_RCVBUF,
+        late=LateReader(read_after=0.5, server_pid=subject.pid),
         stall=3.0,
     )
     if not late.exact:
@@ -358,8 +344,12 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
     before = subject.rss_kib()
     with contextlib.ExitStack() as stack:
         hogs = [stack.enter_context(subject.load.connect(subject.address, 5)) for _ in range(2)]
+
+        def push(hog: socket.socket) -> int:
+            return push_without_reading(hog, offer=32 << 20, stuck_after=0.3, longest=1.5)
+
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(_push_without_reading, hogs))
+            list(pool.map(push, hogs))
         grown = subject.rss_kib() - before if subject.alive else 0
         other = exchange(subject.load, subject.address, rng.randbytes(4096), stall=3.0)
     if not other.exact:
@@ -386,18 +376,6 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         f"a late reader got all {LATE >> 20} MiB back; while 2 clients never read, another was "
         "served and the server's memory stayed bounded",
     )
-
-
-def _push_without_reading(sock: socket.socket, offer: int = 32 << 20, seconds: float = 1.5) -> int:
-    """Send up to ``offer`` bytes, read none, until the socket stays full for 0.3 s."""
-    sock.settimeout(0.3)
-    chunk, sent, deadline = bytes(1 << 18), 0, time.monotonic() + seconds
-    while sent < offer and time.monotonic() < deadline:
-        try:
-            sent += sock.send(chunk)
-        except OSError:  # a timeout: the server stopped taking bytes
-            break
-    return sent
 
 
 def garbage(subject: Subject, rng: random.Random, n: int = 8) -> Check:
