@@ -50,7 +50,6 @@ FLOORS = {
         "labkit.source",
         "labkit.claims",
         "labkit.server_cpu",
-        "labkit.bridge",
         "labkit.asyncio_lab",
         "labkit.compute",
         "labkit.cpu_lab",
