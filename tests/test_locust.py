@@ -106,7 +106,7 @@ def test_locusts_run_time_counts_from_when_it_is_armed():
     """Locust arms its -t timer with gevent.spawn_later after a start-up in which gevent's loop
     has not run; the loop's cached time is then stale, and the timer fires that much early.
     locust_run's count_from_now makes the delay count from the moment it is armed."""
-    script = Path(locust_lab.WRAPPER)
+    script = Path(locust_lab.run.WRAPPER)
     code = textwrap.dedent(f"""
         import importlib.util, threading, time, gevent
         spec = importlib.util.spec_from_file_location("locust_run", {str(script)!r})
@@ -198,7 +198,7 @@ def test_commands_for_several_machines():
 
 
 def test_a_run_that_outlives_its_time_is_stopped(pages, monkeypatch):
-    monkeypatch.setattr(locust_lab, "START_GRACE", -1.0)  # 2 s run, stopped after 1 s
+    monkeypatch.setattr(locust_lab.run, "START_GRACE", -1.0)  # 2 s run, stopped after 1 s
     with pytest.raises(locust_lab.LocustError, match="ran over 1 s and was stopped"):
         locust_lab.run_locust("pages", pages, users=2, seconds=2, processes=2)
     assert not locust_processes(os.getpid())

@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from labkit.background import serve
 from labkit.exercises import (
     Exercise,
     NotYet,
@@ -27,6 +28,7 @@ from labkit.exercises import (
     readings,
     worked,
 )
+from labkit.locust_lab import LOCUSTFILES, LocustError, LocustRun, check_locustfile, run_locust
 from labkit.percentiles import nearest_rank_of_counts
 
 
@@ -107,10 +109,8 @@ def _cases() -> list[tuple[dict[int, int], float]]:
     while len(cases) < 36:
         histogram = {rng.randint(1, 2000): rng.randint(1, 40) for _ in range(rng.randint(1, 9))}
         fraction = rng.choice([0.5, 0.66, 0.9, 0.95, 0.99])
-        product, exact = (
-            fraction * sum(histogram.values()),
-            Fraction(str(fraction)) * sum(histogram.values()),
-        )
+        total = sum(histogram.values())
+        product, exact = fraction * total, Fraction(str(fraction)) * total
         if int(product) == int(exact) and -int(-product // 1) == -int(-exact // 1):
             cases.append((histogram, fraction))
     return cases
@@ -126,14 +126,11 @@ def _same(got: Any, want: float) -> bool:
 def _check_percentile(fn: Callable) -> str:
     cases, named = _cases(), definitions()
     answers = [fn(dict(histogram), fraction) for histogram, fraction in cases]
-    followed = next(
-        (
-            name
-            for name, rule in named.items()
-            if all(_same(got, rule(h, f)) for got, (h, f) in zip(answers, cases))
-        ),
-        None,
-    )
+
+    def follows(rule: Callable[[dict[int, int], float], float]) -> bool:
+        return all(_same(got, rule(h, f)) for got, (h, f) in zip(answers, cases))
+
+    followed = next((name for name, rule in named.items() if follows(rule)), None)
     if followed is None:
         asked = named["nearest rank"]
         (h, f), got = next(
@@ -154,11 +151,7 @@ def _check_percentile(fn: Callable) -> str:
 
 
 # -- exercise 4: how to report a non-HTTP request -------------------------------------------
-_WAYS = {
-    "a": "self.client.get",
-    "b": "self.environment.events.request.fire",
-    "c": "print",
-}
+_WAYS = {"a": "self.client.get", "b": "self.environment.events.request.fire", "c": "print"}
 
 
 def _check_fire(answer: Any) -> str:
@@ -178,22 +171,8 @@ DELAY, WAIT = 0.1, 0.5  # seconds: what the question asks the requests and the u
 CHECK_USERS, CHECK_SECONDS = 10, 3
 WAITED = (0.3, 0.8)  # a user's wait between requests, worked out from the counts, in seconds
 
-WORKED_LOCUSTFILE = f"""
-import itertools
-
-from locust import FastHttpUser, constant, task
-
-ids = itertools.count()  # one number per request
-
-
-class PageReader(FastHttpUser):
-    wait_time = constant({WAIT})  # after each answer, before the next request
-
-    @task
-    def read_page(self):
-        url = f"{PAGE}?delay={DELAY}&id={{next(ids)}}"
-        self.client.get(url, name="{PAGE}")  # one name: one row of statistics
-"""
+#: the worked answer: a locustfile beside the skeleton it starts from
+WORKED_LOCUSTFILE = (LOCUSTFILES / "worked_pages.py").read_text(encoding="utf-8")
 
 
 @contextlib.contextmanager
@@ -222,22 +201,16 @@ def _server_log(address: tuple[str, int]) -> list[dict[str, Any]]:
     return records
 
 
-def _run_locustfile(path: Path) -> tuple[Any, list[dict[str, Any]]]:
+def _run_locustfile(path: Path) -> tuple[LocustRun, list[dict[str, Any]]]:
     """Run the locustfile against a fresh latency_http that does not wait unless asked; return
-    Locust's run and the server's log."""
-    from labkit.background import serve
-    from labkit.locust_lab import LocustError, LocustfileError, check_locustfile, run_locust
-
+    Locust's run and the server's log. Not a locustfile, or a run that failed: NotYet, why."""
     try:
-        check_locustfile(path)
-    except LocustfileError as err:
-        raise NotYet(str(err)) from None
-    with serve("latency_http", delay=0) as srv:
-        try:
+        check_locustfile(path)  # before a server starts for it
+        with serve("latency_http", delay=0) as srv:
             run = run_locust(path, srv, users=CHECK_USERS, spawn_rate=1000, seconds=CHECK_SECONDS)
-        except LocustError as err:
-            raise NotYet(str(err)) from None
-        return run, _server_log(srv.address)
+            return run, _server_log(srv.address)
+    except LocustError as err:  # a LocustfileError too
+        raise NotYet(str(err)) from None
 
 
 def _check_locustfile(answer: Any) -> str:
@@ -255,7 +228,7 @@ def _check_locustfile(answer: Any) -> str:
     return _judge(run, log)
 
 
-def _judge(run: Any, log: list[dict[str, Any]]) -> str:
+def _judge(run: LocustRun, log: list[dict[str, Any]]) -> str:
     elsewhere = sorted({r["path"] for r in log} - {PAGE})
     if elsewhere:
         raise NotYet(f"requests went to {', '.join(elsewhere)}: the question asks for {PAGE}.")
@@ -394,7 +367,7 @@ def exercises() -> dict[int, Exercise]:
                 "and read print(run.summary()).",
             ],
             _check_locustfile,
-            answer=f'check(5, """{WORKED_LOCUSTFILE}""")  # or its path: MY_LOCUSTFILE',
+            answer=f'check(5, """\n{WORKED_LOCUSTFILE}""")  # or its path: MY_LOCUSTFILE',
             why="""The check runs it for 3 s with 10 users against a fresh latency_http and
             reads what happened. The server logs each request's id and how long it took, and
             Locust counts the requests. A user's round is the server's 0.1 s plus the 0.5 s
