@@ -21,7 +21,7 @@ One job per module: ``rounds`` (``Rounds``), ``endings`` (``how_it_ended``, ``al
 ``buffers`` (``buffer_growth``) and ``figures`` (``plot_growth``).
 """
 
-from labkit.asyncio_lab.buffers import BufferGrowth, Series, buffer_growth, record_every
+from labkit.asyncio_lab.buffers import BufferGrowth, Series, buffer_growth
 from labkit.asyncio_lab.endings import Ending, all_endings, how_it_ended
 from labkit.asyncio_lab.figures import plot_growth
 from labkit.asyncio_lab.rounds import Rounds
@@ -34,6 +34,5 @@ __all__ = [
     "Series",
     "BufferGrowth",
     "buffer_growth",
-    "record_every",
     "plot_growth",
 ]

@@ -40,26 +40,21 @@ from labkit.cpu_lab.balance import (
     ACCEPT_MODES,
     accept_wakeups,
     measure_spread,
-    median_latency_ms,
     newcomers_while_busy,
     spread_table,
 )
-from labkit.cpu_lab.figures import WORK_COLOR, plot_latency, plot_spread, plot_spread_latency
+from labkit.cpu_lab.figures import plot_latency, plot_spread, plot_spread_latency
 from labkit.cpu_lab.latency import (
-    HTTP_SERVERS,
     LatencyRounds,
     compare_offload,
     during_over_before,
     latency_metrics,
     latency_runs,
     latency_table,
-    protocol_of,
     waited_for_work,
 )
 
 __all__ = [
-    "HTTP_SERVERS",
-    "protocol_of",
     "latency_runs",
     "LatencyRounds",
     "latency_metrics",
@@ -72,9 +67,7 @@ __all__ = [
     "spread_table",
     "plot_spread",
     "plot_spread_latency",
-    "median_latency_ms",
     "newcomers_while_busy",
     "accept_wakeups",
     "ACCEPT_MODES",
-    "WORK_COLOR",
 ]

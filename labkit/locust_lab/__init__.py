@@ -37,13 +37,7 @@ from labkit.locust_lab.locustfile import (
     start_locustfile,
 )
 from labkit.locust_lab.results import LocustError, LocustRun, locusts_percentiles
-from labkit.locust_lab.run import (
-    LocustWay,
-    distributed_commands,
-    free_port,
-    locust_command,
-    run_locust,
-)
+from labkit.locust_lab.run import LocustWay, distributed_commands, run_locust
 
 __all__ = [
     "LOCUSTFILES",
@@ -54,9 +48,7 @@ __all__ = [
     "check_locustfile",
     "start_locustfile",
     "run_locust",
-    "locust_command",
     "distributed_commands",
-    "free_port",
     "locusts_percentiles",
     "plot_over_time",
     "LocustWay",
