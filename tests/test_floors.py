@@ -65,6 +65,7 @@ FLOORS = {
         "labkit.count_calls",
         "labkit.counters",
         "labkit.serving",
+        "labkit.supervisor",
         "labkit.progress",
         "labkit.limits",
         "labkit.cpus",

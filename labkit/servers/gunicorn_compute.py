@@ -3,51 +3,41 @@ over HTTP: ``GET /ping?token=T`` -> ``PONG T <pid>``, ``GET /work?ms=N`` -> ``DO
 This is how gevent code runs in production: one master process, N workers, each one gevent
 event loop (monkey-patched) on one core.
 
-    python -m labkit.servers.gunicorn_compute --workers 2
-    python -m labkit.servers.gunicorn_compute --workers 2 --reuse-port
+    python -m labkit.servers.gunicorn_compute --workers 2 [--reuse-port]
 
-This program does not serve: it binds, starts gunicorn as a child process in our own process
-group (so a stop of the group reaches it too), its output into our log, and says READY once
-gunicorn's workers answer. Two ways to share the port, as in ``prefork_compute``:
+This program does not serve: it binds, starts gunicorn as a child process (its output into
+our log), and says READY once gunicorn's workers answer. Two ways to share the port, as in
+``prefork_compute``:
 
 * default: we bind and listen on 127.0.0.1, port 0, and hand the socket to gunicorn
   (``--bind fd://N``). Its master and every worker inherit that one socket: ONE accept queue,
   and whichever idle worker wakes first takes the connection (gunicorn gives each gevent
   worker ``max_accept = 1`` when there are several, so one wake-up takes one client).
-* ``--reuse-port``: gunicorn 27 sets ``SO_REUSEPORT`` only on sockets it creates itself. Given
-  ``fd://N`` it sets the flag on the socket it was handed, already bound and listening: every
-  worker still shares that one socket and its queue (no change at all). So here we only hold a
-  free port (bound with ``SO_REUSEPORT``, not listening: ``launch.reserve_port``), and gunicorn
-  binds ``127.0.0.1:<port>`` itself: with ``--reuse-port`` its master binds nothing and EACH
-  worker binds and listens on a socket of its own. One accept queue per worker; the kernel
-  picks one for each new connection by a hash of its addresses and ports.
+* ``--reuse-port``: gunicorn 27 sets ``SO_REUSEPORT`` only on sockets it creates itself (given
+  ``fd://N``, it sets the flag on a socket already listening: no change at all). So we only
+  hold a free port (``launch.reserve_port``), and gunicorn binds ``127.0.0.1:<port>`` itself:
+  its master binds nothing and EACH worker listens on a socket of its own, with its own queue.
 
-It dies with us: gunicorn starts with ``PR_SET_PDEATHSIG`` = SIGQUIT (gunicorn's quick
-shutdown), sent when the thread that started it ends: our main thread, which lives as long as
-this program, so even a SIGKILL of this program stops gunicorn. The master passes SIGQUIT on to
-its workers and SIGKILLs any still there after ``--graceful-timeout`` (1 s here): a gevent
-worker burning CPU in a WORK request cannot run its handler until the work is done. And each
-gunicorn worker checks once a second that its master is still its parent, exiting otherwise.
+It dies with us: gunicorn starts with ``PR_SET_PDEATHSIG`` = SIGQUIT (its quick shutdown), sent
+when the thread that started it ends: our main thread, so even a SIGKILL of this program stops
+gunicorn. The master passes SIGQUIT on to its workers and SIGKILLs any still there after
+``--graceful-timeout`` (1 s here): a worker burning CPU in a WORK request cannot run its
+handler until the work is done. Each gunicorn worker also exits when its master is gone.
 """
 
-import ctypes
 import http.client
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
-from labkit import launch
-from labkit.child import PARENT_PID, exit_now
+from labkit import launch, supervisor
+from labkit.child import PARENT_PID
 
 APP = "labkit.compute:wsgi_app"
 START_TIMEOUT = 15.0  # seconds for gunicorn to boot and answer
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_libc = ctypes.CDLL(None, use_errno=True)
 engine: list[subprocess.Popen] = []  # the gunicorn master, once started
-stopping = threading.Event()  # set once we are stopping it
 
 
 def add_arguments(p):
@@ -79,20 +69,12 @@ def start(args):
             stdin=subprocess.DEVNULL,  # its output goes where ours goes: into our log
             pass_fds=keep,
             env=env,
-            preexec_fn=die_with_parent,
+            preexec_fn=supervisor.signal_when_parent_ends(signal.SIGQUIT),  # Linux
         )
     )
     launch.counters.peak(gunicorn_pid=engine[0].pid)
     wait_until_answering(args.host, sock.getsockname()[1], args.workers)
     return sock
-
-
-def die_with_parent():
-    """In the forked child, before exec: SIGQUIT when the thread that forked us ends (Linux;
-    elsewhere only the workers' own check of their parent remains)."""
-    prctl = getattr(_libc, "prctl", None)
-    if prctl is not None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
 
 
 def ping(host, port):
@@ -130,16 +112,13 @@ def wait_until_answering(host, port, n_workers):
 def serve(sock, args):
     """Once READY: wait for gunicorn (it serves, not us); if it ends, so do we."""
     code = engine[0].wait()
-    while stopping.is_set():  # we stopped it: the thread doing that exits for us
-        time.sleep(1)
-    print(f"gunicorn exited with code {code}", flush=True)
-    exit_now(1)
+    supervisor.outlived(f"gunicorn exited with code {code}")
 
 
 def stop_gunicorn():
     """At stop: SIGQUIT gunicorn's master (quick shutdown: it stops its workers), SIGKILL it if
     it lingers (its workers then see their parent gone within a second)."""
-    stopping.set()
+    supervisor.stopping.set()
     if not engine or engine[0].poll() is not None:
         return
     master = engine[0]
