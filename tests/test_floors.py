@@ -66,6 +66,7 @@ FLOORS = {
         "labkit.counters",
         "labkit.serving",
         "labkit.supervisor",
+        "labkit.wsgi_deadlines",
         "labkit.progress",
         "labkit.limits",
         "labkit.cpus",

@@ -23,26 +23,24 @@ closes the client idle longest between requests, or stays shut for a moment.
     python -m labkit.servers.compute_gevent --port 0 --offload pool --monitor
 """
 
-import functools
 import os
 
 import gevent
 from gevent.server import StreamServer
 
-from labkit import accept_policy, compute, launch
+from labkit import compute, launch
+from labkit.serving import ClosesIdle
 
-waiting = set()  # clients between requests, waiting in recv: the door may close them
 
-
-def handle(conn, address, args):
+def serve_client(server, conn, args):
     launch.counters.add(connections=1)
     conn.settimeout(args.client_timeout)
-    inbox = bytearray()  # the start of a line not yet complete
+    incoming = bytearray()  # the start of a line not yet complete
     try:
-        while data := receive(conn, between_requests=not inbox):  # b"": the client closed
+        while data := receive(server, conn, between_requests=not incoming):  # b"": it closed
             launch.counters.add(bytes_in=len(data))
-            inbox += data
-            lines, too_long = compute.take_lines(inbox)
+            incoming += data
+            lines, too_long = compute.take_lines(incoming)
             replies = b"".join(answer(line, args) for line in lines)
             if too_long:
                 replies += compute.TOO_LONG
@@ -56,13 +54,9 @@ def handle(conn, address, args):
         conn.close()
 
 
-def receive(conn, between_requests):
-    if between_requests:
-        waiting.add(conn)
-    try:
+def receive(server, conn, between_requests):
+    with server.between_requests(conn, between_requests):  # the door may close it meanwhile
         return conn.recv(65536)
-    finally:
-        waiting.discard(conn)
 
 
 def answer(line, args):
@@ -77,18 +71,19 @@ def answer(line, args):
     return compute.reply(request, os.getpid())
 
 
-class ComputeServer(accept_policy.AcceptsThroughDoor, StreamServer):
-    def close_idle(self, conn):
-        """The door's way to make room: close a client only between requests."""
-        if conn not in waiting:
-            return False
-        conn.close()  # its handler, waiting in recv, gets an OSError and ends
-        return True
+class ComputeServer(ClosesIdle, StreamServer):
+    """The door closes a client only between requests: its handler, waiting in recv, gets an
+    OSError and ends."""
+
+    def handle(self, conn, address):
+        serve_client(self, conn, self.args)
 
 
 def serve(listener, args):
     listener.setblocking(False)  # StreamServer accepts when the hub says it is ready
-    ComputeServer(listener, functools.partial(handle, args=args)).serve_forever()
+    server = ComputeServer(listener)
+    server.args = args
+    server.serve_forever()
 
 
 def setup(args):

@@ -7,17 +7,17 @@ line and can be set per request in the query string::
     GET /pages/page-48k.html?delay=0.2&jitter=0.05&error_rate=0.1&id=7
 
 Random choices (jitter, errors) are seeded by ``--seed`` and the request's ``id``, so a run can
-be repeated exactly. ``GET /_log`` returns the access log as JSON: a list, oldest first, of one
-record per request with ``time.time()`` stamps. It keeps the last ``--log-size`` records (older
-ones are dropped, so memory stays bounded); ``GET /_log?clear=1`` empties it.
+be repeated exactly. ``GET /_log`` returns the access log as JSON: one record per request,
+oldest first, with ``time.time()`` stamps; it keeps the last ``--log-size`` records, and
+``GET /_log?clear=1`` empties it.
 
 gevent's WSGI server handles each request in its own greenlet, so a thousand requests that are
 all waiting out their delay cost a thousand small greenlets, not a thousand threads. Its
-defences: a client gets ``--header-timeout`` seconds for its request line and as long again
-for its headers; a connection silent (or not reading) for ``--client-timeout`` seconds, also
-between kept-alive requests, is closed; error replies are plain text; and clients come in
-through a ``Door`` (labkit/accept_policy.py) that keeps descriptors spare, closes the kept-alive
-connection idle longest to make room (as nginx does), or stays shut for a moment.
+defences (labkit/wsgi_deadlines.py): a client gets ``--header-timeout`` seconds for its
+request line and as long again for its headers; a connection silent (or not reading) for
+``--client-timeout`` seconds, also between kept-alive requests, is closed; error replies are
+plain text; and clients come in through a ``Door`` (labkit/accept_policy.py) that may close
+the kept-alive connection idle longest to make room (as nginx does), or stay shut a moment.
 
     python -m labkit.servers.latency_http --port 0 --root data/pages --delay 0.2
 """
@@ -34,16 +34,11 @@ from pathlib import Path  # noqa: E402
 from urllib.parse import parse_qs  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
-from labkit import accept_policy, launch  # noqa: E402
+from labkit import launch  # noqa: E402
+from labkit.wsgi_deadlines import BadRequest, first, number, reply, serve_app  # noqa: E402
 
-MAX_DELAY = 30.0
-idle = set()  # kept-alive connections waiting for their next request: the door may close them
-
-
-class BadRequest(ValueError):
-    pass
+MAX_DELAY = 30.0  # seconds: the longest delay or jitter a request may ask for
 
 
 def setup(args):
@@ -58,46 +53,9 @@ def setup(args):
         raise launch.SetupError(f"--log-size {args.log_size}: must be 0 or more")
 
 
-class DeadlineHandler(WSGIHandler):
-    """gevent's request handler with deadlines: a slow or silent client cannot hold a greenlet
-    and a descriptor for ever."""
-
-    header_timeout = client_timeout = 10.0  # set from the command line in serve()
-
-    def handle(self):
-        self.socket.settimeout(self.client_timeout)  # every recv and send on this connection
-        super().handle()
-
-    def read_requestline(self):
-        idle.add(self.socket)
-        try:
-            self.rfile.peek(1)  # idle keep-alive: wait (client_timeout at most) for a request
-        finally:
-            idle.discard(self.socket)
-        with gevent.Timeout(self.header_timeout, TimeoutError("request line too slow")):
-            return super().read_requestline()
-
-    def read_request(self, raw_requestline):
-        with gevent.Timeout(self.header_timeout, BadRequest("headers too slow")):
-            return super().read_request(raw_requestline)
-
-
-class DoorWSGIServer(accept_policy.AcceptsThroughDoor, WSGIServer):
-    def close_idle(self, conn):
-        """The door's way to make room: close a connection only between requests."""
-        if conn not in idle:
-            return False
-        conn.close()  # its handler, waiting for a request line, ends quietly
-        return True
-
-
 def serve(listener, args):
-    DeadlineHandler.header_timeout = args.header_timeout
-    DeadlineHandler.client_timeout = args.client_timeout
     app = make_app(args.pages, args)
-    DoorWSGIServer(
-        listener, app, log=None, error_log=None, handler_class=DeadlineHandler
-    ).serve_forever()
+    serve_app(listener, app, args.header_timeout, args.client_timeout)
 
 
 def make_app(pages, args):
@@ -108,33 +66,17 @@ def make_app(pages, args):
         path = environ.get("PATH_INFO", "")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/_log":
-            return reply(
-                start_response,
-                200,
-                json.dumps(read_log(access_log, query)).encode(),
-                "application/json",
-            )
+            records = json.dumps(read_log(access_log, query)).encode()
+            return reply(start_response, 200, records, "application/json")
         try:
             status, body = handle_page(pages, path, query, args)
         except BadRequest as err:
             status, body = 400, f"bad request: {err}\n".encode()
-        access_log.append(
-            {
-                "path": path,
-                "id": first(query, "id", ""),
-                "status": status,
-                "bytes": len(body),
-                "start": started,
-                "end": time.time(),
-            }
-        )
+        record = {"path": path, "id": first(query, "id", ""), "status": status}
+        access_log.append({**record, "bytes": len(body), "start": started, "end": time.time()})
         launch.counters.add(requests=1, bytes_out=len(body), **{f"status_{status}": 1})
-        return reply(
-            start_response,
-            status,
-            body,
-            "text/html; charset=utf-8" if status == 200 else "text/plain; charset=utf-8",
-        )  # errors quote the request: never HTML
+        kind = "html" if status == 200 else "plain"  # errors quote the request: never HTML
+        return reply(start_response, status, body, f"text/{kind}; charset=utf-8")
 
     return app
 
@@ -143,8 +85,8 @@ def handle_page(pages, path, query, args):
     name = path.removeprefix("/pages/")
     if not path.startswith("/pages/") or name not in pages:  # only names we loaded: no "../"
         return 404, f"no such page: {path}\n".encode()
-    delay = number(query, "delay", args.delay)
-    jitter = number(query, "jitter", args.jitter)
+    delay = number(query, "delay", args.delay, upper=MAX_DELAY)
+    jitter = number(query, "jitter", args.jitter, upper=MAX_DELAY)
     error_rate = number(query, "error_rate", args.error_rate, upper=1.0)
     rng = random.Random(f"{args.seed}:{path}:{first(query, 'id', '')}")
     gevent.sleep(max(0.0, delay + rng.uniform(-jitter, jitter)))  # other requests go on
@@ -153,39 +95,11 @@ def handle_page(pages, path, query, args):
     return 200, pages[name]
 
 
-def number(query, key, default, upper=MAX_DELAY):
-    text = first(query, key, None)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadRequest(f"{key}={text!r} is not a number") from None
-    if not 0 <= value <= upper:
-        raise BadRequest(f"{key}={value} is outside 0..{upper}")
-    return value
-
-
-def first(query, key, default):
-    return query.get(key, [default])[0]
-
-
 def read_log(access_log, query):
     records = list(access_log)
     if first(query, "clear", "") == "1":
         access_log.clear()
     return records
-
-
-STATUS_TEXT = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
-
-
-def reply(start_response, status, body, content_type):
-    start_response(
-        f"{status} {STATUS_TEXT[status]}",
-        [("Content-Type", content_type), ("Content-Length", str(len(body)))],
-    )
-    return [body]
 
 
 def add_arguments(p):
