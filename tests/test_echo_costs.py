@@ -3,58 +3,12 @@ itself. uvloop makes its calls in C, below Python's socket and selectors modules
 comes from strace, where strace may attach.
 """
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 
 import pytest
+from strace import ROUND_TRIPS, echo_one_client, strace_counts
 
 import labkit
-
-ROUND_TRIPS = 200
-
-
-def echo_one_client(address, round_trips=ROUND_TRIPS, size=1024):
-    payload = bytes(range(256)) * (size // 256)
-    with socket.create_connection(address, timeout=10) as sock:
-        for _ in range(round_trips):
-            sock.sendall(payload)
-            got = b""
-            while len(got) < size:
-                got += sock.recv(size - len(got))
-            assert got == payload
-
-
-def strace_per_round_trip(pid, run):
-    """``strace -c -f -p pid`` while ``run()`` runs: calls per round trip, by name; None when
-    strace cannot attach here (ptrace not allowed)."""
-    out = f"/tmp/strace-echo-costs-{os.getpid()}-{pid}.txt"
-    tracer = subprocess.Popen(
-        ["strace", "-c", "-f", "-p", str(pid), "-o", out], stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline, attached = time.monotonic() + 10, ""
-        while "attached" not in attached:  # "Process N attached", once per thread
-            if tracer.poll() is not None or time.monotonic() > deadline:
-                return None
-            attached += tracer.stderr.readline()
-        time.sleep(0.3)  # every thread attached
-        run()
-        time.sleep(0.3)  # the server's last calls
-    finally:
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(10)
-    calls = {}
-    with open(out) as table:
-        for line in table:
-            parts = line.split()
-            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
-                calls[parts[-1]] = int(parts[3]) / ROUND_TRIPS
-    os.unlink(out)
-    return calls
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
@@ -71,9 +25,10 @@ def test_system_calls_per_round_trip_of_asyncio_and_uvloop_as_strace_counts(opti
     """What the appendix says of the calls it cannot count itself (uvloop's are made in C)."""
     with labkit.serve("asyncio_echo", **options) as srv:
         echo_one_client(srv.address, round_trips=5)  # the loop has started
-        calls = strace_per_round_trip(srv.pid, lambda: echo_one_client(srv.address))
-    if calls is None:
+        counts = strace_counts(srv.pid, lambda: echo_one_client(srv.address))
+    if counts is None:
         pytest.skip("strace cannot attach here (ptrace is not allowed)")
+    calls = {name: n / ROUND_TRIPS for name, n in counts.items()}
     ((wait, expected),) = waits.items()
     assert abs(calls.get(wait, 0) - expected) < 0.1, calls
     reads = calls.get("recvfrom", 0) + calls.get("read", 0)

@@ -8,26 +8,12 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
+from strace import ROUND_TRIPS, echo_one_client, strace_counts
 
 import labkit
-
-ROUND_TRIPS = 200
-
-
-def echo_one_client(address, round_trips=ROUND_TRIPS, size=1024):
-    """One client, ``round_trips`` messages of ``size`` bytes, each echo read in full."""
-    payload = os.urandom(size)
-    with socket.create_connection(address, timeout=10) as sock:
-        for _ in range(round_trips):
-            sock.sendall(payload)
-            got = b""
-            while len(got) < size:
-                got += sock.recv(size - len(got))
-            assert got == payload
 
 
 def counted(srv, run):
@@ -126,38 +112,6 @@ def test_a_burst_of_clients_is_accepted_in_a_few_passes(name):
 
 
 STRACED = ("recvfrom", "sendto", "epoll_ctl", "epoll_wait")
-
-
-def strace_counts(pid, run):
-    """``strace -c -f -p pid`` while ``run()`` runs: calls per system call name; None when
-    strace cannot attach here (ptrace forbidden)."""
-    out = f"/tmp/strace-{os.getpid()}-{pid}.txt"
-    tracer = subprocess.Popen(
-        ["strace", "-c", "-f", "-p", str(pid), "-o", out],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        attached = ""
-        while "attached" not in attached:  # "Process N attached", once per thread
-            if tracer.poll() is not None or time.monotonic() > deadline:
-                return None
-            attached += tracer.stderr.readline()
-        time.sleep(0.3)  # every thread attached
-        run()
-        time.sleep(0.5)  # the server's last calls (it closes after our close)
-    finally:
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(10)
-    calls = {}
-    with open(out) as table:
-        for line in table:
-            parts = line.split()
-            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] in STRACED:
-                calls[parts[-1]] = int(parts[3])
-    os.unlink(out)
-    return calls
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")

@@ -159,18 +159,21 @@ class _Tally:
     def download(self, header: Response, body: bytes) -> None:
         good = header.ok and hashlib.sha256(body).hexdigest() == header.sha256 == self.expected
         with self.lock:
-            self.steps += 1
             self.result.downloads_ok += good
-            self.result.mismatches += not good
-            self.result.bytes_moved += len(body)
+            self._moved(good, body)
 
     def upload(self, header: Response, body: bytes) -> None:
         good = header.ok and header.sha256 == hashlib.sha256(body).hexdigest()
         with self.lock:
-            self.steps += 1
             self.result.uploads_ok += good
-            self.result.mismatches += not good
-            self.result.bytes_moved += len(body)
+            self._moved(good, body)
+
+    def _moved(self, good: bool, body: bytes) -> None:
+        """A transfer done (the caller holds the lock): one step, its bytes, and a mismatch
+        unless it verified."""
+        self.steps += 1
+        self.result.mismatches += not good
+        self.result.bytes_moved += len(body)
 
     def error(self, who: str, err: Exception) -> None:
         with self.lock:

@@ -333,14 +333,10 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
     )
     if not late.exact:
         lost = len(late.received) < len(late.payload) and late.problem.startswith(STALLED)
-        return Check(
-            "slow reader",
-            False,
-            f"a client that read its echo only once the server had gone quiet {late.describe()}"
-            + (": the server lost bytes" if lost else ""),
-            shorten(late.payload),
-            HINTS["exact bytes" if lost else "slow reader"],
-        )
+        said = f"a client that read its echo only once the server had gone quiet {late.describe()}"
+        if lost:
+            return _slow_reader_failed(said + ": the server lost bytes", late, "exact bytes")
+        return _slow_reader_failed(said, late)
     before = subject.rss_kib()
     with contextlib.ExitStack() as stack:
         hogs = [stack.enter_context(subject.load.connect(subject.address, 5)) for _ in range(2)]
@@ -353,22 +349,15 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         grown = subject.rss_kib() - before if subject.alive else 0
         other = exchange(subject.load, subject.address, rng.randbytes(4096), stall=3.0)
     if not other.exact:
-        stuck = not other.received  # not one byte: the server was busy with a non-reader
-        return Check(
-            "slow reader",
-            False,
-            f"while 2 clients were not reading their echo, another client {other.describe()}"
-            + (": the server was stuck on a client that does not read" if stuck else ""),
-            shorten(other.payload),
-            HINTS["stuck on one client" if stuck else "slow reader"],
-        )
+        said = f"while 2 clients were not reading their echo, another client {other.describe()}"
+        if not other.received:  # not one byte: the server was busy with a non-reader
+            stuck = ": the server was stuck on a client that does not read"
+            return _slow_reader_failed(said + stuck, other, "stuck on one client")
+        return _slow_reader_failed(said, other)
     if grown > MEMORY_BOUND_KIB:
-        return Check(
-            "slow reader",
-            False,
-            f"2 clients that never read made the server grow by more than "
-            f"{MEMORY_BOUND_KIB // 1024} MiB (its bound)",
-            hint=HINTS["slow reader"],
+        bound = f"{MEMORY_BOUND_KIB // 1024} MiB (its bound)"
+        return _slow_reader_failed(
+            f"2 clients that never read made the server grow by more than {bound}"
         )
     return Check(
         "slow reader",
@@ -376,6 +365,13 @@ def slow_reader(subject: Subject, rng: random.Random) -> Check:
         f"a late reader got all {LATE >> 20} MiB back; while 2 clients never read, another was "
         "served and the server's memory stayed bounded",
     )
+
+
+def _slow_reader_failed(
+    detail: str, ex: Exchange | None = None, hint: str = "slow reader"
+) -> Check:
+    """The slow-reader battery failed: ``detail`` says how, ``ex`` is the exchange that did."""
+    return Check("slow reader", False, detail, shorten(ex.payload) if ex else "", HINTS[hint])
 
 
 def garbage(subject: Subject, rng: random.Random, n: int = 8) -> Check:
