@@ -113,6 +113,12 @@ QUICK = {  # --quick: these, for the options left at their defaults
 
 # == the options ==================================================================================
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_load_arguments(p)
+    add_run_arguments(p)
+
+
+def add_load_arguments(p: argparse.ArgumentParser) -> None:
+    """What runs: which servers, and under which loads."""
     p.add_argument(
         "--servers",
         default=",".join(SERVERS),
@@ -144,6 +150,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "paced by the server's accepting, not the listen queue (4,096); 0: no limit "
         "(default 1000)",
     )
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """How it runs: timeouts, repeats, the client, the figure, a quick run."""
     p.add_argument(
         "--timeout",
         type=float,
@@ -782,15 +792,29 @@ def idle_table(
 def goals(
     labels: list[str], table: dict[str, dict[str, Row]], idle: dict[str, IdleResult]
 ) -> list[str]:
-    ours = [s for s in labels if SERVERS[s][0] == "ours" and s not in NOT_EVENT_DRIVEN]
-    lines = ["### Our servers' goals, judged from this run", ""]
-
-    def verdict(failures: list[str], judged: bool) -> str:
-        if not judged:
-            return "not judged (a server or load it needs was not run)"
-        return "yes" if not failures else "no: " + "; ".join(failures)
-
+    """The section that judges this run by our servers' goals: a line per goal."""
     goal_loads = [n for n in GOAL_LOADS if n in table]
+    return [
+        "### Our servers' goals, judged from this run",
+        "",
+        *goal_cpu(labels, table, goal_loads),
+        goal_uvloop(labels, table),
+        goal_gevent(labels, table, goal_loads),
+        goal_idle(labels, idle),
+        "",
+    ]
+
+
+def verdict(failures: list[str], judged: bool) -> str:
+    if not judged:
+        return "not judged (a server or load it needs was not run)"
+    return "yes" if not failures else "no: " + "; ".join(failures)
+
+
+def goal_cpu(
+    labels: list[str], table: dict[str, dict[str, Row]], goal_loads: list[str]
+) -> list[str]:
+    """Must: our event-driven servers cost no more CPU per round trip than asyncio's."""
     over, judged = [], bool(goal_loads)
     for s in [*OWN_LOOPS, *SAME_API_PEER]:
         reference = SAME_API_PEER.get(s, ASYNCIO)
@@ -802,12 +826,12 @@ def goals(
             for n in goal_loads
             if round(ratio(table[n], s, reference), 2) > 1  # as shown: 1.004 reads 1.00
         ]
-    lines.append(
+    lines = [
         "- Must: every event-driven server of ours costs no more CPU per round trip than "
         "asyncio's protocol server at 10 and 100 × 1 KiB and 10 × 64 KiB (our own loops, "
         "selectors, epoll, poll and select; asyncio_echo's variants against asyncio's own "
         f"server with the same API and loop): {verdict(over, judged)}"
-    )
+    ]
     gevents = [s for s in ("gevent_echo", "gevent_stream_echo", GEVENT_PEER) if s in labels]
     if goal_loads and gevents and ASYNCIO in labels:
         spans = []
@@ -818,6 +842,11 @@ def goals(
             "  (gevent's servers are judged against gevent's own StreamServer below; at these "
             f"loads, to asyncio's protocol server: {', '.join(spans)}.)"
         )
+    return lines
+
+
+def goal_uvloop(labels: list[str], table: dict[str, dict[str, Row]]) -> str:
+    """Aim: selectors_echo and epoll_echo within 5% of uvloop's protocol server."""
     close = []
     aim_judged = "100x1024" in table and UVLOOP in labels
     for s in ("selectors_echo", "epoll_echo"):
@@ -825,19 +854,27 @@ def goals(
             r = ratio(table["100x1024"], s, UVLOOP)
             close.append(f"{s} {r:.2f}×" + ("" if r <= 1.05 else " (over)"))
     aim = "yes" if close and all("over" not in c for c in close) else "no"
-    lines.append(
+    return (
         "- Aim: `selectors_echo` and `epoll_echo` within 1.05 × uvloop's protocol server at "
         f"100 × 1 KiB: {aim if close else 'not judged'} ({', '.join(close) or '-'})"
     )
+
+
+def goal_gevent(labels: list[str], table: dict[str, dict[str, Row]], goal_loads: list[str]) -> str:
+    """gevent_echo within 10% of a plain gevent StreamServer."""
     gevent_over = [
         f"{ratio(table[n], 'gevent_echo', GEVENT_PEER):.2f}× at {load_title(*parse_loads(n)[0])}"
         for n in goal_loads
         if "gevent_echo" in labels and ratio(table[n], "gevent_echo", GEVENT_PEER) > 1.1
     ]
     g_judged = bool(goal_loads) and "gevent_echo" in labels and GEVENT_PEER in labels
-    lines.append(
-        f"- `gevent_echo` ≤ 1.1 × a plain gevent `StreamServer`: {verdict(gevent_over, g_judged)}"
-    )
+    said = verdict(gevent_over, g_judged)
+    return f"- `gevent_echo` ≤ 1.1 × a plain gevent `StreamServer`: {said}"
+
+
+def goal_idle(labels: list[str], idle: dict[str, IdleResult]) -> str:
+    """Every event-driven server of ours holds the idle crowd, one active client served fast."""
+    ours = [s for s in labels if SERVERS[s][0] == "ours" and s not in NOT_EVENT_DRIVEN]
     held = [
         f"{s} lost {idle[s].lost:,}, p99 "
         + (f"{idle[s].p99_us / 1000:.2f} ms" if idle[s].p99_us == idle[s].p99_us else "-")
@@ -845,11 +882,10 @@ def goals(
         if s in idle and (idle[s].lost or not idle[s].p99_us < 1000)
     ]
     n = next(iter(idle.values())).wanted - 1 if idle else 0
-    lines.append(
+    return (
         f"- Every event-driven server of ours holds {n:,} idle connections with one active "
         f"client's p99 under 1 ms, losing none: {verdict(held, bool(idle) and bool(ours))}"
     )
-    return lines + [""]
 
 
 # == the figure ===================================================================================

@@ -208,20 +208,9 @@ def measure(
     backlog = effective_backlog()
     gate = max_unanswered or max(1, backlog // 2)
     loads = {"ramped": gate, **({"all at once": None} if all_at_once else {})}
-    runs: dict[str, dict[str, list[Run]]] = {load: {s: [] for s in SERVERS} for load in loads}
-    server_limit = ""
     load_before = os.getloadavg()
-    for load, limit in loads.items():
-        for repeat in range(repeats):
-            for server in SERVERS if repeat % 2 == 0 else SERVERS[::-1]:  # take turns
-                print(f"   {load}, {server}, run {repeat + 1} of {repeats}", flush=True)
-                one, server_limit = measure_once(server, clients, limit)
-                runs[load][server].append(one)
+    runs, server_limit = run_all(loads, clients, repeats)
     load_after = os.getloadavg()
-    ramped = [r for server_runs in runs["ramped"].values() for r in server_runs]
-    clean = not any(r.tcp.refused() for r in ramped)
-    kernel = netstat.listen_limits()
-    cells = ", ".join(f"{name} {value:,}" for name, value in kernel.items())
     return "\n".join(
         [
             f"## {clients:,} clients: GET lyrics.txt, verify, PUT it back, verify",
@@ -245,28 +234,57 @@ def measure(
                 if all_at_once
                 else []
             ),
-            "What limited these runs:",
-            "",
-            f"* The servers listen with a backlog of {BACKLOG:,}; the kernel caps it at "
-            f"somaxconn, so their accept queue holds {backlog:,} ({cells}).",
-            "* Listen overflows and SYN retransmits are the kernel's counters "
-            "(/proc/net/netstat), grown over each run and added up: they count the whole "
-            "machine, so another program's connections add to them. "
-            + (
-                "In the ramped runs they stayed at 0: no client waited out the 1 s SYN retry."
-                if clean
-                else "They were not 0 in the ramped runs: some of their wall time may be the "
-                "kernel's 1 s SYN retry (another program, or a limit above the backlog)."
-            ),
-            "* In the all-at-once runs, a server that accepts more slowly than clients arrive "
-            "overflows its accept queue; every overflow is a client whose SYN is sent again "
-            "1 s later (then 2 s, 4 s...), so part of those wall times is that timer.",
-            *(busy(load, runs[load]) for load in loads),
-            f"* Open files (soft/hard): this client process {open_files_limit()}, the server "
-            f"{server_limit}; every client costs each side one.",
+            *what_limited(runs, backlog, server_limit),
             "* The clients are one Python thread on the same machine as the server, so a wall "
             "time is the pair's, not the server's alone. Load average before and after: "
             f"{load_before[0]:.2f} and {load_after[0]:.2f} (1 min).",
             "",
         ]
     )
+
+
+def run_all(
+    loads: dict[str, int | None], clients: int, repeats: int
+) -> tuple[dict[str, dict[str, list[Run]]], str]:
+    """Every server under every load, ``repeats`` times, the servers taking turns; and the
+    server's open-file limits, as it said them."""
+    runs: dict[str, dict[str, list[Run]]] = {load: {s: [] for s in SERVERS} for load in loads}
+    server_limit = ""
+    for load, limit in loads.items():
+        for repeat in range(repeats):
+            for server in SERVERS if repeat % 2 == 0 else SERVERS[::-1]:  # take turns
+                print(f"   {load}, {server}, run {repeat + 1} of {repeats}", flush=True)
+                one, server_limit = measure_once(server, clients, limit)
+                runs[load][server].append(one)
+    return runs, server_limit
+
+
+def what_limited(
+    runs: dict[str, dict[str, list[Run]]], backlog: int, server_limit: str
+) -> list[str]:
+    """The notes under the tables: the kernel's queue and counters, busy sides, open files."""
+    ramped = [r for server_runs in runs["ramped"].values() for r in server_runs]
+    clean = not any(r.tcp.refused() for r in ramped)
+    kernel = netstat.listen_limits()
+    cells = ", ".join(f"{name} {value:,}" for name, value in kernel.items())
+    return [
+        "What limited these runs:",
+        "",
+        f"* The servers listen with a backlog of {BACKLOG:,}; the kernel caps it at "
+        f"somaxconn, so their accept queue holds {backlog:,} ({cells}).",
+        "* Listen overflows and SYN retransmits are the kernel's counters "
+        "(/proc/net/netstat), grown over each run and added up: they count the whole "
+        "machine, so another program's connections add to them. "
+        + (
+            "In the ramped runs they stayed at 0: no client waited out the 1 s SYN retry."
+            if clean
+            else "They were not 0 in the ramped runs: some of their wall time may be the "
+            "kernel's 1 s SYN retry (another program, or a limit above the backlog)."
+        ),
+        "* In the all-at-once runs, a server that accepts more slowly than clients arrive "
+        "overflows its accept queue; every overflow is a client whose SYN is sent again "
+        "1 s later (then 2 s, 4 s...), so part of those wall times is that timer.",
+        *(busy(load, load_runs) for load, load_runs in runs.items()),
+        f"* Open files (soft/hard): this client process {open_files_limit()}, the server "
+        f"{server_limit}; every client costs each side one.",
+    ]
