@@ -330,6 +330,8 @@ def _run_ramped(address, n, name, tally, rec, show_progress, timeout):
     show_progress(final=True)
 
 
+# labkit.runs.run_file_clients repeats this signature on purpose: the lessons call that one,
+# which adds mode "gevent" (these clients in a patched child process, which clients cannot start).
 def run_file_clients(
     address: tuple[str, int],
     n_clients: int = 500,
