@@ -1,4 +1,5 @@
-"""What every teaching server shares, so that each server module shows only its idea.
+"""How every teaching server starts, runs and stops, the same for all: arguments, READY, a
+lifeline to its parent, shutdown. Each server module then shows only its idea.
 
 A server module defines ``serve(listener, args)`` and ends with::
 
