@@ -32,26 +32,31 @@ from labkit import compute, launch
 from labkit.serving import ClosesIdle
 
 
-def serve_client(server, conn, args):
-    launch.counters.add(connections=1)
-    conn.settimeout(args.client_timeout)
-    incoming = bytearray()  # the start of a line not yet complete
-    try:
-        while data := receive(server, conn, between_requests=not incoming):  # b"": it closed
-            launch.counters.add(bytes_in=len(data))
-            incoming += data
-            lines, too_long = compute.take_lines(incoming)
-            replies = b"".join(answer(line, args) for line in lines)
-            if too_long:
-                replies += compute.TOO_LONG
-            conn.sendall(replies)  # waits (this greenlet only) while the client is behind
-            launch.counters.add(bytes_out=len(replies))
-            if too_long:
-                return
-    except OSError:  # reset, or silent for too long
-        launch.counters.add(errors=1)
-    finally:
-        conn.close()
+class ComputeServer(ClosesIdle, StreamServer):
+    """One greenlet a client, running ``handle``. The door closes a client only between
+    requests: its handler, waiting in recv, gets an OSError and ends."""
+
+    def handle(self, conn, address):
+        args = self.args
+        launch.counters.add(connections=1)
+        conn.settimeout(args.client_timeout)
+        incoming = bytearray()  # the start of a line not yet complete
+        try:
+            while data := receive(self, conn, between_requests=not incoming):  # b"": it closed
+                launch.counters.add(bytes_in=len(data))
+                incoming += data
+                lines, too_long = compute.take_lines(incoming)
+                replies = b"".join(answer(line, args) for line in lines)
+                if too_long:
+                    replies += compute.TOO_LONG
+                conn.sendall(replies)  # waits (this greenlet only) while the client is behind
+                launch.counters.add(bytes_out=len(replies))
+                if too_long:
+                    return
+        except OSError:  # reset, or silent for too long
+            launch.counters.add(errors=1)
+        finally:
+            conn.close()
 
 
 def receive(server, conn, between_requests):
@@ -69,14 +74,6 @@ def answer(line, args):
     else:
         threads.apply(args.pool.submit(compute.burn, int(request[1])).result)
     return compute.reply(request, os.getpid())
-
-
-class ComputeServer(ClosesIdle, StreamServer):
-    """The door closes a client only between requests: its handler, waiting in recv, gets an
-    OSError and ends."""
-
-    def handle(self, conn, address):
-        serve_client(self, conn, self.args)
 
 
 def serve(listener, args):
