@@ -363,8 +363,9 @@ def exercises() -> dict[int, Exercise]:
             [
                 "from locust import constant; in the class: wait_time = constant(0.5).",
                 'The query: f"/pages/page-48k.html?delay=0.1&id={next(ids)}".',
-                "Run it yourself first: run_locust(MY_LOCUSTFILE, pages, users=10, seconds=3), "
-                "and read print(run.summary()).",
+                'Run it yourself first: with labkit.serve("latency_http") as pages: '
+                "run = run_locust(MY_LOCUSTFILE, pages, users=10, seconds=3); "
+                "then print(run.summary()).",
             ],
             _check_locustfile,
             answer=f'check(5, """\n{WORKED_LOCUSTFILE}""")  # or its path: MY_LOCUSTFILE',
