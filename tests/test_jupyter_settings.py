@@ -3,7 +3,9 @@
 On a shared hub a forgotten kernel keeps its servers, memory and CPU: closing a lesson's tab
 shuts its kernel down (JupyterLab's ``kernelShutdown``), and a kernel idle for an hour is culled
 (Jupyter Server's ``cull_idle_timeout``, with ``cull_connected`` so an open but forgotten tab
-counts too). docs/classroom.md states both.
+counts too). docs/classroom.md states both. JupyterLab saves the widgets' state with a notebook
+(ipywidgets' ``saveState``), so a lesson run and saved reopens with its panels. The browser tests
+(tests/test_browser.py, marker ``browser``) check what each setting does in JupyterLab.
 """
 
 from __future__ import annotations
@@ -25,6 +27,37 @@ def test_closing_a_tab_shuts_its_kernel_down():
         assert overrides["@jupyterlab/notebook-extension:tracker"]["kernelShutdown"] is True
 
 
+def overrides_in(folder: Path) -> dict:
+    return json.loads((folder / "labconfig" / "default_setting_overrides.json").read_text())
+
+
+def test_the_installed_settings_are_the_packages():
+    assert overrides_in(INSTALLED) == overrides_in(PACKAGE), (
+        "reinstall the course's Jupyter settings: pip install ./labkit/jupyter"
+    )
+
+
+def test_a_saved_notebook_keeps_its_widgets_state():
+    for folder in (PACKAGE, INSTALLED):
+        assert overrides_in(folder)["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"]
+
+
+def test_every_override_names_a_setting_of_the_installed_jupyterlab():
+    """A misspelt plugin or setting name is ignored by JupyterLab without a word."""
+    schemas = [
+        Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas",
+        *(Path(sys.prefix) / "share" / "jupyter" / "labextensions").glob("**/schemas"),
+    ]
+    for plugin, settings in overrides_in(PACKAGE).items():
+        package, name = plugin.split(":")
+        found = [
+            s / package / f"{name}.json" for s in schemas if (s / package / f"{name}.json").exists()
+        ]
+        assert found, f"no schema for {plugin}"
+        schema = json.loads(found[0].read_text())
+        assert set(settings) <= set(schema["properties"]), (plugin, set(settings))
+
+
 def test_idle_kernels_are_culled_after_an_hour():
     for folder in (PACKAGE, INSTALLED):
         config = json.loads((folder / "jupyter_server_config.json").read_text())
@@ -44,4 +77,4 @@ def test_jupyter_server_takes_the_culling_settings():
 
 def test_the_classroom_guide_says_so():
     text = (ROOT / "docs" / "classroom.md").read_text()
-    assert "kernelShutdown" in text and "cull_idle_timeout" in text
+    assert all(name in text for name in ("kernelShutdown", "cull_idle_timeout", "saveState"))
