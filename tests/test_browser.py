@@ -14,7 +14,10 @@ It runs every lesson a second time, so the default ``pytest`` leaves it out (mar
 CI always does.
 
 The notebooks are served from a temporary copy with outputs stripped, so stored outputs can never
-make this pass. Chromium comes from Debian (`apt-get install chromium`); Playwright is pointed at
+make this pass. The last tests check what a student meets on opening and closing a lesson (the
+stored widget panels, the kernel shut down with its tab), in a JupyterLab of their own.
+
+Chromium comes from Debian (`apt-get install chromium`); Playwright is pointed at
 it and never downloads a browser. Without Chromium the test is skipped (on a laptop) or fails
 (in CI, where ASYNCLAB_REQUIRE_BROWSER=1).
 """
@@ -393,3 +396,235 @@ def test_the_stored_grading_report_is_shown_on_purpose_and_a_new_failure_is_not(
     text = "".join(o.get("text", "") for o in stored.cells[index].outputs)
     assert all(sanitize(f) in shown_on_purpose(stored, index) for f in claim_failures(text))
     assert sanitize("✘ a claim that failed in the browser") not in shown_on_purpose(stored, index)
+
+
+# --- A student's JupyterLab: the course's settings, the lessons as prepare() copies them ------
+#
+# These tests check what the course's Jupyter settings and lesson copies do for a student, so
+# they run against a JupyterLab of their own: the lessons copied into my-work/ by
+# labkit.workspace.prepare() (stored outputs and widget state kept, as a student gets them) and
+# a fresh Jupyter data folder, so that no signature left by an earlier run (the notebook trust
+# database lives there) can make a lesson look trusted.
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def stored_widget_views(name: str) -> int:
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    return sum(
+        WIDGET_VIEW in out.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    )
+
+
+def stored_panel_figures(name: str) -> int:
+    """How many of the lesson's stored widget outputs (Output widgets) hold a figure."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    return sum(
+        any("image/png" in out.get("data", {}) for out in model["state"].get("outputs", []))
+        for model in state.values()
+        if model["model_name"] == "OutputModel"
+    )
+
+
+LESSONS_WITH_PANELS = [name for name in NOTEBOOKS if stored_widget_views(name)]
+
+
+@pytest.fixture(scope="module")
+def student_lab(tmp_path_factory):
+    _require_chromium()
+    from labkit import workspace
+
+    root = tmp_path_factory.mktemp("student")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JUPYTER_DATA_DIR", str(tmp_path_factory.mktemp("jupyter-data")))
+        workspace.prepare(root / "my-work")
+        server = JupyterLab(root, tmp_path_factory.mktemp("student-runtime"))
+    server.root = root
+    yield server
+    server.stop()
+
+
+def close_tab(page, title: str) -> None:
+    """Close a notebook's tab with its close icon, as a student does. A notebook with unsaved
+    changes (one that has run) first asks "Save your work?": the student saves."""
+    from playwright.sync_api import TimeoutError as NoDialog
+
+    tab = page.locator(".lm-DockPanel .lm-TabBar-tab", has_text=title)
+    tab.locator(".lm-TabBar-tabCloseIcon").click()
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(timeout=3_000)
+    except NoDialog:  # nothing to save, no question asked
+        pass
+    else:
+        assert "Save" in dialog.inner_text(), dialog.inner_text()
+        dialog.locator("button", has_text="Save").last.click()
+    tab.wait_for(state="detached", timeout=10_000)
+
+
+def running(process) -> bool:
+    """Whether a process still runs (an exited one its parent has not reaped yet does not)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def notebook_with_one_cell(path: Path, source: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+
+
+@pytest.mark.browser
+def test_closing_a_lessons_tab_shuts_down_its_kernel_and_its_servers(browser, student_lab):
+    import psutil
+
+    lab = student_lab
+    tracker = lab.api("GET", "/lab/api/settings/@jupyterlab/notebook-extension:tracker")
+    assert tracker["schema"]["properties"]["kernelShutdown"]["default"] is True, (
+        "JupyterLab does not have the course's kernelShutdown default (labkit/jupyter/labconfig)"
+    )
+    name = "zz_close_me.ipynb"
+    notebook_with_one_cell(
+        lab.root / "my-work" / name,
+        'import labkit\nlabkit.setup()\nsrv = labkit.serve("selectors_echo")\n'
+        'print(f"teaching server pid {srv.pid}")',
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    server = None
+    try:
+        open_notebook(page, lab, f"my-work/{name}")
+        run_all(page)
+        printed = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+        match = re.search(r"teaching server pid (\d+)", printed)
+        assert match, f"the cell printed no server pid: {printed!r}"
+        server = psutil.Process(int(match.group(1)))
+        assert "labkit.servers.selectors_echo" in " ".join(server.cmdline())
+        sessions = lab.api("GET", "/api/sessions")
+        (kernel,) = [s["kernel"]["id"] for s in sessions if s["path"] == f"my-work/{name}"]
+
+        close_tab(page, name)
+
+        closed = time.monotonic()
+        while time.monotonic() < closed + 30:
+            kernels = [k["id"] for k in lab.api("GET", "/api/kernels")]
+            if kernel not in kernels and not running(server):
+                print(f"kernel and server gone {time.monotonic() - closed:.1f} s after the tab")
+                break
+            time.sleep(0.2)
+        assert kernel not in [k["id"] for k in lab.api("GET", "/api/kernels")], (
+            "the kernel still runs 30 s after its tab was closed"
+        )
+        assert not running(server), "the teaching server outlived its kernel by 30 s"
+    finally:
+        page.close()
+        lab.shutdown_kernels()
+        if server is not None and running(server):  # only when the test failed
+            server.kill()
+        (lab.root / "my-work" / name).unlink(missing_ok=True)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", LESSONS_WITH_PANELS)
+def test_a_freshly_opened_lesson_shows_its_widget_panels(browser, student_lab, name):
+    lab = student_lab
+    relpath = f"my-work/{name}.ipynb"
+    model = lab.api("GET", f"/api/contents/{relpath}")
+    untrusted = [
+        i
+        for i, cell in enumerate(model["content"]["cells"])
+        if cell["cell_type"] == "code" and not cell["metadata"].get("trusted")
+    ]
+    assert not untrusted, (
+        f"{relpath} opens untrusted (labkit.workspace.prepare() did not sign it): JupyterLab "
+        "shows each widget panel as its plain-text stand-in, VBox(children=...)"
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        open_notebook(page, lab, relpath)
+        panels = widget_panels(page)
+        expected = stored_widget_views(name)
+        deadline = time.monotonic() + 60  # the assertions below say what was shown instead
+        while panels.count() < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        errors = page.get_by_text("Error displaying widget").all_text_contents()
+        assert not errors, f"{name}: {errors}"
+        shown = [
+            text[:80]
+            for _, mime, text in page.eval_on_selector_all(".jp-Notebook .jp-Cell", OUTPUTS_JS)
+            if text.startswith("VBox(")
+        ]
+        assert panels.count() == expected, (
+            f"{name}: {panels.count()} of its {expected} stored widget panels drawn; "
+            f"shown instead: {shown}"
+        )
+        controls = panels.locator(".widget-slider, .widget-dropdown")
+        assert controls.count() >= expected, f"{name}: the panels have no sliders or menus"
+        figures = stored_panel_figures(name)
+        assert panels.locator("img").count() >= figures, (
+            f"{name}: the panels do not show the {figures} figure(s) stored in their state"
+        )
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        if widget_panels(page).count():
+            widget_panels(page).first.scroll_into_view_if_needed()
+            page.wait_for_timeout(1_000)  # cells scrolled into view are painted a moment later
+        page.screenshot(path=str(ARTIFACTS / f"fresh_{name}.png"))
+        page.close()
+        lab.shutdown_kernels()
+
+
+@pytest.mark.browser
+def test_a_notebook_run_and_saved_reopens_with_its_widgets(browser, student_lab):
+    """A student runs a panel, JupyterLab saves the notebook (by hand or autosave), and they
+    open it again later: the panel must be drawn from the state saved with it, not read
+    "Error displaying widget: model not found" (the widget views in the outputs are the new
+    run's; only saveState writes their models into the notebook)."""
+    lab = student_lab
+    name = "zz_saved_panel.ipynb"
+    notebook_with_one_cell(
+        lab.root / "my-work" / name,
+        "from ipywidgets import Button, IntSlider, VBox\n"
+        "VBox([IntSlider(7, description='clients'), Button(description='Run')])",
+    )
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_notebook(page, lab, f"my-work/{name}")
+            run_all(page)
+            assert page.locator(".widget-slider").count() == 1
+            close_tab(page, name)
+        finally:
+            page.close()
+            lab.shutdown_kernels()
+        saved = nbformat.read(lab.root / "my-work" / name, as_version=4)
+        views = [o.data[WIDGET_VIEW]["model_id"] for o in saved.cells[0].outputs if "data" in o]
+        assert len(views) == 1, "closing the tab did not save the run (no Save your work?)"
+        (view,) = views
+        state = saved.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+        assert view in state, "JupyterLab saved the widget's view without its state (saveState)"
+
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_notebook(page, lab, f"my-work/{name}")
+            page.locator(".jp-OutputArea-output .widget-slider").wait_for(timeout=30_000)
+            assert not page.get_by_text("Error displaying widget").count()
+            assert page.locator(".widget-slider .widget-readout").inner_text().strip() == "7"
+        finally:
+            page.close()
+            lab.shutdown_kernels()
+    finally:
+        (lab.root / "my-work" / name).unlink(missing_ok=True)
