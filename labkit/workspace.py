@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COURSE", "WORK", "prepare", "fresh_copy", "keep_course_pristine", "lab"]
+__all__ = ["COURSE", "WORK", "prepare", "trust", "fresh_copy", "keep_course_pristine", "lab"]
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE = REPO / "notebooks"
@@ -44,14 +44,32 @@ def lessons(lang: str = "en") -> list[Path]:
 
 
 def prepare(work: Path = WORK, lang: str = "en") -> list[str]:
-    """Copy every lesson that ``work`` does not have yet; return the names copied."""
+    """Copy every lesson that ``work`` does not have yet, and trust the lessons (``trust``);
+    return the names copied."""
     work.mkdir(parents=True, exist_ok=True)
     copied = []
     for lesson in lessons(lang):
         if not (work / lesson.name).exists():
             shutil.copy2(lesson, work / lesson.name)
             copied.append(lesson.name)
+    trust(lessons(lang))
     return copied
+
+
+def trust(notebooks: list[Path]) -> None:
+    """Sign each notebook for this user, as ``jupyter trust`` does.
+
+    JupyterLab draws a stored widget panel only in a trusted notebook; in an untrusted one it
+    shows the panel's plain-text stand-in, ``VBox(children=...)``. A signature is a hash of the
+    notebook's content with the user's secret, kept in the user's Jupyter data folder: signing
+    a shipped lesson trusts every unchanged copy of it, and Jupyter signs a student's copy
+    again each time it saves it."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    with NotebookNotary() as notary:
+        for path in notebooks:
+            notary.sign(nbformat.read(path, as_version=4))
 
 
 def _stamp() -> str:

@@ -115,7 +115,8 @@ def test_postbuild_copies_the_lessons_to_my_work(tmp_path):
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
     (bin_dir / "python").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-           "ASYNCLAB_WORK_DIR": str(tmp_path / "my-work")}  # fmt: skip
+           "ASYNCLAB_WORK_DIR": str(tmp_path / "my-work"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data")}  # fmt: skip
     subprocess.run(["bash", "-c", _prepare_line()], cwd=ROOT, env=env, check=True, timeout=60)
     copied = sorted(p.name for p in (tmp_path / "my-work").glob("*.ipynb"))
     assert "00_start_here.ipynb" in copied
