@@ -56,7 +56,11 @@ def parse(text: str) -> list[tuple[str, str]]:
 
 def to_notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # the kernelspec ipykernel installs, word for word: JupyterLab rewrites any other display
+    # name on opening, and the lesson would open marked modified
+    nb.metadata.kernelspec = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }  # fmt: skip
     nb.metadata.language_info = {"name": "python"}
     for i, (kind, body) in enumerate(cells):
         cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(
