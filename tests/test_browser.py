@@ -70,6 +70,7 @@ def _require_chromium():
 
 
 def _strip_outputs(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(src, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -312,13 +313,18 @@ def check_panel_redraws(page, panel) -> None:
     )
 
 
-def run_notebook_in_browser(browser, lab, relpath: str, screenshot: Path) -> list[str]:
-    """Open, run all, check widgets; return the errors seen (empty when all is well)."""
+def run_notebook_in_browser(
+    browser, lab, relpath: str, screenshot: Path, must_show: tuple[str, ...] = ()
+) -> list[str]:
+    """Open, run all, check widgets; return the errors seen (empty when all is well), and a
+    line for each text of ``must_show`` that no output shows."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         open_notebook(page, lab, relpath)
         run_all(page)
         errors = error_outputs(page, relpath)
+        shown = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+        errors += [f"{relpath}: no output shows {text!r}" for text in must_show if text not in shown]
         if not errors:
             expected = expected_panels(relpath)
             rendered = widget_panels(page).count()
@@ -346,6 +352,20 @@ def test_notebook_runs_in_jupyterlab(browser, lab, name):
     )
     assert not errors, f"{name} shows an error in JupyterLab:\n" + "\n".join(errors)
     print(f"{name}: ran in the browser in {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.browser
+def test_a_chinese_lesson_runs_and_its_exercises_speak_chinese(browser, lab):
+    """The Chinese lesson's code is the English one; run in its folder (zh), as
+    `python -m labkit lab --lang zh` places it, its exercises answer in Chinese."""
+    name = "02_greenlet"
+    _strip_outputs(ROOT / "notebooks" / "zh" / f"{name}.ipynb",
+                   lab.root / "notebooks" / "zh" / f"{name}.ipynb")  # fmt: skip
+    errors = run_notebook_in_browser(
+        browser, lab, f"notebooks/zh/{name}.ipynb", ARTIFACTS / f"zh-{name}.png",
+        must_show=("练习 1：还没有答案",),
+    )  # fmt: skip
+    assert not errors, f"zh/{name} in JupyterLab:\n" + "\n".join(errors)
 
 
 @pytest.mark.browser

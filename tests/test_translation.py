@@ -192,7 +192,7 @@ def test_lesson_in_chinese_uses_the_same_checkers(tmp_path, monkeypatch, capsys)
 
 def test_a_lesson_in_the_zh_folder_speaks_chinese_without_being_asked(tmp_path, monkeypatch):
     """The Chinese notebook's code is the English code (`lesson(n)`), so the language comes
-    from where the kernel runs: a folder named zh (or ASYNCLAB_LANG)."""
+    from where the kernel runs: a folder named zh."""
     english = exercises.exercises_of(2)
     (tmp_path / "zh" / "exercises").mkdir(parents=True)
     (tmp_path / "zh" / "exercises" / "lesson02.toml").write_text("\n".join(
@@ -200,13 +200,10 @@ def test_a_lesson_in_the_zh_folder_speaks_chinese_without_being_asked(tmp_path, 
         f'hints = {["提示"] * len(ex.hints)!r}\nwhy = "因为"\n' for k, ex in english.items()
     ), encoding="utf-8")  # fmt: skip
     monkeypatch.setattr(translations, "TRANSLATIONS", tmp_path)
-    monkeypatch.delenv("ASYNCLAB_LANG", raising=False)
     monkeypatch.chdir(tmp_path / "zh")
     assert exercises.lesson(2).exercises[1].question == "问题 1"
     monkeypatch.chdir(tmp_path)
     assert exercises.lesson(2).exercises[1].question == english[1].question
-    monkeypatch.setenv("ASYNCLAB_LANG", "zh")
-    assert exercises.lesson(2).exercises[1].question == "问题 1"
 
 
 def test_a_stale_block_stays_to_do_after_skeleton(tmp_path, monkeypatch):

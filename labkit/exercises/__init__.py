@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import os
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,13 +205,11 @@ LESSONS: dict[int, Callable[[], dict[int, Exercise]]] = {
 
 
 def default_language() -> str:
-    """The language a lesson's exercises speak when none is asked for: ``ASYNCLAB_LANG`` if
-    set, else the lesson's folder. A kernel starts in its notebook's folder, and the Chinese
-    lessons live in a folder named ``zh`` (``notebooks/zh``, ``my-work/zh``), so the same code
-    cell, ``lesson(n)``, speaks Chinese there and English everywhere else."""
-    chosen = os.environ.get("ASYNCLAB_LANG", "")
-    if chosen:
-        return chosen
+    """The language a lesson's exercises speak when none is asked for: the lesson's folder's.
+    A kernel starts in its notebook's folder, and the Chinese lessons live in a folder named
+    ``zh`` (``notebooks/zh``, ``my-work/zh``), so the same code cell, ``lesson(n)``, speaks
+    Chinese there and English everywhere else (no setting that could make the English
+    lessons' stored outputs differ)."""
     return "zh" if Path.cwd().name == "zh" else "en"
 
 
