@@ -324,7 +324,7 @@ def run_notebook_in_browser(
         run_all(page)
         errors = error_outputs(page, relpath)
         shown = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
-        errors += [f"{relpath}: no output shows {text!r}" for text in must_show if text not in shown]
+        errors += [f"{relpath}: no output shows {t!r}" for t in must_show if t not in shown]
         if not errors:
             expected = expected_panels(relpath)
             rendered = widget_panels(page).count()
