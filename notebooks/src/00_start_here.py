@@ -65,18 +65,20 @@
 # ## How to use the notebooks
 #
 # * Run cells from the top with **Shift+Enter**, or **Run → Run All Cells**.
-# * Each lesson imports `labkit`, the course's helper package. It starts the teaching servers in
-#   background processes, drives clients, records what every task did and when, and draws it.
-#   Whenever a lesson uses labkit for something that matters, it shows you the code.
+# * Each lesson imports `labkit`, the course's helper package. It starts the teaching servers,
+#   drives clients, records what every task did and when, and draws it. Whenever a lesson
+#   uses labkit for something that matters, it shows you the code.
 # * Servers listen on `127.0.0.1` on a port the operating system picks, so many students can
 #   share one machine. They stop when their `with` block ends, and when you restart the kernel.
 #   They stop even when the kernel crashes: a server watches a pipe from the kernel and exits
-#   when it closes. The first server section below shows it.
-# * Cells with sliders and a **Run** button redraw their figure when you change a setting. Next
-#   to each, a plain cell calls the same function with fixed values, so you can read the code
-#   that the widget runs.
+#   when it closes.
+# * Cells with sliders and a **Run** button redraw their figure when you press **Run**. Next to
+#   each, a plain cell calls the same function with fixed values, so you can read the code that
+#   the widget runs.
 # * Each lesson ends with exercises. `hint(n)` gives a nudge, `check(n, answer)` tells you
 #   whether you have it, and `answer(n)` shows a worked solution with why it is right.
+# * Every lesson is also in Chinese: `python -m labkit lab --lang zh`. 每一课都有简体中文版：
+#   `python -m labkit lab --lang zh`。
 
 # %% [markdown]
 # ## How the lessons check themselves
