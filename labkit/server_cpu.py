@@ -16,7 +16,7 @@ Lesson 13 weighs servers by the CPU they spend per echo round trip, side by side
     plot_cpu_per_round_trip(cpu, reference="selectors")
 
 and explains the bars by the system calls each server makes per round trip, counted by the
-server itself (``--count-calls``: no strace needed, see ``labkit.launch.count_system_calls``)::
+server itself (``--count-calls``: no strace needed, see ``labkit.count_calls``)::
 
     calls = system_calls_per_round_trip({"asks first": ("selectors_echo", {"wait_writable":
                                                                             True}),
