@@ -119,7 +119,7 @@ def send(client, data):
     return sent
 
 
-def close_idle(ep, clients, fd):
+def close_idle(ep, clients, fd):  # and close: as in poll_echo, on purpose (each read alone)
     """The door's way to make room: close this client, unless we still owe it an echo."""
     if clients[fd].outgoing:
         return False

@@ -38,6 +38,8 @@ def serve(listener, args):
         gevent.spawn(handle, conn)
 
 
+# handle and drop_silent stand again in gevent_stream_echo, on purpose: lesson 06 shows each
+# server whole, so a student reads one file and sees all it does.
 def handle(conn):
     unheard[conn] = 0
     with conn:

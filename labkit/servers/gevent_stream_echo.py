@@ -35,6 +35,8 @@ LOOKS = 4  # drop_silent looks this many times per timeout: a client goes within
 echoing = set()  # clients whose echo is being sent: never closed to make room
 
 
+# handle and drop_silent stand again in gevent_echo, on purpose: lesson 06 shows each server
+# whole, so a student reads one file and sees all it does.
 def handle(conn, address):
     unheard[conn] = 0
     counts["connections"] += 1

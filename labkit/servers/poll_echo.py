@@ -93,7 +93,7 @@ def serve_client(poller, clients, fd, events):
         client.events = wanted
 
 
-def close_idle(poller, clients, fd):
+def close_idle(poller, clients, fd):  # and close: as in epoll_echo, on purpose (each read alone)
     """The door's way to make room: close this client, unless we still owe it an echo."""
     if clients[fd].outgoing:
         return False
