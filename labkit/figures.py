@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+# The lazy matplotlib import and the list of names are alike in server_cpu.py, on purpose: each
+# module states its own.
 __all__ = [
     "plot_timeline",
     "compare_timelines",

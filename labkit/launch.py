@@ -62,6 +62,8 @@ class SetupError(Exception):
     """A server's setup found a bad option: the message is printed and the server exits."""
 
 
+# Every server's own options (add_arguments, e.g. in servers/latency_http.py) are declared in
+# this same argparse form, on purpose: one option, one add_argument call.
 def parser(description: str | None) -> argparse.ArgumentParser:
     first_line = (description or "").strip().split("\n")[0]
     p = argparse.ArgumentParser(description=first_line)

@@ -42,6 +42,9 @@ def fetch_with(strategy: str, urls: list[str], progress: Progress | None = None)
     return pages.timed_run(pages.STRATEGIES[strategy], urls, strategy, progress)
 
 
+# This repeats the signature of labkit.clients.files.run_file_clients on purpose: it adds mode
+# "gevent" (those clients in a patched child process, which clients cannot start) and passes
+# every other mode through.
 def run_file_clients(
     address: tuple[str, int],
     n_clients: int = 500,

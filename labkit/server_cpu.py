@@ -41,6 +41,8 @@ from labkit.timeline import STATE_COLORS
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
 
+# The lazy matplotlib import and the list of names are alike in figures.py, on purpose: each
+# module states its own.
 __all__ = [
     "idle_cpu",
     "cpu_per_round_trip",

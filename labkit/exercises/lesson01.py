@@ -37,6 +37,8 @@ def _started(fn: Callable) -> Any:
     return coro
 
 
+# Shaped like _check_round_robin below, on purpose: each checker compares what it got with
+# what it wants, then says what to look at; only the question's own data differ.
 def _check_running_max(fn: Callable) -> str:
     for values in ([3, 1, 4, 1, 5, 9, 2, 6], [-5, -7, -1], [2.5]):
         coro = _started(fn)
@@ -50,6 +52,8 @@ def _check_running_max(fn: Callable) -> str:
     return "Each send() resumes the generator with its locals intact: that is a coroutine."
 
 
+# Shaped like _check_running_max above and lesson02's _check_left_right, on purpose: each
+# checker compares, then says what to look at; the reading is labels_in's.
 def _check_round_robin(answer: Any) -> str:
     expected = ["A0", "B0", "C0", "A1", "C1", "A2"]
     got = [w.upper() for w in labels_in(answer, r"\b[a-z]\d+\b")]

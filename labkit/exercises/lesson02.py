@@ -7,14 +7,16 @@ from typing import Any
 from labkit.exercises import (
     Exercise,
     NotYet,
-    chosen_option,
     close_to,
     first_reading,
     labels_in,
     parts_of,
 )
+from labkit.exercises.reading import choice_advice
 
 
+# Shaped like lesson01's _check_round_robin, on purpose: labels_in does the reading, and
+# what stays is this question's own order, advice and praise.
 def _check_left_right(answer: Any) -> str:
     got = [w.upper() for w in labels_in(answer, r"\b[lr]\d+\b")]
     if got != ["L1", "R1", "L2"]:
@@ -41,12 +43,15 @@ def _check_doubler(answer: Any) -> str:
 _CHOICES = {"a": "two threads", "b": "blocks the one thread", "c": "the os runs"}
 
 
+# Shaped like lesson05's _check_best_fit, on purpose: choice_advice does the reading, and
+# what stays is this question's own options, advice and praise.
 def _check_choice_io(answer: Any) -> str:
-    if chosen_option(answer, _CHOICES) != "b":
-        raise NotYet(
-            'answer "a", "b" or "c". A greenlet gives up control only where it '
-            "calls switch(); a blocking recv never does."
-        )
+    advice = (
+        'answer "a", "b" or "c". A greenlet gives up control only where it '
+        "calls switch(); a blocking recv never does."
+    )
+    if wrong := choice_advice(answer, _CHOICES, "b", advice):
+        raise NotYet(wrong)
     return "greenlet only switches where you tell it to. gevent adds the switch at every wait."
 
 
@@ -101,6 +106,8 @@ def exercises() -> dict[int, Exercise]:
                 "main.switch(x * 2) hands x * 2 back as the result of g.switch(...).",
             ],
             _check_doubler,
+            # The answer repeats the question's code on purpose: answer(2) prints it whole,
+            # ready to run, and the question must state it for the notebook.
             answer="""
             from greenlet import getcurrent, greenlet
 

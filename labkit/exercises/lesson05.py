@@ -9,12 +9,12 @@ from typing import Any
 from labkit.exercises import (
     Exercise,
     NotYet,
-    chosen_option,
     close_to,
     first_reading,
     readings,
     worked,
 )
+from labkit.exercises.reading import choice_advice
 
 
 def call_later(loop, delay, callback):
@@ -117,12 +117,15 @@ def _check_predicted_total(answer: Any) -> str:
 _CHOICES = {"a": "resizing", "b": "chat server", "c": "matrix"}
 
 
+# Shaped like lesson02's _check_choice_io, on purpose: choice_advice does the reading, and
+# what stays is this question's own options, advice and praise.
 def _check_best_fit(answer: Any) -> str:
-    if chosen_option(answer, _CHOICES) != "b":
-        raise NotYet(
-            'answer "a", "b" or "c". Look for many independent tasks that '
-            "mostly wait; computing is not waiting."
-        )
+    advice = (
+        'answer "a", "b" or "c". Look for many independent tasks that '
+        "mostly wait; computing is not waiting."
+    )
+    if wrong := choice_advice(answer, _CHOICES, "b", advice):
+        raise NotYet(wrong)
     return "thousands of mostly idle connections: many tasks, independent, mostly waiting."
 
 

@@ -21,13 +21,13 @@ from labkit.background import serve
 from labkit.exercises import (
     Exercise,
     NotYet,
-    chosen_option,
     close_to,
     first_reading,
     parts_of,
     readings,
     worked,
 )
+from labkit.exercises.reading import choice_advice
 from labkit.locust_lab import LOCUSTFILES, LocustError, LocustRun, check_locustfile, run_locust
 from labkit.percentiles import nearest_rank_of_counts
 
@@ -155,13 +155,13 @@ _WAYS = {"a": "self.client.get", "b": "self.environment.events.request.fire", "c
 
 
 def _check_fire(answer: Any) -> str:
-    letter = chosen_option(answer, _WAYS)
-    if letter is None:
-        raise NotYet('answer "a", "b" or "c" (one of them).')
-    if letter == "a":
-        raise NotYet("a plain User has no HTTP client, and our protocol is not HTTP.")
-    if letter == "c":
-        raise NotYet("Locust counts only what reaches its statistics; a print reaches a log.")
+    advice = {
+        None: 'answer "a", "b" or "c" (one of them).',
+        "a": "a plain User has no HTTP client, and our protocol is not HTTP.",
+        "c": "Locust counts only what reaches its statistics; a print reaches a log.",
+    }
+    if wrong := choice_advice(answer, _WAYS, "b", advice):
+        raise NotYet(wrong)
     return "firing the request event puts the request in Locust's stats, failures included."
 
 

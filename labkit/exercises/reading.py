@@ -14,8 +14,8 @@ in the unit the question asks for; a unit of time written beside a number (``ms`
 ``µs``, ``min``) converts it. Other words after a number (bytes, users, requests/s) are
 left alone.
 
-Ordered answers (``labels_in``), pairs (``parts_of``) and multiple choice (``chosen_option``)
-are read here too. Nothing here raises: the checker decides what to say.
+Ordered answers (``labels_in``), pairs (``parts_of``) and multiple choice (``chosen_option``,
+``choice_advice``) are read here too. Nothing here raises: the checker decides what to say.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["readings", "first_reading", "parts_of", "labels_in", "chosen_option", "close_to"]
+__all__ = [
+    "readings",
+    "first_reading",
+    "parts_of",
+    "labels_in",
+    "chosen_option",
+    "choice_advice",
+    "close_to",
+]
 
 #: seconds per unit of time, by every name a student may write it with
 SECONDS = {
@@ -201,3 +209,16 @@ def chosen_option(answer: Any, options: dict[str, str]) -> str | None:
         return said.pop() if len(said) == 1 and said <= letters else None
     named = [letter for letter, words in options.items() if words in text]
     return named[0] if len(named) == 1 else None
+
+
+def choice_advice(
+    answer: Any, options: dict[str, str], right: str, advice: str | Mapping[str | None, str]
+) -> str | None:
+    """What to tell a multiple-choice answer: None when it chooses ``right``, else ``advice``.
+
+    ``advice`` is one text for every other answer, or a text for each wrong letter, with key
+    None for an answer that names none or several (``chosen_option`` reads it)."""
+    letter = chosen_option(answer, options)
+    if letter == right:
+        return None
+    return advice if isinstance(advice, str) else advice[letter]

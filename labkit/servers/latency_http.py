@@ -102,7 +102,7 @@ def read_log(access_log, query):
     return records
 
 
-def add_arguments(p):
+def add_arguments(p):  # in launch.parser's argparse form, on purpose: one call per option
     default_root = Path(__file__).resolve().parents[2] / "data" / "pages"
     p.add_argument("--root", default=str(default_root), help="folder of pages to serve")
     p.add_argument("--delay", type=float, default=0.2, help="seconds before each answer")
