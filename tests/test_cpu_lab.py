@@ -20,18 +20,6 @@ import pytest
 
 from labkit import running
 from labkit.claims import ClaimFailed
-from labkit.clients.compute import (
-    ComputeError,
-    CpuLatencyRun,
-    LineConnection,
-    Ping,
-    Spread,
-    connect,
-    latency_under_cpu,
-    ping,
-    spread,
-    work,
-)
 from labkit.cpu_lab import (
     ACCEPT_MODES,
     LatencyRounds,
@@ -48,6 +36,18 @@ from labkit.cpu_lab import (
     plot_spread_latency,
     spread_table,
     waited_for_work,
+)
+from labkit.cpu_lab.clients import (
+    ComputeError,
+    CpuLatencyRun,
+    LineConnection,
+    Ping,
+    Spread,
+    connect,
+    latency_under_cpu,
+    ping,
+    spread,
+    work,
 )
 from labkit.servers import NAMES
 

@@ -8,8 +8,8 @@ from fractions import Fraction
 import pytest
 
 from labkit import locust_lab
-from labkit.clients.compute import percentiles
 from labkit.clients.load import LoadResult
+from labkit.cpu_lab.clients import percentiles
 from labkit.percentiles import nearest_rank, nearest_rank_of_counts, rank
 
 

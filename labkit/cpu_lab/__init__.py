@@ -29,6 +29,8 @@ runs ``latency_under_cpu`` against each server in interleaved rounds, and
 
 One job per module:
 
+* ``clients``: the compute protocol's clients (``connect``, ``ping``, ``work``,
+  ``latency_under_cpu``, ``spread``), which check every reply they get;
 * ``latency``: the others' latency while one client asks for CPU work (``LatencyRounds``,
   ``latency_metrics``, ``waited_for_work``, ``latency_table``);
 * ``balance``: how pre-fork workers share connections and work (``measure_spread``,
@@ -43,6 +45,7 @@ from labkit.cpu_lab.balance import (
     newcomers_while_busy,
     spread_table,
 )
+from labkit.cpu_lab.clients import connect, latency_under_cpu, ping, work
 from labkit.cpu_lab.figures import plot_latency, plot_spread, plot_spread_latency
 from labkit.cpu_lab.latency import (
     LatencyRounds,
@@ -55,6 +58,10 @@ from labkit.cpu_lab.latency import (
 )
 
 __all__ = [
+    "connect",
+    "ping",
+    "work",
+    "latency_under_cpu",
     "latency_runs",
     "LatencyRounds",
     "latency_metrics",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.background import serve
-from labkit.clients.compute import ComputeError, Spread, connect, ping, spread, work
+from labkit.cpu_lab.clients import ComputeError, Spread, connect, ping, spread, work
 from labkit.cpu_lab.latency import ServerSpec, protocol_of
 
 

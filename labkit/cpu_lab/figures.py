@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labkit.clients.compute import CpuLatencyRun, Spread, Worker
 from labkit.cpu_lab.balance import median_latency_ms
+from labkit.cpu_lab.clients import CpuLatencyRun, Spread, Worker
 from labkit.timeline import STATE_COLORS
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn

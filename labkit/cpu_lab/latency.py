@@ -1,7 +1,7 @@
 """How long the other clients wait while one asks a server for CPU work: lesson 10.
 
 One client asks for CPU work (``WORK``) while many others send small PINGs
-(``labkit.clients.compute.latency_under_cpu``); these run it against servers started by
+(``labkit.cpu_lab.clients.latency_under_cpu``); these run it against servers started by
 ``labkit.serve``, in interleaved rounds, and reduce each run to the numbers a claim judges.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from labkit.background import ServerHandle, serve
 from labkit.claims import Timing
-from labkit.clients.compute import (
+from labkit.cpu_lab.clients import (
     PHASES,
     CpuLatencyRun,
     Transport,

@@ -162,7 +162,7 @@ labkit.show(compute_selectors.Server.answer_lines)
 # sent, those *during* it, and those sent *after* its answer. `latency_under_cpu` does it:
 
 # %%
-from labkit.clients.compute import latency_under_cpu
+from labkit.cpu_lab import latency_under_cpu
 
 labkit.show(latency_under_cpu)
 
@@ -213,7 +213,7 @@ plot_latency(one_loop.latest())
 # %%
 import re
 
-from labkit.clients.compute import connect, ping, work
+from labkit.cpu_lab import connect, ping, work
 
 def log_after_work(name, ms=300):
     """Start `name` with --monitor, ask for WORK `ms` and one PING; return the server's log."""
