@@ -114,8 +114,9 @@ for way in took.ways:
 # before it asks, not a limit on how long a thread may hold the lock.
 #
 # Two processes are two interpreters, each with its own lock: given two CPUs, they compute at
-# once. Under a CPU quota of one, as on a JupyterHub with `cpu.limit: 1`, `os.cpu_count()` still counts
-# every core of the machine. The two processes then share one CPU's time and finish no sooner.
+# once. Under a CPU quota of one, as on a JupyterHub with `cpu.limit: 1`, `os.cpu_count()`
+# still counts every core of the machine. The two processes then share one CPU's time and
+# finish no sooner.
 # So the claim counts the CPUs free for them: `labkit.usable_cpus()` reads the quota, and what
 # the rest of the machine used meanwhile (a neighbour) is subtracted.
 

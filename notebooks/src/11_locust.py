@@ -339,9 +339,10 @@ print(f"Locust / ours, CPU per request (each one's best run): {ratio:.2f}")
 # Locust spent less than twice our CPU per request (claimed above; the line under the table
 # gives the ratio, best runs). What it adds is bookkeeping. Each request goes through its
 # request event into its statistics: a count per name, a histogram of response times, a count
-# per second, the failures by message. Each task goes through its scheduler (`wait_time`, a switch). And some of it runs
-# on timers, whatever the rate: the CSV files every second, the console's table every 2 s,
-# the report's history every 5 s. That part weighs more per request at low rates.
+# per second, the failures by message. Each task goes through its scheduler (`wait_time`, a
+# switch). And some of it runs on timers, whatever the rate: the CSV files every second, the
+# console's table every 2 s, the report's history every 5 s. That part weighs more per
+# request at low rates.
 #
 # It buys the numbers above: percentiles, failures by message, distributed totals. Our loop
 # reports none.
@@ -379,8 +380,8 @@ panel(load_test, draw=lambda run: plot_over_time({run.label: run}), run_now=Fals
 #   `--worker`s on other machines, spreads the users evenly. The work per request stays the
 #   same (claimed), so the rate can grow only with free CPUs.
 # * Locust's bookkeeping costs some CPU: per request it spent less than twice our bare
-#   greenlet clients (claimed). Both spent less than the server they loaded (claimed), and Locust tells you
-#   much more.
+#   greenlet clients (claimed). Both spent less than the server they loaded (claimed), and
+#   Locust tells you much more.
 
 # %% [markdown]
 # ## Exercises
