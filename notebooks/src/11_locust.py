@@ -218,8 +218,8 @@ with labkit.serve("latency_http", delay=0.1) as pages:
     ways = {"one process": LocustWay("pages", pages, **heavy),
             "two processes": LocustWay("pages", pages, processes=2, **heavy)}
     timing = labkit.Timing(ways, rounds=3, seconds=60)
-    timing.claim("a request cost the same CPU in two processes as in one (within 1.5 times)",
-                 apart, below=1.5)
+    timing.claim("a request cost about the same CPU in two processes as in one (within 2 times)",
+                 apart, below=2)
 one, two = ways["one process"].last, ways["two processes"].last
 labkit.claim("one Locust process used at most one core (its CPU time under 1.1 x the run's)",
              one.cpu_seconds < 1.1 * one.seconds, measured=f"{one.cpu_seconds:.2f} s CPU")
