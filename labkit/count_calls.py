@@ -4,7 +4,8 @@ when the flag is given: a server without it runs untouched code. Counting costs 
 
 Each count goes into the server's stats under the name strace gives that system call on Linux:
 
-* every socket's ``recv`` (``recvfrom``) and ``send`` (``sendto``);
+* every socket's ``recv`` (``recvfrom``) and ``send`` (``sendto``); not ``sendall``, which
+  loops in C (gevent's ``sendall`` calls its ``send``, so under gevent it is counted);
 * ``select.select`` (``select``), a ``select.poll`` object's ``poll`` (``poll``), a
   ``select.epoll`` object's ``poll`` (``epoll_wait``) and ``register``/``modify``/``unregister``
   (``epoll_ctl``);

@@ -38,11 +38,8 @@ import socket
 import sys
 from collections.abc import Callable
 
-# A server reaches its counters and a blocking accept through launch: launch.counters,
-# launch.accept_waiting. They live in counters and accept_policy, each with its own job.
-from labkit.accept_policy import accept_waiting
 from labkit.child import at_stop, emit, exit_now, follow_parent, start_signal_thread
-from labkit.counters import counters
+from labkit.counters import counters  # launch.counters: what a server counts
 from labkit.limits import raise_open_file_limit
 
 __all__ = [
@@ -52,7 +49,6 @@ __all__ = [
     "parser",
     "at_stop",
     "SetupError",
-    "accept_waiting",
     "bind",
     "reserve_port",
 ]

@@ -8,12 +8,12 @@ of descriptors (EMFILE) it stops accepting for a moment instead of crashing.
     python -m labkit.servers.blocking_echo --port 0
 """
 
-from labkit import launch
+from labkit import accept_policy, launch
 
 
 def serve(listener, args):
     while True:
-        conn = launch.accept_waiting(listener)  # blocks until a client connects
+        conn = accept_policy.accept_waiting(listener)  # blocks until a client connects
         launch.counters.add(connections=1)
         # A client that goes silent must not freeze the whole server forever.
         conn.settimeout(args.client_timeout)

@@ -20,8 +20,6 @@ Its limits, and what it does at each one:
   to ``ACCEPT_BURST`` per round, so that the kernel's listen queue does not overflow.
 * A client that sends but does not read: above ``HIGH_WATER`` bytes owed, we stop reading it.
 
-``recv_now`` and ``send_now`` (labkit/serving.py) are one non-blocking call each.
-
     python -m labkit.servers.select_echo --port 0
 """
 
@@ -29,7 +27,7 @@ import select
 import sys
 
 from labkit import accept_policy, launch
-from labkit.serving import HIGH_WATER, counts, hang_up, recv_now, send_now
+from labkit.serving import CHUNK, HIGH_WATER, counts, hang_up
 
 FD_SETSIZE = 1024  # select() cannot watch descriptors numbered this or more (Linux)
 ACCEPT_BURST = 64  # clients accepted per round at most, so the others still get their turn
@@ -83,28 +81,35 @@ def accept_some(listener):
 def refuse(conn):
     message = f"its descriptor {conn.fileno()} is beyond select()'s FD_SETSIZE ({FD_SETSIZE})"
     print(f"refused a client: {message}", file=sys.stderr, flush=True)
-    door.closed(conn)
-    conn.close()
+    hang_up(conn, door)
     counts["refused"] += 1
 
 
 def receive(conn):
-    data = recv_now(conn)  # readable, so this returns at once
-    if data is None:
+    try:
+        data = conn.recv(CHUNK)  # readable, so this returns at once
+    except BlockingIOError:  # nothing after all (another process took it, say)
         return
+    counts["bytes_in"] += len(data)
     if not data:  # the client closed its side: stop reading it ...
         finished.add(conn)
         if not outgoing[conn]:  # ... and close once it has all its echo
             close(conn)
         return
-    if not outgoing[conn]:  # nothing waits to go first: send at once, no need to ask select()
-        data = data[send_now(conn, data) :]
-    outgoing[conn] += data  # what did not fit waits for select() to say "writable"
+    queued = bool(outgoing[conn])
+    outgoing[conn] += data  # select() says "writable" before it goes, unless it goes now:
+    if not queued:  # nothing waits to go first: send at once, no need to ask select()
+        send_some(conn)
 
 
 def send_some(conn):
     buf = outgoing[conn]
-    del buf[: send_now(conn, buf)]  # keep exactly what was not sent yet
+    try:
+        sent = conn.send(buf)  # non-blocking: takes what fits, maybe less than all of it
+    except BlockingIOError:  # the kernel's buffer is full: select() says when to try again
+        return
+    counts["bytes_out"] += sent
+    del buf[:sent]  # keep exactly what was not sent yet
     if not buf and conn in finished:
         close(conn)
 

@@ -230,10 +230,10 @@ _ = labkit.claim("each worker made between 30% and 70% of the requests, and they
                  and sum(w["requests"] for w in two.workers) == two.requests)
 
 # %% [markdown]
-# So the work per request does not change. What two processes add is a second core to do it
-# on, if one is free. On two idle cores, the rate can then grow up to twice that of one
-# process. How far it grows is a fact about the machine at that moment, not about Locust, so
-# it is printed here, not claimed. Under a quota of one CPU (a JupyterHub with
+# So the work per request changes little (within 2 times, claimed). What two processes add is
+# a second core to do it on, if one is free. On two idle cores, the rate can then grow, up to
+# twice that of one process. How far it grows is a fact about the machine at that moment, not
+# about Locust, so it is printed here, not claimed. Under a quota of one CPU (a JupyterHub with
 # `singleuser.cpu.limit: 1`), two processes share one CPU's worth of time. Then they can make
 # no more requests per second than the last line below works out: one CPU second over the
 # CPU that one request costs. What this run reached:
@@ -337,12 +337,11 @@ print(f"Locust / ours, CPU per request (each one's best run): {ratio:.2f}")
 # shows how much of one core each load generator used.
 #
 # Locust spent less than twice our CPU per request (claimed above; the line under the table
-# gives the ratio, best runs). What it adds is bookkeeping. Each request goes through its
-# request event into its statistics: a count per name, a histogram of response times, a count
+# gives the ratio, best runs). What it does besides is bookkeeping. Each request goes through
+# its request event into its statistics: a count per name, a histogram of response times, a count
 # per second, the failures by message. Each task goes through its scheduler (`wait_time`, a
 # switch). And some of it runs on timers, whatever the rate: the CSV files every second, the
-# console's table every 2 s, the report's history every 5 s. That part weighs more per
-# request at low rates.
+# console's table every 2 s, the report's history every 5 s.
 #
 # It buys the numbers above: percentiles, failures by message, distributed totals. Our loop
 # reports none.
@@ -377,10 +376,10 @@ panel(load_test, draw=lambda run: plot_over_time({run.label: run}), run_now=Fals
 # * For another protocol, a plain `User` does the talking and fires Locust's request event.
 #   Ours checks every byte; a mismatch is a failure.
 # * One Locust process computes on one core. `--processes N`, or a `--master` with
-#   `--worker`s on other machines, spreads the users evenly. The work per request stays the
-#   same (claimed), so the rate can grow only with free CPUs.
-# * Locust's bookkeeping costs some CPU: per request it spent less than twice our bare
-#   greenlet clients (claimed). Both spent less than the server they loaded (claimed), and
+#   `--worker`s on other machines, spreads the users evenly. The work per request changes
+#   little (within 2 times, claimed), so the rate can grow only with free CPUs.
+# * With its bookkeeping, Locust spent less than twice our bare greenlet clients' CPU per
+#   request (claimed). Both spent less than the server they loaded (claimed), and
 #   Locust tells you much more.
 
 # %% [markdown]

@@ -25,7 +25,7 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # asyncio offers two ways to write a server. The **streams** API is one coroutine per client
 # (`await reader.read()`, `writer.write()`, `await writer.drain()`): it reads like lesson 06's
 # gevent server. The **protocol** API is the layer underneath: the loop calls
-# `data_received` on an object, as lesson 08's selectors server calls its `handle`, and
+# `data_received` on an object, as lesson 08's selectors server calls `receive(conn)`, and
 # `transport.write` never blocks. **uvloop** is a drop-in replacement for asyncio's loop,
 # written in Cython on libuv (the C event loop under Node.js): the same coroutines and
 # protocols, on a loop its README calls 2-4x faster. `asyncio_echo` is both, on either loop.
@@ -49,7 +49,7 @@ labkit.show("asyncio_echo")
 # with `count_calls=True`: every `recv`, `send`, `select` and `modify` it makes through
 # Python's `socket` and `selectors` modules is one system call, named as strace names it (the
 # course's tests check the two counts agree where strace runs). One client, 500 echoes of
-# 1 KiB, on both selectors servers and on both asyncio APIs.
+# 1 KiB, on both selectors servers, on both asyncio APIs and on gevent.
 
 # %%
 from labkit.server_cpu import plot_system_calls, system_calls_per_round_trip
@@ -78,6 +78,13 @@ labkit.claim("asyncio's protocol API: the same three calls as sending at once",
              about(calls["asyncio protocol"], recvfrom=1, sendto=1, epoll_wait=1, epoll_ctl=0))
 labkit.claim("asyncio's streams API: the same recv and send, and two epoll_wait per round trip",
              about(calls["asyncio streams"], recvfrom=1, sendto=1, epoll_wait=2, epoll_ctl=0))
+
+# %%
+# gevent's recv and epoll_wait per round trip vary with timing (see below): claimed, not printed
+calls["gevent"] = g = system_calls_per_round_trip({"gevent": ("gevent_echo", {})})["gevent"]
+labkit.claim("gevent: one send per round trip, and each wait in the hub one epoll_wait and one "
+             "more recv", about(g, sendto=1) and abs(g["recvfrom"] - 1 - g["epoll_wait"]) < 0.1,
+             measured=str(g))
 plot_system_calls(calls)
 
 # %% [markdown]
@@ -88,13 +95,14 @@ plot_system_calls(calls)
 # runs only the callbacks that were ready when the pass began. So the handler runs on the
 # next pass, which starts with one more `epoll_wait` (timeout 0, since work is waiting).
 #
-# Two loops cannot be counted this way. uvloop and gevent wait in C (libuv, libev), below
-# Python's `selectors`, and uvloop reads and writes there too. Where strace may attach, it
-# shows uvloop making one `epoll_pwait`, one `read` and one `write` per round trip with either
-# API: it runs ready callbacks before it polls again (the course's tests check this). gevent's
-# count depends on timing. Its `recv` tries the socket first and waits only if that fails
-# with EAGAIN. A message already there costs one call; one still on its way costs a failed
-# `recv`, an `epoll_wait` and a second `recv`.
+# gevent's count depends on timing. Its `recv` tries the socket first and waits only if that
+# fails with EAGAIN. A message already there costs one call; one still on its way costs a
+# failed `recv`, an `epoll_wait` and a second `recv` (claimed above). Its hub waits in C, in
+# libev: the `epoll_wait`s are libev's own count, and its `epoll_ctl` calls cannot be counted
+# (its bar has none). uvloop cannot be counted this way at all: it waits, reads and writes in
+# C, in libuv. strace shows it making one `epoll_pwait`, one `read` and one `write` per round
+# trip with either API: it runs ready callbacks before it polls again (the course's tests
+# check this).
 
 # %% [markdown]
 # Which costs the server less CPU per round trip? Each server is started once; 20 clients send
