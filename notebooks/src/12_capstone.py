@@ -1,12 +1,12 @@
 # %% [markdown]
 # # 12 · Capstone: a server the course grades
 #
-# Every server in this course had to survive the same storms. Many clients came at once; some
-# vanished mid-message, some never read, some sent garbage. Now you write your own, on the
-# model you like best: selectors, gevent or asyncio. The course puts it through those storms
-# with `labkit.grade`, as it does its own servers. The grader runs your server in a
-# background process and tells you what held and what broke. It shows the input that broke
-# it, and points at the lesson with the fix.
+# Every server in this course, but those broken on purpose, had to survive the same storms.
+# Many clients came at once; some vanished mid-message, some never read, some sent garbage.
+# Now you write your own, on the model you like best: selectors, gevent or asyncio. The
+# course puts it through those storms with `labkit.grade`, as it does its own servers. The
+# grader runs your server in a background process and tells you what held and what broke.
+# It shows the input that broke it, and points at the lesson with the fix.
 #
 # **After this lesson you can**
 # * write a complete server program that takes `--port 0` and says READY (`launch.run`);
@@ -64,7 +64,7 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # %% [markdown]
 # ## A passing report: the course's own server
 #
-# First the grader on `selectors_echo`, lesson 07's reference server.
+# First the grader on `selectors_echo`, the first server of lesson 00.
 
 # %%
 graded = labkit.grade("selectors_echo")
@@ -81,9 +81,10 @@ _ = labkit.claim("selectors_echo, the course's reference, passes every check", g
 graded.timeline()
 
 # %% [markdown]
-# The file protocol's reference passes its own batteries. They GET a seeded file and PUT
-# files, then read them back (length and SHA-256 against the disk). Every malformed request
-# must get an `ERR` line, and no upload cut off mid-way may be listed as a file.
+# The file protocol's reference passes its own batteries. They GET a seeded file and check
+# it against the disk. They PUT files and GET them back: length and SHA-256 must match what was
+# sent. Every malformed request must get an `ERR` line, and no upload cut off mid-way may be
+# listed as a file.
 
 # %%
 files_graded = labkit.grade("selectors_files", protocol="files")
@@ -112,9 +113,9 @@ _ = labkit.claim("its slow-reader hint names the same cause: one client at a tim
 
 # %% [markdown]
 # `select_echo_naive` (lesson 07) is broken on purpose: it calls `send` once and forgets what
-# did not fit. A fast reader never notices; the slow reader does. Its other bugs show or not
-# by timing: a reset can kill it, and a half-close can drop the echo still queued. So here we
-# check the verdicts that hold on every run, not the whole report.
+# did not fit. A fast reader does not notice here; the slow reader does. Its other bugs show
+# or not by timing: a reset can kill it, and a half-close can drop the echo still queued. So
+# here we check the verdicts that hold on every run, not the whole report.
 
 # %%
 naive = labkit.grade("select_echo_naive", show=False)
@@ -122,7 +123,7 @@ labkit.claim("select_echo_naive loses bytes to a slow reader",
              "the server lost bytes" in naive["slow reader"].detail)
 labkit.claim("its hint points at the fix: keep buffer[sent:]",
              "buffer[sent:]" in naive["slow reader"].hint)
-labkit.claim("a fast reader never notices: exact bytes passes", naive["exact bytes"].passed)
+labkit.claim("a fast reader does not notice: exact bytes passes", naive["exact bytes"].passed)
 print(naive["slow reader"].hint)
 
 # %% [markdown]
@@ -157,9 +158,9 @@ mine.timeline()
 # a report too, with its last log lines (a `SyntaxError` shows there).
 #
 # For the file protocol, start from its skeleton: `start_from("selectors", WORK /
-# "my_file_server.py", protocol="files")`. Or start from your lesson 08 work. The program also
-# takes `--root` and `--upload-dir`: `launch.run(serve, __doc__, filestore.add_arguments,
-# setup=filestore.setup)` does that. Grade it with
+# "my_file_server.py", protocol="files")`. The program also takes `--root` and
+# `--upload-dir`: `launch.run(serve, __doc__, filestore.add_arguments, setup=filestore.setup)`
+# does that. Grade it with
 # `labkit.grade(WORK / "my_file_server.py", protocol="files")`.
 
 # %% [markdown]
@@ -167,11 +168,11 @@ mine.timeline()
 #
 # * A server is graded from the outside, as a client sees it. It is a program started on a
 #   free port; many clients come at once, and every byte is checked. Its descriptors, its
-#   memory and whether it is running are read from `/proc`.
+#   memory and whether its threads run or wait are read from `/proc`.
 # * Each classic bug has its own symptom. One client at a time fails concurrency; bytes lost
 #   to a partial `send` show with a slow reader. A loop that never waits fails idle CPU or
-#   keeps answering. A client that never reads grows its memory, and a reset that kills the
-#   process fails "no crash".
+#   keeps answering. A client that never reads grows the server's memory, and a reset that
+#   kills the process fails "no crash".
 # * Every check is bounded in time and seeded. A hanging server fails in seconds. The same
 #   server gets the same inputs, and the same report, on every run, unless its bug depends on
 #   timing.
