@@ -45,6 +45,7 @@ import struct
 import termios
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Literal
 
 from labkit.child import original
@@ -284,18 +285,42 @@ def _queued(conn: Any, request: int) -> int:
 
 class AcceptsThroughDoor:
     """Mix into a gevent server class (``StreamServer``, ``WSGIServer``): it accepts through a
-    ``Door``. Set ``per_client`` on the class if a client may hold more than its socket, and
-    define ``close_idle(conn)`` to let the door close idle connections (without it the door
-    keeps its reserve and closes nothing). When the kernel says EMFILE all the same, gevent
-    pauses accepting on its own (10 ms, doubling to 1 s) and logs it; we count it."""
+    ``Door``. Set ``per_client`` on the class if a client may hold more than its socket. The
+    door may close a connection only while its handler waits for the client's next request
+    (``with self.between_requests(conn):``), never one with a request in progress, which would
+    lose its reply or its upload; ``goodbye(conn)`` may tell the client why first. (A server
+    with its own idea of idle overrides ``close_idle(conn)``.) When the kernel says EMFILE all
+    the same, gevent pauses accepting on its own (10 ms, doubling to 1 s) and logs it; we count
+    it."""
 
     per_client = 1
-    close_idle: CloseIdle | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.door = Door(self.per_client)
+        self.idle: set[Any] = set()  # connections waiting between requests
         self._reopen: Any = None  # the gevent timer that ends a pause
         super().__init__(*args, **kwargs)
+
+    @contextmanager
+    def between_requests(self, conn: Any, really: bool = True) -> Iterator[None]:
+        """While the handler waits for ``conn``'s next request (if ``really``), the door may
+        close it: the handler's recv then gets an OSError (or EOF), and it ends."""
+        if really:
+            self.idle.add(conn)
+        try:
+            yield
+        finally:
+            self.idle.discard(conn)
+
+    def goodbye(self, conn: Any) -> None:
+        """A last word to a client closed to make room: none by default."""
+
+    def close_idle(self, conn: Any) -> bool:
+        if conn not in self.idle:
+            return False
+        self.goodbye(conn)
+        conn.close()
+        return True
 
     def do_read(self) -> Any:  # gevent calls it in its hub when the listener is readable
         listener = self.socket  # type: ignore[attr-defined]  # the server class's own

@@ -6,8 +6,10 @@ gunicorn. The parent serves no client: once READY, it only waits.
   children, who share that pipe, never cut into each other.
 * ``wait_until_ready``: each child writes one byte into a pipe once it listens.
 * ``reap``: wait for the children, and log how each ended.
-* ``stop``: at stop, a signal to every child, a harder one to any still there after a grace.
-* ``outlived``: the children are gone by themselves: the server says why and exits.
+* ``stop``: a signal to every child, a harder one to any still there after a grace.
+* ``Stop``: the parent's stop, made from the function that ends its children (the one given
+  to ``launch.at_stop``). It knows whether it has begun, so that when the children are gone,
+  ``exit_unless_stopping`` tells the stop's doing from children that ended by themselves.
 * ``signal_when_parent_ends``: a child started by ``subprocess`` gets a signal when the thread
   that started it ends, even by SIGKILL (Linux's ``PR_SET_PDEATHSIG``).
 """
@@ -30,14 +32,11 @@ __all__ = [
     "wait_until_ready",
     "reap",
     "stop",
-    "outlived",
-    "stopping",
+    "Stop",
     "signal_when_parent_ends",
 ]
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-stopping = threading.Event()  # set once the server is stopping its children (at stop)
 
 
 def say(text: str) -> None:
@@ -80,7 +79,6 @@ def reap(children: dict[int, int], gone: Callable[[int], None]) -> None:
 
 def stop(children: dict[int, int], grace: float = 1.0) -> None:
     """SIGTERM every child, SIGKILL any still there after ``grace`` seconds; reap them."""
-    stopping.set()
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in list(children):
             try:
@@ -102,13 +100,27 @@ def _reaped(pid: int) -> bool:
         return True
 
 
-def outlived(why: str) -> None:
-    """The children have ended. If the server is stopping them, the thread doing it exits for
-    it: wait. Otherwise say why, and exit with code 1: a server with no one to serve is over."""
-    while stopping.is_set():
-        time.sleep(1)
-    say(why)
-    exit_now(1)
+class Stop:
+    """The parent's stop, made from ``end_children``, the function that ends its children
+    (``@supervisor.Stop`` on it). Calling it notes that the stop has begun, then ends them:
+    give it to ``launch.at_stop``."""
+
+    def __init__(self, end_children: Callable[[], None]) -> None:
+        self.end_children = end_children
+        self.begun = threading.Event()
+
+    def __call__(self) -> None:
+        self.begun.set()
+        self.end_children()
+
+    def exit_unless_stopping(self, why: str) -> None:
+        """The children have ended. If this stop ended them, the thread running it exits for
+        the server: wait. Otherwise say why, and exit with code 1: a server with no one to
+        serve is over."""
+        while self.begun.is_set():
+            time.sleep(1)
+        say(why)
+        exit_now(1)
 
 
 def signal_when_parent_ends(sig: int) -> Callable[[], None]:

@@ -20,7 +20,7 @@ from typing import Any
 import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from labkit.serving import ClosesIdle
+from labkit.accept_policy import AcceptsThroughDoor
 
 __all__ = ["serve_app", "reply", "number", "first", "BadRequest", "STATUS_TEXT"]
 
@@ -52,7 +52,7 @@ class DeadlineHandler(WSGIHandler):
             return super().read_request(raw_requestline)
 
 
-class DoorWSGIServer(ClosesIdle, WSGIServer):
+class DoorWSGIServer(AcceptsThroughDoor, WSGIServer):
     """The door closes a connection only between requests: its handler, waiting for a request
     line, ends quietly."""
 

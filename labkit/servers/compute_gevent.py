@@ -29,10 +29,10 @@ import gevent
 from gevent.server import StreamServer
 
 from labkit import compute, launch
-from labkit.serving import ClosesIdle
+from labkit.accept_policy import AcceptsThroughDoor
 
 
-class ComputeServer(ClosesIdle, StreamServer):
+class ComputeServer(AcceptsThroughDoor, StreamServer):
     """One greenlet a client, running ``handle``. The door closes a client only between
     requests: its handler, waiting in recv, gets an OSError and ends."""
 

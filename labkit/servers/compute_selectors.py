@@ -3,24 +3,25 @@
 ``--offload none``: a WORK request burns the CPU inside the loop, which meanwhile does not come
 back to ``select()``: every other client waits, however small its request. ``--offload pool``:
 WORK goes to a process pool (``--pool-size`` workers) and the loop goes on. The pool says a job
-is done from a thread of its own, which cannot touch our selector: it puts the result in a
-``Mailbox`` (labkit/serving.py), which wakes the loop by one byte into a socketpair the selector
-watches (asyncio's ``call_soon_threadsafe`` does the same). A client's replies stay in the order
-it asked: while its WORK is out, its next lines wait. Lines are framed as in lesson 07, by
-``compute.take_lines``; prefork_compute's workers each run this loop, without a pool.
+is done from a thread of its own, which may not touch our selector: ``wake`` queues the result
+and sends one byte into a socketpair the selector watches (asyncio's ``call_soon_threadsafe``
+does the same). A client's replies stay in the order it asked: while its WORK is out, its next
+lines wait. Lines are framed as in lesson 07, by ``compute.take_lines``; prefork_compute's
+workers each run this loop, without a pool.
 
     python -m labkit.servers.compute_selectors --port 0 --offload pool
 """
 
 import collections
+import contextlib
 import os
 import selectors
+import socket
 
 from labkit import accept_policy, compute, launch
-from labkit.serving import Mailbox, SelectorServer, recv_now, send_now, watch
+from labkit.serving import CHUNK, SelectorServer, counts, watch
 
-HIGH_WATER = 1 << 16  # a reply is a line of tens of bytes: 64 KiB unread is a thousand and more,
-# from a client that does not read (echo servers hold 1 MiB: labkit/serving.py says why)
+HIGH_WATER = 1 << 16  # replies are lines of tens of bytes: 64 KiB unread is a thousand and more
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -43,15 +44,17 @@ class Server(SelectorServer):
     def __init__(self, listener, pool):
         super().__init__(listener, accept_policy.Door())  # a client only while descriptors last
         self.pool, self.pid = pool, os.getpid()
-        self.finished = Mailbox(self.sel, data=self.work_done)  # (client, request, job)
+        if pool:  # the pool's thread hands results here, and wakes the loop by one byte
+            self.finished = collections.deque()  # (client, request, job), appended whole
+            self.wake_r, self.wake_w = socket.socketpair()
+            self.sel.register(self.wake_r, READ, data=self.work_done)  # called when readable
 
     def connected(self, conn):
         self.update_interest(Client(conn))
 
     def receive(self, client):
-        data = recv_now(client.conn)  # readable: returns at once
-        if data is None:
-            return
+        data = client.conn.recv(CHUNK)  # readable, and only we read it: returns at once
+        counts["bytes_in"] += len(data)
         client.incoming += data
         lines, too_long = compute.take_lines(client.incoming)
         client.lines.extend([*lines, None] if too_long else lines)  # None: a line too long
@@ -80,11 +83,15 @@ class Server(SelectorServer):
                 client.outgoing += compute.answer(line, self.pid)  # WORK here: nobody else runs
 
     def wake(self, client, request, job):
-        """Runs in the pool's thread: hand the result to the loop, and wake it."""
-        self.finished.put((client, request, job))
+        """Runs in the pool's thread, which may not touch the selector: queue, and wake it."""
+        self.finished.append((client, request, job))
+        with contextlib.suppress(BlockingIOError):  # full of wake-ups already: it is awake
+            self.wake_w.send(b"!", socket.MSG_DONTWAIT)  # never waits
 
     def work_done(self):
-        for client, request, job in self.finished.take_all():
+        self.wake_r.recv(4096)  # readable: returns at once (wake-ups left? it wakes again)
+        while self.finished:
+            client, request, job = self.finished.popleft()
             client.working = False
             if client.conn.fileno() == -1:  # closed while its work ran
                 continue
@@ -94,12 +101,16 @@ class Server(SelectorServer):
             self.update_interest(client)
 
     def send_some(self, client):
-        del client.outgoing[: send_now(client.conn, client.outgoing)]
+        try:
+            sent = client.conn.send(client.outgoing)  # non-blocking: takes what fits
+        except BlockingIOError:  # the kernel's buffer is full: wait until writable
+            return
+        counts["bytes_out"] += sent
+        del client.outgoing[:sent]  # keep exactly what was not sent yet
         self.update_interest(client)
 
     def update_interest(self, client):
-        """Read while the client may send and owes us little; write while replies wait. A
-        client that will send no more, with every reply sent and no work out, is done."""
+        """Read while it may send and owes us little; write while replies wait; or it is done."""
         reading = client.reading and not client.working and len(client.outgoing) < HIGH_WATER
         wanted = (READ if reading else 0) | (WRITE if client.outgoing else 0)
         if not wanted and not client.working and not client.lines:

@@ -7,13 +7,11 @@ epoll keeps the watched set inside the kernel: registering is one call per socke
 * Edge-triggered (``--edge``): a socket is reported once per *change*. After an event we must
   read (or write) until the call would block, or the rest waits forever: no new edge will come.
 
-Either way we send right after the ``recv``, without asking epoll first: the kernel's send
-buffer almost always has room, and in level mode we ask for EPOLLOUT (one ``modify``, a system
-call) only while bytes wait. Both keep back-pressure: we stop reading a client that owes us
-``HIGH_WATER`` bytes. In edge mode that leaves unread bytes in its socket with no new edge to
-come, so each client remembers ``readable``/``writable`` and we read again as soon as the
-client takes its echo. Clients come in through a ``Door`` (labkit/accept_policy.py): near the
-open-file limit it closes the client idle longest, or stays shut for a moment.
+So each client remembers whether its socket may be ``readable`` or ``writable``. We send right
+after the ``recv``; in level mode we ask for EPOLLOUT (a ``modify``: one system call) only while
+bytes wait. We stop reading a client that owes us ``HIGH_WATER`` bytes; in edge mode no new
+edge will report its unread bytes, so we read again as soon as it takes its echo. Clients come
+in through a ``Door`` (labkit/accept_policy.py), as in select_echo.
 
     python -m labkit.servers.epoll_echo --port 0 [--edge]
 """
@@ -21,7 +19,7 @@ open-file limit it closes the client idle longest, or stays shut for a moment.
 import select
 
 from labkit import accept_policy, launch
-from labkit.serving import HIGH_WATER, counts, hang_up, recv_now, send_now
+from labkit.serving import CHUNK, HIGH_WATER, counts, hang_up
 
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT
 BROKEN = select.EPOLLHUP | select.EPOLLERR
@@ -96,27 +94,24 @@ def move_bytes(client):
     """One recv (if the backlog has room) and one send. True if any byte moved."""
     moved = False
     if client.readable and client.reading and len(client.outgoing) < HIGH_WATER:
-        data = recv_now(client.conn)
-        if data is None:
-            client.readable = False  # drained: wait for the next event
+        try:
+            data = client.conn.recv(CHUNK)
+        except BlockingIOError:  # drained: wait for the next event
+            client.readable = False
         else:
+            counts["bytes_in"] += len(data)
             client.reading = moved = bool(data)  # b"": the client closed its side
-            if client.outgoing or not client.writable:  # it goes after what waits already
-                client.outgoing += data
-            elif data:  # nothing waits: send it straight away, keep what did not fit
-                client.outgoing += data[send(client, data) :]
+            client.outgoing += data  # sent at once below, unless the socket is full
     if client.writable and client.outgoing:
-        sent = send(client, client.outgoing)
-        del client.outgoing[:sent]
-        moved = moved or sent > 0
+        try:
+            sent = client.conn.send(client.outgoing)  # non-blocking: takes what fits
+        except BlockingIOError:  # its buffer is full: wait for the next event
+            client.writable = False
+        else:
+            counts["bytes_out"] += sent
+            del client.outgoing[:sent]  # keep exactly what was not sent yet
+            moved = True
     return moved
-
-
-def send(client, data):
-    """Send what the kernel takes now; a full buffer means: wait for the next event."""
-    sent = send_now(client.conn, data)
-    client.writable = sent > 0
-    return sent
 
 
 def close_idle(ep, clients, fd):  # and close: as in poll_echo, on purpose (each read alone)

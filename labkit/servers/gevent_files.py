@@ -20,11 +20,12 @@ from gevent.pool import Pool  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
 from labkit import filestore, launch, protocol  # noqa: E402
+from labkit.accept_policy import AcceptsThroughDoor  # noqa: E402
 from labkit.file_requests import CHUNK, SERVER_FULL, FileRequests  # noqa: E402
-from labkit.serving import ClosesIdle, counts  # noqa: E402
+from labkit.serving import counts  # noqa: E402
 
 
-class FileServer(ClosesIdle, StreamServer):
+class FileServer(AcceptsThroughDoor, StreamServer):
     per_client = 2  # a socket, and the file it is sent or its upload
 
     def handle(self, conn, address):

@@ -112,13 +112,13 @@ def wait_until_answering(host, port, n_workers):
 def serve(sock, args):
     """Once READY: wait for gunicorn (it serves, not us); if it ends, so do we."""
     code = engine[0].wait()
-    supervisor.outlived(f"gunicorn exited with code {code}")
+    stop_gunicorn.exit_unless_stopping(f"gunicorn exited with code {code}")
 
 
+@supervisor.Stop
 def stop_gunicorn():
     """At stop: SIGQUIT gunicorn's master (quick shutdown: it stops its workers), SIGKILL it if
     it lingers (its workers then see their parent gone within a second)."""
-    supervisor.stopping.set()
     if not engine or engine[0].poll() is not None:
         return
     master = engine[0]

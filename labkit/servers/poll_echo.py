@@ -22,7 +22,7 @@ stays shut for a moment.
 import select
 
 from labkit import accept_policy, launch
-from labkit.serving import HIGH_WATER, counts, hang_up, recv_now, send_now
+from labkit.serving import CHUNK, HIGH_WATER, counts, hang_up
 
 ACCEPT_BURST = 256  # clients accepted per pass at most, so the others still get their turn
 READ, WRITE = select.POLLIN, select.POLLOUT
@@ -73,16 +73,11 @@ def accept_some(poller, listener, clients):
 def serve_client(poller, clients, fd, events):
     client = clients[fd]
     try:
-        if events & (READ | BROKEN) and client.reading:
-            data = recv_now(client.conn)  # ready (or broken): returns at once
-            if data is not None:
-                client.reading = bool(data)  # b"": the client closed its side
-                if data and not client.outgoing:  # nothing waits to go first: send it at once
-                    data = data[send_now(client.conn, data) :]
-                client.outgoing += data  # what did not fit waits for POLLOUT
-        elif events & (WRITE | BROKEN) and client.outgoing:  # broken: send says why
-            del client.outgoing[: send_now(client.conn, client.outgoing)]
-    except OSError:
+        if events & (READ | BROKEN) and client.reading:  # broken: recv or send says why
+            receive(client)
+        elif events & (WRITE | BROKEN) and client.outgoing:
+            send_some(client)
+    except OSError:  # reset, or broken some other way
         return close(poller, clients, fd, error=True)
     if not client.reading and not client.outgoing:  # closed, and it has all its echo
         return close(poller, clients, fd)
@@ -91,6 +86,28 @@ def serve_client(poller, clients, fd, events):
     if wanted != client.events:  # poll copies its whole list again after a change
         poller.modify(client.conn, wanted)
         client.events = wanted
+
+
+def receive(client):
+    try:
+        data = client.conn.recv(CHUNK)  # ready (or broken): returns at once
+    except BlockingIOError:  # nothing after all (another process took it, say)
+        return
+    counts["bytes_in"] += len(data)
+    client.reading = bool(data)  # b"": the client closed its side
+    queued = bool(client.outgoing)
+    client.outgoing += data  # what send() cannot take yet waits for POLLOUT
+    if data and not queued:  # nothing waits to go first: send at once, no need to ask poll
+        send_some(client)
+
+
+def send_some(client):
+    try:
+        sent = client.conn.send(client.outgoing)  # non-blocking: takes what fits, maybe less
+    except BlockingIOError:  # the kernel's buffer is full: POLLOUT says when to try again
+        return
+    counts["bytes_out"] += sent
+    del client.outgoing[:sent]  # keep exactly what was not sent yet
 
 
 def close_idle(poller, clients, fd):  # and close: as in epoll_echo, on purpose (each read alone)

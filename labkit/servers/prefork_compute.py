@@ -79,9 +79,10 @@ def start(args):
 def serve(listener, args):
     """The parent's whole job once READY: wait for its workers, say when one dies."""
     supervisor.reap(workers, gone=lambda pid: launch.counters.add(workers=-1))
-    supervisor.outlived("no worker left: the server stops")
+    stop_workers.exit_unless_stopping("no worker left: the server stops")
 
 
+@supervisor.Stop
 def stop_workers():
     """At stop, in the parent only (a worker inherits this clean-up too): SIGTERM every worker,
     SIGKILL any still there after a second."""

@@ -10,8 +10,7 @@ the selector before every send.
 We stop reading a client that owes us ``HIGH_WATER`` bytes and send the rest of the echo to a
 client that closed its side. Clients come in through a ``Door`` (labkit/accept_policy.py): near
 the open-file limit it closes the client idle longest (``evicted_idle``), or stays shut a moment
-(``accept_paused``) while the next client waits in the listen backlog. ``recv_now``,
-``send_now`` and ``accept_ready`` (labkit/serving.py) are one call each, which counts its bytes.
+(``accept_paused``) while the next client waits in the listen backlog.
 
     python -m labkit.servers.selectors_echo --port 0 [--wait-writable] [--count-calls]
 """
@@ -19,7 +18,7 @@ the open-file limit it closes the client idle longest (``evicted_idle``), or sta
 import selectors
 
 from labkit import accept_policy, launch
-from labkit.serving import HIGH_WATER, accept_ready, hang_up, recv_now, send_now
+from labkit.serving import CHUNK, HIGH_WATER, counts, hang_up
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 door = accept_policy.Door()  # lets a client in only while descriptors are to spare
@@ -46,8 +45,7 @@ def serve(listener, args):
         for key, events in sel.select(door.timeout()):  # blocks until something is ready
             client = key.data
             if client is None:  # the listener: a client is waiting
-                if conn := accept_ready(sel, listener, door, lambda idle: close_idle(sel, idle)):
-                    sel.register(conn, READ, data=Client(conn))
+                accept(sel, listener)
                 continue
             try:
                 if events & READ and client.conn.fileno() != -1:  # (not closed to make room)
@@ -60,22 +58,38 @@ def serve(listener, args):
             sel.register(listener, READ, data=None)
 
 
+def accept(sel, listener):
+    conn = door.accept(listener, lambda idle: close_idle(sel, idle))  # ready: does not block
+    if conn == accept_policy.PAUSED:  # no room: stop watching the listener a moment, while
+        sel.unregister(listener)  # the next clients wait in the kernel's listen backlog
+    elif conn is not None:  # (None: the client gave up, or another process took it)
+        conn.setblocking(False)
+        sel.register(conn, READ, data=Client(conn))
+        counts["connections"] += 1
+
+
 def receive(sel, client):
-    data = recv_now(client.conn)  # readable: returns at once
-    if data is None:
+    try:
+        data = client.conn.recv(CHUNK)  # readable: returns at once
+    except BlockingIOError:  # nothing after all (another process took it, say)
         return
+    counts["bytes_in"] += len(data)
     client.reading = bool(data)  # b"": the client closed its side
-    if data and send_at_once and not client.outgoing:  # nothing queued to go first: send now
-        sent = send_now(client.conn, data)
-        if sent == len(data):
-            return  # all sent, the usual case: nothing changes
-        data = data[sent:]
-    client.outgoing += data  # the rest goes when the selector says writable
-    update_interest(sel, client)
+    queued = bool(client.outgoing)
+    client.outgoing += data  # what send() cannot take yet goes when the selector says writable
+    if data and send_at_once and not queued:  # nothing waits to go first: send now
+        send_some(sel, client)
+    else:
+        update_interest(sel, client)
 
 
 def send_some(sel, client):
-    del client.outgoing[: send_now(client.conn, client.outgoing)]
+    try:
+        sent = client.conn.send(client.outgoing)  # non-blocking: takes what fits, maybe less
+    except BlockingIOError:  # the kernel's buffer is full: wait until writable
+        sent = 0
+    counts["bytes_out"] += sent
+    del client.outgoing[:sent]  # keep exactly what was not sent yet
     update_interest(sel, client)
 
 

@@ -4,12 +4,10 @@ Each connection is a ``Connection`` in its selector key's ``data``: what the cli
 owed (``FileRequests``, labkit/file_requests.py, shared with gevent_files), the bytes on their
 way out, and when we last heard from it. A file is opened only when its reply reaches the head
 of the queue, and read in chunks as the client takes them. We ask for EVENT_WRITE only while
-something waits to be sent, and stop reading a client that is far behind.
-
-Clients come in through a ``Door`` (labkit/accept_policy.py) that keeps three descriptors for
-each (its socket, the file it is sent, its upload) and a reserve: a client we hold never hears
-"Too many open files". At the limit the door closes the client idle longest (after an
-``ERR 503``), or stays shut a moment. A client silent for ``--client-timeout`` s is dropped.
+something waits to be sent, stop reading a client far behind, and drop one silent for
+``--client-timeout`` s. A ``Door`` (labkit/accept_policy.py) keeps three descriptors per client
+(its socket, the file it is sent, its upload) and a reserve: a client we hold never hears "Too
+many open files". At the limit it closes the client idle longest (after an ``ERR 503``).
 
     python -m labkit.servers.selectors_files --port 0 --root data --upload-dir /tmp/up
 """
@@ -19,11 +17,10 @@ import time
 
 from labkit import accept_policy, filestore, launch, protocol
 from labkit.file_requests import CHUNK, SERVER_FULL, FileRequests  # CHUNK: a file read at once
-from labkit.serving import accept_ready, counts, hang_up, last_word, recv_now, send_now
+from labkit.serving import counts, hang_up, last_word
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-HIGH_WATER = 256 * 1024  # read from files, and read requests, only below this: the file's
-# bytes held per client stay under HIGH_WATER + CHUNK, whatever the file's size
+HIGH_WATER = 256 * 1024  # read files and requests only below this: < HIGH_WATER + CHUNK held
 MAX_QUEUED = 64  # replies waiting per client before we stop reading requests
 TICK = 0.5  # seconds: select() wakes at least this often for housekeeping
 
@@ -65,29 +62,35 @@ class FileServer:
             self.housekeeping()
 
     def accept(self):
-        if sock := accept_ready(self.sel, self.listener, self.door, self.close_idle):
+        sock = self.door.accept(self.listener, self.close_idle)  # ready: does not block
+        if sock == accept_policy.PAUSED:  # no room: the next clients wait in the listen
+            self.sel.unregister(self.listener)  # backlog, and housekeeping() lets them in
+        elif sock is not None:  # (None: the client gave up, or another process took it)
+            sock.setblocking(False)
             self.sel.register(sock, READ, data=Connection(sock, self.args))
+            counts["connections"] += 1
             launch.counters.peak(most_connected=len(self.door.held))
 
     def receive(self, conn):
-        data = recv_now(conn.sock, CHUNK)  # readable: returns at once
-        if data is None:
-            return
+        data = conn.sock.recv(CHUNK)  # readable, and only we read it: returns at once
+        counts["bytes_in"] += len(data)
         conn.last_heard = time.monotonic()
-        if not data:  # the client has finished sending (or left): answer
-            conn.closing = True  # what it already asked, then close
-        elif not conn.feed(data):  # a broken frame: an ERR says why, then we hang up
-            conn.closing = True  # the stream can't be trusted
+        if not data or not conn.feed(data):  # it has finished sending (or left), or sent a
+            conn.closing = True  # broken frame (an ERR says why): answer, then close
         self.update_interest(conn)
 
     def send(self, conn):
-        del conn.outgoing[: send_now(conn.sock, conn.outgoing)]  # keep what was not sent
+        try:
+            sent = conn.sock.send(conn.outgoing)  # non-blocking: takes what fits, maybe less
+        except BlockingIOError:  # its buffer is full after all: wait until writable
+            return
+        counts["bytes_out"] += sent
+        del conn.outgoing[:sent]  # keep exactly what was not sent yet
         conn.last_heard = time.monotonic()
         self.update_interest(conn)
 
     def update_interest(self, conn):
-        """After every read or write: top up the outgoing buffer from the replies, then ask
-        the selector for what we need now (or close, if we are done)."""
+        """Top up the outgoing buffer from the replies; ask for what we need now, or close."""
         while len(conn.outgoing) < HIGH_WATER and (piece := conn.next_piece()) is not None:
             conn.outgoing += piece
         pending = bool(conn.outgoing or conn.replies)
@@ -99,8 +102,7 @@ class FileServer:
             self.sel.modify(conn.sock, wanted, data=conn)
 
     def housekeeping(self):
-        """Resume accepting after a pause; once per TICK, drop the clients that neither sent
-        nor took a byte for --client-timeout seconds."""
+        """Resume accepting after a pause; once per TICK, drop the clients silent too long."""
         if self.door.over():
             self.sel.register(self.listener, READ, data=None)
         now, timeout = time.monotonic(), self.args.client_timeout
