@@ -113,14 +113,16 @@ def exercises() -> dict[int, Exercise]:
             [
                 "stepper(name, steps, seen) records one step, then yields, steps times: "
                 "A0, A1, ... for task A.",
-                "After B0, task B is finished and leaves the queue.",
+                "Task B has one step: on its next turn, next() raises StopIteration and B "
+                "leaves the queue.",
             ],
             _check_round_robin,
             answer="""
             check(2, "A0 B0 C0 A1 C1 A2")""",
             why="""round_robin runs the task at the front of the queue up to its next `yield`,
-            then puts it at the back. B is finished after one step and leaves the queue, so the
-            rounds are A B C, then A C, then A alone.""",
+            then puts it at the back. B has nothing left after B0: on its next turn `next()`
+            raises StopIteration and B leaves the queue. So the steps come A B C, then A C, then
+            A alone.""",
         ),
         3: Exercise(
             """

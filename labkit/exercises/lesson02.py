@@ -25,7 +25,7 @@ def _check_left_right(answer: Any) -> str:
             f"you said {' '.join(got) or repr(answer)}.{hint} When left finishes, control "
             "goes to its parent (the main greenlet), not back to right."
         )
-    return "A finished greenlet returns to its parent; right stays suspended forever."
+    return "A finished greenlet returns to its parent; nothing switches back into right."
 
 
 def _check_doubler(answer: Any) -> str:

@@ -120,7 +120,7 @@ def _check_edge(answer: Any) -> str:
         said_no = first in _NO
     if not said_no:
         raise NotYet("edge-triggered reports changes; with no new data, what changed?")
-    return "no new edge, no event: with EPOLLET, read until EAGAIN or the rest waits forever."
+    return "no new edge, no event: with EPOLLET, read until EAGAIN, or the rest waits for new data."
 
 
 _YES = {"true", "yes", "y", "yep", "again"}
@@ -195,7 +195,8 @@ def exercises() -> dict[int, Exercise]:
             check(3, bool(again))""",
             why="""Edge-triggered epoll reports changes: 10 bytes arriving is an edge, 6 bytes
             still unread are not. With nothing new, the next poll is silent, so with EPOLLET a
-            server reads until BlockingIOError (EAGAIN), or the rest waits forever.""",
+            server reads until BlockingIOError (EAGAIN). Otherwise the rest waits until new data
+            brings a new edge: forever, if the client waits for its answer first.""",
         ),
         4: Exercise(
             """

@@ -218,7 +218,10 @@ def exercises() -> dict[int, Exercise]:
             check(4, 10_000 + 5)""",
             why="""To the operating system a socket is a file descriptor: 10,000 connected
             clients are 10,000 descriptors in the server's process, plus the listening socket
-            and a handful more, so its open-file limit (ulimit -n) must be above 10,000.""",
+            and a handful more, so its open-file limit (ulimit -n) must be above 10,000.
+            selectors_files asks for more: its door keeps room for three per client (the
+            socket, a file it sends, an upload) and a reserve, so it holds 10,000 clients at
+            once only under a limit above 30,000.""",
         ),
         5: Exercise(
             r"""

@@ -57,7 +57,7 @@ HINTS = {
     "vanishing clients": "a reset (ConnectionResetError) or an empty recv() ends that one "
     "client: close it and forget it, and go on serving the others (lessons 06 and 07).",
     "slow reader": "a client that does not read must neither fill your memory nor stall the "
-    "others: stop reading from that client alone once it is far behind (selectors_echo's "
+    "others: stop reading from that client alone once it is far behind (select_echo's "
     "HIGH_WATER, lesson 07; await writer.drain(), lesson 09).",
     "stuck on one client": "the server waited on one client that does not read, and served no "
     "one else meanwhile: one client at a time, or a blocking send. Serve every client at once "

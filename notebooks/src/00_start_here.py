@@ -87,8 +87,9 @@
 # `✔ sentence` when the condition holds on your machine. It returns nothing, so a cell that ends
 # with a claim shows only that line.
 #
-# A claim about time runs the code in a few interleaved rounds. It is judged on the fastest
-# round, so a busy machine rarely fails it. If one still fails, it prints `✘` with the numbers
+# A claim about time runs the code in interleaved rounds: one at first, then more, up to a few,
+# while the claim does not hold. It is judged on the fastest round, so a busy machine rarely
+# fails it. If one still fails, it prints `✘` with the numbers
 # and what this machine was doing, and the lesson goes on. Re-run that cell when the machine is
 # quieter.
 
@@ -101,10 +102,10 @@
 # hub's CPU quota included) and how busy the machine is. Last, it starts a real echo server,
 # sends it 64 KiB and checks every byte that comes back.
 #
-# A low open-file limit still passes, with a note. A limit of 1,024 is common in containers and
-# on hosted notebooks. With a low limit, the lessons that open many sockets run fewer clients,
-# and say so. One usable CPU and a busy machine pass with a note too: the timed lessons then run
-# slower.
+# A limit of 1,024, common in containers and on hosted notebooks, still passes, with a note; a
+# lower one fails. labkit raises its own limit as far as the system allows (the hard limit). If
+# that is low too, the lessons that open many sockets run fewer clients, and say so. One usable
+# CPU and a busy machine pass with a note too: the timed lessons then run slower.
 
 # %%
 import labkit

@@ -300,9 +300,10 @@ compare_timelines({f"time.sleep, {label}": s for label, s in spans.items()})
 # The script's code is the same both times; only `patch_all()` differs. After it, the name
 # `time.sleep` refers to `gevent.hub.sleep`.
 #
-# Patching replaces functions in the standard library's Python modules, and only there. Code
-# that waits without going through them stays blocking: a C extension that does its own I/O,
-# for one. With `--in-c` the script sleeps in C, in libc's `usleep` called through `ctypes`:
+# Patching replaces names in the standard library's modules (`time.sleep`, `socket.socket`,
+# ...), and only there. Code that waits without going through those names stays blocking: a C
+# extension that does its own I/O, for one. With `--in-c` the script sleeps in C, in libc's
+# `usleep` called through `ctypes`:
 
 # %%
 in_c = labkit.run_script("gevent_sleepers", "--patch", "--in-c")

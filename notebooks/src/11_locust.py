@@ -53,9 +53,9 @@ labkit.show(locust_lab.run_locust)
 # A *locustfile* is a Python module with `User` classes. This one is for lesson 04's slow web
 # server, `latency_http`. Each user fetches a page, waits for the answer, and asks again at
 # once. `FastHttpUser` is Locust's HTTP client on gevent sockets. It counts an answer as a
-# failure unless its status is on its list of valid codes: 200–208, 226 and the redirects. The
-# server fails a fraction of requests on purpose with 503 (`error_rate`), so we can watch it
-# happen.
+# failure unless its status is on its list of valid codes: 200–208, 226, 301–304, 307 and 308.
+# The server fails a fraction of requests on purpose with 503 (`error_rate`), so we can watch
+# it happen.
 
 # %%
 labkit.show("labkit.scripts.locustfiles.pages")
@@ -81,7 +81,8 @@ plot_over_time({"20 users": http})
 # %% [markdown]
 # Top: requests and failures in each second of Locust's clock (the first and the last
 # second are partial). Bottom: the p50 and p95 that Locust's history reports each second, over
-# about its last 2 seconds. The 503s show up as about a tenth of the requests (claimed above):
+# about its last 2 seconds. Locust's own window is 10 s; our runner sets it to 2, to see them
+# move. The 503s show up as about a tenth of the requests (claimed above):
 # Locust's failure count is the server's error rate, seen from outside. Locust's totals for
 # this run, in one line:
 

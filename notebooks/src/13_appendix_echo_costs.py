@@ -90,19 +90,19 @@ plot_system_calls(calls)
 # %% [markdown]
 # The protocol API makes the same three calls as `selectors_echo`: the loop calls
 # `data_received` right after the `recv`, and `transport.write` sends at once. The streams API
-# needs a second `epoll_wait` per message. Its `recv` only feeds the bytes to a
-# `StreamReader`, which wakes the handler's task with `call_soon`. Each pass of asyncio's loop
-# runs only the callbacks that were ready when the pass began. So the handler runs on the
-# next pass, which starts with one more `epoll_wait` (timeout 0, since work is waiting).
+# needs a second `epoll_wait` per message. Its `recv` only feeds a `StreamReader`, which wakes
+# the handler's task with `call_soon`. Each pass of asyncio's loop polls, then runs the
+# callbacks ready by then; those they schedule wait for the next pass. So the handler runs on
+# the next pass, which starts with one more `epoll_wait` (timeout 0: work is waiting).
 #
-# gevent's count depends on timing. Its `recv` tries the socket first and waits only if that
-# fails with EAGAIN. A message already there costs one call; one still on its way costs a
-# failed `recv`, an `epoll_wait` and a second `recv` (claimed above). Its hub waits in C, in
-# libev: the `epoll_wait`s are libev's own count, and its `epoll_ctl` calls cannot be counted
-# (its bar has none). uvloop cannot be counted this way at all: it waits, reads and writes in
-# C, in libuv. strace shows it making one `epoll_pwait`, one `read` and one `write` per round
-# trip with either API: it runs ready callbacks before it polls again (the course's tests
-# check this).
+# gevent's count depends on timing. Its `recv` tries the socket first and waits only after
+# EAGAIN. A message already there costs one call; one on its way costs a failed `recv`, an
+# `epoll_wait` and a second `recv` (claimed above). The `epoll_wait`s are libev's own count.
+# Calls made in C are missing from its bar: in our strace runs, a `getsockopt` per `sendall`
+# (to size its chunks) and a `getpid` per wait (libev's fork check), and libev's `epoll_ctl`.
+# uvloop makes all its calls in C, in libuv. strace shows one `epoll_pwait`, one `read` and one
+# `write` per round trip with either API: it runs ready callbacks before it polls again (the
+# course's tests check this).
 
 # %% [markdown]
 # Which costs the server less CPU per round trip? Each server is started once; 20 clients send

@@ -23,12 +23,12 @@ def serve(listener, args):
 
 def handle(conn):
     while True:
-        data = conn.recv(65536)  # switches to the hub until bytes arrive
+        data = conn.recv(65536)  # no bytes yet? it switches to the hub until some arrive
         # TODO: b"" means the client closed: stop (and close the socket).
         # TODO: a client that never reads blocks sendall forever
         #       (conn.settimeout(args.client_timeout)).
         conn.sendall(data)
-        # TODO: a reset raises OSError in recv or in sendall: end this client, not the server.
+        # TODO: a reset raises OSError in recv or in sendall: catch it, close this client quietly.
 
 
 if __name__ == "__main__":
