@@ -22,7 +22,7 @@ from labkit.exercises import Exercise, NotYet, chosen_option, readings, worked
 RUN_TIMEOUT = 30.0  # seconds the check waits for the student's coroutine
 
 
-# -- exercise 1: which offload brings the p99 back ---------------------------------------------
+# -- exercise 1: which offload brings the median back ------------------------------------------
 _OFFLOADS = {"a": "nothing", "b": "threadpool", "c": "process pool"}
 
 

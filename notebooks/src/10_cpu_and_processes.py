@@ -126,7 +126,7 @@ for way in took.ways:
 # whether this build is free-threaded. `sys._is_gil_enabled()` says whether the GIL is on right
 # now. They can differ: a free-threaded build turns the GIL back on for `PYTHON_GIL=1`, or when
 # it imports an extension that does not declare itself safe without it. gevent is one: it
-# builds there, is not supported, and importing it turns the GIL on (gevent's own notes).
+# builds there, is not supported, and using it turns the GIL on (gevent's own notes).
 #
 # An event loop is one thread, so the same holds for it, whatever the library: while one of
 # its tasks computes, no other task of that loop runs. What does that do to a server?
@@ -331,9 +331,9 @@ from labkit.servers import compute_asyncio
 labkit.show(compute_asyncio.answer)
 
 # %% [markdown]
-# The same measurement, each server started with its offload. The pools start before the
-# server says READY, so the first WORK does not pay for starting them; one worker process is
-# enough for one WORK at a time.
+# The same measurement, each server started with its offload. The process pools start
+# before the server says READY, so the first WORK does not pay for starting them; one worker
+# process is enough for one WORK at a time.
 
 # %%
 OFFLOADS = {"gevent, threadpool": ("compute_gevent", {"offload": "threads"}),
@@ -360,9 +360,10 @@ plot_latency({"gevent, no offload": one_loop.latest()["gevent"], **offloaded.lat
 # %% [markdown]
 # With a process pool, the others wait for the WORK hardly at all: the loop only waits for
 # the pool's answer, as it waits for a socket. With gevent's threadpool they wait at every
-# step. The burning thread holds the GIL. Each time the hub's thread wakes up (a PING came),
-# it waits the 5 ms switch interval, then asks for the GIL, and only then reads. Every PING
-# waits for such a turn, however idle the hub.
+# step. The burning thread holds the GIL. The hub's thread lets go of it while it waits in
+# `epoll`, and for a moment in every `recv` and `send`. To get it back, it waits the 5 ms
+# switch interval, then asks the burning thread to let go. Every PING waits for such turns,
+# however idle the hub.
 #
 # A thread pool is for calls that *wait*. For pure-Python work on this Python (3.11, with a
 # GIL), another process is what gives the loop its interpreter back. Newer Pythons add two
@@ -563,7 +564,7 @@ _ = labkit.claim("SO_REUSEPORT: about one wake-up per connection (under 1.5)",
 # has `EPOLLEXCLUSIVE` (nginx 1.11.3 and later) they register it with that flag, so a
 # connection wakes about one worker. Only `listen ... reuseport` gives each worker a socket of
 # its own, as our `reuseport` does. Our `prefork_compute` shares with plain `EPOLLIN`, herd and
-# all: with two workers, that is one wake-up too many per connection.
+# all: with two idle workers, that is one wake-up too many per connection.
 #
 # ## A CPU request in one worker leaves the other's clients alone
 #
