@@ -51,8 +51,9 @@ labkit.setup()  # figures as pictures, one-line interrupts, a higher open-file l
 # is, is one flag the kernel keeps on it, `O_NONBLOCK`, and `fcntl` reads it. An event loop
 # uses non-blocking sockets and asks `select` (or `poll`, `epoll`) *when* to call them.
 #
-# Each wait below is timed in a few interleaved runs and judged on its fastest one: a busy
-# machine only ever adds time. First a blocking `recv`, with data sent 0.2 s after it starts:
+# Each wait below is timed once, and again (up to 3 interleaved runs) only while its claim
+# fails. It is judged on its fastest run: a busy machine only ever adds time. First a blocking
+# `recv`, with data sent 0.2 s after it starts:
 
 # %%
 def nonblocking(sock):
@@ -122,9 +123,10 @@ for s in (left, right, quiet, talker):
 #
 # `select_echo` keeps, for each client, the bytes it still owes it. Each round it asks `select`
 # which sockets are readable (the listener: a new client; a client: data or a close). It sends
-# each echo right after the `recv` that brought it. What `send` could not take stays in the
-# buffer, and only for such clients does it ask `select` which are writable. Asked about every
-# client, `select` would report each idle socket writable, round after round.
+# each echo right after the `recv` that brought it, unless older bytes still wait to go. What
+# `send` could not take stays in the buffer, and only for such clients does it ask `select`
+# which are writable. Asked about every client, `select` would report each idle socket
+# writable, round after round.
 
 # %%
 labkit.show("select_echo")
@@ -418,8 +420,8 @@ plot_costs(costs)
 # sockets you pass. Python checks the number before it calls `select()` (the bitmap has no bit
 # for it) and refuses. `poll` takes a list of numbers instead, so it accepts 1500 and answers
 # for it. For our socket it answers its state (an unconnected socket reports `POLLHUP`). Where
-# this process cannot have a descriptor 1500 at all, it answers `POLLNVAL`, "not a valid
-# descriptor".
+# this process cannot have a descriptor 1500 at all, it answers `POLLNVAL`: "fd not open", in
+# the words of poll(2).
 
 # %%
 soft_limit, _ = labkit.raise_open_file_limit()

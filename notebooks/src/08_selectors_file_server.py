@@ -2,7 +2,8 @@
 # # 08 · The selectors file server: framed get/put for a thousand clients
 #
 # This lesson puts everything so far together: a file server on `selectors`. First 500, then
-# 1,000 clients download a file and upload it back at the same moment, every byte checked.
+# 1,000 clients download a file and upload it back, their transfers overlapping, every byte
+# checked.
 #
 # The original course's version of this demo stopped at about 500 clients (Windows' select limit,
 # lesson 07). Its protocol assumed that one `recv` returns one message. That breaks as soon as
@@ -73,7 +74,8 @@ FILE_STATES = {"download": "#2ca02c", "upload": "#9467bd"}
 labkit.show(protocol.Parser)
 
 # %% [markdown]
-# The same reply, fed whole and fed one byte at a time, gives the same events:
+# The same reply, fed whole and fed one byte at a time, gives the same header, the same body and
+# an `End`. Only the body's pieces differ: one `Body` event per piece of the body fed.
 
 # %%
 reply = protocol.ok_header(len(LYRICS), LYRICS_SHA) + LYRICS
