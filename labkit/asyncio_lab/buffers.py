@@ -56,13 +56,15 @@ async def buffer_growth(
         served.set_result((asyncio.create_task(handler(reader, writer)), writer))
 
     server = await asyncio.start_server(connected, "127.0.0.1", 0)
-    # Small kernel buffers (the accepted socket inherits the listener's receive buffer): the
-    # transport's own buffer fills at once, not after the few MB the kernel would take first.
+    # The accepted socket inherits the listener's receive buffer. It holds only what the client
+    # sends, nothing here, so its size does not change what is measured.
     server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, KERNEL_BUFFER)
     client_reader, client_writer = await asyncio.open_connection(
         *server.sockets[0].getsockname()[:2], limit=4096
     )
     task, writer = await served
+    # A small send buffer: the transport's own buffer fills at once, not after the few MB the
+    # kernel would take first (in our runs its send buffer grew to about 4 MB).
     writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_BUFFER)
     series: Series = []
     sampler = asyncio.create_task(

@@ -321,10 +321,11 @@ compare_timelines({"a task per URL, in a TaskGroup": at_once.spans,
 
 # %% [markdown]
 # Each worker's row is a chain of requests, one after another; the long bar is the hung
-# request, cut at 1 s. The `TaskGroup`'s ten requests wait together, for one latency; three
-# workers need four rounds (10 requests, 3 at a time), then the timeout. The other usual
-# limit is a `Semaphore`, as in Fluent Python's `flags2_asyncio`: `async with semaphore:`
-# around each request lets at most `limit` in at once.
+# request, cut at 1 s. The `TaskGroup`'s ten requests wait together, for one latency. Three
+# workers take the twelve URLs in four rounds of three, and in the last round the hung request
+# holds its worker for the whole second. The other usual limit is a `Semaphore`, as in Fluent
+# Python's `flags2_asyncio`: `async with semaphore:` around each request lets at most `limit`
+# in at once.
 
 # %% [markdown]
 # ## Sitting 2 of 3 (about 25 minutes) — a good place to stop
@@ -766,8 +767,8 @@ labkit.claim("waiting in the loop's thread for work on that loop timed out: a de
 # ## Async generators and async context managers
 #
 # An `async def` with a `yield` in it is an *async generator*: `async for` takes its items
-# one at a time, and it may `await` between them. `client.stream("GET", url)` is an
-# `async with` that opens a response once its headers are in and closes it at the end.
+# one at a time, and it may `await` between them. `async with client.stream("GET", url)`
+# opens a response once its headers are in, and closes it at the end of the block.
 # `response.aiter_bytes()` yields the body in pieces as they arrive, so a large body never
 # sits in memory whole. Here is your generator of pieces, and the 479 KB page read through it.
 
