@@ -5,9 +5,9 @@
 
 Each simulated user is a greenlet with its own HTTP connection (FastHttpUser, Locust's client on
 geventhttpclient). Locust times every request and counts it as a failure unless its status is
-on its list of valid codes, the 2xx and the redirects (``LocustUserAgent.valid_response_codes``,
-locust/contrib/fasthttp.py): the 503s that latency_http injects at ``--error-rate`` land in the
-failure counts.
+on its list of valid codes, 200-208, 226, 301-304, 307 and 308
+(``LocustUserAgent.valid_response_codes``, locust/contrib/fasthttp.py): the 503s that
+latency_http injects at ``--error-rate`` land in the failure counts.
 Each request carries its own ``id``, so the server's random choices differ from one to the next.
 With ``--check-pages`` a user also reads every page it gets, tag by tag, as a load test that
 checks content does: client work that costs CPU in the load generator.
