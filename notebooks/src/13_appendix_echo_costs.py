@@ -97,9 +97,9 @@ plot_system_calls(calls)
 #
 # gevent's count depends on timing. Its `recv` tries the socket first and waits only after
 # EAGAIN. A message already there costs one call; one on its way costs a failed `recv`, an
-# `epoll_wait` and a second `recv` (claimed above). The `epoll_wait`s are libev's own count.
-# Calls made in C are missing from its bar: in our strace runs, a `getsockopt` per `sendall`
-# (to size its chunks) and a `getpid` per wait (libev's fork check), and libev's `epoll_ctl`.
+# `epoll_wait` and a second `recv` (claimed above). The `epoll_wait`s are libev's count. Its
+# bar lacks what labkit does not count. In our strace runs: a `getsockopt` per `sendall` (to
+# size its chunks), and inside libev a `getpid` per wait (its fork check) and its `epoll_ctl`.
 # uvloop makes all its calls in C, in libuv. strace shows one `epoll_pwait`, one `read` and one
 # `write` per round trip with either API: it runs ready callbacks before it polls again (the
 # course's tests check this).
@@ -145,10 +145,11 @@ plot_cpu_per_round_trip(cpu, reference="selectors (00)")
 
 # %% [markdown]
 # The two selectors bars are the same server, but for the three system calls per round
-# trip counted above. The asyncio streams bars pay for their extra loop pass per message and
-# for the coroutine step that runs the handler; the protocol API skips both. gevent's handler
-# switches to the hub and back whenever its `recv` has to wait. uvloop runs the same Python
-# handlers on a loop written in C. This cell's claims do not rank those:
+# trip counted above. The "asyncio streams" bar pays for its extra loop pass per message (an
+# `epoll_wait`), and both streams bars for the coroutine step that runs the handler; the
+# protocol API skips both. gevent's handler switches to the hub and back whenever its `recv`
+# has to wait. uvloop runs the same Python handlers on a loop written in C. This cell's claims
+# do not rank those:
 # `python -m benchmarks echo` does, with more runs (`benchmarks/results.md`). A few thousand
 # round trips on a busy machine are a small sample: run the cell again and the order of close
 # bars may change; the claims above hold only what holds by a wide margin.
