@@ -281,7 +281,7 @@ async def worker(row, client, queue, rec, results):
     while True:
         i, url = await queue.get()               # waits while the queue is empty
         try:
-            async with asyncio.timeout(1.0):     # a hung request cannot hold a worker
+            async with asyncio.timeout(1.0):     # a hung request holds a worker 1 s at most
                 results[i] = await fetch(client, url, rec, row)
         except (httpx.HTTPError, TimeoutError) as error:
             results[i] = error                   # one failure is one result, not the end
