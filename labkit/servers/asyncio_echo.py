@@ -6,7 +6,7 @@ server. ``--api protocol`` is the layer underneath: the loop calls ``data_receiv
 ``Protocol`` object, as our selectors server calls its handlers, and ``transport.write`` never
 blocks (the transport keeps what the socket would not take).
 
-``--loop asyncio`` is the standard library's own loop (on ``selectors``, like lesson 06);
+``--loop asyncio`` is the standard library's own loop (on ``selectors``, like lesson 00's server);
 ``--loop uvloop`` swaps in uvloop, the same loop API written in Cython on libuv (the C loop
 under Node.js). Only the loop changes: the coroutines and protocols are the same code.
 

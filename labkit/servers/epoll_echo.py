@@ -5,7 +5,8 @@ epoll keeps the watched set inside the kernel: registering is one call per socke
 
 * Level-triggered (the default): a socket is reported as long as it is readable (or writable).
 * Edge-triggered (``--edge``): a socket is reported once per *change*. After an event we must
-  read (or write) until the call would block, or the rest waits forever: no new edge will come.
+  read (or write) until the call would block, or the rest waits until new data brings a new
+  edge: forever, if the client waits for its answer first.
 
 So each client remembers whether its socket may be ``readable`` or ``writable``. We send right
 after the ``recv``; in level mode we ask for EPOLLOUT (a ``modify``: one system call) only while

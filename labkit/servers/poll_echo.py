@@ -8,8 +8,9 @@ keep each pass cheap with thousands of sockets:
 * We send right after the ``recv``, and ask for POLLOUT only while ``send`` could not take
   everything: a changed list must be copied again (all of it) before the next ``poll``.
 * A readable listener means a queue of clients: we accept up to ``ACCEPT_BURST`` of them per
-  pass, not one. A pass over 19,000 sockets takes milliseconds; one accept per pass would let
-  the kernel's listen queue overflow (and drop clients) while thousands connect at once.
+  pass, not one. With 19,000 sockets a pass took milliseconds in our benchmark runs (appendix
+  13's idle run); one accept per pass would let the kernel's listen queue overflow (and drop
+  clients) while thousands connect at once.
 
 Like select_echo it stops reading a client that owes us more than ``HIGH_WATER`` bytes, sends
 the rest of the echo to a client that closed its side, and lets clients in through a ``Door``

@@ -266,7 +266,7 @@ with labkit.serve("select_echo") as server:
     counters = server.stats()
 held = counters["bytes_in"] - counters["bytes_out"]   # read from the client, not yet echoed
 measured = f"pushed {pushed:,}, server read {counters['bytes_in']:,}, held {held:,}"
-labkit.claim("the client's send had to wait long before 64 MB", pushed < 64 << 20, measured)
+labkit.claim("the client's send had to wait long before 64 MiB", pushed < 64 << 20, measured)
 labkit.claim("the server held at most HIGH_WATER plus one recv (64 KiB)",
              held <= HIGH_WATER + 65536, measured)
 _ = labkit.claim("the rest waited in the kernel's socket buffers", pushed > counters["bytes_in"],
