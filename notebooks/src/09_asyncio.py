@@ -309,23 +309,24 @@ async def fetch_with_workers(urls, rec, workers=3):
 hung, failing = f"{BASE}/page-48k.html?id=11&delay=5", f"{BASE}/page-48k.html?id=12&error_rate=1"
 by_workers = Recorder()
 results = await fetch_with_workers([*urls, hung, failing], by_workers)
-print([type(result).__name__ for result in results[-3:]])
 labkit.claim("ten pages back; the hung request timed out, the failing one raised its 503",
              results[:10] == [PAGE] * 10
              and [type(r).__name__ for r in results[10:]] == ["TimeoutError", "HTTPStatusError"]
              and results[11].response.status_code == 503)
 labkit.claim("never more than three requests at once, and three at some point",
              max_concurrent(by_workers.spans) == 3)
+bar = max(by_workers.spans, key=lambda span: span.end - span.start)   # the hung request's
+labkit.claim("the hung 11th URL started once 8 others had ended; it held its worker 0.9 s+",
+             sum(s.end <= bar.start for s in by_workers.spans) >= 8 and bar.end - bar.start >= 0.9)
 compare_timelines({"a task per URL, in a TaskGroup": at_once.spans,
                    "three workers on a Queue": by_workers.spans})
 
 # %% [markdown]
 # Each worker's row is a chain of requests, one after another; the long bar is the hung
-# request, cut at 1 s. The `TaskGroup`'s ten requests wait together, for one latency. Three
-# workers take the twelve URLs in four rounds of three, and in the last round the hung request
-# holds its worker for the whole second. The other usual limit is a `Semaphore`, as in Fluent
-# Python's `flags2_asyncio`: `async with semaphore:` around each request lets at most `limit`
-# in at once.
+# request, cut at 1 s. The `TaskGroup`'s ten requests wait together, for one latency. Taken in
+# order from the queue, the hung URL, the eleventh, starts in the last round and holds its
+# worker the whole second. The other usual limit is a `Semaphore`, as in Fluent Python's
+# `flags2_asyncio`: `async with semaphore:` around each request lets at most `limit` in at once.
 
 # %% [markdown]
 # ## Sitting 2 of 3 (about 25 minutes) — a good place to stop
