@@ -716,9 +716,8 @@ print(spread_table({**spreads, **gunicorn_spreads}, WORKERS))
 # * gevent's monitor thread prints the blocked greenlet's stack while it blocks. asyncio's
 #   debug mode names the slow task after its step, at the `await` that ended it.
 # * A process pool fixes it: the loop only waits. A thread pool does not, for pure-Python
-#   work: the hub's thread waits for the GIL at every turn, and the others' p99 was over twice
-#   the process pool's. The pool spawns its workers, sends each call pickled (the function by
-#   name), and pays its start-up once.
+#   work: the hub's thread waits for the GIL at every turn. The pool spawns its workers,
+#   sends each call pickled (the function by name), and pays its start-up once.
 # * Pre-fork runs N copies of the loop. A shared socket wakes every waiting worker (about one,
 #   with `EPOLLEXCLUSIVE`), and a busy worker takes no newcomers. With `SO_REUSEPORT` each
 #   worker has its own queue, filled by a hash, busy or not. A CPU request in one worker leaves the
