@@ -360,10 +360,10 @@ plot_latency({"gevent, no offload": one_loop.latest()["gevent"], **offloaded.lat
 # %% [markdown]
 # With a process pool, the others wait for the WORK hardly at all: the loop only waits for
 # the pool's answer, as it waits for a socket. With gevent's threadpool, the slowest of them
-# wait over twice as long. The burning thread holds the GIL. The hub's thread lets go of it
-# while it waits in `epoll`, and for a moment in every `recv` and `send`. To get it back, it
-# waits the 5 ms switch interval, then asks the burning thread to let go. So the hub runs in
-# short turns, and the PINGs queue for them.
+# wait over twice as long as with a process pool. The burning thread holds the GIL. The hub's
+# thread lets go of it while it waits in `epoll`, and for a moment in every `recv` and `send`.
+# To get it back, it waits the 5 ms switch interval, then asks the burning thread to let go. So
+# the hub runs in short turns, and the PINGs queue for them.
 #
 # A thread pool is for calls that *wait*. For pure-Python work on this Python (3.11, with a
 # GIL), another process is what gives the loop its interpreter back. Newer Pythons add two

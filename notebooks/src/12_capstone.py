@@ -71,7 +71,7 @@ graded = labkit.grade("selectors_echo")
 
 # %%
 _ = labkit.claim("selectors_echo, the course's reference, passes every check", graded.passed,
-                 measured=graded.failed)  # the checks that failed, if any
+                 measured=graded.report())  # if not: which checks failed, and why
 
 # %% [markdown]
 # The load the grader put on it, battery by battery: how many connections were open, and how
@@ -90,7 +90,7 @@ graded.timeline()
 # %%
 files_graded = labkit.grade("selectors_files", protocol="files")
 _ = labkit.claim("selectors_files passes every check of the file protocol", files_graded.passed,
-                 measured=files_graded.failed)
+                 measured=files_graded.report())
 
 # %% [markdown]
 # ## A failing report: the blocking server
