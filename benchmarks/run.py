@@ -35,6 +35,7 @@ BENCHMARKS = {
     "fetch": "benchmarks.fetch_speedup",
     "files": "benchmarks.file_server",
     "echo": "benchmarks.echo",
+    "threadpool": "benchmarks.threadpool_latency",
 }
 RESULTS = HERE / "results.md"
 

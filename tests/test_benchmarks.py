@@ -174,6 +174,23 @@ def test_file_server_benchmark_without_the_burst(tmp_path):
     assert [row[1] for row in rows(text, "### Ramped")] == ["50", "50"]
 
 
+def test_threadpool_benchmark_small(tmp_path):
+    """One row per run, both servers in each; the goal is judged, met or not (a ratio measured
+    in the run, not a unit test's business)."""
+    results = tmp_path / "results.md"
+    run.main(["threadpool", "--runs", "2", "--work-ms", "200", "--results", str(results)])
+    text = results.read_text(encoding="utf-8")
+    table = rows(text, "## PINGs during a WORK")
+    assert [row[0] for row in table] == ["1", "2"]
+    for _, *servers in table:
+        for cell in servers:
+            count, quick, median, p99 = (c.strip() for c in cell.split(","))
+            assert 0 <= int(quick) <= int(count), cell
+            assert median.endswith(" ms") and p99.endswith(" ms"), cell
+        assert int(servers[1].split(",")[0]) > 0  # the process pool answers during the WORK
+    assert re.search(r"Best p99 over best p99: [\d.]+: goal (met|NOT met)\.", text)
+
+
 def test_results_file_sections_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "RESULTS", tmp_path / "results.md")
     sections = {"files": "## files\nrow\n", "fetch": "## fetch\nrow\n", "old": "## old\n"}
