@@ -58,10 +58,12 @@ def accepted(door, listener, close_idle=None, wait=2.0):
 
 def test_quiet_for_counts_from_the_last_data_and_is_zero_while_a_request_waits(listener):
     with ExitStack() as stack:
+        connected = time.monotonic()
         (client,) = connect(stack, listener)
         conn = stack.enter_context(accepted(Door(), listener))
         time.sleep(0.3)
-        assert 0.25 <= quiet_for(conn) < 0.6  # the kernel counts in clock ticks of a few ms
+        quiet = quiet_for(conn)  # the kernel counts in clock ticks of a few ms
+        assert 0.25 <= quiet <= time.monotonic() - connected + 0.02
         client.sendall(b"GET x\n")
         time.sleep(0.3)
         assert quiet_for(conn) == 0.0  # a request we have not read: not idle
@@ -82,7 +84,7 @@ def test_the_door_keeps_a_reserve_and_shuts_for_a_moment(listener):
         stack.enter_context(accepted(door, listener))
         assert door.accept(listener) == PAUSED  # the third would eat into the reserve
         assert count("accept_paused") == paused + 1 and not door.accepting()
-        assert door.timeout() == pytest.approx(accept_policy.ACCEPT_PAUSE, abs=0.05)
+        assert 0 < door.timeout() <= accept_policy.ACCEPT_PAUSE
         door.closed(first)  # one leaves: the next fits
         assert isinstance(accepted(door, listener), socket.socket)
 
@@ -98,7 +100,9 @@ def test_room_is_made_from_the_connection_idle_longest_and_only_for_a_client_wai
         return True
 
     with ExitStack() as stack:
-        connect(stack, listener, 3)
+        for _ in range(3):  # apart by several of the kernel's clock ticks (4 ms here), which
+            connect(stack, listener)  # date each one's last data: the first is the oldest
+            time.sleep(0.03)
         held = [accepted(door, listener) for _ in range(3)]
         time.sleep(MIN_IDLE + 0.3)
         evicted = count("evicted_idle")

@@ -397,14 +397,16 @@ def test_latency_rounds_runs_more_rounds_only_for_a_claim_that_does_not_hold():
 @pytest.mark.parametrize("mode", ACCEPT_MODES)
 def test_accept_wakeups(mode):
     """Four waiters on one shared socket all wake for each connection (the kernel puts the
-    losers back to sleep); EPOLLEXCLUSIVE and SO_REUSEPORT wake about one."""
+    losers back to sleep); EPOLLEXCLUSIVE and SO_REUSEPORT wake about one. A woken waiter that
+    then waits for the GIL or the queue's lock sleeps again, which counts once more: up to
+    1.4 a connection in 240 runs of 10 here, so the bound is 2 (shared: 4 in 40 of 40)."""
     n = accept_wakeups(mode, waiters=4, connections=10)
     assert n["accepted"] == 10, n
     per_connection = n["wake-ups"] / n["accepted"]
     if mode == "shared":
         assert per_connection > 3, n
     else:
-        assert per_connection < 1.5 and n["empty"] == 0, n
+        assert per_connection < 2 and n["empty"] == 0, n
 
 
 def test_accept_wakeups_knows_its_modes():
@@ -419,7 +421,7 @@ def test_newcomers_while_one_worker_is_busy():
     shared = newcomers_while_busy("shared", work_ms=600, n=20)
     assert shared["answered"] == 20 and shared["busy took"] == 0, shared
     assert shared["busy fastest"] == math.inf
-    reuse = newcomers_while_busy("reuseport", work_ms=600, n=20)
+    reuse = newcomers_while_busy("reuseport", work_ms=1000, n=20)
     assert reuse["answered"] == 20 and reuse["busy took"] > 0, reuse
-    assert reuse["busy fastest"] > 0.3, reuse  # 0.6 s of WORK, 0.2 s gone when they came
+    assert reuse["busy fastest"] > 0.3, reuse  # 1 s of WORK, about 0.2 s gone when they came
     assert reuse["slowest"] >= reuse["busy fastest"]

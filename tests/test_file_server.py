@@ -127,7 +127,10 @@ def test_bad_requests_get_an_error_and_the_server_goes_on(server, raw, code):
 def test_truncated_upload_is_never_visible(server):
     with socket.create_connection(server.address, timeout=5) as s:
         s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)  # then vanish
-    time.sleep(0.3)
+    time.sleep(0.3)  # the server has read the upload's start and made its part file by now
+    deadline = time.monotonic() + 5  # and deletes it once it reads the EOF
+    while list(server.uploads.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert still_serves(server)
     assert not list(server.uploads.iterdir())  # no file, no ".part-" leftover
 

