@@ -47,6 +47,15 @@ def part_files(folder) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".part-"))
 
 
+def no_part_files_left(folder, wait: float = 5.0) -> None:
+    """Wait until the server has deleted every unfinished upload in ``folder``; fail after
+    ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while part_files(folder):
+        assert time.monotonic() < deadline, "unfinished uploads left on disk"
+        time.sleep(0.05)
+
+
 @dataclass
 class Health:
     fds: int

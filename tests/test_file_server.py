@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from storm import NASTY_NUMBERS, cap_open_files, fd_count, flood, part_files
+from storm import (
+    NASTY_NUMBERS,
+    cap_open_files,
+    fd_count,
+    flood,
+    no_part_files_left,
+    part_files,
+)
 
 import labkit
 from labkit.accept_policy import RESERVE
@@ -128,9 +135,7 @@ def test_truncated_upload_is_never_visible(server):
     with socket.create_connection(server.address, timeout=5) as s:
         s.sendall(b"PUT half.txt 100000\n" + b"x" * 5000)  # then vanish
     time.sleep(0.3)  # the server has read the upload's start and made its part file by now
-    deadline = time.monotonic() + 5  # and deletes it once it reads the EOF
-    while list(server.uploads.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    no_part_files_left(server.uploads)  # and deletes it once it reads the EOF
     assert still_serves(server)
     assert not list(server.uploads.iterdir())  # no file, no ".part-" leftover
 

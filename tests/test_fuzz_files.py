@@ -26,7 +26,7 @@ from storm import (
     fd_count,
     flood,
     junk,
-    part_files,
+    no_part_files_left,
     send_and_vanish,
 )
 
@@ -121,13 +121,6 @@ def meets_its_door(srv, wait=5.0):
             return True
         time.sleep(0.02)
     return False
-
-
-def no_part_files_left(folder, wait=5.0):
-    deadline = time.monotonic() + wait
-    while part_files(folder):
-        assert time.monotonic() < deadline, "unfinished uploads left on disk"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("name", ["selectors_files", "gevent_files"])

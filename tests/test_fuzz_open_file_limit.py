@@ -138,7 +138,7 @@ def test_2000_file_clients_under_a_hard_limit_of_1024_are_all_served(name, root,
             result = run_file_clients(
                 srv.address, 2000, expected_sha256=fingerprint(lyrics)[1], mode="selectors"
             )
-        stats, log = srv.stats(), srv.log()
+        stats, log, met = srv.stats(), srv.log(), at_its_limit(srv, wait=0)
     assert (result.errors, result.mismatches) == ([], 0), result.errors[:5]
     assert (result.downloads_ok, result.uploads_ok) == (2000, 2000)
     assert result.bytes_moved == 2 * 2000 * len(lyrics)  # every byte, both ways
@@ -146,8 +146,7 @@ def test_2000_file_clients_under_a_hard_limit_of_1024_are_all_served(name, root,
     stored = list(uploads.iterdir())
     assert len(stored) == 2000
     assert all(fingerprint(path.read_bytes()) == fingerprint(lyrics) for path in stored)
-    met = {"accept_paused", "evicted_idle"} & set(stats)  # shut its door, or made room
-    assert met, f"the clients never took it to its limit: {stats}"
+    assert met, f"the clients never took it to its limit: {stats}"  # a pause or an eviction
     assert "Too many open files" not in log
 
 
