@@ -27,7 +27,6 @@ server itself (``--count-calls``: no strace needed, see ``labkit.count_calls``):
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -82,8 +81,10 @@ def cpu_per_round_trip(
     pin: bool = True,
     together: bool = False,
 ) -> dict[str, float]:
-    """Server CPU time (µs, from /proc) per echo round trip, the median over ``repeats`` runs
-    of ``n_clients`` clients sending ``messages`` of ``size`` bytes each.
+    """Server CPU time (µs, from /proc) per echo round trip, the least over ``repeats`` runs
+    of ``n_clients`` clients sending ``messages`` of ``size`` bytes each: whatever else the
+    machine does only ever adds to a run's CPU time, so the least is the truest (as ``timeit``
+    reports).
 
     ``servers`` maps a label to a server's name and options (``("asyncio_echo", {"api":
     "protocol"})``). Every server is started once; the runs take turns (A B C A B C ...), so
@@ -110,7 +111,7 @@ def cpu_per_round_trip(
             for label, srv in handles.items():
                 used, round_trips = _cpu_of_one_run(srv, n_clients, messages, size)
                 samples[label].append(used / round_trips * 1e6)
-    return {label: statistics.median(values) for label, values in samples.items()}
+    return {label: min(values) for label, values in samples.items()}
 
 
 def _cpu_of_one_run(

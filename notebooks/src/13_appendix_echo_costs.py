@@ -107,7 +107,7 @@ plot_system_calls(calls)
 # %% [markdown]
 # Which costs the server less CPU per round trip? Each server is started once; 20 clients send
 # 200 messages of 1 KiB each and check every echo, the servers taking turns three times, and
-# we read each server's CPU time from `/proc` (the median of the three runs). The servers and
+# we read each server's CPU time from `/proc` (the least of the three runs). The servers and
 # the clients share one core (`together=True`), as on a one-core machine: while a server waits
 # for the core, the clients' next messages queue up, so each wake-up finds several sockets
 # ready, as a busy server does. (In our runs with a core of its own, a server faster than its
