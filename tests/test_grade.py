@@ -127,7 +127,8 @@ def test_a_students_program_is_graded_from_its_path(tmp_path):
     assert result.report().startswith("Grading my_server.py on the echo protocol (seed 0)")
     broken = tmp_path / "my_broken_server.py"  # the same, but it forgets to drain
     broken.write_text(SOLUTION.replace("await writer.drain()", "pass"))
-    assert failed(graded(broken)).keys() == {"slow reader"}
+    fails = failed(graded(broken)).keys()  # what it kept for the slow reader may stay kept:
+    assert "slow reader" in fails and fails <= {"slow reader", "back to baseline"}, fails
 
 
 def test_a_syntax_error_shows_its_last_log_lines(tmp_path):
