@@ -8,11 +8,15 @@ A server that waits properly uses next to no CPU while idle; one whose handler s
 closed connection burns a core. The servers' CPU time is read from ``/proc`` through
 ``ServerHandle.cpu_seconds()``.
 
-Lesson 13 weighs servers by the CPU they spend per echo round trip, side by side in one run::
+Lesson 13 weighs servers by the CPU they spend per echo round trip, in interleaved rounds
+(a ``labkit.Timing``: claims judged on each server's least, more rounds while one fails)::
 
-    cpu = cpu_per_round_trip({"selectors": ("selectors_echo", {}),
-                              "uvloop protocol": ("asyncio_echo", {"api": "protocol",
-                                                                   "loop": "uvloop"})})
+    with EchoCpuRounds({"selectors": ("selectors_echo", {}),
+                        "uvloop protocol": ("asyncio_echo", {"api": "protocol",
+                                                             "loop": "uvloop"})}) as rounds:
+        rounds.claim("uvloop is cheaper", lambda t: t.best("uvloop protocol", "µs")
+                     / t.best("selectors", "µs"), below=1)
+        cpu = rounds.us_per_round_trip()
     plot_cpu_per_round_trip(cpu, reference="selectors")
 
 and explains the bars by the system calls each server makes per round trip, counted by the
@@ -26,6 +30,7 @@ server itself (``--count-calls``: no strace needed, see ``labkit.count_calls``):
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from labkit.background import ServerHandle, serve
+from labkit.claims import Timing
 from labkit.clients.load import run_echo_clients
 from labkit.timeline import STATE_COLORS
 
@@ -44,6 +50,7 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
 # module states its own.
 __all__ = [
     "idle_cpu",
+    "EchoCpuRounds",
     "cpu_per_round_trip",
     "plot_cpu_per_round_trip",
     "system_calls_per_round_trip",
@@ -72,46 +79,94 @@ def idle_cpu(
     return used, time.perf_counter() - started
 
 
-def cpu_per_round_trip(
-    servers: dict[str, tuple[str, dict[str, Any]]],
-    n_clients: int = 20,
-    messages: int = 200,
-    size: int = 1024,
-    repeats: int = 3,
-    pin: bool = True,
-    together: bool = False,
-) -> dict[str, float]:
-    """Server CPU time (µs, from /proc) per echo round trip, the least over ``repeats`` runs
-    of ``n_clients`` clients sending ``messages`` of ``size`` bytes each: whatever else the
-    machine does only ever adds to a run's CPU time, so the least is the truest (as ``timeit``
-    reports).
+class EchoCpuRounds(Timing):
+    """Server CPU time per echo round trip, as the ways of a ``labkit.Timing``: one way per
+    server, and a claim judged on each server's best round (``t.best(label, "µs")``).
 
     ``servers`` maps a label to a server's name and options (``("asyncio_echo", {"api":
-    "protocol"})``). Every server is started once; the runs take turns (A B C A B C ...), so
-    that whatever else the machine does at some moment weighs on all of them alike. With
-    ``pin`` (and two cores or more) the servers run on one core and our clients on another.
+    "protocol"})``). Every server is started once and warmed up; a round runs ``n_clients``
+    clients sending ``messages`` of ``size`` bytes to each server in turn, and reads the CPU
+    time the server spent from /proc (µs per round trip). At least ``least_rounds`` rounds run;
+    a claim that does not hold yet runs more, up to ``rounds`` and ``seconds``. Whatever else
+    the machine does only ever adds to a run's CPU time (a neighbour's process on the same
+    core evicts the server's caches), so the least is the truest, as ``timeit`` reports.
 
-    With ``together``, servers and clients share one core, as on a one-core machine: while a
-    server waits for the core, the clients' next messages queue up, so each wake-up finds
-    several sockets ready, as a busy server does. Apart, a server faster than its clients
-    wakes for every message, and waking up costs more than the loop's own work: the bars
-    then differ little, and by chance."""
-    samples: dict[str, list[float]] = {label: [] for label in servers}
-    with ExitStack() as stack:
-        handles = {
-            label: stack.enter_context(serve(name, **options))
-            for label, (name, options) in servers.items()
-        }
-        if pin or together:
-            pids = [srv.pid for srv in handles.values()]
-            stack.enter_context(_pinned(pids, together))
-        for srv in handles.values():  # warm up: first connections, lazy imports, caches
-            _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
-        for _ in range(repeats):
-            for label, srv in handles.items():
-                used, round_trips = _cpu_of_one_run(srv, n_clients, messages, size)
-                samples[label].append(used / round_trips * 1e6)
-    return {label: min(values) for label, values in samples.items()}
+    With ``pin`` (and two cores or more) the servers run on one core and our clients on
+    another. With ``together``, servers and clients share one core, as on a one-core machine:
+    while a server waits for the core, the clients' next messages queue up, so each wake-up
+    finds several sockets ready, as a busy server does. Apart, a server faster than its
+    clients wakes for every message, and waking up costs more than the loop's own work: the
+    bars then differ little, and by chance. ``servers`` maps each label to its
+    ``ServerHandle``. Use it as a context manager: the servers stop (and our thread's cores
+    come back) when the block ends."""
+
+    def __init__(
+        self,
+        servers: dict[str, tuple[str, dict[str, Any]]],
+        *,
+        n_clients: int = 20,
+        messages: int = 200,
+        size: int = 1024,
+        least_rounds: int = 3,
+        rounds: int = 10,
+        seconds: float = 30.0,
+        pin: bool = True,
+        together: bool = False,
+    ) -> None:
+        self._stack = ExitStack()
+        try:
+            self.servers = {
+                label: self._stack.enter_context(serve(name, **options))
+                for label, (name, options) in servers.items()
+            }
+            if pin or together:
+                pids = [srv.pid for srv in self.servers.values()]
+                self._stack.enter_context(_pinned(pids, together))
+            for srv in self.servers.values():  # warm up: first connections, lazy imports, caches
+                _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
+            ways = {
+                label: functools.partial(_us_per_round_trip, srv, n_clients, messages, size)
+                for label, srv in self.servers.items()
+            }
+            super().__init__(ways, rounds=max(rounds, least_rounds), seconds=seconds)
+            while self.rounds < least_rounds:
+                self.run_round()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def us_per_round_trip(self) -> dict[str, float]:
+        """Each server's least CPU per round trip over the rounds run so far, in µs."""
+        return {label: self.best(label, "µs") for label in self.ways}
+
+    def _summary(self) -> str:
+        return ", ".join(f"{label} {us:.1f} µs" for label, us in self.us_per_round_trip().items())
+
+    def close(self) -> None:
+        """Stop the servers."""
+        self._stack.close()
+
+    def __enter__(self) -> EchoCpuRounds:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def cpu_per_round_trip(
+    servers: dict[str, tuple[str, dict[str, Any]]], repeats: int = 3, **options: Any
+) -> dict[str, float]:
+    """Each server's least CPU per echo round trip (µs) over ``repeats`` interleaved rounds of
+    ``EchoCpuRounds`` (which takes the same ``options``), the servers stopped afterwards."""
+    with EchoCpuRounds(servers, least_rounds=repeats, rounds=repeats, **options) as timing:
+        return timing.us_per_round_trip()
+
+
+def _us_per_round_trip(
+    srv: ServerHandle, n_clients: int, messages: int, size: int
+) -> dict[str, float]:
+    used, round_trips = _cpu_of_one_run(srv, n_clients, messages, size)
+    return {"µs": used / round_trips * 1e6}
 
 
 def _cpu_of_one_run(

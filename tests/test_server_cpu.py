@@ -5,7 +5,9 @@ import os
 
 import pytest
 
+from labkit.claims import ClaimFailed
 from labkit.server_cpu import (
+    EchoCpuRounds,
     cpu_per_round_trip,
     plot_cpu_per_round_trip,
     plot_system_calls,
@@ -25,6 +27,22 @@ def test_cpu_per_round_trip_of_two_servers():
     assert list(cpu) == list(SERVERS)  # the labels, in their order
     # 1,000 round trips cost a server some CPU ticks (10 ms each), but not whole seconds each
     assert all(0 < us < 1000 and math.isfinite(us) for us in cpu.values()), cpu
+
+
+def test_a_claim_on_cpu_per_round_trip_runs_more_rounds_until_it_holds_or_time_is_up(
+    monkeypatch,
+):
+    monkeypatch.setenv("LABKIT_STRICT_CLAIMS", "1")
+    with EchoCpuRounds(SERVERS, n_clients=2, messages=50, least_rounds=2, rounds=4) as rounds:
+        assert rounds.rounds == 2  # the least that run before any claim
+        rounds.claim("some CPU", lambda t: t.best("selectors", "µs"), above=0)
+        assert rounds.rounds == 2  # it held: no more rounds
+        with pytest.raises(ClaimFailed, match=r"best of 4 rounds"):
+            rounds.claim("no CPU at all", lambda t: t.best("selectors", "µs"), below=0)
+        us = rounds.us_per_round_trip()
+    assert list(us) == list(SERVERS) and all(0 < v < 1000 for v in us.values()), us
+    assert us["selectors"] == min(rounds.values("selectors", "µs"))  # the least of 4 rounds
+    assert not any(srv.alive for srv in rounds.servers.values())  # stopped with the block
 
 
 def test_a_server_that_fails_its_clients_is_an_error_not_a_number():
