@@ -96,7 +96,7 @@ class EchoCpuRounds(Timing):
     while a server waits for the core, the clients' next messages queue up, so each wake-up
     finds several sockets ready, as a busy server does. Apart, a server faster than its
     clients wakes for every message, and waking up costs more than the loop's own work: the
-    bars then differ little, and by chance. ``servers`` maps each label to its
+    bars then differ little, and by chance. The attribute ``servers`` holds each label's
     ``ServerHandle``. Use it as a context manager: the servers stop (and our thread's cores
     come back) when the block ends."""
 
