@@ -128,9 +128,7 @@ class EchoCpuRounds(Timing):
                 label: functools.partial(_us_per_round_trip, srv, n_clients, messages, size)
                 for label, srv in self.servers.items()
             }
-            super().__init__(ways, rounds=max(rounds, least_rounds), seconds=seconds)
-            while self.rounds < least_rounds:
-                self.run_round()
+            super().__init__(ways, rounds=rounds, seconds=seconds, least_rounds=least_rounds)
         except BaseException:
             self._stack.close()
             raise

@@ -109,6 +109,33 @@ def test_noise_in_one_round_is_outrun_by_the_next(strict):
     assert t.rounds == 2  # stopped as soon as it held
 
 
+def test_least_rounds_keep_a_noisy_first_round_from_passing_broken_code(strict):
+    """A claim *above* a limit that noise made hold in round one still fails on broken code
+    when the first rounds run at once: the best of them is the quiet run."""
+    waits = iter([0.3, 0.01, 0.01, 0.01])  # the broken job takes 0.01 s; round one was slowed
+    lucky = Timing({"job": lambda: time.sleep(next(waits))}, rounds=4)
+    lucky.claim("the job takes over 0.1 s", lambda t: t["job"], above=0.1)  # noise held it
+    waits = iter([0.3, 0.01, 0.01, 0.01])
+    settled = Timing({"job": lambda: time.sleep(next(waits))}, rounds=4, least_rounds=3)
+    assert settled.rounds == 3
+    with pytest.raises(ClaimFailed):
+        settled.claim("the job takes over 0.1 s", lambda t: t["job"], above=0.1)
+
+
+def test_a_claim_not_judged_on_the_best_says_how_it_was(capsys, monkeypatch):
+    monkeypatch.delenv("LABKIT_STRICT_CLAIMS", raising=False)
+    t = Timing({"job": lambda: time.sleep(0.01)}, rounds=3, least_rounds=3)
+    median = "median over 3 rounds"
+    t.claim("the median is over 1 ms", lambda t: sorted(t.values("job"))[1], above=0.001,
+            judged_on=median)
+    t.claim("the median is under 1 ms", lambda t: sorted(t.values("job"))[1], below=0.001,
+            judged_on=median)
+    out = capsys.readouterr().out
+    assert f"✔ the median is over 1 ms [{median}]" in out
+    assert f"✘ the median is under 1 ms [{median}]" in out
+    assert "(3 rounds in" in out and "best of" not in out
+
+
 def test_rounds_are_bounded_in_time(capsys, monkeypatch):
     monkeypatch.delenv("LABKIT_STRICT_CLAIMS", raising=False)
     t = Timing({"job": lambda: time.sleep(0.2)}, rounds=50, seconds=0.5)

@@ -1,12 +1,15 @@
 """Lesson 05's counter-example: the three models on tasks that only compute, timed fairly.
 
-Wall time is at the mercy of whatever else the machine runs, so the lesson compares a model's
-wall time with the CPU time the *sequential* run needed for the same work. ``model_ways``
-makes one way per model for ``labkit.Timing``, which runs them in turns::
+Wall time is at the mercy of whatever else the machine runs, and so is the CPU time of the same
+work (beside a neighbour it varied up to 1.9x between rounds of one cell), so the lesson
+compares a model's wall time with the CPU time the *sequential* run needed for the same work
+in the same round. ``model_ways`` makes one way per model for ``labkit.Timing``, which runs
+them in turns::
 
     ways, runs = model_ways(cpu_task, cpu_coroutine, ["Task 1", "Task 2", "Task 3"])
-    timing = labkit.Timing(ways, rounds=3)
-    timing.best("threads", "duration") / timing.best("sequential", "thread cpu")   # about 1.0
+    timing = labkit.Timing(ways, least_rounds=5, rounds=10)
+    statistics.median(wall / cpu for wall, cpu in zip(timing.values("threads", "duration"),
+                      timing.values("sequential", "thread cpu")))                  # about 1.0
     shown = quietest(runs)            # the round in which the machine was quietest
 
 Each run returns its ``duration`` (first span to last), the ``thread cpu`` its tasks' threads
