@@ -27,6 +27,10 @@ whether re-running the cell is likely to help; then the lesson goes on. Under th
 check (``LABKIT_STRICT_CLAIMS=1``, set by the test configuration) it also raises ``ClaimFailed``,
 so ``pytest --nbval`` fails on that cell. With ``LABKIT_CLAIM_LOG=file.jsonl`` every claim
 appends one JSON line (its value, limit and margin): ``docs/claim_margins.py`` reads them.
+
+A claim judged otherwise (say, the median over the rounds of a ratio taken within each round)
+says how with ``judged_on``. ``ServerRounds`` is a ``Timing`` whose ways measure servers it
+starts, and stops them when its block ends.
 """
 
 from __future__ import annotations
@@ -36,12 +40,17 @@ import operator
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+from labkit.background import ServerHandle, serve
 from labkit.cpus import MachineWatch, cpu_limits
 
-__all__ = ["claim", "ClaimFailed", "DATA", "Timing", "strict"]
+__all__ = ["claim", "ClaimFailed", "DATA", "ServerRounds", "Timing", "strict"]
+
+#: a server to start: its name and its options for ``labkit.serve``
+ServerSpec = tuple[str, dict[str, Any]]
 
 #: the course's data folder (pages, lyrics), wherever the lesson runs from
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -223,6 +232,39 @@ class Timing:
 
     def _summary(self) -> str:
         return ", ".join(f"{name} {self.best(name):.3f} s" for name in self.ways)
+
+
+class ServerRounds(Timing):
+    """A ``Timing`` whose ways measure servers (label -> ``ServerSpec``). Each server starts
+    once, before the first round, and its ``ServerHandle`` is kept in ``servers``; they stop
+    when the block ends, or at once if starting them or the first rounds fail. A subclass gives
+    ``ways_for(servers)``, one function per label, and may use ``stack`` for more to undo."""
+
+    def __init__(self, servers: Mapping[str, ServerSpec], **timing: Any) -> None:
+        self.stack = ExitStack()
+        try:
+            self.servers: dict[str, ServerHandle] = {
+                label: self.stack.enter_context(serve(name, **options))
+                for label, (name, options) in servers.items()
+            }
+            super().__init__(self.ways_for(self.servers), **timing)
+        except BaseException:
+            self.stack.close()
+            raise
+
+    def ways_for(self, servers: dict[str, ServerHandle]) -> dict[str, Callable[[], object]]:
+        """One way per server: what a round measures."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the servers."""
+        self.stack.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _is_number(x: object) -> bool:

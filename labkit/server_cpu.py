@@ -33,13 +33,13 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from labkit.background import ServerHandle, serve
-from labkit.claims import Timing
+from labkit.claims import ServerRounds, ServerSpec
 from labkit.clients.load import run_echo_clients
 from labkit.timeline import STATE_COLORS
 
@@ -79,7 +79,7 @@ def idle_cpu(
     return used, time.perf_counter() - started
 
 
-class EchoCpuRounds(Timing):
+class EchoCpuRounds(ServerRounds):
     """Server CPU time per echo round trip, as the ways of a ``labkit.Timing``: one way per
     server, and a claim judged on each server's best round (``t.best(label, "µs")``).
 
@@ -102,7 +102,7 @@ class EchoCpuRounds(Timing):
 
     def __init__(
         self,
-        servers: dict[str, tuple[str, dict[str, Any]]],
+        servers: dict[str, ServerSpec],
         *,
         n_clients: int = 20,
         messages: int = 200,
@@ -113,25 +113,21 @@ class EchoCpuRounds(Timing):
         pin: bool = True,
         together: bool = False,
     ) -> None:
-        self._stack = ExitStack()
-        try:
-            self.servers = {
-                label: self._stack.enter_context(serve(name, **options))
-                for label, (name, options) in servers.items()
-            }
-            if pin or together:
-                pids = [srv.pid for srv in self.servers.values()]
-                self._stack.enter_context(_pinned(pids, together))
-            for srv in self.servers.values():  # warm up: first connections, lazy imports, caches
-                _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
-            ways = {
-                label: functools.partial(_us_per_round_trip, srv, n_clients, messages, size)
-                for label, srv in self.servers.items()
-            }
-            super().__init__(ways, rounds=rounds, seconds=seconds, least_rounds=least_rounds)
-        except BaseException:
-            self._stack.close()
-            raise
+        self.load, self.pin, self.together = (n_clients, messages, size), pin, together
+        super().__init__(servers, rounds=rounds, seconds=seconds, least_rounds=least_rounds)
+
+    def ways_for(self, servers: dict[str, ServerHandle]) -> dict[str, Callable[[], object]]:
+        """Pin the servers, warm each one up, and measure its µs per round trip."""
+        if self.pin or self.together:
+            pids = [srv.pid for srv in servers.values()]
+            self.stack.enter_context(_pinned(pids, self.together))
+        n_clients, messages, size = self.load
+        for srv in servers.values():  # warm up: first connections, lazy imports, caches
+            _cpu_of_one_run(srv, n_clients, min(messages, 20), size)
+        return {
+            label: functools.partial(_us_per_round_trip, srv, *self.load)
+            for label, srv in servers.items()
+        }
 
     def us_per_round_trip(self) -> dict[str, float]:
         """Each server's least CPU per round trip over the rounds run so far, in µs."""
@@ -140,19 +136,9 @@ class EchoCpuRounds(Timing):
     def _summary(self) -> str:
         return ", ".join(f"{label} {us:.1f} µs" for label, us in self.us_per_round_trip().items())
 
-    def close(self) -> None:
-        """Stop the servers."""
-        self._stack.close()
-
-    def __enter__(self) -> EchoCpuRounds:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def cpu_per_round_trip(
-    servers: dict[str, tuple[str, dict[str, Any]]], repeats: int = 3, **options: Any
+    servers: dict[str, ServerSpec], repeats: int = 3, **options: Any
 ) -> dict[str, float]:
     """Each server's least CPU per echo round trip (µs) over ``repeats`` interleaved rounds of
     ``EchoCpuRounds`` (which takes the same ``options``), the servers stopped afterwards."""
@@ -262,7 +248,7 @@ SYSTEM_CALLS = ("recvfrom", "sendto", "epoll_wait", "epoll_ctl", "poll", "select
 
 
 def system_calls_per_round_trip(
-    servers: dict[str, tuple[str, dict[str, Any]]],
+    servers: dict[str, ServerSpec],
     n_clients: int = 1,
     messages: int = 500,
     size: int = 1024,

@@ -19,7 +19,7 @@ import pytest
 
 import labkit
 from labkit import cpus
-from labkit.claims import ClaimFailed, Timing
+from labkit.claims import ClaimFailed, ServerRounds, Timing
 
 LATENCY = 0.05
 
@@ -126,10 +126,18 @@ def test_a_claim_not_judged_on_the_best_says_how_it_was(capsys, monkeypatch):
     monkeypatch.delenv("LABKIT_STRICT_CLAIMS", raising=False)
     t = Timing({"job": lambda: time.sleep(0.01)}, rounds=3, least_rounds=3)
     median = "median over 3 rounds"
-    t.claim("the median is over 1 ms", lambda t: sorted(t.values("job"))[1], above=0.001,
-            judged_on=median)
-    t.claim("the median is under 1 ms", lambda t: sorted(t.values("job"))[1], below=0.001,
-            judged_on=median)
+    t.claim(
+        "the median is over 1 ms",
+        lambda t: sorted(t.values("job"))[1],
+        above=0.001,
+        judged_on=median,
+    )
+    t.claim(
+        "the median is under 1 ms",
+        lambda t: sorted(t.values("job"))[1],
+        below=0.001,
+        judged_on=median,
+    )
     out = capsys.readouterr().out
     assert f"✔ the median is over 1 ms [{median}]" in out
     assert f"✘ the median is under 1 ms [{median}]" in out
@@ -250,3 +258,19 @@ def test_a_claim_can_be_judged_in_the_round_where_a_condition_was_best():
     assert t.round_with_most("run", "free") == {"wall": t.values("run")[0],
                                                 "cpu": t.values("run", "cpu")[0],
                                                 "free": 1.9, "share": 0.5}  # fmt: skip
+
+
+def test_server_rounds_stop_their_servers_when_the_first_round_fails():
+    started: list = []
+
+    class Broken(ServerRounds):
+        def ways_for(self, servers):
+            started.extend(servers.values())
+            return dict.fromkeys(servers, self.measure)
+
+        def measure(self):
+            raise RuntimeError("the measurement broke")
+
+    with pytest.raises(RuntimeError, match="broke"):
+        Broken({"echo": ("selectors_echo", {})}, rounds=2)
+    assert len(started) == 1 and not started[0].alive

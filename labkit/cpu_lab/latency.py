@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
 from labkit.background import ServerHandle, serve
-from labkit.claims import Timing
+from labkit.claims import ServerRounds, ServerSpec
 from labkit.cpu_lab.clients import (
     PHASES,
     CpuLatencyRun,
@@ -24,8 +25,6 @@ from labkit.cpu_lab.clients import (
 
 #: the servers that speak HTTP (gunicorn's WSGI app) instead of the line protocol
 HTTP_SERVERS = ("gunicorn_compute",)
-
-ServerSpec = tuple[str, dict[str, Any]]  # a server's name and its options for labkit.serve
 
 
 def protocol_of(server: str) -> Transport:
@@ -56,7 +55,7 @@ def latency_runs(
     return {label: _median_run(runs) for label, runs in tries.items()}
 
 
-class LatencyRounds(Timing):
+class LatencyRounds(ServerRounds):
     """``latency_under_cpu`` against several servers, as the ways of a ``labkit.Timing``.
 
     Each server (label -> (name, options)) is started once; a round runs one measurement
@@ -73,21 +72,16 @@ class LatencyRounds(Timing):
         seconds: float = 30.0,
         **run_options: Any,
     ) -> None:
-        self.run_options = run_options
+        self.run_options, self.specs = run_options, servers
         self.runs: dict[str, list[CpuLatencyRun]] = {label: [] for label in servers}
-        self._stack = ExitStack()
-        try:
-            ways = {
-                label: functools.partial(
-                    self._measure, label, self._stack.enter_context(serve(name, **options)),
-                    protocol_of(name),
-                )
-                for label, (name, options) in servers.items()
-            }  # fmt: skip
-            super().__init__(ways, rounds=rounds, seconds=seconds)  # runs the first round
-        except BaseException:
-            self._stack.close()
-            raise
+        super().__init__(servers, rounds=rounds, seconds=seconds)  # runs the first round
+
+    def ways_for(self, servers: dict[str, ServerHandle]) -> dict[str, Callable[[], object]]:
+        """One ``latency_under_cpu`` run against each server, in its protocol."""
+        return {
+            label: functools.partial(self._measure, label, srv, protocol_of(self.specs[label][0]))
+            for label, srv in servers.items()
+        }
 
     def _measure(self, label: str, srv: ServerHandle, protocol: Transport) -> dict[str, float]:
         run = latency_under_cpu(srv.address, protocol=protocol, **self.run_options)
@@ -101,16 +95,6 @@ class LatencyRounds(Timing):
     def errors(self) -> list[str]:
         """Every failed client of every run."""
         return [e for runs in self.runs.values() for run in runs for e in run.errors]
-
-    def close(self) -> None:
-        """Stop the servers."""
-        self._stack.close()
-
-    def __enter__(self) -> LatencyRounds:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def latency_metrics(run: CpuLatencyRun) -> dict[str, float]:
