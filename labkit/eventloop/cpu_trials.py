@@ -7,7 +7,7 @@ in the same round. ``model_ways`` makes one way per model for ``labkit.Timing``,
 them in turns::
 
     ways, runs = model_ways(cpu_task, cpu_coroutine, ["Task 1", "Task 2", "Task 3"])
-    timing = labkit.Timing(ways, least_rounds=5, rounds=10)
+    timing = labkit.Timing(ways, least_rounds=7, rounds=10)
     statistics.median(wall / cpu for wall, cpu in zip(timing.values("threads", "duration"),
                       timing.values("sequential", "thread cpu")))                  # about 1.0
     shown = quietest(runs)            # the round in which the machine was quietest
