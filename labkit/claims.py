@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -164,6 +165,14 @@ class Timing:
     def most(self, way: str | None = None, metric: str = "value") -> float:
         """The largest value over the rounds: for counts done in a fixed time."""
         return max(self.values(way, metric))
+
+    def median_ratio(self, top: tuple[str, str], bottom: tuple[str, str]) -> float:
+        """The median over the rounds of ``top``'s value over ``bottom``'s in the same round
+        (each a way and a metric). Where the machine's speed drifts, the same work takes more
+        CPU time in one round than in another; a ratio taken within each round compares two
+        ways at one moment, as a ratio of bests from different rounds does not."""
+        pairs = zip(self.values(*top), self.values(*bottom), strict=True)
+        return statistics.median(a / b for a, b in pairs)
 
     def round_with_most(self, way: str, metric: str) -> Metrics:
         """Everything measured in the round where ``metric`` was largest: e.g. the round with

@@ -9,13 +9,13 @@ closed connection burns a core. The servers' CPU time is read from ``/proc`` thr
 ``ServerHandle.cpu_seconds()``.
 
 Lesson 13 weighs servers by the CPU they spend per echo round trip, in interleaved rounds
-(a ``labkit.Timing``: claims judged on each server's least, more rounds while one fails)::
+(a ``labkit.Timing``: claims compare servers within each round, more rounds while one fails)::
 
     with EchoCpuRounds({"selectors": ("selectors_echo", {}),
                         "uvloop protocol": ("asyncio_echo", {"api": "protocol",
                                                              "loop": "uvloop"})}) as rounds:
-        rounds.claim("uvloop is cheaper", lambda t: t.best("uvloop protocol", "µs")
-                     / t.best("selectors", "µs"), below=1)
+        rounds.claim("uvloop is cheaper", lambda t: t.median_ratio(("uvloop protocol", "µs"),
+                     ("selectors", "µs")), below=1, judged_on="median of the rounds")
         cpu = rounds.us_per_round_trip()
     plot_cpu_per_round_trip(cpu, reference="selectors")
 
@@ -81,15 +81,16 @@ def idle_cpu(
 
 class EchoCpuRounds(ServerRounds):
     """Server CPU time per echo round trip, as the ways of a ``labkit.Timing``: one way per
-    server, and a claim judged on each server's best round (``t.best(label, "µs")``).
+    server; ``t.best(label, "µs")`` is a server's least, ``t.median_ratio((a, "µs"), (b,
+    "µs"))`` compares two servers within each round.
 
     ``servers`` maps a label to a server's name and options (``("asyncio_echo", {"api":
     "protocol"})``). Every server is started once and warmed up; a round runs ``n_clients``
     clients sending ``messages`` of ``size`` bytes to each server in turn, and reads the CPU
     time the server spent from /proc (µs per round trip). At least ``least_rounds`` rounds run;
-    a claim that does not hold yet runs more, up to ``rounds`` and ``seconds``. Whatever else
-    the machine does only ever adds to a run's CPU time (a neighbour's process on the same
-    core evicts the server's caches), so the least is the truest, as ``timeit`` reports.
+    a claim that does not hold yet runs more, up to ``rounds`` and ``seconds``. The same work's
+    CPU time drifts with the machine (a neighbour on the same core evicts the server's caches;
+    the CPU's speed changes), so two servers compare best within a round.
 
     With ``pin`` (and two cores or more) the servers run on one core and our clients on
     another. With ``together``, servers and clients share one core, as on a one-core machine:

@@ -274,3 +274,12 @@ def test_server_rounds_stop_their_servers_when_the_first_round_fails():
     with pytest.raises(RuntimeError, match="broke"):
         Broken({"echo": ("selectors_echo", {})}, rounds=2)
     assert len(started) == 1 and not started[0].alive
+
+
+def test_median_ratio_compares_two_ways_within_each_round():
+    """In round one the machine sped up between the two ways; in the others both ran slow.
+    The ratio of bests pairs a's fast run with b's slow ones; the median of the rounds does not."""
+    a_values, b_values = iter([2.0, 6.0, 6.0]), iter([3.0, 3.0, 3.0])  # a does twice b's work
+    t = Timing({"a": lambda: next(a_values), "b": lambda: next(b_values)}, least_rounds=3)
+    assert t.best("a", "value") / t.best("b", "value") == pytest.approx(2 / 3)
+    assert t.median_ratio(("a", "value"), ("b", "value")) == pytest.approx(2.0)
