@@ -133,8 +133,7 @@ for loop_name in ("asyncio", "uvloop"):
     for api in ("streams", "protocol"):
         ECHO_SERVERS[f"{loop_name} {api}"] = ("asyncio_echo", {"api": api, "loop": loop_name})
 
-def relative(t, label):
-    """A server's CPU per round trip over the selectors server's in the same round: the median."""
+def relative(t, label):  # CPU per round trip / the selectors server's, each round: the median
     return t.median_ratio((label, "µs"), ("selectors (00)", "µs"))
 
 PAIRED = "median over 5 to 10 interleaved rounds"
