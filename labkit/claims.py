@@ -121,11 +121,12 @@ class Timing:
         least_rounds: int = 1,
     ) -> None:
         self.ways = dict(ways) if isinstance(ways, Mapping) else {"run": ways}
-        self.max_rounds, self.seconds = max(rounds, least_rounds), seconds
+        self.least_rounds = max(1, least_rounds)
+        self.max_rounds, self.seconds = max(rounds, self.least_rounds), seconds
         self.records: dict[str, list[Metrics]] = {name: [] for name in self.ways}
         self.watch = MachineWatch()
         self.started = time.perf_counter()
-        for _ in range(max(1, least_rounds)):
+        for _ in range(self.least_rounds):
             self.run_round()
 
     @property
@@ -194,6 +195,11 @@ class Timing:
         if self.max_rounds == 1:
             return "one run"
         return f"best of up to {self.max_rounds} interleaved runs"
+
+    @property
+    def median_of_rounds(self) -> str:
+        """The note for a claim judged on a median over the rounds (``median_ratio``)."""
+        return f"median over {self.least_rounds} to {self.max_rounds} interleaved rounds"
 
     def claim(
         self,

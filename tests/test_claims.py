@@ -118,6 +118,7 @@ def test_least_rounds_keep_a_noisy_first_round_from_passing_broken_code(strict):
     waits = iter([0.3, 0.01, 0.01, 0.01])
     settled = Timing({"job": lambda: time.sleep(next(waits))}, rounds=4, least_rounds=3)
     assert settled.rounds == 3
+    assert settled.median_of_rounds == "median over 3 to 4 interleaved rounds"
     with pytest.raises(ClaimFailed):
         settled.claim("the job takes over 0.1 s", lambda t: t["job"], above=0.1)
 

@@ -136,8 +136,8 @@ for loop_name in ("asyncio", "uvloop"):
 def relative(t, label):  # CPU per round trip / the selectors server's, each round: the median
     return t.median_ratio((label, "µs"), ("selectors (00)", "µs"))
 
-PAIRED = "median over 5 to 10 interleaved rounds"
 with EchoCpuRounds(ECHO_SERVERS, together=True, least_rounds=5) as rounds:
+    PAIRED = rounds.median_of_rounds   # how the claims below are judged
     rounds.claim("asking the selector first costs over 1.15x the CPU per round trip",
                  lambda t: relative(t, "selectors, asks first"), above=1.15, judged_on=PAIRED)
     rounds.claim("all within a factor of 4 of the selectors server, per round trip",
